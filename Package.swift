@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "nnsight-swift",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "nnsight", targets: ["nnsight"]),
+        .executable(name: "nnsight-worker", targets: ["nnsight-worker"]),
+        .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "Coordinator", targets: ["Coordinator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+    ],
+    targets: [
+        // No pkgConfig for CZMQ: `pkg-config libzmq` adds `-isystem /usr/include/mit-krb5`, which SwiftPM
+        // rejects with a warning on every build; zmq.h is in /usr/include, so the module map suffices.
+        .systemLibrary(name: "CZMQ", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "Wire", dependencies: [
+            "CZMQ",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        .target(name: "Engine", dependencies: ["CBLAS"]),
+        .target(name: "Worker", dependencies: [
+            "Wire", "Engine",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Coordinator", dependencies: [
+            "Wire", "Engine",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "nnsight", dependencies: [
+            "Coordinator", "Engine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "nnsight-worker", dependencies: [
+            "Worker", "Engine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,66 @@
+/// Keys and values of every position seen so far, for the layers of one stage and one batch of
+/// sequences, plus which positions are real tokens (left padding is not).
+///
+/// Layout per layer: `(B, NH, capacity, HD)`, so one head's keys are contiguous for the
+/// attention matmuls.
+public final class KVCache {
+    public let batch: Int
+    public let capacity: Int
+    public private(set) var length = 0
+    let heads: Int, headDim: Int
+    private let layerCount: Int
+    private let keys: UnsafeMutablePointer<Float>
+    private let values: UnsafeMutablePointer<Float>
+    /// (B, capacity): 1 where the position holds a real token.
+    let mask: UnsafeMutablePointer<UInt8>
+
+    public init(config: GPT2Config, layers: Int, batch: Int, capacity: Int? = nil) {
+        self.batch = batch
+        self.capacity = capacity ?? config.nPositions
+        heads = config.nHead
+        headDim = config.headDim
+        layerCount = layers
+        let size = layers * batch * config.nEmbd * self.capacity
+        keys = .allocate(capacity: max(size, 1))
+        values = .allocate(capacity: max(size, 1))
+        mask = .allocate(capacity: max(batch * self.capacity, 1))
+        mask.initialize(repeating: 0, count: max(batch * self.capacity, 1))
+    }
+
+    deinit {
+        keys.deallocate()
+        values.deallocate()
+        mask.deallocate()
+    }
+
+    /// Bytes held by keys and values.
+    public var byteCount: Int { 2 * layerCount * batch * heads * headDim * capacity * 4 }
+
+    /// Starts a step of `count` new positions with their padding mask `(B, count)`.
+    func beginStep(count: Int, mask newMask: [UInt8]) throws {
+        guard length + count <= capacity else {
+            throw EngineError.promptTooLong(length: length + count, limit: capacity)
+        }
+        for b in 0..<batch {
+            for t in 0..<count { mask[b * capacity + length + t] = newMask[b * count + t] }
+        }
+    }
+
+    /// Commits the step's positions once every layer has stored them.
+    func endStep(count: Int) { length += count }
+
+    /// Start of head `h`'s keys for sequence `b` in stage-local layer `l`: `(capacity, HD)`.
+    func keys(layer l: Int, batch b: Int, head h: Int) -> UnsafeMutablePointer<Float> {
+        keys + (((l * batch + b) * heads + h) * capacity) * headDim
+    }
+
+    func values(layer l: Int, batch b: Int, head h: Int) -> UnsafeMutablePointer<Float> {
+        values + (((l * batch + b) * heads + h) * capacity) * headDim
+    }
+
+    /// Forgets everything (the buffers are kept for reuse).
+    public func reset() {
+        length = 0
+        mask.update(repeating: 0, count: batch * capacity)
+    }
+}

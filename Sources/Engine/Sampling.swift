@@ -1,0 +1,88 @@
+import Foundation
+
+/// How the next token is chosen from the last position's logits.
+///
+/// ```swift
+/// let greedy = SamplingParameters()                       // argmax, the default
+/// let sampled = SamplingParameters(temperature: 0.8, topK: 40, topP: 0.95, seed: 7)
+/// ```
+public struct SamplingParameters: Sendable, Equatable {
+    /// 0 means greedy (argmax).
+    public var temperature: Float
+    /// Keep only the k most likely tokens (0: all).
+    public var topK: Int
+    /// Keep the smallest set of tokens whose probability reaches p (1: all).
+    public var topP: Float
+    public var seed: UInt64
+
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, seed: UInt64 = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.seed = seed
+    }
+
+    public var isGreedy: Bool { temperature == 0 }
+
+    public func validate() throws {
+        guard temperature >= 0, temperature.isFinite else { throw EngineError.invalidArgument("temperature must be >= 0, got \(temperature)") }
+        guard topK >= 0 else { throw EngineError.invalidArgument("top_k must be >= 0, got \(topK)") }
+        guard topP > 0, topP <= 1 else { throw EngineError.invalidArgument("top_p must be in (0, 1], got \(topP)") }
+    }
+}
+
+/// Picks tokens from logits; holds the seeded generator so a run is reproducible.
+public struct Sampler: Sendable {
+    public let parameters: SamplingParameters
+    private var rng: SplitMix64
+    private var candidates: [(index: Int, logit: Float)] = []
+
+    public init(_ parameters: SamplingParameters) {
+        self.parameters = parameters
+        rng = SplitMix64(seed: parameters.seed)
+    }
+
+    /// Index of the largest value; the first one on ties, as `torch.argmax`.
+    public static func argmax(_ logits: UnsafeBufferPointer<Float>) -> Int {
+        var best = 0
+        var bestValue = -Float.infinity
+        for i in 0..<logits.count where logits[i] > bestValue {
+            bestValue = logits[i]
+            best = i
+        }
+        return best
+    }
+
+    public mutating func next(_ logits: UnsafeBufferPointer<Float>) -> Int {
+        guard !parameters.isGreedy else { return Self.argmax(logits) }
+        candidates.removeAll(keepingCapacity: true)
+        for i in 0..<logits.count { candidates.append((i, logits[i] / parameters.temperature)) }
+        candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.index < $1.index) }
+        if parameters.topK > 0 && parameters.topK < candidates.count {
+            candidates.removeLast(candidates.count - parameters.topK)
+        }
+        let maxLogit = candidates[0].logit
+        var probabilities = candidates.map { expf($0.logit - maxLogit) }
+        var total = probabilities.reduce(0, +)
+        if parameters.topP < 1 {
+            var cumulative: Float = 0
+            var keep = probabilities.count
+            for (i, p) in probabilities.enumerated() {
+                cumulative += p / total
+                if cumulative >= parameters.topP {
+                    keep = i + 1
+                    break
+                }
+            }
+            probabilities.removeLast(probabilities.count - keep)
+            total = probabilities.reduce(0, +)
+        }
+        let u = rng.nextUnitFloat() * total
+        var acc: Float = 0
+        for (i, p) in probabilities.enumerated() {
+            acc += p
+            if u < acc { return candidates[i].index }
+        }
+        return candidates[probabilities.count - 1].index
+    }
+}

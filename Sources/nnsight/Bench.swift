@@ -1,0 +1,104 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the Engine on a random-weight model of GPT-2 small's shape.",
+        discussion: """
+        Builds GPT-2 small (12 layers, 768 hidden, 12 heads, 50257 vocab, 1024 positions) with random
+        weights in memory and times prefill (10 and 128 tokens, last-position logits), batch-1 decode
+        (median over 64 steps) and batch-8 decode. Run a release build:
+          swift build -c release && .build/release/nnsight bench --json
+        """)
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    @Option(name: .long, help: "OpenBLAS threads (default: the machine's cores).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Decode steps timed per measurement.")
+    var steps: Int = 64
+
+    @Option(name: .long, help: "Repetitions of each prefill measurement.")
+    var repeats: Int = 7
+
+    func run() throws {
+        BLASRuntime.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let config = GPT2Config.gpt2Small
+        let model = GPT2(weights: try GPT2Weights.random(config: config, seed: 1))
+        let pipeline = try Pipeline(stages: [model])
+        var rng = SplitMix64(seed: 42)
+        func prompt(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
+
+        func prefill(_ length: Int) throws -> Double {
+            let step = StepInput(tokens: prompt(length))
+            let states = pipeline.makeStates(batch: 1, capacity: length)
+            var times: [Double] = []
+            for _ in 0..<repeats {
+                states[0].cache.reset()
+                times.append(try timed { _ = try pipeline.forward(step, states: states) })
+            }
+            return median(times)
+        }
+
+        /// Median seconds per decode step for `batch` sequences after a 10-token prompt.
+        func decode(batch: Int) throws -> Double {
+            let prompts = (0..<batch).map { _ in prompt(10) }
+            let padded = PaddedBatch(prompts: prompts, padTokenId: 0)
+            let states = pipeline.makeStates(batch: batch, capacity: 10 + steps + 1)
+            var logits = try pipeline.forward(padded.firstStep, states: states)
+            var times: [Double] = []
+            for s in 0..<steps {
+                var next = [Int32](repeating: 0, count: batch)
+                for b in 0..<batch {
+                    let row = UnsafeBufferPointer(rebasing: logits.values[(b * config.vocabSize)..<((b + 1) * config.vocabSize)])
+                    next[b] = Int32(Sampler.argmax(row))
+                }
+                let step = StepInput(batch: batch, length: 1, tokens: next,
+                                     positions: [Int32](repeating: Int32(10 + s), count: batch),
+                                     mask: [UInt8](repeating: 1, count: batch))
+                times.append(try timed { logits = try pipeline.forward(step, states: states) })
+            }
+            return median(times)
+        }
+
+        let prefill10 = try prefill(10)
+        let prefill128 = try prefill(128)
+        let decode1 = try decode(batch: 1)
+        let decode8 = try decode(batch: 8)
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let figures: [(String, Any)] = [
+            ("model", "gpt2-small-shape (random weights)"),
+            ("prefill_ms_10", round3(prefill10 * 1000)),
+            ("prefill_ms_128", round3(prefill128 * 1000)),
+            ("decode_ms_per_token", round3(decode1 * 1000)),
+            ("decode_tokens_per_s_batch8", round3(8 / decode8)),
+            ("peak_rss_mb", round3(Double(usage.ru_maxrss) / 1024)),
+            ("threads", BLASRuntime.threads),
+            ("blas_core", BLASRuntime.coreName),
+        ]
+        if json {
+            let object = Dictionary(uniqueKeysWithValues: figures.map { ($0.0, $0.1) })
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            for (key, value) in figures { print("\(key): \(value)") }
+        }
+    }
+}
+
+func timed(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }

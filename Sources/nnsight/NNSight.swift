@@ -1,0 +1,39 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+@main
+struct NNSight: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nnsight",
+        abstract: "Run GPT-2 and look inside it while it generates.",
+        subcommands: [Generate.self, Bench.self],
+        defaultSubcommand: Generate.self)
+
+    static func main() {
+        BLASRuntime.ensureFastKernels()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// Flags shared by every command that loads a checkpoint.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "A Hugging Face GPT-2 directory (config.json, model.safetensors, vocab.json, merges.txt).")
+    var model: String = "Models/tiny-license-gpt2"
+
+    @Option(name: .long, help: "OpenBLAS threads (default: the machine's cores).")
+    var threads: Int?
+
+    func applyThreads() {
+        BLASRuntime.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+    }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+}
