@@ -37,6 +37,8 @@ public struct StageOutput {
     public let values: UnsafeBufferPointer<Float>
     /// `[B, T, C]` for hidden states; `[B, T, V]` (all positions) or `[B, 1, V]` (last only) for logits.
     public let shape: [Int]
+    /// Keeps the workspace that `values` points into alive.
+    let owner: InferenceState
 }
 
 /// GPT-2 layers `[a, b)` (one pipeline stage, or the whole model), llm.c-style: each module a
@@ -86,9 +88,9 @@ public final class GPT2: @unchecked Sendable {
         }
         cache.endStep(count: T)
         guard weights.hasHead else {
-            return StageOutput(kind: .hidden, values: UnsafeBufferPointer(start: x, count: B * T * C), shape: [B, T, C])
+            return StageOutput(kind: .hidden, values: UnsafeBufferPointer(start: x, count: B * T * C), shape: [B, T, C], owner: state)
         }
-        return try head(x: x, B: B, T: T, ws: ws, hooks: hooks, allLogits: allLogits)
+        return try head(x: x, B: B, T: T, state: state, hooks: hooks, allLogits: allLogits)
     }
 
     // MARK: - modules
@@ -195,8 +197,9 @@ public final class GPT2: @unchecked Sendable {
         }
     }
 
-    private func head(x: UnsafeMutablePointer<Float>, B: Int, T: Int, ws: Workspace,
+    private func head(x: UnsafeMutablePointer<Float>, B: Int, T: Int, state: InferenceState,
                       hooks: (any HookHandler)?, allLogits: Bool) throws -> StageOutput {
+        let ws = state.workspace
         let C = config.nEmbd, V = config.vocabSize, N = B * T
         let shape = [B, T, C]
         try fire(.lnF, .input, x, shape, hooks)
@@ -216,7 +219,7 @@ public final class GPT2: @unchecked Sendable {
         Ops.matmulTransposed(logits, input, weights.lmHead!, m: rows, k: C, n: V)
         let outShape = [B, full ? T : 1, V]
         try fire(.lmHead, .output, logits, outShape, hooks)
-        return StageOutput(kind: .logits, values: UnsafeBufferPointer(start: logits, count: rows * V), shape: outShape)
+        return StageOutput(kind: .logits, values: UnsafeBufferPointer(start: logits, count: rows * V), shape: outShape, owner: state)
     }
 
     // MARK: - hooks

@@ -1,0 +1,70 @@
+import Engine
+import Foundation
+import Testing
+
+/// The forward pass against the real nnsight/transformers goldens on the fixture model.
+@Suite struct GPT2Tests {
+    let prompt = [748, 638, 1727, 605, 361, 1422, 382, 316, 292, 289, 538, 334]  // P1, 12 tokens
+
+    @Test(arguments: [[], [2], [1, 3]])
+    func traceBasicMatchesGoldens(splits: [Int]) throws {
+        let saves = try Fixtures.saves("trace_basic")
+        let pipeline = try Fixtures.loadPipeline(splits: splits)
+        let wanted: [(String, HookPoint)] = [
+            ("embed", HookPoint(.wte, .output)),
+            ("h0_attn", HookPoint(.attn(0), .output)), ("h0_mlp", HookPoint(.mlp(0), .output)),
+            ("h0", HookPoint(.block(0), .output)),
+            ("h1_attn", HookPoint(.attn(1), .output)), ("h1_mlp", HookPoint(.mlp(1), .output)),
+            ("h1", HookPoint(.block(1), .output)), ("h_last", HookPoint(.block(3), .output)),
+            ("ln_f", HookPoint(.lnF, .output)), ("logits", HookPoint(.lmHead, .output)),
+        ]
+        let recorder = Recorder(capture: Set(wanted.map(\.1)))
+        let states = pipeline.makeStates(batch: 1, capacity: prompt.count)
+        let logits = try pipeline.forward(StepInput(tokens: prompt), states: states, hooks: recorder)
+        for (name, point) in wanted {
+            let golden = try GoldenTensor(saves[name])
+            #expect(recorder.shapes[point] == golden.shape, "\(name) shape")
+            expectClose(try #require(recorder.captures[point]), golden, name)
+        }
+        #expect(logits.shape == [1, 12, 2000])
+        let last = UnsafeBufferPointer(rebasing: logits.values[(11 * 2000)...])
+        #expect(Sampler.argmax(last) == (try GoldenTensor(saves["next_token"])).ints[0])
+    }
+
+    @Test func lastPositionLogitsEqualFullLogits() throws {
+        let pipeline = try Fixtures.loadPipeline()
+        let full = try pipeline.forward(StepInput(tokens: prompt), states: pipeline.makeStates(batch: 1, capacity: 12), allLogits: true)
+        let fullLast = Array(full.values[(11 * 2000)...])
+        let last = try pipeline.forward(StepInput(tokens: prompt), states: pipeline.makeStates(batch: 1, capacity: 12))
+        #expect(last.shape == [1, 1, 2000])
+        // sgemv (one row) and sgemm (all rows) sum in different orders: equal up to float rounding.
+        let worst = zip(last.values, fullLast).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst <= 1e-5, "last-position logits differ from the full computation by \(worst)")
+    }
+
+    /// Running `[0, k)` then `[k, n)` is bit-identical to `[0, n)`, through a whole generation.
+    @Test func layerRangesAreBitIdentical() throws {
+        let whole = try Fixtures.loadPipeline()
+        let parameters = GenerationParameters(maxNewTokens: 6, eosTokenId: nil, padTokenId: 1999)
+        let prompts = [prompt, [39, 68, 100]]
+        let probe = Set([HookPoint(.block(3), .output), HookPoint(.lmHead, .output)])
+        let expected = try whole.generate(prompts: prompts, parameters)
+        for k in 1..<4 {
+            let split = try Fixtures.loadPipeline(splits: [k])
+            #expect(split.stages.map(\.layers) == [0..<k, k..<4])
+            var wholeCaptures: [[Float]] = [], splitCaptures: [[Float]] = []
+            let recordersA = (0..<6).map { _ in Recorder(capture: probe) }
+            let recordersB = (0..<6).map { _ in Recorder(capture: probe) }
+            let a = try whole.generate(prompts: prompts, parameters) { recordersA[$0] }
+            let b = try split.generate(prompts: prompts, parameters) { recordersB[$0] }
+            #expect(a == b && a == expected, "split at \(k)")
+            for s in 0..<6 {
+                for point in probe {
+                    wholeCaptures.append(try #require(recordersA[s].captures[point]))
+                    splitCaptures.append(try #require(recordersB[s].captures[point]))
+                }
+            }
+            #expect(wholeCaptures == splitCaptures, "activations with split at \(k) differ")
+        }
+    }
+}
