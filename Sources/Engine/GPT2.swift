@@ -147,7 +147,7 @@ public final class GPT2: @unchecked Sendable {
         try fire(.mlp(l), .input, ln, shape, hooks)
         let fc = ws.fc.reserve(N * I)
         Ops.matmul(fc, ln, w.fcW, w.fcB, m: N, k: C, n: I)
-        Ops.gelu(fc, count: N * I)
+        Vectorized.gelu(fc, count: N * I)
         let mlpOut = ws.mlpOut.reserve(N * C)
         Ops.matmul(mlpOut, fc, w.fcProjW, w.fcProjB, m: N, k: I, n: C)
         try fire(.mlp(l), .output, mlpOut, shape, hooks)
@@ -157,6 +157,8 @@ public final class GPT2: @unchecked Sendable {
 
     /// Causal self-attention with the KV cache: stores this step's keys and values, then
     /// y (B,T,C) = softmax(q k^T / sqrt(HD), causal + padding mask) v, head by head.
+    /// Prefill uses BLAS per head; a decode step's one query uses SIMD loops, where BLAS call
+    /// overhead would exceed the work.
     private func attention(_ y: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, layer l: Int,
                            B: Int, T: Int, ws: Workspace, cache: KVCache) {
         let C = config.nEmbd, NH = config.nHead, HD = config.headDim
@@ -166,33 +168,34 @@ public final class GPT2: @unchecked Sendable {
         for b in 0..<B {
             let maskRow = cache.mask + b * cache.capacity
             for h in 0..<NH {
-                let keys = cache.keys(layer: l, batch: b, head: h)
-                let values = cache.values(layer: l, batch: b, head: h)
+                let keys = cache.keys(layer: l, batch: b, head: h)      // (L, HD)
+                let values = cache.values(layer: l, batch: b, head: h)  // (L, HD)
                 for t in 0..<T {
                     let row = qkv + (b * T + t) * 3 * C
                     (keys + (L0 + t) * HD).update(from: row + C + h * HD, count: HD)
                     (values + (L0 + t) * HD).update(from: row + 2 * C + h * HD, count: HD)
                 }
-                let q = qkv + b * T * 3 * C + h * HD      // (T, HD), row stride 3C
-                let out = y + b * T * C + h * HD          // (T, HD), row stride C
+                let q = qkv + b * T * 3 * C + h * HD  // (T, HD), row stride 3C
+                let out = y + b * T * C + h * HD      // (T, HD), row stride C
                 if T == 1 {
-                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(L), Int32(HD), scale, keys, Int32(HD), q, 1, 0, scores, 1)
-                } else {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(L), Int32(HD),
-                                scale, q, Int32(3 * C), keys, Int32(HD), 0, scores, Int32(L))
+                    for j in 0..<L { scores[j] = Vectorized.dot(q, keys + j * HD, count: HD) * scale }
+                    Ops.maskedSoftmax(scores, count: L) { maskRow[$0] != 0 }
+                    out.update(repeating: 0, count: HD)
+                    for j in 0..<L where scores[j] != 0 {
+                        Vectorized.axpy(scores[j], values + j * HD, out, count: HD)
+                    }
+                    continue
                 }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(L), Int32(HD),
+                            scale, q, Int32(3 * C), keys, Int32(HD), 0, scores, Int32(L))
                 for t in 0..<T {
                     let visible = L0 + t + 1
                     let s = scores + t * L
                     Ops.maskedSoftmax(s, count: visible) { maskRow[$0] != 0 }
                     (s + visible).update(repeating: 0, count: L - visible)
                 }
-                if T == 1 {
-                    cblas_sgemv(CblasRowMajor, CblasTrans, Int32(L), Int32(HD), 1, values, Int32(HD), scores, 1, 0, out, 1)
-                } else {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(HD), Int32(L),
-                                1, scores, Int32(L), values, Int32(HD), 0, out, Int32(C))
-                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(HD), Int32(L),
+                            1, scores, Int32(L), values, Int32(HD), 0, out, Int32(C))
             }
         }
     }

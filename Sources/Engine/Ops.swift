@@ -52,15 +52,6 @@ enum Ops {
         }
     }
 
-    /// gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place.
-    static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        let s: Float = 0.7978845608028654
-        for i in 0..<count {
-            let v = x[i]
-            x[i] = 0.5 * v * (1 + tanhf(s * (v + 0.044715 * v * v * v)))
-        }
-    }
-
     /// a += b, elementwise.
     static func add(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
         for i in 0..<count { a[i] += b[i] }
