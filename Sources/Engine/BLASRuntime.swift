@@ -37,18 +37,26 @@ public enum BLASRuntime {
         return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
     }()
 
-    /// The OpenBLAS core type this CPU should run, or nil if it has neither AVX2 nor AVX-512.
-    public static var recommendedCore: String? {
-        if cpuFlags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl"]) { return "SkylakeX" }
-        if cpuFlags.isSuperset(of: ["avx2", "fma"]) { return "Haswell" }
+    /// The OpenBLAS core type a CPU with these flags should run, or nil without AVX2 or AVX-512.
+    public static func recommendedCore(flags: Set<String>) -> String? {
+        if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl"]) { return "SkylakeX" }
+        if flags.isSuperset(of: ["avx2", "fma"]) { return "Haswell" }
         return nil
+    }
+
+    /// The core type to re-execute with, or nil to keep the running kernels: only when OpenBLAS
+    /// chose a generic kernel, the CPU has a fast one, and the user has not set the variable.
+    public static func coreToReexec(running core: String, flags: Set<String>, environment: String?) -> String? {
+        guard environment == nil, genericCores.contains(core) else { return nil }
+        return recommendedCore(flags: flags)
     }
 
     /// Re-executes the process with `OPENBLAS_CORETYPE` set when OpenBLAS chose a generic kernel
     /// on a CPU that has a fast one. Does nothing if the variable is already set (a user's choice,
     /// or the second run).
     public static func ensureFastKernels() {
-        guard getenv("OPENBLAS_CORETYPE") == nil, isGenericCore, let core = recommendedCore else { return }
+        let environment = getenv("OPENBLAS_CORETYPE").map { String(cString: $0) }
+        guard let core = coreToReexec(running: coreName, flags: cpuFlags, environment: environment) else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
         var arguments = CommandLine.arguments.map { strdup($0) }
         arguments.append(nil)

@@ -30,15 +30,23 @@ public struct StepInput: Sendable {
 }
 
 /// What a stage hands on: hidden states `(B,T,C)` for the next stage, or logits from the last.
-/// The buffer belongs to the state's workspace and is valid until its next forward pass.
+/// The values live in the state's workspace (no copy per step) and stay valid until its next
+/// forward pass; read them through `withValues` or copy them with `array`.
 public struct StageOutput {
-    public enum Kind { case hidden, logits }
+    public enum Kind: Sendable { case hidden, logits }
     public let kind: Kind
-    public let values: UnsafeBufferPointer<Float>
+    let values: UnsafeBufferPointer<Float>
     /// `[B, T, C]` for hidden states; `[B, T, V]` (all positions) or `[B, 1, V]` (last only) for logits.
     public let shape: [Int]
     /// Keeps the workspace that `values` points into alive.
     let owner: InferenceState
+
+    public func withValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try withExtendedLifetime(owner) { try body(values) }
+    }
+
+    /// A copy of the values.
+    public var array: [Float] { withValues { Array($0) } }
 }
 
 /// GPT-2 layers `[a, b)` (one pipeline stage, or the whole model), llm.c-style: each module a

@@ -52,9 +52,10 @@ struct Bench: ParsableCommand {
             var times: [Double] = []
             for s in 0..<steps {
                 var next = [Int32](repeating: 0, count: batch)
-                for b in 0..<batch {
-                    let row = UnsafeBufferPointer(rebasing: logits.values[(b * config.vocabSize)..<((b + 1) * config.vocabSize)])
-                    next[b] = Int32(Sampler.argmax(row))
+                logits.withValues { values in
+                    for b in 0..<batch {
+                        next[b] = Int32(Sampler.argmax(UnsafeBufferPointer(rebasing: values[(b * config.vocabSize)..<((b + 1) * config.vocabSize)])))
+                    }
                 }
                 let step = StepInput(batch: batch, length: 1, tokens: next,
                                      positions: [Int32](repeating: Int32(10 + s), count: batch),

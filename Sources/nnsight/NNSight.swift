@@ -7,7 +7,7 @@ struct NNSight: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nnsight",
         abstract: "Run GPT-2 and look inside it while it generates.",
-        subcommands: [Generate.self, Bench.self],
+        subcommands: [Generate.self, Bench.self, Info.self],
         defaultSubcommand: Generate.self)
 
     static func main() {

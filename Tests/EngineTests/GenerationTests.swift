@@ -107,7 +107,7 @@ import Testing
                 states: pipeline.makeStates(batch: prompts.count, capacity: length), allLogits: true)
             let cached = try #require(recorders[step].captures[point])  // (B, 1, V)
             for b in 0..<prompts.count {
-                let full = Array(recomputed.values[((b * length + length - 1) * V)..<((b * length + length) * V)])
+                let full = Array(recomputed.array[((b * length + length - 1) * V)..<((b * length + length) * V)])
                 let incremental = Array(cached[(b * V)..<((b + 1) * V)])
                 let worst = zip(full, incremental).map { abs($0 - $1) - 1e-4 * abs($0) }.max()!
                 #expect(worst <= 1e-4, "step \(step) row \(b): cached logits differ by \(worst)")

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# One command: install what is missing, build, and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+swift build --build-tests
+swift test
