@@ -3,7 +3,7 @@ import Foundation
 /// SIMD kernels for the element-wise work between matmuls: OpenBLAS call overhead dominates on
 /// tiny per-head products, and libm's scalar `tanhf` dominated GELU at prefill.
 enum Vectorized {
-    typealias V = SIMD16<Float>
+    typealias V = SIMD8<Float>
 
     @inline(__always)
     static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
@@ -16,7 +16,12 @@ enum Vectorized {
     @inline(__always)
     static func exp(_ x: V) -> V {
         let x = x.clamped(lowerBound: V(repeating: -87), upperBound: V(repeating: 88))
-        let n = (x * 1.442_695_040_888_963_4).rounded(.toNearestOrEven)
+        // Round x / ln2 to the nearest integer n by adding 1.5 * 2^23: the sum's low mantissa bits
+        // hold n, which integer subtraction recovers (SSE2 has no vector rounding instruction,
+        // and a generic `.rounded()` becomes a libm call per lane).
+        let magic = V(repeating: 12_582_912)
+        let shifted = x * 1.442_695_040_888_963_4 + magic
+        let n = shifted - magic
         let f = x - n * 0.693_145_751_953_125 - n * 1.428_606_765_330_187_0e-06
         var p = V(repeating: 1.0 / 5040)
         p = p * f + 1.0 / 720
@@ -26,10 +31,7 @@ enum Vectorized {
         p = p * f + 0.5
         p = p * f + 1
         p = p * f + 1
-        // n is integral: adding 1.5 * 2^23 puts it in the low mantissa bits, which the integer
-        // subtraction recovers (a generic SIMD float-to-int conversion is not vectorised).
-        let magic = V(repeating: 12_582_912)
-        let integer = unsafeBitCast(n + magic, to: SIMD16<Int32>.self) &- unsafeBitCast(magic, to: SIMD16<Int32>.self)
+        let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
         return p * unsafeBitCast((integer &+ 127) &<< 23, to: V.self)
     }
 
@@ -37,12 +39,12 @@ enum Vectorized {
     static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         let s: Float = 0.797_884_560_802_865_4
         var i = 0
-        while i + 16 <= count {
+        while i + V.scalarCount <= count {
             let v = load(x + i)
             let u = s * (v + 0.044715 * v * v * v)
             let onePlusTanh = 2 - 2 / (exp(2 * u) + 1)
             store(0.5 * v * onePlusTanh, x + i)
-            i += 16
+            i += V.scalarCount
         }
         while i < count {
             let v = x[i]
@@ -56,9 +58,9 @@ enum Vectorized {
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
         var acc = V()
         var i = 0
-        while i + 16 <= count {
+        while i + V.scalarCount <= count {
             acc += load(a + i) * load(b + i)
-            i += 16
+            i += V.scalarCount
         }
         var sum = horizontalSum(acc)
         while i < count {
@@ -71,8 +73,7 @@ enum Vectorized {
     /// Sum of the lanes by halving (the generic `.sum()` is not vectorised).
     @inline(__always)
     static func horizontalSum(_ v: V) -> Float {
-        let s8 = v.lowHalf + v.highHalf
-        let s4 = s8.lowHalf + s8.highHalf
+        let s4 = v.lowHalf + v.highHalf
         let s2 = s4.lowHalf + s4.highHalf
         return s2[0] + s2[1]
     }
@@ -81,9 +82,9 @@ enum Vectorized {
     @inline(__always)
     static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
-        while i + 16 <= count {
+        while i + V.scalarCount <= count {
             store(load(y + i) + alpha * load(x + i), y + i)
-            i += 16
+            i += V.scalarCount
         }
         while i < count {
             y[i] += alpha * x[i]
