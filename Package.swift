@@ -24,7 +24,10 @@ let package = Package(
             "CZMQ",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
-        .target(name: "Engine", dependencies: ["CBLAS"]),
+        // Small-batch matmul kernels compiled for AVX2 + FMA; Engine calls them only on CPUs
+        // that have both (checked at run time), so the rest of the binary stays portable x86-64.
+        .target(name: "EngineKernels", swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
+        .target(name: "Engine", dependencies: ["CBLAS", "EngineKernels"]),
         .target(name: "Worker", dependencies: [
             "Wire", "Engine",
             .product(name: "Logging", package: "swift-log"),

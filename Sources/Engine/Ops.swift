@@ -1,9 +1,15 @@
 import CBLAS
+import EngineKernels
 import Foundation
 
 // The forward pass's building blocks, each a loop over contiguous row-major buffers
 // (B = batch, T = tokens this step, C = channels). Matmuls go to OpenBLAS.
 enum Ops {
+    /// Rows up to which the AVX2 small-batch kernels beat OpenBLAS's sgemm (which packs the
+    /// whole weight matrix on every call).
+    static let smallBatchLimit = 16
+    static let hasSmallBatchKernels = BLASRuntime.cpuFlags.isSuperset(of: ["avx2", "fma"])
+
     /// out = layernorm(inp) * weight + bias over the last dim. (N,C) -> (N,C); may alias.
     static func layerNorm(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                           _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
@@ -35,6 +41,8 @@ enum Ops {
         }
         if M == 1 {
             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(K), Int32(N), 1, weight, Int32(N), inp, 1, 1, out, 1)
+        } else if M <= smallBatchLimit && hasSmallBatchKernels {
+            smallMatmul(out, inp, weight, bias, m: M, k: K, n: N, threads: BLASRuntime.threads)
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(N), Int32(K),
                         1, inp, Int32(K), weight, Int32(N), 1, out, Int32(N))
@@ -46,6 +54,8 @@ enum Ops {
                                  _ table: UnsafePointer<Float>, m M: Int, k C: Int, n V: Int) {
         if M == 1 {
             cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(V), Int32(C), 1, table, Int32(C), inp, 1, 0, out, 1)
+        } else if M <= smallBatchLimit && hasSmallBatchKernels {
+            smallMatmulTransposed(out, inp, table, m: M, k: C, n: V, threads: BLASRuntime.threads)
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(V), Int32(C),
                         1, inp, Int32(C), table, Int32(C), 0, out, Int32(V))
