@@ -45,7 +45,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "nnsight"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineKernels", "nnsight"]),
     ],
     swiftLanguageModes: [.v6]
 )

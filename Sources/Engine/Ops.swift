@@ -36,13 +36,14 @@ enum Ops {
     static func matmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                        _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                        m M: Int, k K: Int, n N: Int) {
+        if M > 1 && M <= smallBatchLimit && hasSmallBatchKernels {
+            return smallMatmul(out, inp, weight, bias, m: M, k: K, n: N, threads: BLASRuntime.threads)
+        }
         for r in 0..<M {
             if let bias { (out + r * N).update(from: bias, count: N) } else { (out + r * N).update(repeating: 0, count: N) }
         }
         if M == 1 {
             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(K), Int32(N), 1, weight, Int32(N), inp, 1, 1, out, 1)
-        } else if M <= smallBatchLimit && hasSmallBatchKernels {
-            smallMatmul(out, inp, weight, bias, m: M, k: K, n: N, threads: BLASRuntime.threads)
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(N), Int32(K),
                         1, inp, Int32(K), weight, Int32(N), 1, out, Int32(N))
