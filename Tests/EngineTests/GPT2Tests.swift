@@ -68,3 +68,51 @@ import Testing
         }
     }
 }
+
+/// Inputs are what flowed into a module: the previous module's output, as in Hugging Face.
+@Suite struct HookPointTests {
+    @Test func inputsEqualTheOutputsThatFeedThem() throws {
+        let pipeline = try Fixtures.loadPipeline(splits: [2])
+        let pairs: [(HookPoint, HookPoint)] = [
+            (HookPoint(.block(1), .input), HookPoint(.block(0), .output)),
+            (HookPoint(.block(2), .input), HookPoint(.block(1), .output)),   // across the stage boundary
+            (HookPoint(.ln1(3), .input), HookPoint(.block(2), .output)),
+            (HookPoint(.attn(3), .input), HookPoint(.ln1(3), .output)),
+            (HookPoint(.mlp(3), .input), HookPoint(.ln2(3), .output)),
+            (HookPoint(.lnF, .input), HookPoint(.block(3), .output)),
+            (HookPoint(.lmHead, .input), HookPoint(.lnF, .output)),
+        ]
+        let recorder = Recorder(capture: Set(pairs.flatMap { [$0.0, $0.1] }))
+        _ = try pipeline.forward(StepInput(tokens: [748, 638, 1727]), states: pipeline.makeStates(batch: 1, capacity: 3), hooks: recorder)
+        for (input, output) in pairs {
+            #expect(recorder.captures[input] != nil && recorder.captures[input] == recorder.captures[output], "\(input) != \(output)")
+        }
+    }
+
+    @Test func tokenIdsAreVisibleAndEditableAtTheEmbeddingInput() throws {
+        final class SwapTokens: HookHandler {
+            var seen: [Int32] = []
+            func wants(_ point: HookPoint) -> Bool { point == HookPoint(.wte, .input) }
+            func visit(_ point: HookPoint, _ value: HookValue) throws {
+                guard case let .ids(ids, shape) = value else { return }
+                #expect(shape == [1, 3])
+                seen = Array(ids)
+                ids[2] = 5
+            }
+        }
+        let pipeline = try Fixtures.loadPipeline()
+        let swap = SwapTokens()
+        let edited = try pipeline.forward(StepInput(tokens: [748, 638, 1727]), states: pipeline.makeStates(batch: 1, capacity: 3), hooks: swap).array
+        #expect(swap.seen == [748, 638, 1727])
+        let direct = try pipeline.forward(StepInput(tokens: [748, 638, 5]), states: pipeline.makeStates(batch: 1, capacity: 3)).array
+        #expect(edited == direct)
+    }
+
+    @Test func forwardOrderListsEveryPointOnce() {
+        let order = HookPoint.forwardOrder(layers: 2)
+        #expect(order.count == 4 + 2 * 10 + 4)
+        #expect(Set(order).count == order.count)
+        #expect(order.first == HookPoint(.wte, .input) && order.last == HookPoint(.lmHead, .output))
+        #expect(order.firstIndex(of: HookPoint(.mlp(0), .output))! < order.firstIndex(of: HookPoint(.block(0), .output))!)
+    }
+}
