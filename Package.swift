@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "nnsight", targets: ["nnsight"]),
         .executable(name: "nnsight-worker", targets: ["nnsight-worker"]),
+        .executable(name: "nnsight-wire-echo", targets: ["nnsight-wire-echo"]),
         .library(name: "Engine", targets: ["Engine"]),
         .library(name: "Coordinator", targets: ["Coordinator"]),
     ],
@@ -45,6 +46,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .executableTarget(name: "nnsight-wire-echo", dependencies: [
+            "Wire",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "nnsight-wire-echo"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineKernels", "nnsight"]),
     ],
     swiftLanguageModes: [.v6]
