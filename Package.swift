@@ -21,8 +21,10 @@ let package = Package(
         // rejects with a warning on every build; zmq.h is in /usr/include, so the module map suffices.
         .systemLibrary(name: "CZMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // glibc's malloc tuning (mallopt), which Swift's Glibc module does not export.
+        .systemLibrary(name: "CMalloc"),
         .target(name: "Wire", dependencies: [
-            "CZMQ",
+            "CZMQ", "CMalloc",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         // Small-batch matmul kernels compiled for AVX2 + FMA; Engine calls them only on CPUs
@@ -42,7 +44,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "nnsight-worker", dependencies: [
-            "Worker", "Engine",
+            "Worker", "Engine", "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -21,6 +21,7 @@ struct WireEcho: ParsableCommand {
     var maxBytes: Int = WireProtocol.defaultMaxMessageBytes
 
     func run() throws {
+        ProcessTuning.keepLargeAllocationsInHeap()
         let context = ZMQContext()
         let socket = try context.socket(.router)
         try socket.setMaxMessageSize(maxBytes + 1024)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Wire
 
 /// A pipeline stage's process. Serving over ZeroMQ arrives with the Cluster issue; today it
 /// loads the layer range it would serve and reports what that costs.
@@ -18,6 +19,7 @@ struct WorkerCommand: ParsableCommand {
 
     static func main() {
         BLASRuntime.ensureFastKernels()
+        ProcessTuning.keepLargeAllocationsInHeap()
         do {
             var command = try parseAsRoot()
             try command.run()

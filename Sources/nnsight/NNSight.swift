@@ -1,17 +1,19 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Wire
 
 @main
 struct NNSight: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nnsight",
         abstract: "Run GPT-2 and look inside it while it generates.",
-        subcommands: [Generate.self, Bench.self, Info.self],
+        subcommands: [Generate.self, Bench.self, BenchWire.self, Info.self],
         defaultSubcommand: Generate.self)
 
     static func main() {
         BLASRuntime.ensureFastKernels()
+        ProcessTuning.keepLargeAllocationsInHeap()
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -18,6 +18,7 @@ public final class ZMQSocket {
     public let kind: Kind
     private let context: ZMQContext  // keeps the context alive while the socket lives
     private var closed = false
+    private var receiveTimeoutMs = -1
 
     init(handle: UnsafeMutableRawPointer, kind: Kind, context: ZMQContext) {
         self.handle = handle
@@ -90,15 +91,22 @@ public final class ZMQSocket {
     /// Receives one multipart message; nil when nothing arrives within `timeoutMs`
     /// (-1 waits forever).
     public func receive(timeoutMs: Int = -1) throws(ZMQError) -> [Data]? {
-        if timeoutMs >= 0 {
-            guard try poll(timeoutMs: timeoutMs) else { return nil }
+        // A receive timeout on the socket rather than a zmq_poll first: one call per message.
+        if timeoutMs != receiveTimeoutMs {
+            try setOption(ZMQ_RCVTIMEO, Int32(clamping: timeoutMs))
+            receiveTimeoutMs = timeoutMs
         }
         var frames: [Data] = []
         repeat {
             var message = zmq_msg_t()
             zmq_msg_init(&message)
             defer { zmq_msg_close(&message) }
-            guard zmq_msg_recv(&message, handle, 0) >= 0 else { throw ZMQError.last("zmq_msg_recv") }
+            guard zmq_msg_recv(&message, handle, 0) >= 0 else {
+                let error = ZMQError.last("zmq_msg_recv")
+                // Frames of one message arrive together, so a timeout can only hit the first.
+                if error.isTimeout && frames.isEmpty { return nil }
+                throw error
+            }
             frames.append(Data(bytes: zmq_msg_data(&message), count: zmq_msg_size(&message)))
         } while hasMore
         return frames
