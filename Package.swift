@@ -35,8 +35,9 @@ let package = Package(
             "Wire", "Engine",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The coordinator runs in-process workers in local mode, hence Worker.
         .target(name: "Coordinator", dependencies: [
-            "Wire", "Engine",
+            "Wire", "Engine", "Worker",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "nnsight", dependencies: [
@@ -52,6 +53,7 @@ let package = Package(
             "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Engine", "Worker", "Wire"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "nnsight-wire-echo"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineKernels", "nnsight"]),
     ],

@@ -1,4 +1,4 @@
-// proto-sha256: 6aa8004a3ac5f4453308abc77f5700d44ed1301e7c982c4e595f9d2e43f1d546
+// proto-sha256: 3663140a8984a145f9c4446659e4d3aaf2b25429b816884c6140f4c5b37f51c3
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -659,6 +659,16 @@ public nonisolated struct Nnsight_V1_Node: Sendable {
   /// trace source line (for error messages), 0 if unknown
   public var line: UInt32 = 0
 
+  /// the hook point where the node runs (set by the compiler)
+  public var at: Nnsight_V1_ModuleRead {
+    get {_at ?? Nnsight_V1_ModuleRead()}
+    set {_at = newValue}
+  }
+  /// Returns true if `at` has been explicitly set.
+  public var hasAt: Bool {self._at != nil}
+  /// Clears the value of `at`. Subsequent reads from it will return its default value.
+  public mutating func clearAt() {self._at = nil}
+
   public var kind: Nnsight_V1_Node.OneOf_Kind? = nil
 
   public var read: Nnsight_V1_ModuleRead {
@@ -722,6 +732,8 @@ public nonisolated struct Nnsight_V1_Node: Sendable {
   }
 
   public init() {}
+
+  fileprivate var _at: Nnsight_V1_ModuleRead? = nil
 }
 
 /// One prompt of the batch (`tracer.invoke(...)`).
@@ -1070,12 +1082,15 @@ public nonisolated struct Nnsight_V1_StepResult: Sendable {
   /// one per batch row
   public var nextTokens: [Int64] = []
 
+  /// values the graph needs at later steps, back to stage 0
+  public var values: [Nnsight_V1_CrossValue] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
-/// A trace ended normally.
+/// A trace ended normally (to the client), or a worker may free its state (to workers).
 public nonisolated struct Nnsight_V1_TraceFinished: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1731,7 +1746,7 @@ nonisolated extension Nnsight_V1_Constant: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Node"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}steps\0\u{1}invoke\0\u{1}line\0\u{2}\u{6}read\0\u{1}op\0\u{1}set\0\u{1}save\0\u{1}append\0\u{1}constant\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}steps\0\u{1}invoke\0\u{1}line\0\u{1}at\0\u{2}\u{5}read\0\u{1}op\0\u{1}set\0\u{1}save\0\u{1}append\0\u{1}constant\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1743,6 +1758,7 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.steps) }()
       case 3: try { try decoder.decodeSingularInt32Field(value: &self.invoke) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.line) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._at) }()
       case 10: try {
         var v: Nnsight_V1_ModuleRead?
         var hadOneofValue = false
@@ -1843,6 +1859,9 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.line != 0 {
       try visitor.visitSingularUInt32Field(value: self.line, fieldNumber: 4)
     }
+    try { if let v = self._at {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     switch self.kind {
     case .read?: try {
       guard case .read(let v)? = self.kind else { preconditionFailure() }
@@ -1878,6 +1897,7 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.steps != rhs.steps {return false}
     if lhs.invoke != rhs.invoke {return false}
     if lhs.line != rhs.line {return false}
+    if lhs._at != rhs._at {return false}
     if lhs.kind != rhs.kind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -2400,7 +2420,7 @@ nonisolated extension Nnsight_V1_SavedValue: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Nnsight_V1_StepResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StepResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}step\0\u{3}next_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}step\0\u{3}next_tokens\0\u{1}values\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2410,6 +2430,7 @@ nonisolated extension Nnsight_V1_StepResult: SwiftProtobuf.Message, SwiftProtobu
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.step) }()
       case 2: try { try decoder.decodeRepeatedInt64Field(value: &self.nextTokens) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.values) }()
       default: break
       }
     }
@@ -2422,12 +2443,16 @@ nonisolated extension Nnsight_V1_StepResult: SwiftProtobuf.Message, SwiftProtobu
     if !self.nextTokens.isEmpty {
       try visitor.visitPackedInt64Field(value: self.nextTokens, fieldNumber: 2)
     }
+    if !self.values.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.values, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Nnsight_V1_StepResult, rhs: Nnsight_V1_StepResult) -> Bool {
     if lhs.step != rhs.step {return false}
     if lhs.nextTokens != rhs.nextTokens {return false}
+    if lhs.values != rhs.values {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

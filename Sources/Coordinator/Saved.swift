@@ -1,0 +1,44 @@
+import Worker
+
+/// A value saved in a trace (`.save()`), filled in when the trace has run.
+///
+/// ```swift
+/// var output: Saved!
+/// try model.generate("Hello", maxNewTokens: 3) { tracer in output = model.generator.output.save() }
+/// print(try output.value.shape)   // [1, T + 3]
+/// ```
+public final class Saved {
+    let step: Int
+    var result: Result<NDArray, TraceError>?
+
+    init(step: Int) { self.step = step }
+
+    /// The saved tensor; throws when generation stopped before the step that computes it, or
+    /// when the trace failed.
+    public var value: NDArray {
+        get throws(TraceError) {
+            switch result {
+            case let .success(v)?: return v
+            case let .failure(e)?: throw e
+            case nil: throw TraceError.stepNotReached(step: step)
+            }
+        }
+    }
+}
+
+/// A list built in a trace (`tracer.list().save()` + `append`), in step order.
+public final class SavedList {
+    private var slots: [(slot: UInt32, step: Int)] = []
+    var values: [UInt32: NDArray] = [:]
+
+    func expect(slot: UInt32, step: Int) { slots.append((slot, step)) }
+
+    /// The appended values that exist, in the order the trace appended them. Appends at steps
+    /// generation never reached are absent (as in nnsight).
+    public var items: [NDArray] { slots.compactMap { values[$0.slot] } }
+    public var count: Int { items.count }
+    public subscript(_ i: Int) -> NDArray { items[i] }
+
+    /// nnsight's `.save()` on a list: the list itself.
+    @discardableResult public func save() -> SavedList { self }
+}

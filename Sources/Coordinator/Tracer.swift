@@ -1,0 +1,97 @@
+import Wire
+
+/// Steps a loop visits; iterating sets the step that module accesses refer to.
+public struct StepSequence: Sequence {
+    let steps: [Int]
+    let recorder: TraceRecorder
+
+    public struct Iterator: IteratorProtocol {
+        var inner: IndexingIterator<[Int]>
+        let recorder: TraceRecorder
+        public mutating func next() -> Int? {
+            let step = inner.next()
+            recorder.loopStep = step
+            return step
+        }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(inner: steps.makeIterator(), recorder: recorder) }
+}
+
+/// `tracer.iter[...]`: a range, a single step, or a list of steps. Steps beyond max_new_tokens
+/// are dropped, as generation never runs them.
+public struct StepIndexer {
+    let recorder: TraceRecorder
+
+    private func sequence(_ steps: [Int]) -> StepSequence {
+        StepSequence(steps: steps.filter { $0 >= 0 && $0 < recorder.maxNewTokens }, recorder: recorder)
+    }
+
+    public subscript(_ r: Range<Int>) -> StepSequence { sequence(Array(r)) }
+    public subscript(_ r: ClosedRange<Int>) -> StepSequence { sequence(Array(r)) }
+    public subscript(_ r: PartialRangeFrom<Int>) -> StepSequence { sequence(Array(r.lowerBound..<max(r.lowerBound, recorder.maxNewTokens))) }
+    public subscript(_ r: PartialRangeUpTo<Int>) -> StepSequence { sequence(Array(0..<r.upperBound)) }
+    public subscript(_: UnboundedRange) -> StepSequence { sequence(Array(0..<recorder.maxNewTokens)) }
+    public subscript(_ step: Int) -> StepSequence { sequence([step]) }
+    public subscript(_ steps: [Int]) -> StepSequence { sequence(steps) }
+}
+
+/// The object a `generate`/`trace` closure receives (nnsight's tracer).
+///
+/// ```swift
+/// try model.generate("The Eiffel Tower is in the city of", maxNewTokens: 5) { tracer in
+///     let tokens = tracer.list().save()
+///     for _ in tracer.iter[1..<3] { tokens.append(model.lmHead.output[0, -1].argmax(dim: -1)) }
+///     tracer.next()                                   // module accesses now refer to step 1
+/// }
+/// ```
+public final class Tracer {
+    let recorder: TraceRecorder
+    let tokenize: (String) -> [Int]
+
+    init(recorder: TraceRecorder, tokenize: @escaping (String) -> [Int]) {
+        self.recorder = recorder
+        self.tokenize = tokenize
+    }
+
+    /// Loops over generation steps: `for step in tracer.iter[1..<3]`, `tracer.iter[...]`, `tracer.iter[[0, 2]]`.
+    public var iter: StepIndexer { StepIndexer(recorder: recorder) }
+
+    /// Every generation step (`iter[...]`). Code after the loop runs too.
+    public func all() -> StepSequence { iter[...] }
+
+    /// Advances the step that module accesses outside loops refer to.
+    public func next() { recorder.cursor += 1 }
+
+    /// A batch entry: module values inside `body` are this prompt's rows. Without a prompt, the
+    /// body sees the whole batch.
+    public func invoke(_ prompt: String? = nil, _ body: () throws -> Void) rethrows {
+        let saved = recorder.currentInvoke
+        if let prompt {
+            recorder.invokes.append(.with { $0.tokenIds = tokenize(prompt).map(Int64.init) })
+            recorder.currentInvoke = Int32(recorder.invokes.count - 1)
+        } else {
+            recorder.currentInvoke = -1
+        }
+        defer { recorder.currentInvoke = saved }
+        try body()
+    }
+
+    /// A list that `append` fills, one value per call, returned after the trace.
+    public func list() -> SavedList {
+        let list = SavedList()
+        recorder.lists.append(list)
+        return list
+    }
+
+    /// The generated ids (prompt included), as `model.generator.output`.
+    public var result: TraceValue { recorder.read("generator", .output, tuple: false) }
+}
+
+extension SavedList {
+    /// Records an append of `value` at the current step.
+    public func append(_ value: TraceValue) {
+        guard let recorder = value.recorder ?? TraceRecorder.active else { return }
+        recorder.append(value, to: self)
+    }
+}

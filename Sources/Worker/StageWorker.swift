@@ -1,0 +1,213 @@
+import Engine
+import Foundation
+import Wire
+
+/// Where a stage's messages go.
+public struct StageEndpoints: Sendable {
+    /// Bound PULL socket: trace fragments from the coordinator, activations from the previous stage.
+    public var input: String
+    /// The next stage's input, or nil on the last stage (whose step results go to the coordinator).
+    public var next: String?
+    /// The coordinator's PULL socket: saves, step results, errors.
+    public var coordinator: String
+
+    public init(input: String, next: String?, coordinator: String) {
+        self.input = input
+        self.next = next
+        self.coordinator = coordinator
+    }
+}
+
+/// One pipeline stage serving many traces: per request a KV cache, an interpreter for its graph
+/// fragment, and (on the last stage) a sampler. Activations go straight to the next stage; saves
+/// go to the coordinator as soon as they exist. All sockets belong to the thread that calls `serve`.
+///
+/// ```swift
+/// let worker = StageWorker(model: GPT2(weights: stageWeights), context: context, endpoints: endpoints)
+/// try worker.serve()   // until a Cancel with reason "shutdown"
+/// ```
+public final class StageWorker {
+    let model: GPT2
+    let context: ZMQContext
+    let endpoints: StageEndpoints
+    var isLast: Bool { model.weights.hasHead }
+
+    final class Request {
+        let fragment: Nnsight_V1_Graph
+        let interpreter: Interpreter
+        let state: InferenceState
+        var sampler: Sampler
+        var finished: [Bool]
+        init(fragment: Nnsight_V1_Graph, interpreter: Interpreter, state: InferenceState, sampler: Sampler, rows: Int) {
+            self.fragment = fragment
+            self.interpreter = interpreter
+            self.state = state
+            self.sampler = sampler
+            finished = [Bool](repeating: false, count: rows)
+        }
+    }
+
+    private var requests: [UInt64: Request] = [:]
+    /// Activations that overtook their trace's fragment (different pipes are not ordered).
+    private var early: [UInt64: [Envelope]] = [:]
+
+    public init(model: GPT2, context: ZMQContext, endpoints: StageEndpoints) {
+        self.model = model
+        self.context = context
+        self.endpoints = endpoints
+    }
+
+    public func serve(shouldStop: () -> Bool = { false }) throws {
+        let input = try context.socket(.pull)
+        try input.bind(endpoints.input)
+        let coordinator = try context.socket(.push)
+        try coordinator.connect(endpoints.coordinator)
+        let next = try endpoints.next.map { endpoint throws -> ZMQSocket in
+            let socket = try context.socket(.push)
+            try socket.connect(endpoint)
+            return socket
+        }
+        func send(_ socket: ZMQSocket, _ envelope: Envelope) throws { try socket.send(try Framing.encode(envelope)) }
+
+        while !shouldStop() {
+            guard let frames = try input.receive(timeoutMs: 100) else { continue }
+            let envelope: Envelope
+            do throws(WireError) {
+                envelope = try Framing.decode(frames.last ?? Data())
+            } catch {
+                try send(coordinator, error.reply())
+                continue
+            }
+            let id = envelope.requestID
+            switch envelope.body {
+            case let .submit(submit)?:
+                do {
+                    requests[id] = try makeRequest(submit.graph, id: id, coordinator: coordinator)
+                } catch {
+                    try send(coordinator, Framing.envelope(requestId: id) { $0.error = errorMessage(error) })
+                    continue
+                }
+                for pending in early.removeValue(forKey: id) ?? [] {
+                    try handleActivations(pending, coordinator: coordinator, next: next)
+                }
+            case .activations?:
+                if requests[id] == nil {
+                    early[id, default: []].append(envelope)
+                } else {
+                    try handleActivations(envelope, coordinator: coordinator, next: next)
+                }
+            case .finished?:
+                requests[id] = nil
+                early[id] = nil
+            case let .cancel(cancel)?:
+                if cancel.reason == "shutdown" { return }
+                requests[id] = nil
+                early[id] = nil
+            default:
+                try send(coordinator, WireError.unknownMessage.reply(requestId: id))
+            }
+        }
+    }
+
+    private func errorMessage(_ error: Error) -> Nnsight_V1_Error {
+        if let e = error as? InterpreterError { return e.wire }
+        return .with {
+            $0.code = .errorInvalidGraph
+            $0.message = "stage \(model.layers.lowerBound)..<\(model.layers.upperBound): \(error)"
+        }
+    }
+
+    private func makeRequest(_ graph: Nnsight_V1_Graph, id: UInt64, coordinator: ZMQSocket) throws -> Request {
+        let rows = graph.invokes.filter { !$0.tokenIds.isEmpty }.count
+        let promptLength = graph.invokes.map(\.tokenIds.count).max() ?? 0
+        let capacity = promptLength + Int(max(graph.generation.maxNewTokens, 1)) - 1
+        let interpreter = try Interpreter(fragment: graph, layers: model.config.nLayer) { saved in
+            _ = try? coordinator.send(try Framing.encode(Framing.envelope(requestId: id) { $0.saved = saved }))
+        }
+        let s = graph.generation.sampling
+        let sampling = SamplingParameters(temperature: s.temperature, topK: Int(s.topK),
+                                          topP: s.topP == 0 ? 1 : s.topP, seed: s.seed)
+        return Request(fragment: graph, interpreter: interpreter,
+                       state: InferenceState(config: model.config, layers: model.layers.count, batch: rows, capacity: capacity),
+                       sampler: Sampler(sampling), rows: rows)
+    }
+
+    private func handleActivations(_ envelope: Envelope, coordinator: ZMQSocket, next: ZMQSocket?) throws {
+        let id = envelope.requestID
+        guard let request = requests[id] else { return }
+        let a = envelope.activations
+        do {
+            let mask = try HostTensor(a.mask)
+            guard case let .int64(maskValues) = mask.storage, mask.shape.count == 2 else {
+                throw WireError.invalidTensor("mask must be int64 [B, T]")
+            }
+            let (B, T) = (mask.shape[0], mask.shape[1])
+            var step = StepInput(batch: B, length: T, tokens: [], positions: [], mask: maskValues.map { UInt8(truncatingIfNeeded: $0) })
+            if model.weights.hasEmbeddings {
+                guard case let .int64(tokens) = try HostTensor(a.tokens).storage,
+                      case let .int64(positions) = try HostTensor(a.positions).storage else {
+                    throw WireError.invalidTensor("tokens and positions must be int64 [B, T]")
+                }
+                step.tokens = tokens.map { Int32(truncatingIfNeeded: $0) }
+                step.positions = positions.map { Int32(truncatingIfNeeded: $0) }
+            }
+            var hidden: [Float] = []
+            if !model.weights.hasEmbeddings {
+                guard case let .float32(h) = try HostTensor(a.hidden).storage else { throw WireError.invalidTensor("hidden must be float32") }
+                hidden = h
+            }
+            request.interpreter.step = Int(a.step)
+            try request.interpreter.importValues(a.values)
+            let output = try hidden.withUnsafeBufferPointer { h in
+                try model.forward(step, hidden: model.weights.hasEmbeddings ? nil : h, state: request.state,
+                                  hooks: request.interpreter)
+            }
+            let carried = mergeValues(a.values, request.interpreter.exportedValues())
+            if let next {
+                let out = Framing.envelope(requestId: id) {
+                    $0.activations = .with {
+                        $0.step = a.step
+                        $0.hidden = output.withValues { HostTensor(shape: output.shape, floats: Array($0)) }.wire
+                        $0.mask = a.mask
+                        $0.values = carried
+                    }
+                }
+                try next.send(try Framing.encode(out))
+            } else {
+                let tokens = try sample(output, request: request, parameters: request.fragment.generation)
+                try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
+                    $0.stepResult = .with { $0.step = a.step; $0.nextTokens = tokens; $0.values = carried }
+                }))
+            }
+        } catch {
+            requests[id] = nil
+            try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
+                var e = errorMessage(error)
+                if e.step == 0 { e.step = a.step }
+                $0.error = e
+            }))
+        }
+    }
+
+    /// Carried values plus this stage's exports (an export replaces a carried value of the same node).
+    private func mergeValues(_ carried: [Nnsight_V1_CrossValue], _ exported: [Nnsight_V1_CrossValue]) -> [Nnsight_V1_CrossValue] {
+        var byNode: [UInt32: Nnsight_V1_CrossValue] = [:]
+        for v in carried { byNode[v.node] = v }
+        for v in exported { byNode[v.node] = v }
+        return byNode.keys.sorted().map { byNode[$0]! }
+    }
+
+    private func sample(_ logits: StageOutput, request: Request, parameters: Nnsight_V1_GenerationParameters) throws -> [Int64] {
+        let V = model.config.vocabSize
+        let rowLength = logits.shape[1] * V
+        return logits.withValues { values in
+            (0..<logits.shape[0]).map { b in
+                let last = UnsafeBufferPointer(rebasing: values[(b * rowLength + rowLength - V)..<((b + 1) * rowLength)])
+                var token = Int64(request.sampler.next(last))
+                if request.finished[b] { token = parameters.padTokenID }
+                if parameters.hasEosTokenID && token == parameters.eosTokenID { request.finished[b] = true }
+                return token
+            }
+        }
+    }
+}
