@@ -47,18 +47,20 @@ public final class LanguageModel {
     deinit { cluster.shutdown(using: runner.pushes) }
 
     /// Multi-token generation. With a prompt, the closure runs inside its invoke; without one,
-    /// call `tracer.invoke(prompt) { ... }` for each prompt of the batch.
+    /// call `tracer.invoke(prompt) { ... }` for each prompt of the batch. Generation stops after
+    /// `maxNewTokens` steps or when every row has produced `eosTokenId` (the model's by default).
     public func generate(_ prompt: String? = nil, maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(),
-                         _ body: (Tracer) throws -> Void) throws {
-        try run(prompt, maxNewTokens: maxNewTokens, sampling: sampling, body)
+                         eosTokenId: Int? = nil, _ body: (Tracer) throws -> Void) throws {
+        try run(prompt, maxNewTokens: maxNewTokens, sampling: sampling, eos: eosTokenId ?? config.eosTokenId, body)
     }
 
     /// One forward pass (`model.trace`): step 0 only.
     public func trace(_ prompt: String? = nil, _ body: (Tracer) throws -> Void) throws {
-        try run(prompt, maxNewTokens: 1, sampling: SamplingParameters(), body)
+        try run(prompt, maxNewTokens: 1, sampling: SamplingParameters(), eos: config.eosTokenId, body)
     }
 
-    private func run(_ prompt: String?, maxNewTokens: Int, sampling: SamplingParameters, _ body: (Tracer) throws -> Void) throws {
+    private func run(_ prompt: String?, maxNewTokens: Int, sampling: SamplingParameters, eos: Int?,
+                     _ body: (Tracer) throws -> Void) throws {
         guard maxNewTokens >= 1 else { throw TraceError.invalidGraph("max_new_tokens must be at least 1") }
         let recorder = TraceRecorder(layers: config.nLayer, maxNewTokens: maxNewTokens)
         let tracer = Tracer(recorder: recorder, tokenize: tokenizer.encode)
@@ -82,7 +84,7 @@ public final class LanguageModel {
         let generation = Nnsight_V1_GenerationParameters.with {
             $0.maxNewTokens = UInt32(maxNewTokens)
             $0.padTokenID = Int64(tokenizer.endOfTextId)
-            if let eos = config.eosTokenId { $0.eosTokenID = Int64(eos) }
+            if let eos { $0.eosTokenID = Int64(eos) }
             $0.sampling = .with { $0.temperature = sampling.temperature; $0.topK = UInt32(sampling.topK); $0.topP = sampling.topP; $0.seed = sampling.seed }
         }
         let compiled = try GraphCompiler(config: config, stages: cluster.stages).compile(

@@ -90,7 +90,7 @@ public final class Interpreter: HookHandler {
             do {
                 try run(node, at: point, live: value)
             } catch let error as TensorError {
-                throw InterpreterError(node: node.id, step: step, module: ModulePath.path(point.module),
+                throw InterpreterError(node: node.id, step: step, module: point.description,
                                        message: error.description, line: node.line)
             }
         }

@@ -178,7 +178,7 @@ extension NDArray {
 
     public func broadcast(to target: [Int]) throws(TensorError) -> NDArray {
         if shape == target { return self }
-        guard try NDArray.broadcastShape(shape, target) == target else {
+        guard (try? NDArray.broadcastShape(shape, target)) == target else {
             throw TensorError("cannot broadcast shape \(shape) to \(target)")
         }
         let rank = target.count
