@@ -44,6 +44,17 @@ public final class LanguageModel {
                                  coordinatorEndpoint: cluster.coordinatorEndpoint)
     }
 
+    /// A model from stages already in memory (layer order), e.g. random weights for benchmarks;
+    /// prompts are then given as token ids (`tracer.invoke(tokens:)`).
+    public init(stages models: [GPT2], tokenizer: GPT2Tokenizer) throws {
+        self.tokenizer = tokenizer
+        cluster = LocalCluster(models: models)
+        config = cluster.config
+        transformer = TransformerEnvoy(layers: config.nLayer)
+        runner = try TraceRunner(context: cluster.context, stageEndpoints: cluster.stageEndpoints,
+                                 coordinatorEndpoint: cluster.coordinatorEndpoint)
+    }
+
     deinit { cluster.shutdown(using: runner.pushes) }
 
     /// Multi-token generation. With a prompt, the closure runs inside its invoke; without one,

@@ -5,6 +5,11 @@ import Worker
 
 /// Pipeline stages as threads of this process, each a `StageWorker` on `inproc://` sockets: the
 /// same code path as workers in other processes, with ZeroMQ's in-process transport.
+/// How layers are split across stages by default: evenly, the first stages taking the remainder.
+public enum LocalClusterSplit {
+    public static func ranges(layers: Int, stages: Int) -> [Range<Int>] { LocalCluster.split(layers: layers, stages: stages) }
+}
+
 final class LocalCluster {
     let context = ZMQContext()
     let config: GPT2Config
@@ -26,13 +31,21 @@ final class LocalCluster {
         return ranges
     }
 
-    init(directory: String, stages count: Int) throws {
-        config = try GPT2Config.load(directory: directory)
-        stages = Self.split(layers: config.nLayer, stages: count)
+    convenience init(directory: String, stages count: Int) throws {
+        let config = try GPT2Config.load(directory: directory)
+        let models = try Self.split(layers: config.nLayer, stages: count).map {
+            GPT2(weights: try GPT2Weights.load(directory: directory, config: config, layers: $0))
+        }
+        self.init(models: models)
+    }
+
+    /// Stages already in memory (e.g. random weights for benchmarks), in layer order.
+    init(models: [GPT2]) {
+        config = models[0].config
+        stages = models.map(\.layers)
         let tag = UUID().uuidString
         stageEndpoints = stages.indices.map { "inproc://nnsight-\(tag)-stage-\($0)" }
         coordinatorEndpoint = "inproc://nnsight-\(tag)-coordinator"
-        let models = try stages.map { GPT2(weights: try GPT2Weights.load(directory: directory, config: config, layers: $0)) }
         for (s, model) in models.enumerated() {
             let endpoints = StageEndpoints(input: stageEndpoints[s], next: s + 1 < stages.count ? stageEndpoints[s + 1] : nil,
                                            coordinator: coordinatorEndpoint)

@@ -1,3 +1,4 @@
+import Foundation
 import Wire
 import Worker
 
@@ -154,6 +155,12 @@ public final class TraceValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLi
 }
 
 extension TraceRecorder {
-    /// The recorder of the trace being recorded on this thread (literals need one to become nodes).
-    nonisolated(unsafe) static var active: TraceRecorder?
+    private static let key = "nnsight.TraceRecorder.active"
+
+    /// The recorder of the trace being recorded on this thread (module envoys and literals need
+    /// one to become nodes). Thread-local, so models tracing on different threads do not mix.
+    static var active: TraceRecorder? {
+        get { Thread.current.threadDictionary[key] as? TraceRecorder }
+        set { Thread.current.threadDictionary[key] = newValue }
+    }
 }

@@ -77,6 +77,15 @@ public final class Tracer {
         try body()
     }
 
+    /// A batch entry given as token ids.
+    public func invoke(tokens: [Int], _ body: () throws -> Void) rethrows {
+        let saved = recorder.currentInvoke
+        recorder.invokes.append(.with { $0.tokenIds = tokens.map(Int64.init) })
+        recorder.currentInvoke = Int32(recorder.invokes.count - 1)
+        defer { recorder.currentInvoke = saved }
+        try body()
+    }
+
     /// A list that `append` fills, one value per call, returned after the trace.
     public func list() -> SavedList {
         let list = SavedList()

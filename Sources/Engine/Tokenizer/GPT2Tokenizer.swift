@@ -26,7 +26,7 @@ public final class GPT2Tokenizer: @unchecked Sendable {
                       mergesPath: dir.appendingPathComponent("merges.txt"))
     }
 
-    public init(vocabPath: String, mergesPath: String) throws {
+    public convenience init(vocabPath: String, mergesPath: String) throws {
         guard let vocabData = FileManager.default.contents(atPath: vocabPath) else {
             throw EngineError.fileUnreadable(path: vocabPath, reason: "no such file or not readable")
         }
@@ -37,7 +37,7 @@ public final class GPT2Tokenizer: @unchecked Sendable {
               let mergesText = String(data: mergesData, encoding: .utf8) else {
             throw EngineError.fileUnreadable(path: mergesPath, reason: "no such file or not UTF-8")
         }
-        var ranks: [String: Int] = [:]
+        var merges: [(String, String)] = []
         var lineNumber = 0
         for line in mergesText.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNumber += 1
@@ -46,19 +46,34 @@ public final class GPT2Tokenizer: @unchecked Sendable {
             guard parts.count == 2 else {
                 throw EngineError.invalidVocabulary(path: mergesPath, reason: "line \(lineNumber) is not a pair of symbols")
             }
-            let key = "\(parts[0]) \(parts[1])"
-            if ranks[key] == nil { ranks[key] = ranks.count }
+            merges.append((String(parts[0]), String(parts[1])))
         }
-        guard let eot = vocab[Self.endOfText] else {
+        guard vocab[Self.endOfText] != nil else {
             throw EngineError.invalidVocabulary(path: vocabPath, reason: "no '\(Self.endOfText)' entry")
         }
+        self.init(vocabulary: vocab, merges: merges)
+    }
+
+    /// A tokenizer from an in-memory vocabulary and merge list (ranked in order); the vocabulary
+    /// must hold `<|endoftext|>`.
+    public init(vocabulary vocab: [String: Int], merges: [(String, String)]) {
+        var ranks: [String: Int] = [:]
+        for (left, right) in merges where ranks[left + " " + right] == nil { ranks[left + " " + right] = ranks.count }
         encoder = vocab
         var inverse: [Int: String] = [:]
         for (token, id) in vocab { inverse[id] = token }
         decoder = inverse
         mergeRanks = ranks
-        endOfTextId = eot
+        endOfTextId = vocab[Self.endOfText] ?? vocab.count
         vocabularySize = (vocab.values.max() ?? -1) + 1
+    }
+
+    /// The 256 byte symbols and `<|endoftext|>`, no merges: for models without a vocabulary.
+    public static func bytesOnly() -> GPT2Tokenizer {
+        var vocab: [String: Int] = [:]
+        for byte in 0..<256 { vocab[String(ByteLevel.byteToScalar[byte])] = byte }
+        vocab[endOfText] = 256
+        return GPT2Tokenizer(vocabulary: vocab, merges: [])
     }
 
     /// Token ids of `text`.

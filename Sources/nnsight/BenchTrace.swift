@@ -1,0 +1,79 @@
+import ArgumentParser
+import Coordinator
+import Engine
+import Foundation
+
+struct BenchTrace: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-trace",
+        abstract: "Measure what interventions cost during generation.",
+        discussion: """
+        On a random-weight model of GPT-2 small's shape: 32 generated tokens from a 10-token prompt
+        (a) with the Engine's own loop, (b) through the tracing API with no interventions, and
+        (c) through the tracing API saving h[-1].output[0] and editing h[0].output at every step.
+        Runs alternate; medians are printed. Release build:
+          swift build -c release && .build/release/nnsight bench-trace --json
+        """)
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    @Option(name: .long, help: "Runs of each variant.")
+    var repeats: Int = 5
+
+    @Option(name: .long, help: "Pipeline stages (in-process).")
+    var stages: Int = 1
+
+    @Option(name: .long, help: "OpenBLAS threads (default: the machine's cores).")
+    var threads: Int?
+
+    func run() throws {
+        BLASRuntime.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let config = GPT2Config.gpt2Small
+        let weights = try GPT2Weights.random(config: config, seed: 1)
+        let engine = try Pipeline(stages: [GPT2(weights: weights)])
+        let models = try LocalClusterSplit.ranges(layers: config.nLayer, stages: stages).map {
+            GPT2(weights: try GPT2Weights.random(config: config, seed: 1, layers: $0))
+        }
+        let model = try LanguageModel(stages: models, tokenizer: .bytesOnly())
+        let prompt = (0..<10).map { ($0 * 7919) % config.vocabSize }
+        let newTokens = 32
+
+        var plainEngine: [Double] = [], plainTrace: [Double] = [], intervened: [Double] = []
+        for _ in 0..<repeats {
+            plainEngine.append(try timed {
+                _ = try engine.generate(prompts: [prompt], GenerationParameters(maxNewTokens: newTokens, eosTokenId: nil, padTokenId: 0))
+            })
+            plainTrace.append(try timed {
+                try model.generate(maxNewTokens: newTokens, eosTokenId: -1) { tracer in
+                    tracer.invoke(tokens: prompt) {}
+                }
+            })
+            intervened.append(try timed {
+                try model.generate(maxNewTokens: newTokens, eosTokenId: -1) { tracer in
+                    tracer.invoke(tokens: prompt) {
+                        let hidden = tracer.list().save()
+                        for _ in tracer.all() {
+                            model.transformer.h[0].output[0][.all, -1, .all] = model.transformer.h[0].output[0][.all, -1, .all] * 0.5
+                            hidden.append(model.transformer.h[-1].output[0])
+                        }
+                    }
+                }
+            })
+        }
+        let (e, p, i) = (median(plainEngine), median(plainTrace), median(intervened))
+        let figures: [(String, Any)] = [
+            ("tokens", newTokens), ("stages", stages), ("threads", BLASRuntime.threads),
+            ("engine_ms", round3(e * 1000)), ("trace_plain_ms", round3(p * 1000)), ("trace_intervened_ms", round3(i * 1000)),
+            ("intervention_overhead_pct", round3((i / p - 1) * 100)),
+            ("tracing_overhead_pct", round3((p / e - 1) * 100)),
+            ("total_overhead_vs_engine_pct", round3((i / e - 1) * 100)),
+        ]
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: figures.map { ($0.0, $0.1) }), options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            for (k, v) in figures { print("\(k): \(v)") }
+        }
+    }
+}
