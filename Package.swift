@@ -40,8 +40,9 @@ let package = Package(
             "Wire", "Engine", "Worker",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "Script", dependencies: ["Coordinator", "Engine", "Worker"]),
         .executableTarget(name: "nnsight", dependencies: [
-            "Coordinator", "Engine", "Wire",
+            "Coordinator", "Engine", "Wire", "Script",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "nnsight-worker", dependencies: [

@@ -13,6 +13,9 @@ public final class Saved {
 
     init(step: Int) { self.step = step }
 
+    /// False when generation stopped before the step that computes the value.
+    public var wasReached: Bool { result != nil }
+
     /// The saved tensor; throws when generation stopped before the step that computes it, or
     /// when the trace failed.
     public var value: NDArray {

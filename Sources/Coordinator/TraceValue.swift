@@ -84,7 +84,8 @@ public final class TraceValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLi
         set { assign(items, newValue) }
     }
 
-    func index(_ items: [TensorIndex]) -> TraceValue {
+    /// `self[items]` with the index as an array (the subscript takes a variadic list).
+    public func index(_ items: [TensorIndex]) -> TraceValue {
         guard let r = active else { return self }
         if isTuple {
             guard items.count == 1, case let .at(i) = items[0] else {
@@ -96,7 +97,8 @@ public final class TraceValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLi
         return r.op(.opIndex, [nodeId]) { $0.index = items.map { $0.item.wire } }
     }
 
-    func assign(_ items: [TensorIndex], _ value: TraceValue) {
+    /// `self[items] = value`.
+    public func assign(_ items: [TensorIndex], _ value: TraceValue) {
         guard let r = active else { return }
         let target = isTuple ? r.op(.opTupleItem, [nodeId]) { $0.dim = 0 }.nodeId : nodeId
         r.add { node in

@@ -60,6 +60,9 @@ public final class Tracer {
     /// Every generation step (`iter[...]`). Code after the loop runs too.
     public func all() -> StepSequence { iter[...] }
 
+    /// The number of generation steps (`max_new_tokens`).
+    public var maxNewTokens: Int { recorder.maxNewTokens }
+
     /// Advances the step that module accesses outside loops refer to.
     public func next() { recorder.cursor += 1 }
 

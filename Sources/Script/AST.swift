@@ -1,0 +1,63 @@
+/// The syntax tree of a trace script.
+final class Expr {
+    indirect enum Kind {
+        case name(String)
+        case int(Int)
+        case float(Double)
+        case string(String)
+        case fstring([FPart])
+        case bool(Bool)
+        case none
+        case ellipsis
+        case list([Expr])
+        case tuple([Expr])
+        case dict([(Expr, Expr)])
+        case attribute(Expr, String)
+        case `subscript`(Expr, [SubscriptItem])
+        case call(Expr, [Expr], [(String, Expr)])
+        case binary(String, Expr, Expr)
+        case unary(String, Expr)
+        case boolOp(String, [Expr])
+        case compare(Expr, [(String, Expr)])
+        case listComp(Expr, target: Expr, iter: Expr, conditions: [Expr])
+    }
+
+    enum FPart {
+        case literal(String)
+        case value(Expr, conversion: Character?, spec: String)
+    }
+
+    enum SubscriptItem {
+        case index(Expr)
+        case slice(Expr?, Expr?, Expr?)
+    }
+
+    let kind: Kind
+    let location: SourceLocation
+
+    init(_ kind: Kind, _ location: SourceLocation) {
+        self.kind = kind
+        self.location = location
+    }
+}
+
+final class Stmt {
+    enum Kind {
+        case expr(Expr)
+        case assign([Expr], Expr)
+        case augAssign(Expr, String, Expr)
+        case forLoop(Expr, Expr, [Stmt])
+        case ifStmt([(Expr, [Stmt])], [Stmt]?)
+        case with([(Expr, Expr?)], [Stmt])
+        case pass
+        case importIgnored
+    }
+
+    let kind: Kind
+    let location: SourceLocation
+
+    init(_ kind: Kind, _ location: SourceLocation) {
+        self.kind = kind
+        self.location = location
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Worker
+
+/// The oracle's JSON format for saved values: tensors as `{"shape", "dtype", "data"}` with float32
+/// data as the shortest decimal that round-trips the float32; lists and tuples as arrays; Python
+/// scalars as JSON scalars. Names that hold no data (the model, the tracer, unsaved proxies,
+/// values of steps never reached) are left out.
+enum JSONExport {
+    static func saves(_ globals: [String: PyValue]) -> String {
+        var fields: [String] = []
+        for name in globals.keys.sorted() {
+            guard let json = value(globals[name]!) else { continue }
+            fields.append(string(name) + ": " + json)
+        }
+        return "{" + fields.joined(separator: ", ") + "}"
+    }
+
+    static func value(_ v: PyValue) -> String? {
+        switch v {
+        case .none: return "null"
+        case let .bool(b): return b ? "true" : "false"
+        case let .int(i): return String(i)
+        case let .float(f): return number(f)
+        case let .str(s): return string(s)
+        case let .list(l): return array(l.items)
+        case let .tuple(t): return array(t)
+        case let .size(d): return "[" + d.map(String.init).joined(separator: ", ") + "]"
+        case let .dict(d):
+            let parts = d.compactMap { k, v in value(v).map { string(k) + ": " + $0 } }
+            return "{" + parts.joined(separator: ", ") + "}"
+        case let .tensor(t): return tensor(t)
+        case let .saved(saved, _): return (try? saved.value).map(tensor)
+        case let .range(a, b, s): return array(Swift.stride(from: a, to: b, by: s).map { .int($0) })
+        default: return nil
+        }
+    }
+
+    static func array(_ items: [PyValue]) -> String? {
+        var parts: [String] = []
+        for item in items {
+            guard let json = value(item) else { return nil }
+            parts.append(json)
+        }
+        return "[" + parts.joined(separator: ", ") + "]"
+    }
+
+    static func tensor(_ t: NDArray) -> String {
+        let data: [String] = t.dtype == .int64 ? t.data.map { String(Int($0)) } : t.data.map { d in
+            let f = Float(d)
+            if f.isNaN { return "NaN" }
+            if f.isInfinite { return f < 0 ? "-Infinity" : "Infinity" }
+            return "\(f)"
+        }
+        return "{\"shape\": [" + t.shape.map(String.init).joined(separator: ", ") + "], \"dtype\": \""
+            + (t.dtype == .int64 ? "int64" : "float32") + "\", \"data\": [" + data.joined(separator: ", ") + "]}"
+    }
+
+    static func number(_ d: Double) -> String {
+        if d.isNaN { return "NaN" }
+        if d.isInfinite { return d < 0 ? "-Infinity" : "Infinity" }
+        return Repr.float(d)
+    }
+
+    static func string(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+
+    /// The whole file: `{"stdout": ..., "saves": {...}, "error": null | {"type", "message"}}`.
+    static func document(stdout: String, saves: String, error: ScriptError?) -> String {
+        let errorJSON = error.map { "{\"type\": " + string($0.kind.rawValue) + ", \"message\": " + string($0.description) + "}" } ?? "null"
+        return "{\"stdout\": " + string(stdout) + ", \"saves\": " + saves + ", \"error\": " + errorJSON + "}\n"
+    }
+}
