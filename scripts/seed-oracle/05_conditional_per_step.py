@@ -1,0 +1,9 @@
+# Variant of Examples/seed/05 that nnsight 0.8.1 can run: the loop bounded to the 5 steps.
+with model.generate("The Eiffel Tower is in the city of", max_new_tokens=5) as tracer:
+    for step in tracer.iter[:5]:
+        if step == 0:
+            # Only intervene on the first generation step
+            model.transformer.h[0].output[0][:] = 0
+    output = model.generator.output.save()
+
+print(model.tokenizer.decode(output[0]))
