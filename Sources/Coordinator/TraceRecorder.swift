@@ -14,6 +14,8 @@ final class TraceRecorder {
     /// The step of the loop iteration running now, if any.
     var loopStep: Int?
     var currentInvoke: Int32 = -1
+    /// The source line being recorded (trace scripts set it), for error messages.
+    var currentLine: UInt32 = 0
     var currentStep: Int { loopStep ?? cursor }
 
     /// Saves and list appends, by the id their values stream back under.
@@ -36,6 +38,7 @@ final class TraceRecorder {
         nextId += 1
         node.steps = [UInt32(currentStep)]
         node.invoke = currentInvoke
+        node.line = currentLine
         fill(&node)
         nodes.append(node)
         return node.id

@@ -60,6 +60,13 @@ public final class Tracer {
     /// Every generation step (`iter[...]`). Code after the loop runs too.
     public func all() -> StepSequence { iter[...] }
 
+    /// The source line that nodes recorded from now on come from (set by the script front end,
+    /// so that errors point at the script line).
+    public var sourceLine: Int {
+        get { Int(recorder.currentLine) }
+        set { recorder.currentLine = UInt32(clamping: newValue) }
+    }
+
     /// The number of generation steps (`max_new_tokens`).
     public var maxNewTokens: Int { recorder.maxNewTokens }
 

@@ -311,8 +311,9 @@ struct Parser {
 
     mutating func primary() throws(ScriptError) -> Expr {
         var e = try atom()
+        // As in Python's AST, a trailer's node starts where its whole expression starts.
+        let loc = e.location
         while true {
-            let loc = location
             if isOp(".") {
                 p += 1
                 guard case let .name(n) = current.kind else { throw fail("expected an attribute name") }

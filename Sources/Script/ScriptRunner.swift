@@ -20,6 +20,8 @@ public final class ScriptRunner {
     var tracing = 0
     /// Names bound while a trace was recorded: only saved values outlive the trace.
     var boundInTrace: Set<String> = []
+    /// The tracer of the trace being recorded, told each statement's line.
+    var activeTracer: Tracer?
     var echo: ((String) -> Void)?
 
     public struct Outcome {
@@ -65,6 +67,7 @@ public final class ScriptRunner {
     }
 
     func exec(_ s: Stmt) throws {
+        activeTracer?.sourceLine = s.location.line
         switch s.kind {
         case .pass, .importIgnored: return
         case let .expr(e): _ = try eval(e)
@@ -108,6 +111,7 @@ public final class ScriptRunner {
         case let .generateContext(prompt, maxNewTokens, sampling):
             try runTrace(at: loc) {
                 try model.generate(prompt, maxNewTokens: maxNewTokens, sampling: sampling) { tracer in
+                    activeTracer = tracer
                     if let name { try assign(name, .object(.tracer(tracer))) }
                     try exec(body)
                 }
@@ -115,6 +119,7 @@ public final class ScriptRunner {
         case let .traceContext(prompt):
             try runTrace(at: loc) {
                 try model.trace(prompt) { tracer in
+                    activeTracer = tracer
                     if let name { try assign(name, .object(.tracer(tracer))) }
                     try exec(body)
                 }
@@ -131,6 +136,7 @@ public final class ScriptRunner {
         tracing += 1
         defer {
             tracing -= 1
+            activeTracer = nil
             for (name, value) in globals {
                 switch value {
                 case .proxy, .object(.tracer): globals[name] = .unsaved(name)
@@ -154,7 +160,14 @@ public final class ScriptRunner {
         } catch let error as ScriptError {
             throw error
         } catch let error as TraceError {
-            throw fail(.runtime, error.description, loc)
+            // Errors from a stage name the node's script line: point there.
+            var at = loc
+            let text = error.description
+            if let range = text.range(of: #"\(line (\d+)\)|line (\d+):"#, options: .regularExpression) {
+                let digits = text[range].filter(\.isNumber)
+                if let line = Int(digits), line > 0 { at = SourceLocation(line: line, column: 1) }
+            }
+            throw fail(.runtime, text, at)
         }
     }
 
