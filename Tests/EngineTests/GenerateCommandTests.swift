@@ -9,7 +9,7 @@ import Testing
 
     @Test(arguments: [[], ["--split", "2"], ["--split", "1,3"]])
     func defaultPromptMatchesTheDemoGolden(extra: [String]) throws {
-        let golden = try #require(try Fixtures.json("oracle-demo/demo_generate.json")["stdout"] as? String)
+        let golden = try #require(try Fixtures.json("../../Examples/demo/demo_generate.json")["stdout"] as? String)
         let output = try runExecutable("nnsight", ["generate", "--model", Self.shippedModel, "--threads", "1"] + extra)
         #expect(output == golden)
     }

@@ -29,7 +29,7 @@ import Testing
     /// The demo scripts for the shipped model.
     @Test(arguments: ["demo_generate", "demo_iter_tokens", "demo_zero_layer0"])
     func demo(name: String) throws {
-        let base = Goldens.fixtures + "/oracle-demo/" + name
+        let base = Goldens.repository.appendingPathComponent("Examples/demo/" + name).path
         let actual = try run(base + ".py", model: Goldens.repository.appendingPathComponent("Models/tiny-license-gpt2").path, workers: 2)
         let errors = Goldens.mismatches(expected: try Goldens.load(base + ".json"), actual: actual)
         #expect(errors.isEmpty, "\(name):\n\(errors.joined(separator: "\n"))")
