@@ -12,7 +12,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import nnsight' 2>/de
   "$venv/bin/pip" install -q "torch==2.13.0+cpu" "transformers==5.2.0" "nnsight==0.8.1"
 fi
 harness=${ORACLE_RUN:-../shared/oracle/oracle_run.py}
-for f in scripts/seed-oracle/*.py; do
+for f in Examples/seed/0[1-4]*.py scripts/seed-oracle/*.py; do
   name=$(basename "$f" .py)
   timeout 300 "$venv/bin/python" "$harness" Models/tiny-license-gpt2 "$f" "Examples/seed/$name.json"
   echo "$name: $(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(repr(d['stdout']), d['error'])" "Examples/seed/$name.json")"

@@ -18,7 +18,8 @@ public enum TensorIndex: ExpressibleByIntegerLiteral, Sendable {
     public static func from(_ start: Int) -> TensorIndex { .slice(start, nil) }
     public static func upTo(_ stop: Int) -> TensorIndex { .slice(nil, stop) }
 
-    var item: IndexItem {
+    /// The interpreter's form of this index element.
+    public var item: IndexItem {
         switch self {
         case let .at(i): .at(i)
         case let .slice(a, b, step): .slice(start: a, stop: b, step: step)

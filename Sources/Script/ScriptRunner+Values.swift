@@ -116,7 +116,7 @@ extension ScriptRunner {
         switch value {
         case let .proxy(p): return .proxy(p.index(try tensorIndex(items, loc)))
         case let .tensor(t):
-            do { return .tensor(try t.indexed(try tensorIndex(items, loc).map(\.ndIndex))) }
+            do { return .tensor(try t.indexed(try tensorIndex(items, loc).map(\.item))) }
             catch let error as TensorError { throw fail(.index, error.description, loc) }
         case .object(.layers):
             guard items.count == 1, case let .index(e) = items[0], case let .int(i) = try eval(e) else {
@@ -364,13 +364,3 @@ extension ScriptRunner {
     }
 }
 
-extension TensorIndex {
-    var ndIndex: IndexItem {
-        switch self {
-        case let .at(i): .at(i)
-        case let .slice(a, b, step): .slice(start: a, stop: b, step: step)
-        case .ellipsis: .ellipsis
-        case .newAxis: .newAxis
-        }
-    }
-}
