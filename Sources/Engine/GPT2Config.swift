@@ -67,6 +67,11 @@ public struct GPT2Config: Codable, Sendable, Equatable {
     public static let gpt2Small = GPT2Config(nLayer: 12, nEmbd: 768, nHead: 12, nPositions: 1024,
                                              vocabSize: 50257, bosTokenId: 50256, eosTokenId: 50256)
 
+    /// Identifies the architecture: workers, coordinator and clients of a cluster must agree on it.
+    public var architectureId: String {
+        "gpt2 n_layer=\(nLayer) n_embd=\(nEmbd) n_head=\(nHead) vocab=\(vocabSize) n_positions=\(nPositions)"
+    }
+
     public var headDim: Int { nEmbd / nHead }
     public var innerDim: Int { nInner ?? 4 * nEmbd }
 

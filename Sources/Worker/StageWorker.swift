@@ -2,6 +2,21 @@ import Engine
 import Foundation
 import Wire
 
+/// Why a worker stopped serving.
+public enum WorkerError: Error, CustomStringConvertible {
+    case coordinatorLost(seconds: Int)
+    case refused(String)
+    case noAssignment(seconds: Int)
+
+    public var description: String {
+        switch self {
+        case let .coordinatorLost(s): "the coordinator has been silent for \(s) s"
+        case let .refused(m): "the coordinator refused this worker: \(m)"
+        case let .noAssignment(s): "no stage assignment within \(s) s"
+        }
+    }
+}
+
 /// Where a stage's messages go.
 public struct StageEndpoints: Sendable {
     /// Bound PULL socket: trace fragments from the coordinator, activations from the previous stage.
@@ -57,6 +72,7 @@ public final class StageWorker {
         self.endpoints = endpoints
     }
 
+    /// Binds and connects the endpoints, then serves (in-process stages).
     public func serve(shouldStop: () -> Bool = { false }) throws {
         let input = try context.socket(.pull)
         try input.bind(endpoints.input)
@@ -67,10 +83,34 @@ public final class StageWorker {
             try socket.connect(endpoint)
             return socket
         }
-        func send(_ socket: ZMQSocket, _ envelope: Envelope) throws { try socket.send(try Framing.encode(envelope)) }
+        try serve(input: input, next: next, coordinator: coordinator, control: nil, shouldStop: shouldStop)
+    }
 
+    /// Serves on sockets the caller made. `control`, when given, is a DEALER to the coordinator:
+    /// heartbeats go out on it every `heartbeatMs`, and serving stops when the coordinator has
+    /// been silent for `coordinatorTimeoutMs` (it is gone; the process should re-register or exit).
+    public func serve(input: ZMQSocket, next: ZMQSocket?, coordinator: ZMQSocket, control: ZMQSocket?,
+                      heartbeatMs: Int = 1000, coordinatorTimeoutMs: Int = 10_000, sender: String = "",
+                      shouldStop: () -> Bool = { false }) throws {
+        func send(_ socket: ZMQSocket, _ envelope: Envelope) throws { try socket.send(try Framing.encode(envelope)) }
+        var lastBeat = Date.distantPast, lastHeard = Date()
+        let sockets = [input] + (control.map { [$0] } ?? [])
         while !shouldStop() {
-            guard let frames = try input.receive(timeoutMs: 100) else { continue }
+            if let control {
+                if Date().timeIntervalSince(lastBeat) * 1000 >= Double(heartbeatMs) {
+                    try send(control, Framing.envelope { $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = sender } })
+                    lastBeat = Date()
+                }
+                if Date().timeIntervalSince(lastHeard) * 1000 > Double(coordinatorTimeoutMs) {
+                    throw WorkerError.coordinatorLost(seconds: coordinatorTimeoutMs / 1000)
+                }
+            }
+            let ready = try ZMQSocket.poll(sockets, timeoutMs: 100)
+            if ready.count > 1, ready[1], let control, let frames = try control.receive(timeoutMs: 0) {
+                lastHeard = Date()
+                if let envelope = try? Framing.decode(frames.last ?? Data()), case let .cancel(c)? = envelope.body, c.reason == "shutdown" { return }
+            }
+            guard ready[0], let frames = try input.receive(timeoutMs: 0) else { continue }
             let envelope: Envelope
             do throws(WireError) {
                 envelope = try Framing.decode(frames.last ?? Data())
@@ -108,6 +148,9 @@ public final class StageWorker {
             }
         }
     }
+
+    /// Traces this stage holds state for (a KV cache each).
+    public var activeRequests: Int { requests.count }
 
     private func errorMessage(_ error: Error) -> Nnsight_V1_Error {
         if let e = error as? InterpreterError { return e.wire }

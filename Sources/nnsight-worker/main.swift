@@ -1,21 +1,47 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Logging
 import Wire
+import Worker
 
-/// A pipeline stage's process. Serving over ZeroMQ arrives with the Cluster issue; today it
-/// loads the layer range it would serve and reports what that costs.
+/// A pipeline stage's process: registers with a coordinator, loads the layers it is assigned,
+/// and serves them.
 @main
 struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nnsight-worker",
-        abstract: "Load one pipeline stage of a GPT-2 checkpoint (serving arrives with the cluster).")
+        abstract: "Serve one pipeline stage of a GPT-2 for an nnsight coordinator.",
+        discussion: """
+        The worker connects to the coordinator (--connect), announces the endpoint where it takes
+        activations (--bind), is assigned a layer range, loads only those weights, and serves until
+        the coordinator tells it to stop or has been silent for --coordinator-timeout seconds.
+        It runs only the declarative operations of the intervention graph, never user code.
+        The cluster has no authentication yet: keep every endpoint on 127.0.0.1 (the default) or a
+        trusted network.
+          nnsight-worker --connect tcp://127.0.0.1:5555 --model Models/tiny-license-gpt2
+        """)
 
-    @Option(name: .long, help: "A Hugging Face GPT-2 directory.")
+    @Option(name: .long, help: "The coordinator's control endpoint, e.g. tcp://127.0.0.1:5555.")
+    var connect: String
+
+    @Option(name: .long, help: "Endpoint to bind for activations (default: a free port on 127.0.0.1).")
+    var bind: String = "tcp://127.0.0.1:*"
+
+    @Option(name: .long, help: "A Hugging Face GPT-2 directory (the same model as the coordinator's).")
     var model: String
 
-    @Option(name: .long, help: "Half-open layer range a:b this stage owns (default: all layers).")
-    var layers: String?
+    @Option(name: .long, help: "Worker id (default: host and process id).")
+    var id: String?
+
+    @Option(name: .long, help: "OpenBLAS threads for this worker (default: the machine's cores divided by --share).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Workers sharing this machine's cores (sets the default --threads).")
+    var share: Int = 1
+
+    @Option(name: .long, help: "Seconds of coordinator silence before the worker exits.")
+    var coordinatorTimeout: Int = 10
 
     static func main() {
         BLASRuntime.ensureFastKernels()
@@ -29,17 +55,11 @@ struct WorkerCommand: ParsableCommand {
     }
 
     func run() throws {
-        let config = try GPT2Config.load(directory: model)
-        var range = 0..<config.nLayer
-        if let layers {
-            let parts = layers.split(separator: ":").compactMap { Int($0) }
-            guard parts.count == 2, parts[0] < parts[1] else {
-                throw ValidationError("--layers must look like 0:6, got '\(layers)'")
-            }
-            range = parts[0]..<parts[1]
-        }
-        let weights = try GPT2Weights.load(directory: model, config: config, layers: range)
-        print("stage \(range.lowerBound)..<\(range.upperBound): \(weights.parameterCount) parameters, " +
-              "embeddings: \(weights.hasEmbeddings), head: \(weights.hasHead), BLAS core \(BLASRuntime.coreName)")
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        BLASRuntime.threads = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, share))
+        var options = WorkerProcess.Options(connect: connect, bind: bind, model: model,
+                                            workerId: id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())")
+        options.coordinatorTimeoutMs = coordinatorTimeout * 1000
+        try WorkerProcess(options).run()
     }
 }

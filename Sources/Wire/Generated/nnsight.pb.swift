@@ -1,4 +1,4 @@
-// proto-sha256: 3663140a8984a145f9c4446659e4d3aaf2b25429b816884c6140f4c5b37f51c3
+// proto-sha256: 8db1a59bdc02e1676e23d31b14bca1428163f0c65c03634d3c7b52d828eb90e7
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -921,6 +921,9 @@ public nonisolated struct Nnsight_V1_StageAssignment: Sendable {
 
   /// the next stage's endpoint; empty on the last stage
   public var nextAddress: String = String()
+
+  /// the coordinator's endpoint for saves, step results and errors
+  public var resultsAddress: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2174,7 +2177,7 @@ nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Nnsight_V1_StageAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StageAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{3}layer_start\0\u{3}layer_end\0\u{1}stage\0\u{3}stage_count\0\u{3}next_address\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{3}layer_start\0\u{3}layer_end\0\u{1}stage\0\u{3}stage_count\0\u{3}next_address\0\u{3}results_address\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2188,6 +2191,7 @@ nonisolated extension Nnsight_V1_StageAssignment: SwiftProtobuf.Message, SwiftPr
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.stage) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.stageCount) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.nextAddress) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.resultsAddress) }()
       default: break
       }
     }
@@ -2212,6 +2216,9 @@ nonisolated extension Nnsight_V1_StageAssignment: SwiftProtobuf.Message, SwiftPr
     if !self.nextAddress.isEmpty {
       try visitor.visitSingularStringField(value: self.nextAddress, fieldNumber: 6)
     }
+    if !self.resultsAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.resultsAddress, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2222,6 +2229,7 @@ nonisolated extension Nnsight_V1_StageAssignment: SwiftProtobuf.Message, SwiftPr
     if lhs.stage != rhs.stage {return false}
     if lhs.stageCount != rhs.stageCount {return false}
     if lhs.nextAddress != rhs.nextAddress {return false}
+    if lhs.resultsAddress != rhs.resultsAddress {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

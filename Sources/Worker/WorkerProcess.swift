@@ -1,0 +1,97 @@
+import Engine
+import Foundation
+import Logging
+import Wire
+
+/// A worker process: registers with a coordinator, is assigned a layer range, loads only those
+/// weights, and serves that pipeline stage until told to stop or the coordinator goes silent.
+///
+/// ```swift
+/// try WorkerProcess(options).run()   // nnsight-worker --connect tcp://127.0.0.1:5555 --model DIR
+/// ```
+public struct WorkerProcess {
+    public struct Options: Sendable {
+        public var connect: String
+        public var bind: String
+        public var model: String
+        public var workerId: String
+        public var heartbeatMs = 1000
+        public var coordinatorTimeoutMs = 10_000
+        public var assignmentTimeoutMs = 60_000
+
+        public init(connect: String, bind: String = "tcp://127.0.0.1:*", model: String, workerId: String) {
+            self.connect = connect
+            self.bind = bind
+            self.model = model
+            self.workerId = workerId
+        }
+    }
+
+    let options: Options
+    let log: Logger
+
+    public init(_ options: Options, log: Logger = Logger(label: "nnsight.worker")) {
+        self.options = options
+        self.log = log
+    }
+
+    public func run() throws {
+        let config = try GPT2Config.load(directory: options.model)
+        let context = ZMQContext()
+        let input = try context.socket(.pull)
+        try input.setMaxMessageSize(WireProtocol.defaultMaxMessageBytes)
+        try input.bind(options.bind)
+        let address = input.lastEndpoint
+        let control = try context.socket(.dealer)
+        try control.setIdentity(options.workerId)
+        try control.connect(options.connect)
+        log.info("registering", metadata: ["worker": "\(options.workerId)", "input": "\(address)", "coordinator": "\(options.connect)"])
+
+        // Hello until the coordinator assigns a stage (it may start after us).
+        let hello = Framing.envelope {
+            $0.hello = .with {
+                $0.workerID = options.workerId
+                $0.address = address
+                $0.capacity = 64
+                $0.model = config.architectureId
+            }
+        }
+        var assignment: Nnsight_V1_StageAssignment?
+        let deadline = Date().addingTimeInterval(Double(options.assignmentTimeoutMs) / 1000)
+        var lastHello = Date.distantPast
+        while assignment == nil {
+            guard Date() < deadline else { throw WorkerError.noAssignment(seconds: options.assignmentTimeoutMs / 1000) }
+            if Date().timeIntervalSince(lastHello) > 2 {
+                try control.send(try Framing.encode(hello))
+                lastHello = Date()
+            }
+            guard let frames = try control.receive(timeoutMs: 200), let envelope = try? Framing.decode(frames.last ?? Data()) else { continue }
+            switch envelope.body {
+            case let .assignment(a)?: assignment = a
+            case let .error(e)?: throw WorkerError.refused(e.message)
+            default: continue
+            }
+        }
+        let stage = assignment!
+        let layers = Int(stage.layerStart)..<Int(stage.layerEnd)
+        log.info("assigned", metadata: ["layers": "\(layers)", "stage": "\(stage.stage)/\(stage.stageCount)"])
+        let model = GPT2(weights: try GPT2Weights.load(directory: options.model, config: config, layers: layers))
+        let coordinator = try context.socket(.push)
+        try coordinator.connect(stage.resultsAddress)
+        let next = try stage.nextAddress.isEmpty ? nil : { () throws -> ZMQSocket in
+            let socket = try context.socket(.push)
+            try socket.connect(stage.nextAddress)
+            return socket
+        }()
+        // Ready: the assignment echoed back.
+        try control.send(try Framing.encode(Framing.envelope { $0.assignment = stage }))
+        log.info("serving", metadata: ["layers": "\(layers)", "parameters": "\(model.weights.parameterCount)"])
+        let worker = StageWorker(model: model, context: context,
+                                 endpoints: StageEndpoints(input: address, next: stage.nextAddress.isEmpty ? nil : stage.nextAddress,
+                                                           coordinator: stage.resultsAddress))
+        try worker.serve(input: input, next: next, coordinator: coordinator, control: control,
+                         heartbeatMs: options.heartbeatMs, coordinatorTimeoutMs: options.coordinatorTimeoutMs,
+                         sender: options.workerId)
+        log.info("stopped")
+    }
+}
