@@ -54,7 +54,7 @@ let package = Package(
             "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Engine", "Worker", "Wire"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Engine", "Worker", "Wire", "nnsight-worker"]),
         .testTarget(name: "ScriptTests", dependencies: ["Script", "Coordinator", "Engine", "nnsight"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "nnsight-wire-echo"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineKernels", "nnsight"]),

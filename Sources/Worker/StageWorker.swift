@@ -89,9 +89,11 @@ public final class StageWorker {
     /// Serves on sockets the caller made. `control`, when given, is a DEALER to the coordinator:
     /// heartbeats go out on it every `heartbeatMs`, and serving stops when the coordinator has
     /// been silent for `coordinatorTimeoutMs` (it is gone; the process should re-register or exit).
-    public func serve(input: ZMQSocket, next: ZMQSocket?, coordinator: ZMQSocket, control: ZMQSocket?,
+    public func serve(input: ZMQSocket, next initialNext: ZMQSocket?, coordinator: ZMQSocket, control: ZMQSocket?,
                       heartbeatMs: Int = 1000, coordinatorTimeoutMs: Int = 10_000, sender: String = "",
                       shouldStop: () -> Bool = { false }) throws {
+        var next = initialNext
+        var nextAddress = endpoints.next ?? ""
         func send(_ socket: ZMQSocket, _ envelope: Envelope) throws { try socket.send(try Framing.encode(envelope)) }
         var lastBeat = Date.distantPast, lastHeard = Date()
         let sockets = [input] + (control.map { [$0] } ?? [])
@@ -108,7 +110,24 @@ public final class StageWorker {
             let ready = try ZMQSocket.poll(sockets, timeoutMs: 100)
             if ready.count > 1, ready[1], let control, let frames = try control.receive(timeoutMs: 0) {
                 lastHeard = Date()
-                if let envelope = try? Framing.decode(frames.last ?? Data()), case let .cancel(c)? = envelope.body, c.reason == "shutdown" { return }
+                switch (try? Framing.decode(frames.last ?? Data()))?.body {
+                case let .cancel(c)? where c.reason == "shutdown":
+                    return
+                case let .assignment(a)?:
+                    // Re-sent when a stage was replaced: the next stage may have moved.
+                    if a.nextAddress != nextAddress {
+                        next = nil
+                        if !a.nextAddress.isEmpty {
+                            let socket = try context.socket(.push)
+                            try socket.connect(a.nextAddress)
+                            next = socket
+                        }
+                        nextAddress = a.nextAddress
+                    }
+                    try send(control, Framing.envelope { $0.assignment = a })
+                default:
+                    break
+                }
             }
             guard ready[0], let frames = try input.receive(timeoutMs: 0) else { continue }
             let envelope: Envelope

@@ -1,0 +1,340 @@
+import Engine
+import Foundation
+import Logging
+import Wire
+import Worker
+
+/// The coordinator of a cluster of worker processes: registers workers, splits the layers
+/// across them, accepts traces from clients over ZeroMQ, and drives every trace's generation
+/// step by step, many traces in flight at once (stage 0 works on one trace's step while the
+/// last stage works on another's). Saved values stream to the client as they arrive.
+///
+/// All sockets belong to the thread that calls `serve`.
+///
+/// ```swift
+/// let coordinator = try ClusterCoordinator(options)      // binds, on the serving thread
+/// print(coordinator.endpoint)                           // workers and clients connect here
+/// try coordinator.serve()
+/// ```
+public final class ClusterCoordinator {
+    public struct Options: Sendable {
+        /// Control endpoint: workers register here, clients submit traces here.
+        public var listen = "tcp://127.0.0.1:*"
+        /// Where workers send saves, step results and errors.
+        public var results = "tcp://127.0.0.1:*"
+        public var model: String
+        /// Workers to wait for before serving; layers are split evenly across them unless `split`.
+        public var workers: Int
+        /// Layer boundaries, e.g. [4, 8] for 12 layers on 3 workers.
+        public var split: [Int]?
+        public var heartbeatMs = 1000
+        /// A worker silent for this long is dead.
+        public var workerTimeoutMs = 3000
+        /// A trace's default deadline.
+        public var traceTimeoutMs = 300_000
+
+        public init(model: String, workers: Int) {
+            self.model = model
+            self.workers = workers
+        }
+    }
+
+    struct WorkerInfo {
+        let id: String
+        let address: String
+        let push: ZMQSocket
+        var stage: Int?
+        var ready = false
+        var lastSeen = Date()
+    }
+
+    final class Active {
+        let session: TraceSession
+        let client: Data
+        let clientRequest: UInt64
+        let deadline: Date
+        var waitingForSaves = false
+        init(session: TraceSession, client: Data, clientRequest: UInt64, deadline: Date) {
+            self.session = session
+            self.client = client
+            self.clientRequest = clientRequest
+            self.deadline = deadline
+        }
+    }
+
+    public let options: Options
+    public let config: GPT2Config
+    public let stages: [Range<Int>]
+    let context = ZMQContext()
+    let control: ZMQSocket
+    let results: ZMQSocket
+    /// The control endpoint actually bound.
+    public let endpoint: String
+    public let resultsEndpoint: String
+    let log: Logger
+
+    private var workers: [String: WorkerInfo] = [:]
+    /// The worker serving each stage, once assigned.
+    private var slots: [String?]
+    private var traces: [UInt64: Active] = [:]
+    private var nextTrace: UInt64 = 1
+    private var lastBeat = Date.distantPast
+
+    public init(_ options: Options, log: Logger = Logger(label: "nnsight.coordinator")) throws {
+        self.options = options
+        self.log = log
+        config = try GPT2Config.load(directory: options.model)
+        let bounds = [0] + (options.split ?? []) + [config.nLayer]
+        if let split = options.split {
+            guard split.count == options.workers - 1, zip(bounds, bounds.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw TraceError.invalidGraph("--split \(split) does not cut \(config.nLayer) layers into \(options.workers) ranges")
+            }
+            stages = zip(bounds, bounds.dropFirst()).map { $0..<$1 }
+        } else {
+            stages = LocalCluster.split(layers: config.nLayer, stages: options.workers)
+        }
+        slots = [String?](repeating: nil, count: stages.count)
+        control = try context.socket(.router)
+        try control.setMaxMessageSize(WireProtocol.defaultMaxMessageBytes)
+        try control.bind(options.listen)
+        endpoint = control.lastEndpoint
+        results = try context.socket(.pull)
+        try results.setMaxMessageSize(WireProtocol.defaultMaxMessageBytes)
+        try results.bind(options.results)
+        resultsEndpoint = results.lastEndpoint
+    }
+
+    /// Whether every stage has a ready worker.
+    public var isReady: Bool { slots.allSatisfy { $0.flatMap { workers[$0]?.ready } ?? false } }
+
+    /// Serves until `shouldStop`; then tells every worker to shut down.
+    public func serve(shouldStop: () -> Bool = { false }) throws {
+        defer { shutdownWorkers() }
+        while !shouldStop() {
+            let ready = try ZMQSocket.poll([control, results], timeoutMs: 50)
+            if ready[0], let frames = try control.receive(timeoutMs: 0) { try handleControl(frames) }
+            if ready[1], let frames = try results.receive(timeoutMs: 0) { try handleResult(frames.last ?? Data()) }
+            try housekeeping()
+        }
+    }
+
+    private func send(_ socket: ZMQSocket, _ envelope: Envelope) {
+        _ = try? socket.send(try Framing.encode(envelope))
+    }
+
+    private func reply(_ peer: Data, _ envelope: Envelope) {
+        _ = try? control.send([peer, (try? Framing.encode(envelope)) ?? Data()])
+    }
+
+    private func error(_ code: WireErrorCode, _ message: String, requestId: UInt64 = 0, worker: String = "", step: UInt32 = 0) -> Envelope {
+        Framing.envelope(requestId: requestId) {
+            $0.error = .with { $0.code = code; $0.message = message; $0.worker = worker; $0.step = step }
+        }
+    }
+
+    // MARK: - control: workers and clients
+
+    private func handleControl(_ frames: [Data]) throws {
+        guard frames.count == 2 else {
+            if let peer = frames.first { reply(peer, WireError.malformed("expected one payload frame").reply()) }
+            return
+        }
+        let (peer, frame) = (frames[0], frames[1])
+        let envelope: Envelope
+        do throws(WireError) {
+            envelope = try Framing.decode(frame)
+        } catch {
+            log.warning("refused a message", metadata: ["peer": "\(String(decoding: peer, as: UTF8.self))", "error": "\(error)"])
+            reply(peer, error.reply())
+            return
+        }
+        let peerId = String(decoding: peer, as: UTF8.self)
+        if var worker = workers[peerId] { worker.lastSeen = Date(); workers[peerId] = worker }
+        switch envelope.body {
+        case let .hello(hello)?: register(hello, peer: peer)
+        case let .assignment(a)?:
+            // A worker's ready acknowledgement.
+            if var worker = workers[peerId], worker.stage == Int(a.stage) {
+                worker.ready = true
+                workers[peerId] = worker
+                log.info("stage ready", metadata: ["worker": "\(peerId)", "layers": "\(a.layerStart)..<\(a.layerEnd)"])
+            }
+        case .heartbeat?:
+            if workers[peerId] != nil {
+                reply(peer, Framing.envelope { $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = "coordinator" } })
+            }
+        case let .submit(submit)?: submitTrace(submit, client: peer, request: envelope.requestID)
+        case .cancel?:
+            if let (id, _) = traces.first(where: { $0.value.client == peer && $0.value.clientRequest == envelope.requestID }) {
+                finish(id, error: error(.errorRefused, "cancelled by the client", requestId: envelope.requestID))
+            }
+        default:
+            reply(peer, WireError.unknownMessage.reply(requestId: envelope.requestID))
+        }
+    }
+
+    private func register(_ hello: Nnsight_V1_Hello, peer: Data) {
+        let id = String(decoding: peer, as: UTF8.self)
+        guard hello.model == config.architectureId else {
+            reply(peer, error(.errorModelMismatch, "worker \(id) serves '\(hello.model)', this cluster serves '\(config.architectureId)'", worker: id))
+            return
+        }
+        if let existing = workers[id], existing.stage != nil { return }  // a repeated Hello
+        guard let free = slots.firstIndex(where: { $0 == nil }) else {
+            reply(peer, error(.errorRefused, "every layer range is already served (\(stages.map { "\($0)" }.joined(separator: ", ")))", worker: id))
+            return
+        }
+        guard let push = try? context.socket(.push), (try? push.connect(hello.address)) != nil else {
+            reply(peer, error(.errorRefused, "cannot connect to the worker's address \(hello.address)", worker: id))
+            return
+        }
+        workers[id] = WorkerInfo(id: id, address: hello.address, push: push, stage: free)
+        slots[free] = id
+        log.info("worker registered", metadata: ["worker": "\(id)", "layers": "\(stages[free])"])
+        assignStages()
+    }
+
+    /// Sends each stage's worker its range and the next stage's address, once all are known
+    /// (and again to the previous stage when a replacement arrives).
+    private func assignStages() {
+        guard slots.allSatisfy({ $0 != nil }) else { return }
+        for (s, id) in slots.enumerated() {
+            guard let id, let worker = workers[id] else { continue }
+            let next = s + 1 < slots.count ? slots[s + 1].flatMap { workers[$0]?.address } ?? "" : ""
+            let assignment = Nnsight_V1_StageAssignment.with {
+                $0.model = config.architectureId
+                $0.layerStart = UInt32(stages[s].lowerBound)
+                $0.layerEnd = UInt32(stages[s].upperBound)
+                $0.stage = UInt32(s)
+                $0.stageCount = UInt32(stages.count)
+                $0.nextAddress = next
+                $0.resultsAddress = resultsEndpoint
+            }
+            reply(Data(worker.id.utf8), Framing.envelope { $0.assignment = assignment })
+        }
+    }
+
+    // MARK: - traces
+
+    private func submitTrace(_ submit: Nnsight_V1_SubmitTrace, client: Data, request: UInt64) {
+        guard submit.model == config.architectureId else {
+            reply(client, error(.errorModelMismatch, "this cluster serves '\(config.architectureId)', the trace is for '\(submit.model)'", requestId: request))
+            return
+        }
+        guard isReady else {
+            let missing = slots.enumerated().filter { $0.element.flatMap { workers[$0]?.ready } != true }.map { "\(stages[$0.offset])" }
+            reply(client, error(.errorRefused, "layers \(missing.joined(separator: ", ")) are not served yet (waiting for workers)", requestId: request))
+            return
+        }
+        let graph = submit.graph
+        let prompts = graph.invokes.map { $0.tokenIds.map(Int.init) }
+        guard !prompts.isEmpty, prompts.allSatisfy({ !$0.isEmpty }), graph.generation.maxNewTokens >= 1,
+              prompts.joined().allSatisfy({ $0 >= 0 && $0 < config.vocabSize }),
+              (prompts.map(\.count).max() ?? 0) + Int(graph.generation.maxNewTokens) - 1 <= config.nPositions else {
+            reply(client, error(.errorInvalidGraph, "invalid trace: prompts must be non-empty token ids within the vocabulary and fit n_positions with max_new_tokens", requestId: request))
+            return
+        }
+        let compiled: CompiledTrace
+        do {
+            compiled = try GraphCompiler(config: config, stages: stages).compile(
+                nodes: graph.nodes, invokes: graph.invokes, generation: graph.generation, limits: graph.limits, problems: [])
+        } catch {
+            reply(client, self.error(.errorInvalidGraph, error.description, requestId: request))
+            return
+        }
+        let id = nextTrace
+        nextTrace += 1
+        let session = TraceSession(id: id, compiled: compiled, prompts: prompts, generation: graph.generation)
+        let deadline = graph.limits.deadlineUnixMs > 0
+            ? Date(timeIntervalSince1970: Double(graph.limits.deadlineUnixMs) / 1000)
+            : Date().addingTimeInterval(Double(options.traceTimeoutMs) / 1000)
+        traces[id] = Active(session: session, client: client, clientRequest: request, deadline: deadline)
+        for (s, submit) in session.submits.enumerated() { send(workers[slots[s]!]!.push, submit) }
+        send(workers[slots[0]!]!.push, session.activations())
+    }
+
+    private func handleResult(_ frame: Data) throws {
+        guard let envelope = try? Framing.decode(frame), let active = traces[envelope.requestID] else { return }
+        let session = active.session
+        switch envelope.body {
+        case var .saved(saved)?:
+            session.received += 1
+            reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.saved = saved })
+        case let .stepResult(result)?:
+            guard Int(result.step) == session.steps else { return }
+            if session.accept(result) {
+                send(workers[slots[0]!]!.push, session.activations())
+            } else {
+                active.waitingForSaves = true
+            }
+        case var .error(e)?:
+            e.message = "stage error: \(e.message)"
+            finish(envelope.requestID, error: Framing.envelope(requestId: active.clientRequest) { $0.error = e })
+            return
+        default: return
+        }
+        if active.waitingForSaves && session.allSavesArrived { complete(envelope.requestID) }
+    }
+
+    /// Generation and saves are done: evaluate the nodes on the finished generation, then tell the client.
+    private func complete(_ id: UInt64) {
+        guard let active = traces[id] else { return }
+        do {
+            for (saveId, value) in try ClientNodes.evaluate(active.session.compiled.clientNodes, outcome: active.session.outcome,
+                                                            invokes: active.session.compiled.fragments.first?.invokes.count ?? 0) {
+                reply(active.client, Framing.envelope(requestId: active.clientRequest) {
+                    $0.saved = .with { $0.saveID = saveId; $0.value = value.host.wire }
+                })
+            }
+        } catch {
+            finish(id, error: self.error(.errorInvalidGraph, "\(error)", requestId: active.clientRequest))
+            return
+        }
+        finish(id, error: nil)
+    }
+
+    /// Ends a trace: frees its state on every stage and answers the client.
+    private func finish(_ id: UInt64, error: Envelope?) {
+        guard let active = traces.removeValue(forKey: id) else { return }
+        for worker in slots.compactMap({ $0.flatMap { workers[$0] } }) { send(worker.push, active.session.release) }
+        if let error {
+            reply(active.client, error)
+        } else {
+            let steps = active.session.steps
+            reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.finished = .with { $0.steps = UInt32(steps) } })
+        }
+    }
+
+    // MARK: - liveness
+
+    private func housekeeping() throws {
+        let now = Date()
+        for (id, worker) in workers where now.timeIntervalSince(worker.lastSeen) * 1000 > Double(options.workerTimeoutMs) {
+            workerLost(id, worker)
+        }
+        for (id, active) in traces where now > active.deadline {
+            finish(id, error: error(.errorDeadline, "the trace's deadline passed at step \(active.session.steps)", requestId: active.clientRequest,
+                                    step: UInt32(active.session.steps)))
+        }
+    }
+
+    private func workerLost(_ id: String, _ worker: WorkerInfo) {
+        workers[id] = nil
+        guard let stage = worker.stage else { return }
+        slots[stage] = nil
+        let range = stages[stage]
+        log.error("worker lost", metadata: ["worker": "\(id)", "layers": "\(range)"])
+        for (traceId, active) in traces {
+            let step = active.session.steps
+            finish(traceId, error: error(.errorWorkerLost,
+                                         "worker \(id) serving layers \(range.lowerBound)..<\(range.upperBound) stopped answering at step \(step)",
+                                         requestId: active.clientRequest, worker: id, step: UInt32(step)))
+        }
+    }
+
+    private func shutdownWorkers() {
+        for worker in workers.values {
+            reply(Data(worker.id.utf8), Framing.envelope { $0.cancel = .with { $0.reason = "shutdown" } })
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Logging
+
+/// A coordinator on a thread of this process and N worker processes on this machine: what
+/// `nnsight run --workers N` starts, uses and stops.
+///
+/// ```swift
+/// let cluster = try ProcessCluster(model: dir, workers: 2, workerExecutable: path)
+/// let model = try LanguageModel.connect(cluster.endpoint, model: dir)
+/// ...
+/// cluster.stop()
+/// ```
+public final class ProcessCluster: @unchecked Sendable {
+    public let endpoint: String
+    public private(set) var processes: [Process] = []
+    private let state = State()
+
+    /// Shared with the coordinator's thread.
+    final class State: @unchecked Sendable {
+        let lock = NSLock()
+        var stopping = false
+        var ready = false
+        let finished = DispatchSemaphore(value: 0)
+    }
+
+    /// Starts the coordinator and `workers` worker processes and waits until every stage is ready.
+    /// `transport` is "tcp" (127.0.0.1) or "ipc".
+    public init(model: String, workers: Int, workerExecutable: URL, transport: String = "tcp",
+                split: [Int]? = nil, threadsPerWorker: Int? = nil, readyTimeoutSeconds: Int = 60) throws {
+        let tag = "\(getpid())-\(UUID().uuidString.prefix(8))"
+        var options = ClusterCoordinator.Options(model: model, workers: workers)
+        options.split = split
+        if transport == "ipc" {
+            options.listen = "ipc:///tmp/nnsight-\(tag)-control"
+            options.results = "ipc:///tmp/nnsight-\(tag)-results"
+        }
+        let coordinatorOptions = options
+        let started = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var outcome: Result<String, Error> = .failure(TraceError.transport("the coordinator did not start"))
+        let state = self.state
+        let thread = Thread {
+            do {
+                let coordinator = try ClusterCoordinator(coordinatorOptions, log: Logger(label: "nnsight.coordinator"))
+                outcome = .success(coordinator.endpoint)
+                started.signal()
+                try coordinator.serve {
+                    state.lock.lock()
+                    defer { state.lock.unlock() }
+                    state.ready = state.ready || coordinator.isReady
+                    return state.stopping
+                }
+            } catch {
+                outcome = .failure(error)
+                started.signal()
+            }
+            state.finished.signal()
+        }
+        thread.name = "nnsight-coordinator"
+        thread.start()
+        started.wait()
+        endpoint = try outcome.get()
+
+        for w in 0..<workers {
+            let process = Process()
+            process.executableURL = workerExecutable
+            var arguments = ["--connect", endpoint, "--model", model, "--id", "worker-\(w)-\(tag)", "--share", String(workers)]
+            if transport == "ipc" { arguments += ["--bind", "ipc:///tmp/nnsight-\(tag)-worker-\(w)"] }
+            if let threadsPerWorker { arguments += ["--threads", String(threadsPerWorker)] }
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            processes.append(process)
+        }
+        let deadline = Date().addingTimeInterval(Double(readyTimeoutSeconds))
+        while !isReady {
+            guard Date() < deadline else {
+                stop()
+                throw TraceError.transport("the \(workers) workers did not become ready within \(readyTimeoutSeconds) s")
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+    }
+
+    public var isReady: Bool {
+        state.lock.lock()
+        defer { state.lock.unlock() }
+        return state.ready
+    }
+
+    /// Stops the coordinator (which tells the workers to exit) and waits for the processes.
+    public func stop() {
+        state.lock.lock()
+        let already = state.stopping
+        state.stopping = true
+        state.lock.unlock()
+        guard !already else { return }
+        _ = state.finished.wait(timeout: .now() + 10)
+        for process in processes {
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
