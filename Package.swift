@@ -44,6 +44,7 @@ let package = Package(
         .executableTarget(name: "nnsight", dependencies: [
             "Coordinator", "Engine", "Wire", "Script",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "nnsight-worker", dependencies: [
             "Worker", "Engine", "Wire",
@@ -55,7 +56,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Engine", "Worker", "Wire", "nnsight-worker"]),
-        .testTarget(name: "ScriptTests", dependencies: ["Script", "Coordinator", "Engine", "nnsight"]),
+        .testTarget(name: "ScriptTests", dependencies: ["Script", "Coordinator", "Engine", "nnsight", "nnsight-worker"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "nnsight-wire-echo"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineKernels", "nnsight"]),
     ],

@@ -262,6 +262,10 @@ public final class ClusterCoordinator {
             reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.saved = saved })
         case let .stepResult(result)?:
             guard Int(result.step) == session.steps else { return }
+            // The client sees each step's tokens as they come (without the carried values).
+            reply(active.client, Framing.envelope(requestId: active.clientRequest) {
+                $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens }
+            })
             if session.accept(result) {
                 send(workers[slots[0]!]!.push, session.activations())
             } else {

@@ -27,6 +27,9 @@ public final class LanguageModel {
     public let generator = GeneratorEnvoy()
     private let backend: TraceBackend
 
+    /// Called while a trace runs, as values stream in: saved values, and each step's tokens.
+    public var onEvent: ((TraceEvent) -> Void)?
+
     /// Loads a Hugging Face GPT-2 directory and starts `stages` in-process pipeline stages.
     public static func load(_ directory: String, stages: Int = 1) throws -> LanguageModel {
         let cluster = try LocalCluster(directory: directory, stages: stages)
@@ -102,9 +105,51 @@ public final class LanguageModel {
                 $0.sampling = .with { $0.temperature = sampling.temperature; $0.topK = UInt32(sampling.topK); $0.topP = sampling.topP; $0.seed = sampling.seed }
             }
         }
-        try backend.execute(graph) { id, value in
-            if let saved = recorder.saves[id] { saved.result = .success(value) }
-            if let (list, slot) = recorder.appends[id] { list.values[slot] = value }
+        try backend.execute(graph) { event in
+            if case let .saved(id, _, value) = event {
+                if let saved = recorder.saves[id] { saved.result = .success(value) }
+                if let (list, slot) = recorder.appends[id] { list.values[slot] = value }
+            }
+            onEvent?(event)
+        }
+    }
+}
+
+/// What streams back while a trace runs.
+public enum TraceEvent: Sendable {
+    /// A saved or appended value: its node id (the save's handle), step and value.
+    case saved(id: UInt32, step: Int, value: NDArray)
+    /// The token each batch row produced at a step.
+    case tokens(step: Int, ids: [Int])
+}
+
+extension LanguageModel {
+    /// Runs a generation and returns its events as an async sequence (saved values and each
+    /// step's tokens, as they arrive); the sequence ends when the trace does. The model must not
+    /// be used by anything else until then.
+    ///
+    /// ```swift
+    /// for try await event in model.events(maxNewTokens: 5) { tracer in
+    ///     tracer.invoke("Hello") { _ = model.transformer.h[-1].output[0].save() }
+    /// } { print(event) }
+    /// ```
+    public func events(_ prompt: String? = nil, maxNewTokens: Int, _ body: @escaping (Tracer) throws -> Void)
+        -> AsyncThrowingStream<TraceEvent, Error> {
+        nonisolated(unsafe) let model = self
+        nonisolated(unsafe) let body = body
+        return AsyncThrowingStream { continuation in
+            let thread = Thread {
+                let previous = model.onEvent
+                model.onEvent = { continuation.yield($0) }
+                defer { model.onEvent = previous }
+                do {
+                    try model.generate(prompt, maxNewTokens: maxNewTokens, body)
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            thread.start()
         }
     }
 }

@@ -5,9 +5,9 @@ import Worker
 
 /// Where a recorded trace runs: stages in this process, or a coordinator elsewhere.
 protocol TraceBackend: AnyObject {
-    /// Runs `graph` (recorded nodes, invokes, generation parameters) and passes every saved or
-    /// appended value to `deliver` by its node id.
-    func execute(_ graph: Nnsight_V1_Graph, deliver: (UInt32, NDArray) -> Void) throws
+    /// Runs `graph` (recorded nodes, invokes, generation parameters), passing every saved or
+    /// appended value (by its node id) and each step's tokens to `deliver` as they arrive.
+    func execute(_ graph: Nnsight_V1_Graph, deliver: (TraceEvent) -> Void) throws
 }
 
 /// In-process stages over inproc ZeroMQ (`LanguageModel.load`).
@@ -23,15 +23,17 @@ final class LocalBackend: TraceBackend {
 
     deinit { cluster.shutdown(using: runner.pushes) }
 
-    func execute(_ graph: Nnsight_V1_Graph, deliver: (UInt32, NDArray) -> Void) throws {
+    func execute(_ graph: Nnsight_V1_Graph, deliver: (TraceEvent) -> Void) throws {
         let compiled = try GraphCompiler(config: cluster.config, stages: cluster.stages).compile(
             nodes: graph.nodes, invokes: graph.invokes, generation: graph.generation, limits: graph.limits, problems: [])
         let prompts = graph.invokes.map { $0.tokenIds.map(Int.init) }
-        let outcome = try runner.run(compiled, prompts: prompts, generation: graph.generation) { saved in
-            deliver(saved.saveID, NDArray((try? HostTensor(saved.value)) ?? HostTensor(shape: [0], floats: [])))
+        let outcome = try runner.run(compiled, prompts: prompts, generation: graph.generation, onTokens: { step, ids in
+            deliver(.tokens(step: step, ids: ids))
+        }) { saved in
+            deliver(.saved(id: saved.saveID, step: Int(saved.step), value: NDArray((try? HostTensor(saved.value)) ?? HostTensor(shape: [0], floats: []))))
         }
         for (id, value) in try ClientNodes.evaluate(compiled.clientNodes, outcome: outcome, invokes: graph.invokes.count) {
-            deliver(id, value)
+            deliver(.saved(id: id, step: outcome.steps, value: value))
         }
     }
 }
@@ -52,7 +54,7 @@ final class RemoteBackend: TraceBackend {
         self.timeoutSeconds = timeoutSeconds
     }
 
-    func execute(_ graph: Nnsight_V1_Graph, deliver: (UInt32, NDArray) -> Void) throws {
+    func execute(_ graph: Nnsight_V1_Graph, deliver: (TraceEvent) -> Void) throws {
         let id = nextRequest
         nextRequest += 1
         var graph = graph
@@ -67,7 +69,8 @@ final class RemoteBackend: TraceBackend {
             catch { throw TraceError.transport("the coordinator sent an invalid message: \(error)") }
             guard envelope.requestID == id else { continue }
             switch envelope.body {
-            case let .saved(saved)?: deliver(saved.saveID, NDArray(try HostTensor(saved.value)))
+            case let .saved(saved)?: deliver(.saved(id: saved.saveID, step: Int(saved.step), value: NDArray(try HostTensor(saved.value))))
+            case let .stepResult(result)?: deliver(.tokens(step: Int(result.step), ids: result.nextTokens.map(Int.init)))
             case .finished?: return
             case let .error(error)?:
                 throw error.code == .errorInvalidGraph && error.worker.isEmpty && error.step == 0 && error.message.hasPrefix("invalid trace:")

@@ -22,7 +22,7 @@ final class TraceRunner {
     }
 
     func run(_ compiled: CompiledTrace, prompts: [[Int]], generation: Nnsight_V1_GenerationParameters,
-             onSaved: (Nnsight_V1_SavedValue) -> Void) throws(TraceError) -> RunOutcome {
+             onTokens: (Int, [Int]) -> Void = { _, _ in }, onSaved: (Nnsight_V1_SavedValue) -> Void) throws(TraceError) -> RunOutcome {
         let session = TraceSession(id: nextRequest, compiled: compiled, prompts: prompts, generation: generation)
         nextRequest += 1
         func send(_ socket: ZMQSocket, _ envelope: Envelope) throws(TraceError) {
@@ -34,6 +34,7 @@ final class TraceRunner {
         while running {
             try send(pushes[0], session.activations())
             let result = try receive(session, onSaved: onSaved, until: { _ in false }, step: session.steps)
+            onTokens(session.steps, result!.nextTokens.map(Int.init))
             running = session.accept(result!)
         }
         // Saves travel on other pipes than step results and may arrive later.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Logging
 import Wire
 
 @main
@@ -8,12 +9,19 @@ struct NNSight: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nnsight",
         abstract: "Run GPT-2 and look inside it while it generates.",
-        subcommands: [Generate.self, Run.self, Bench.self, BenchWire.self, BenchTrace.self, Info.self],
+        subcommands: [Generate.self, Run.self, Serve.self, Bench.self, BenchWire.self, BenchTrace.self, Info.self],
         defaultSubcommand: Generate.self)
 
     static func main() {
         BLASRuntime.ensureFastKernels()
         ProcessTuning.keepLargeAllocationsInHeap()
+        // Logs go to stderr (stdout is the script's); `serve` logs at info, the rest at warning.
+        let verbose = CommandLine.arguments.dropFirst().first == "serve"
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = verbose ? .info : .warning
+            return handler
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

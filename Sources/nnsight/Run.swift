@@ -24,8 +24,10 @@ struct Run: ParsableCommand {
         Anything else (while, def, class, lambda, other imports, ...) is an error naming its line
         and column. Unlike nnsight 0.8.1, code after an unbounded `tracer.iter[:]` loop runs.
 
-        The layers run as --workers in-process pipeline stages over ZeroMQ inproc sockets (worker
-        processes and --cluster arrive with the cluster issue). There is no authentication.
+        --workers N starts a coordinator and N worker processes on this machine (127.0.0.1), splits the
+        layers across them, runs the script, and stops them; --cluster ADDR sends the traces to a
+        running coordinator (`nnsight serve`) instead; --in-process runs the stages as threads.
+        The cluster has no authentication yet: keep it on 127.0.0.1 or a trusted network.
         """)
 
     @Argument(help: "The trace script.")
@@ -34,11 +36,17 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "A Hugging Face GPT-2 directory.")
     var model: String = "Models/tiny-license-gpt2"
 
-    @Option(name: .long, help: "Pipeline stages to split the layers across (default: the machine's cores).")
+    @Option(name: .long, help: "Worker processes to start, one pipeline stage each (default: the machine's cores).")
     var workers: Int?
 
-    @Option(name: .long, help: "Address of a running coordinator (not available yet).")
+    @Option(name: .long, help: "Address of a running coordinator, e.g. tcp://127.0.0.1:5555 (no workers are started).")
     var cluster: String?
+
+    @Flag(name: .long, help: "Run the stages as threads of this process instead of worker processes.")
+    var inProcess = false
+
+    @Flag(name: .long, help: "Print each step's generated tokens to stderr as they arrive.")
+    var streamTokens = false
 
     @Option(name: .long, help: "Write {\"stdout\", \"saves\", \"error\"} as JSON to this file.")
     var saveJson: String?
@@ -47,8 +55,8 @@ struct Run: ParsableCommand {
     var threads: Int?
 
     func run() throws {
-        if cluster != nil {
-            throw CLIError(description: "--cluster: connecting to a running coordinator is not available yet (it arrives with the cluster issue); use --workers")
+        if cluster != nil && (workers != nil || inProcess) {
+            throw CLIError(description: "--cluster uses the coordinator's workers: drop --workers / --in-process")
         }
         BLASRuntime.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard let source = try? String(contentsOfFile: script, encoding: .utf8) else {
@@ -56,7 +64,27 @@ struct Run: ParsableCommand {
         }
         let stages = workers ?? ProcessInfo.processInfo.activeProcessorCount
         guard stages >= 1 else { throw CLIError(description: "--workers must be at least 1") }
-        let languageModel = try LanguageModel.load(model, stages: stages)
+        var processCluster: ProcessCluster?
+        defer { processCluster?.stop() }
+        let languageModel: LanguageModel
+        if let cluster {
+            languageModel = try LanguageModel.connect(cluster, model: model)
+        } else if inProcess {
+            languageModel = try LanguageModel.load(model, stages: stages)
+        } else {
+            let workerExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+                .deletingLastPathComponent().appendingPathComponent("nnsight-worker")
+            processCluster = try ProcessCluster(model: model, workers: stages, workerExecutable: workerExecutable)
+            languageModel = try LanguageModel.connect(processCluster!.endpoint, model: model)
+        }
+        if streamTokens {
+            let tokenizer = languageModel.tokenizer
+            languageModel.onEvent = { event in
+                if case let .tokens(step, ids) = event {
+                    FileHandle.standardError.write(Data("step \(step): \(ids.map { tokenizer.decode([$0]).debugDescription }.joined(separator: " "))\n".utf8))
+                }
+            }
+        }
         let runner = ScriptRunner(model: languageModel, file: script)
         let outcome = runner.run(source: source) { text in
             FileHandle.standardOutput.write(Data(text.utf8))
@@ -66,6 +94,7 @@ struct Run: ParsableCommand {
         }
         if let error = outcome.error {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
+            processCluster?.stop()
             throw ExitCode(1)
         }
     }
