@@ -1,0 +1,138 @@
+import Coordinator
+import Engine
+import Foundation
+import Testing
+import Wire
+import Worker
+
+/// The cluster under load, under failure, and under bad input.
+@Suite(.serialized) struct ClusterTests {
+    static let workerExecutable = ProcessClusterTests.workerExecutable
+
+    /// A trace that differs per client: its own prompt, edit layer, edit step and saves.
+    static func trace(_ model: LanguageModel, client i: Int) throws -> [Double] {
+        let prompts = [Oracle.p1, "Hello world", "The city of", "Tower"]
+        var output: Saved!, last: SavedList!
+        try model.generate(prompts[i % 4], maxNewTokens: 4 + i % 3) { tracer in
+            last = tracer.list().save()
+            for step in tracer.all() {
+                if step == i % 3 { model.transformer.h[i % 4].output[0][.all, -1, .all] = model.transformer.h[i % 4].output[0][.all, -1, .all] * Double(i) }
+                last.append(model.transformer.h[-1].output[0][.all, -1, .slice(0, 8)])
+            }
+            output = model.generator.output.save()
+        }
+        return try output.value.data + last.items.flatMap(\.data)
+    }
+
+    @Test func eightConcurrentClientsGetExactlyTheirOwnResults() throws {
+        let local = try LanguageModel.load(Oracle.model, stages: 2)
+        let expected = try (0..<8).map { try Self.trace(local, client: $0) }
+        let cluster = try ProcessCluster(model: Oracle.model, workers: 2, workerExecutable: Self.workerExecutable, threadsPerWorker: 1)
+        defer { cluster.stop() }
+        final class Box: @unchecked Sendable {
+            let lock = NSLock()
+            var results: [Int: Result<[Double], Error>] = [:]
+        }
+        let box = Box()
+        let group = DispatchGroup()
+        let endpoint = cluster.endpoint
+        for i in 0..<8 {
+            group.enter()
+            Thread {
+                let result = Result { () throws -> [Double] in
+                    let client = try LanguageModel.connect(endpoint, model: Oracle.model)
+                    return try ClusterTests.trace(client, client: i)
+                }
+                box.lock.lock()
+                box.results[i] = result
+                box.lock.unlock()
+                group.leave()
+            }.start()
+        }
+        #expect(group.wait(timeout: .now() + 120) == .success)
+        for i in 0..<8 {
+            let got = try #require(box.results[i]).get()
+            #expect(got.count == expected[i].count)
+            #expect(zip(got, expected[i]).allSatisfy { abs($0 - $1) <= 1e-4 + 1e-4 * abs($1) }, "client \(i) got another trace's values")
+        }
+    }
+
+    @Test func aKilledWorkerFailsItsTraceAndAReplacementRestoresService() throws {
+        let cluster = try ProcessCluster(model: Oracle.model, workers: 2, workerExecutable: Self.workerExecutable, threadsPerWorker: 1)
+        defer { cluster.stop() }
+        let client = try LanguageModel.connect(cluster.endpoint, model: Oracle.model, timeoutSeconds: 60)
+        let victim = cluster.processes[1]
+        // Kill the worker while a long generation runs.
+        let killer = Thread {
+            Thread.sleep(forTimeInterval: 0.15)
+            kill(victim.processIdentifier, SIGKILL)
+        }
+        let start = Date()
+        killer.start()
+        var failure: Error?
+        do {
+            try client.generate(Oracle.p1, maxNewTokens: 116) { tracer in
+                for _ in tracer.all() { _ = client.lmHead.output.save() }
+            }
+        } catch { failure = error }
+        let message = "\(failure.map { "\($0)" } ?? "no error")"
+        #expect(message.contains("stopped answering at step"), "\(message)")
+        #expect(message.contains("worker-1-") && message.contains("layers"), "\(message)")
+        #expect(Date().timeIntervalSince(start) < 15)
+
+        // Until a replacement registers, traces are refused with a clear error.
+        #expect(throws: TraceError.self) { try client.generate(Oracle.p1, maxNewTokens: 2) { _ in } }
+        let replacement = Process()
+        replacement.executableURL = Self.workerExecutable
+        replacement.arguments = ["--connect", cluster.endpoint, "--model", Oracle.model, "--id", "replacement", "--threads", "1"]
+        replacement.standardError = FileHandle.nullDevice
+        try replacement.run()
+        defer { replacement.terminate() }
+        var output: Saved!
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            do {
+                try client.generate(Oracle.p1, maxNewTokens: 5) { _ in output = client.generator.output.save() }
+                break
+            } catch { Thread.sleep(forTimeInterval: 0.2) }
+        }
+        try Oracle.expectMatch(try output.value, try Oracle.saves("generate_basic")["output"], "output after replacement")
+    }
+
+    @Test func badPeersGetClearErrorsAndTheClusterKeepsServing() throws {
+        let cluster = try ProcessCluster(model: Oracle.model, workers: 1, workerExecutable: Self.workerExecutable, threadsPerWorker: 1)
+        defer { cluster.stop() }
+        let context = ZMQContext()
+        let peer = try context.socket(.dealer)
+        try peer.setIdentity("intruder")
+        try peer.connect(cluster.endpoint)
+        func exchange(_ frame: Data) throws -> Nnsight_V1_Error {
+            try peer.send(frame)
+            let reply = try #require(try peer.receive(timeoutMs: 5000))
+            return try Framing.decode(reply[0]).error
+        }
+        // Garbage.
+        #expect(try exchange(Data([1, 2, 3, 250])).code == .errorMalformed)
+        // Another protocol version.
+        var hello = Framing.envelope { $0.hello = .with { $0.workerID = "intruder"; $0.address = "tcp://127.0.0.1:1"; $0.model = "x" } }
+        hello.protocolVersion = 9
+        #expect(try exchange(try Framing.encode(hello)).code == .errorVersionMismatch)
+        // A worker for another model.
+        hello.protocolVersion = WireProtocol.version
+        #expect(try exchange(try Framing.encode(hello)).code == .errorModelMismatch)
+        // A second worker for a range that is already served.
+        let config = try GPT2Config.load(directory: Oracle.model)
+        hello.hello.model = config.architectureId
+        let refused = try exchange(try Framing.encode(hello))
+        #expect(refused.code == .errorRefused && refused.message.contains("already served"))
+        // A trace for a model the cluster does not serve.
+        let wrong = try LanguageModel.connect(cluster.endpoint, model: Oracle.fixtures + "/../../Models/tiny-license-gpt2")
+        #expect { try wrong.generate("Hello", maxNewTokens: 2) { _ in } } throws: { "\($0)".contains("this cluster serves") }
+        // Still serving.
+        let client = try LanguageModel.connect(cluster.endpoint, model: Oracle.model)
+        var output: Saved!
+        try client.generate(Oracle.p1, maxNewTokens: 5) { _ in output = client.generator.output.save() }
+        try Oracle.expectMatch(try output.value, try Oracle.saves("generate_basic")["output"], "output")
+    }
+}
+
