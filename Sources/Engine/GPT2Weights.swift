@@ -27,6 +27,7 @@ public final class GPT2Weights: @unchecked Sendable {
     public let parameterCount: Int
 
     private let memory: UnsafeMutablePointer<Float>
+    var memoryStart: UnsafeMutablePointer<Float> { memory }
     let wte: UnsafeMutablePointer<Float>?     // (V, C), first stage
     let wpe: UnsafeMutablePointer<Float>?     // (maxT, C), first stage
     let lnFW, lnFB: UnsafeMutablePointer<Float>? // (C), last stage

@@ -95,7 +95,7 @@ public final class StageWorker {
         var next = initialNext
         var nextAddress = endpoints.next ?? ""
         func send(_ socket: ZMQSocket, _ envelope: Envelope) throws { try socket.send(try Framing.encode(envelope)) }
-        var lastBeat = Date.distantPast, lastHeard = Date()
+        var lastBeat = Date.distantPast, lastHeard = Date(), lastSweep = Date()
         let sockets = [input] + (control.map { [$0] } ?? [])
         while !shouldStop() {
             if let control {
@@ -106,6 +106,10 @@ public final class StageWorker {
                 if Date().timeIntervalSince(lastHeard) * 1000 > Double(coordinatorTimeoutMs) {
                     throw WorkerError.coordinatorLost(seconds: coordinatorTimeoutMs / 1000)
                 }
+            }
+            if Date().timeIntervalSince(lastSweep) > 1 {
+                dropExpiredRequests()
+                lastSweep = Date()
             }
             let ready = try ZMQSocket.poll(sockets, timeoutMs: 100)
             if ready.count > 1, ready[1], let control, let frames = try control.receive(timeoutMs: 0) {
@@ -166,6 +170,15 @@ public final class StageWorker {
                 try send(coordinator, WireError.unknownMessage.reply(requestId: id))
             }
         }
+    }
+
+    /// Frees the state of traces whose deadline passed (their coordinator will not finish them).
+    private func dropExpiredRequests() {
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        for (id, request) in requests where request.fragment.limits.deadlineUnixMs > 0 && request.fragment.limits.deadlineUnixMs < now {
+            requests[id] = nil
+        }
+        early = early.filter { _, pending in !pending.isEmpty }
     }
 
     /// Traces this stage holds state for (a KV cache each).

@@ -24,8 +24,21 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Repetitions of each prefill measurement.")
     var repeats: Int = 7
 
+    @Option(name: .long, help: "Measure the cluster: this many pipeline stages (worker processes).")
+    var workers: Int?
+
+    @Option(name: .long, help: "With --workers: traces in flight at once (one client each).")
+    var traces: Int = 1
+
+    @Flag(name: .long, help: "With --workers: run the stages as threads of this process.")
+    var inProcess = false
+
+    @Option(name: .long, help: "With --workers: OpenBLAS threads per worker (default: cores / workers).")
+    var workerThreads: Int?
+
     func run() throws {
         BLASRuntime.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        if let workers { return try ClusterBench(workers: workers, traces: traces, inProcess: inProcess, workerThreads: workerThreads, json: json).run() }
         let config = GPT2Config.gpt2Small
         let model = GPT2(weights: try GPT2Weights.random(config: config, seed: 1))
         let pipeline = try Pipeline(stages: [model])

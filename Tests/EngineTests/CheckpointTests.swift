@@ -195,3 +195,18 @@ import Testing
         }
     }
 }
+
+@Suite struct CheckpointSaveTests {
+    /// A saved model loads back into the same logits (the benchmark's workers rely on it).
+    @Test func savedModelLoadsBackIdentically() throws {
+        let config = GPT2Config(nLayer: 2, nEmbd: 32, nHead: 4, nPositions: 16, vocabSize: 50, eosTokenId: 49)
+        let weights = try GPT2Weights.random(config: config, seed: 5)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("saved-\(UUID().uuidString)").path
+        try weights.save(to: dir)
+        let original = try Pipeline(stages: [GPT2(weights: weights)])
+        let reloaded = try Pipeline(directory: dir, splits: [1])
+        let step = StepInput(tokens: [1, 2, 3])
+        #expect(try original.forward(step, states: original.makeStates(batch: 1, capacity: 3)).array
+                == reloaded.forward(step, states: reloaded.makeStates(batch: 1, capacity: 3)).array)
+    }
+}

@@ -68,6 +68,9 @@ public final class GPT2Tokenizer: @unchecked Sendable {
         vocabularySize = (vocab.values.max() ?? -1) + 1
     }
 
+    /// The byte-level symbol that stands for `byte` in vocabularies.
+    public func decodeTokenString(_ byte: Int) -> String { String(ByteLevel.byteToScalar[byte]) }
+
     /// The 256 byte symbols and `<|endoftext|>`, no merges: for models without a vocabulary.
     public static func bytesOnly() -> GPT2Tokenizer {
         var vocab: [String: Int] = [:]

@@ -1,0 +1,89 @@
+import Coordinator
+import Engine
+import Foundation
+
+/// `nnsight bench --workers N --traces K`: the tracing API on a GPT-2-small-shaped model split
+/// across N stages (worker processes, or threads with --in-process), K traces in flight.
+struct ClusterBench {
+    let workers: Int
+    let traces: Int
+    let inProcess: Bool
+    let workerThreads: Int?
+    let json: Bool
+    let newTokens = 32
+
+    /// A random GPT-2 small checkpoint on disk for the workers (written once, about 500 MB).
+    static func checkpoint() throws -> String {
+        let dir = NSTemporaryDirectory() + "nnsight-bench-gpt2-small"
+        if FileManager.default.fileExists(atPath: dir + "/merges.txt") { return dir }
+        let config = GPT2Config.gpt2Small
+        try GPT2Weights.random(config: config, seed: 1).save(to: dir)
+        var vocab: [String: Int] = ["<|endoftext|>": 50256]
+        for byte in 0..<256 { vocab[GPT2Tokenizer.bytesOnly().decodeTokenString(byte)] = byte }
+        try JSONSerialization.data(withJSONObject: vocab).write(to: URL(fileURLWithPath: dir + "/vocab.json"))
+        try "#version: 0.2\n".write(toFile: dir + "/merges.txt", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    func run() throws {
+        let dir = try Self.checkpoint()
+        var cluster: ProcessCluster?
+        defer { cluster?.stop() }
+        let connect: () throws -> LanguageModel
+        if inProcess {
+            let model = try LanguageModel.load(dir, stages: workers)
+            connect = { model }
+        } else {
+            let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+                .deletingLastPathComponent().appendingPathComponent("nnsight-worker")
+            cluster = try ProcessCluster(model: dir, workers: workers, workerExecutable: executable, threadsPerWorker: workerThreads)
+            let endpoint = cluster!.endpoint
+            connect = { try LanguageModel.connect(endpoint, model: dir) }
+        }
+        let prompt = (0..<10).map { ($0 * 7919) % 50257 }
+        @Sendable func generate(_ model: LanguageModel, _ n: Int) throws {
+            try model.generate(maxNewTokens: n, eosTokenId: -1) { tracer in tracer.invoke(tokens: prompt) {} }
+        }
+        // Batch 1, one trace: per-token decode time from the difference of two lengths.
+        let model = try connect()
+        try generate(model, 2)
+        var perToken: [Double] = []
+        for _ in 0..<3 {
+            let short = try timed { try generate(model, 1) }
+            let long = try timed { try generate(model, newTokens + 1) }
+            perToken.append((long - short) / Double(newTokens))
+        }
+        // K traces in flight, one client (thread and connection) each.
+        let models = inProcess ? [model] : try (0..<traces).map { _ in try connect() }
+        final class Errors: @unchecked Sendable { let lock = NSLock(); var first: Error? }
+        let errors = Errors()
+        let group = DispatchGroup()
+        let start = Date()
+        for k in 0..<(inProcess ? 1 : traces) {
+            nonisolated(unsafe) let client = models[k]
+            group.enter()
+            Thread {
+                do { try generate(client, newTokens) } catch { errors.lock.lock(); errors.first = error; errors.lock.unlock() }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        if let error = errors.first { throw error }
+        let wall = Date().timeIntervalSince(start)
+        let inFlight = inProcess ? 1 : traces
+        let figures: [(String, Any)] = [
+            ("model", "gpt2-small-shape (random weights)"),
+            ("stages", workers), ("mode", inProcess ? "in-process" : "processes"), ("traces", inFlight),
+            ("decode_ms_per_token", round3(median(perToken) * 1000)),
+            ("tokens_per_s", round3(Double(inFlight * newTokens) / wall)),
+            ("new_tokens_per_trace", newTokens),
+            ("worker_threads", workerThreads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / workers)),
+        ]
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: figures.map { ($0.0, $0.1) }), options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            for (k, v) in figures { print("\(k): \(v)") }
+        }
+    }
+}
