@@ -257,7 +257,7 @@ public final class ClusterCoordinator {
         guard let envelope = try? Framing.decode(frame), let active = traces[envelope.requestID] else { return }
         let session = active.session
         switch envelope.body {
-        case var .saved(saved)?:
+        case let .saved(saved)?:
             session.received += 1
             reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.saved = saved })
         case let .stepResult(result)?:

@@ -13,7 +13,7 @@ import Testing
             var parser = try Parser(source, file: "t.py")
             _ = try parser.parseModule()
             return nil
-        } catch let e as ScriptError { return e } catch { return nil }
+        } catch { return error }
     }
 
     @Test(arguments: [
