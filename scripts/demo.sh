@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 swift build -c release --product nnsight
+swift build -c release --product nnsight-worker
 for script in Examples/seed/*.py Examples/demo/*.py; do
   echo "=== $script"
   .build/release/nnsight run "$script" --model Models/tiny-license-gpt2 --workers 2

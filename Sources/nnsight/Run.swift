@@ -74,6 +74,9 @@ struct Run: ParsableCommand {
         } else {
             let workerExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
                 .deletingLastPathComponent().appendingPathComponent("nnsight-worker")
+            guard FileManager.default.isExecutableFile(atPath: workerExecutable.path) else {
+                throw CLIError(description: "\(workerExecutable.path) not found: build it (swift build -c release --product nnsight-worker) or pass --in-process")
+            }
             processCluster = try ProcessCluster(model: model, workers: stages, workerExecutable: workerExecutable)
             languageModel = try LanguageModel.connect(processCluster!.endpoint, model: model)
         }
