@@ -62,19 +62,18 @@ import Worker
         defer { cluster.stop() }
         let client = try LanguageModel.connect(cluster.endpoint, model: Oracle.model, timeoutSeconds: 60)
         let victim = cluster.processes[1]
-        // Kill the worker while a long generation runs.
-        let killer = Thread {
-            Thread.sleep(forTimeInterval: 0.15)
-            kill(victim.processIdentifier, SIGKILL)
+        // Kill the worker once generation is under way: when step 1's tokens arrive.
+        client.onEvent = { event in
+            if case let .tokens(step, _) = event, step == 1 { kill(victim.processIdentifier, SIGKILL) }
         }
         let start = Date()
-        killer.start()
         var failure: Error?
         do {
             try client.generate(Oracle.p1, maxNewTokens: 116) { tracer in
                 for _ in tracer.all() { _ = client.lmHead.output.save() }
             }
         } catch { failure = error }
+        client.onEvent = nil
         let message = "\(failure.map { "\($0)" } ?? "no error")"
         #expect(message.contains("stopped answering at step"), "\(message)")
         #expect(message.contains("worker-1-") && message.contains("layers"), "\(message)")
