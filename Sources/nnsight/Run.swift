@@ -45,6 +45,9 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Run the stages as threads of this process instead of worker processes.")
     var inProcess = false
 
+    @Option(name: .long, help: "OpenBLAS threads per worker process (default: cores / workers).")
+    var workerThreads: Int?
+
     @Flag(name: .long, help: "Print each step's generated tokens to stderr as they arrive.")
     var streamTokens = false
 
@@ -77,7 +80,7 @@ struct Run: ParsableCommand {
             guard FileManager.default.isExecutableFile(atPath: workerExecutable.path) else {
                 throw CLIError(description: "\(workerExecutable.path) not found: build it (swift build -c release --product nnsight-worker) or pass --in-process")
             }
-            processCluster = try ProcessCluster(model: model, workers: stages, workerExecutable: workerExecutable)
+            processCluster = try ProcessCluster(model: model, workers: stages, workerExecutable: workerExecutable, threadsPerWorker: workerThreads)
             languageModel = try LanguageModel.connect(processCluster!.endpoint, model: model)
         }
         if streamTokens {
