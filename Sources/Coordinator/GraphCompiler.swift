@@ -143,17 +143,15 @@ struct GraphCompiler {
                     constantUses[s, default: [:]][i] = use
                     continue
                 }
-                guard let from = point[i], let fromPos = position[i] else { continue }
+                guard let from = point[i] else { continue }
                 if stage(from) != s { exports[stage(from)].insert(i) }
-                _ = fromPos
             }
         }
         // Constants go to every stage that uses them, placed with their first use.
         for (s, uses) in constantUses {
-            for (id, (pos, hook, steps)) in uses {
+            for (id, (_, hook, steps)) in uses {
                 var node = byId[id]!
                 node.steps = steps.sorted()
-                _ = pos
                 node.at = .with { $0.path = ModulePath.path(hook.module); $0.port = hook.port == .input ? .input : .output }
                 fragments[s].nodes.insert(node, at: 0)
             }

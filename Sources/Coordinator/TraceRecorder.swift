@@ -21,7 +21,6 @@ final class TraceRecorder {
     /// Saves and list appends, by the id their values stream back under.
     var saves: [UInt32: Saved] = [:]
     var appends: [UInt32: (list: SavedList, node: UInt32)] = [:]
-    var lists: [SavedList] = []
     /// Problems found while recording (bad module paths), reported when the trace compiles.
     var problems: [String] = []
     private var nextId: UInt32 = 1

@@ -98,9 +98,7 @@ public final class Tracer {
 
     /// A list that `append` fills, one value per call, returned after the trace.
     public func list() -> SavedList {
-        let list = SavedList()
-        recorder.lists.append(list)
-        return list
+        SavedList()
     }
 
     /// The generated ids (prompt included), as `model.generator.output`.
