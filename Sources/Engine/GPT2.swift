@@ -110,8 +110,8 @@ public final class GPT2: @unchecked Sendable {
         guard tokens.count == B * T, positions.count == B * T else {
             throw EngineError.invalidArgument("step tokens and positions must be (B,T) = (\(B),\(T))")
         }
-        try tokens.withUnsafeMutableBufferPointer { try fire(.wte, .input, .ids($0, shape: [B, T]), hooks) }
-        try positions.withUnsafeMutableBufferPointer { try fire(.wpe, .input, .ids($0, shape: [B, T]), hooks) }
+        try tokens.withUnsafeMutableBufferPointer { ids in try fire(.wte, .input, hooks) { .ids(ids, shape: [B, T]) } }
+        try positions.withUnsafeMutableBufferPointer { ids in try fire(.wpe, .input, hooks) { .ids(ids, shape: [B, T]) } }
         let wte = weights.wte!, wpe = weights.wpe!
         let pos = ws.embed.reserve(B * T * C)
         for i in 0..<(B * T) {
@@ -121,8 +121,8 @@ public final class GPT2: @unchecked Sendable {
             (x + i * C).update(from: wte + id * C, count: C)
             (pos + i * C).update(from: wpe + p * C, count: C)
         }
-        try fire(.wte, .output, x, [B, T, C], hooks)
-        try fire(.wpe, .output, pos, [B, T, C], hooks)
+        try fire(.wte, .output, x, (B, T, C), hooks)
+        try fire(.wpe, .output, pos, (B, T, C), hooks)
         Ops.add(x, pos, count: B * T * C)
     }
 
@@ -130,7 +130,7 @@ public final class GPT2: @unchecked Sendable {
                        cache: KVCache, hooks: (any HookHandler)?) throws {
         let C = config.nEmbd, I = config.innerDim, N = B * T
         let w = weights.blocks[l - layers.lowerBound]
-        let shape = [B, T, C]
+        let shape = (B, T, C)
         try fire(.block(l), .input, x, shape, hooks)
 
         // x + attn(ln_1(x))
@@ -212,7 +212,7 @@ public final class GPT2: @unchecked Sendable {
                       hooks: (any HookHandler)?, allLogits: Bool) throws -> StageOutput {
         let ws = state.workspace
         let C = config.nEmbd, V = config.vocabSize, N = B * T
-        let shape = [B, T, C]
+        let shape = (B, T, C)
         try fire(.lnF, .input, x, shape, hooks)
         let ln = ws.ln.reserve(N * C)
         Ops.layerNorm(ln, x, weights.lnFW!, weights.lnFB!, rows: N, channels: C, eps: config.layerNormEpsilon)
@@ -228,27 +228,29 @@ public final class GPT2: @unchecked Sendable {
         }
         let logits = ws.logits.reserve(rows * V)
         Ops.matmulTransposed(logits, input, weights.lmHead!, m: rows, k: C, n: V)
-        let outShape = [B, full ? T : 1, V]
-        try fire(.lmHead, .output, logits, outShape, hooks)
-        return StageOutput(kind: .logits, values: UnsafeBufferPointer(start: logits, count: rows * V), shape: outShape, owner: state)
+        try fire(.lmHead, .output, logits, (B, full ? T : 1, V), hooks)
+        return StageOutput(kind: .logits, values: UnsafeBufferPointer(start: logits, count: rows * V), shape: [B, full ? T : 1, V], owner: state)
     }
 
     // MARK: - hooks
 
+    /// Hands the tensor at a hook point to the handler, if it wants that point. Nothing is built
+    /// (no shape array, no buffer view) for a point nobody wants: the decode path runs this
+    /// a dozen times per layer per step.
     @inline(__always)
     private func fire(_ module: Module, _ port: HookPoint.Port, _ pointer: UnsafeMutablePointer<Float>,
-                      _ shape: [Int], _ hooks: (any HookHandler)?) throws {
-        guard let hooks else { return }
-        let point = HookPoint(module, port)
-        guard hooks.wants(point) else { return }
-        try hooks.visit(point, .floats(UnsafeMutableBufferPointer(start: pointer, count: shape.reduce(1, *)), shape: shape))
+                      _ dims: (Int, Int, Int), _ hooks: (any HookHandler)?) throws {
+        try fire(module, port, hooks) {
+            .floats(UnsafeMutableBufferPointer(start: pointer, count: dims.0 * dims.1 * dims.2), shape: [dims.0, dims.1, dims.2])
+        }
     }
 
     @inline(__always)
-    private func fire(_ module: Module, _ port: HookPoint.Port, _ value: HookValue, _ hooks: (any HookHandler)?) throws {
+    private func fire(_ module: Module, _ port: HookPoint.Port, _ hooks: (any HookHandler)?,
+                      _ value: () -> HookValue) throws {
         guard let hooks else { return }
         let point = HookPoint(module, port)
         guard hooks.wants(point) else { return }
-        try hooks.visit(point, value)
+        try hooks.visit(point, value())
     }
 }

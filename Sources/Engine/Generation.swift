@@ -102,16 +102,9 @@ public final class Pipeline {
         var steps = 0
         while steps < parameters.maxNewTokens {
             let logits = try forward(step, states: states, hooks: hooks?(steps))
-            let V = config.vocabSize, rowLength = logits.shape[1] * V
-            var next = [Int32](repeating: 0, count: B)
-            for b in 0..<B {
-                let last = UnsafeBufferPointer(rebasing: logits.values[(b * rowLength + rowLength - V)..<((b + 1) * rowLength)])
-                var token = sampler.next(last)
-                if finished[b] { token = parameters.padTokenId }
-                if token == parameters.eosTokenId { finished[b] = true }
-                sequences[b].append(token)
-                next[b] = Int32(token)
-            }
+            let tokens = sampler.nextTokens(logits, finished: &finished, eos: parameters.eosTokenId, pad: parameters.padTokenId)
+            for b in 0..<B { sequences[b].append(tokens[b]) }
+            let next = tokens.map { Int32($0) }
             steps += 1
             if finished.allSatisfy({ $0 }) { break }
             step = StepInput(batch: B, length: 1, tokens: next, positions: nextPosition.map { Int32($0) },

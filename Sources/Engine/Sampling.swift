@@ -86,3 +86,22 @@ public struct Sampler: Sendable {
         return candidates[probabilities.count - 1].index
     }
 }
+
+extension Sampler {
+    /// The next token of every row from a last stage's logits (`[B, T, V]` or `[B, 1, V]`: the
+    /// last position is used). Rows that already produced `eos` get `pad`, as Hugging Face's
+    /// `generate` does; a row that produces `eos` now is marked in `finished`.
+    public mutating func nextTokens(_ logits: StageOutput, finished: inout [Bool], eos: Int?, pad: Int) -> [Int] {
+        let (B, V) = (logits.shape[0], logits.shape[2])
+        let rowLength = logits.shape[1] * V
+        return logits.withValues { values in
+            (0..<B).map { b in
+                let last = UnsafeBufferPointer(rebasing: values[(b * rowLength + rowLength - V)..<((b + 1) * rowLength)])
+                var token = next(last)
+                if finished[b] { token = pad }
+                if token == eos { finished[b] = true }
+                return token
+            }
+        }
+    }
+}

@@ -79,12 +79,24 @@ public struct HostTensor: Equatable, Sendable {
         tensor.shape = shape.map { Int64($0) }
         switch storage {
         case let .float32(values):
-            tensor.dtype = .float32
-            tensor.data = values.withUnsafeBytes { Data($0) }
+            return values.withUnsafeBufferPointer { Self.wire(floats: $0, shape: shape) }
         case let .int64(values):
             tensor.dtype = .int64
             tensor.data = values.withUnsafeBytes { Data($0) }
         }
+        return tensor
+    }
+}
+
+extension HostTensor {
+    /// The wire form of floats that live elsewhere (an activation buffer): one copy, straight
+    /// into the message's bytes.
+    public static func wire(floats: UnsafeBufferPointer<Float>, shape: [Int]) -> Nnsight_V1_Tensor {
+        precondition(shape.reduce(1, *) == floats.count, "shape \(shape) does not hold \(floats.count) values")
+        var tensor = Nnsight_V1_Tensor()
+        tensor.shape = shape.map { Int64($0) }
+        tensor.dtype = .float32
+        tensor.data = Data(buffer: floats)
         return tensor
     }
 }

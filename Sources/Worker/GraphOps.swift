@@ -3,15 +3,18 @@ import Wire
 /// The declarative tensor operations of the graph, shared by the worker's interpreter and the
 /// coordinator (which evaluates nodes that depend only on the finished generation).
 public enum GraphOps {
+    /// A node's value as a tensor: a tuple output must be indexed first.
+    static func tensor(_ value: GraphValue?, node id: UInt32) throws(TensorError) -> NDArray {
+        switch value {
+        case let .tensor(t)?: return t
+        case .tuple?: throw TensorError("node \(id) is a tuple; index it first (e.g. output[0])")
+        case nil: throw TensorError("value of node \(id) is not available here")
+        }
+    }
+
     /// Evaluates a tensor op on values looked up by node id.
     static func evaluate(_ op: Nnsight_V1_Op, value: (UInt32) -> GraphValue?) throws -> GraphValue {
-        func tensor(_ id: UInt32) throws -> NDArray {
-            switch value(id) {
-            case let .tensor(t)?: return t
-            case .tuple?: throw TensorError("node \(id) is a tuple; index it first (e.g. output[0])")
-            case nil: throw TensorError("value of node \(id) is not available here")
-            }
-        }
+        func tensor(_ id: UInt32) throws -> NDArray { try GraphOps.tensor(value(id), node: id) }
         func input(_ i: Int) throws -> NDArray {
             guard i < op.inputs.count else { throw TensorError("\(op.code) needs \(i + 1) inputs") }
             return try tensor(op.inputs[i])

@@ -113,13 +113,7 @@ public final class Interpreter: HookHandler {
         return array
     }
 
-    private func tensor(_ id: UInt32) throws -> NDArray {
-        switch values[id] {
-        case let .tensor(t)?: return t
-        case .tuple?: throw TensorError("node \(id) is a tuple; index it first (e.g. output[0])")
-        case nil: throw TensorError("value of node \(id) is not available here")
-        }
-    }
+    private func tensor(_ id: UInt32) throws -> NDArray { try GraphOps.tensor(values[id], node: id) }
 
     private func run(_ node: Nnsight_V1_Node, at point: HookPoint, live: HookValue) throws {
         switch node.kind {

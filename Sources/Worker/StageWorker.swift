@@ -242,14 +242,17 @@ public final class StageWorker {
                 let out = Framing.envelope(requestId: id) {
                     $0.activations = .with {
                         $0.step = a.step
-                        $0.hidden = output.withValues { HostTensor(shape: output.shape, floats: Array($0)) }.wire
+                        $0.hidden = output.withValues { HostTensor.wire(floats: $0, shape: output.shape) }
                         $0.mask = a.mask
                         $0.values = carried
                     }
                 }
                 try next.send(try Framing.encode(out))
             } else {
-                let tokens = try sample(output, request: request, parameters: request.fragment.generation)
+                let generation = request.fragment.generation
+                let tokens = request.sampler.nextTokens(output, finished: &request.finished,
+                                                        eos: generation.hasEosTokenID ? Int(generation.eosTokenID) : nil,
+                                                        pad: Int(generation.padTokenID)).map(Int64.init)
                 try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
                     $0.stepResult = .with { $0.step = a.step; $0.nextTokens = tokens; $0.values = carried }
                 }))
@@ -270,19 +273,5 @@ public final class StageWorker {
         for v in carried { byNode[v.node] = v }
         for v in exported { byNode[v.node] = v }
         return byNode.keys.sorted().map { byNode[$0]! }
-    }
-
-    private func sample(_ logits: StageOutput, request: Request, parameters: Nnsight_V1_GenerationParameters) throws -> [Int64] {
-        let V = model.config.vocabSize
-        let rowLength = logits.shape[1] * V
-        return logits.withValues { values in
-            (0..<logits.shape[0]).map { b in
-                let last = UnsafeBufferPointer(rebasing: values[(b * rowLength + rowLength - V)..<((b + 1) * rowLength)])
-                var token = Int64(request.sampler.next(last))
-                if request.finished[b] { token = parameters.padTokenID }
-                if parameters.hasEosTokenID && token == parameters.eosTokenID { request.finished[b] = true }
-                return token
-            }
-        }
     }
 }

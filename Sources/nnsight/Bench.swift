@@ -62,14 +62,11 @@ struct Bench: ParsableCommand {
             let padded = PaddedBatch(prompts: prompts, padTokenId: 0)
             let states = pipeline.makeStates(batch: batch, capacity: 10 + steps + 1)
             var logits = try pipeline.forward(padded.firstStep, states: states)
+            var sampler = Sampler(SamplingParameters())
+            var finished = [Bool](repeating: false, count: batch)
             var times: [Double] = []
             for s in 0..<steps {
-                var next = [Int32](repeating: 0, count: batch)
-                logits.withValues { values in
-                    for b in 0..<batch {
-                        next[b] = Int32(Sampler.argmax(UnsafeBufferPointer(rebasing: values[(b * config.vocabSize)..<((b + 1) * config.vocabSize)])))
-                    }
-                }
+                let next = sampler.nextTokens(logits, finished: &finished, eos: nil, pad: 0).map { Int32($0) }
                 let step = StepInput(batch: batch, length: 1, tokens: next,
                                      positions: [Int32](repeating: Int32(10 + s), count: batch),
                                      mask: [UInt8](repeating: 1, count: batch))

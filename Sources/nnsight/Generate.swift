@@ -37,14 +37,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         options.applyThreads()
-        let splits = try split.map { text in
-            try text.split(separator: ",").map { part -> Int in
-                guard let value = Int(part.trimmingCharacters(in: .whitespaces)) else {
-                    throw CLIError(description: "--split: '\(part)' is not a layer number")
-                }
-                return value
-            }
-        } ?? []
+        let splits = try split.map(parseLayerBoundaries) ?? []
         let tokenizer = try GPT2Tokenizer(directory: options.model)
         let pipeline = try Pipeline(directory: options.model, splits: splits)
         let eos = pipeline.config.eosTokenId ?? tokenizer.endOfTextId

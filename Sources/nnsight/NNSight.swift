@@ -47,3 +47,13 @@ struct ModelOptions: ParsableArguments {
 struct CLIError: Error, CustomStringConvertible {
     let description: String
 }
+
+/// `--split 4,8`: layer boundaries between pipeline stages.
+func parseLayerBoundaries(_ text: String) throws -> [Int] {
+    try text.split(separator: ",").map { part in
+        guard let value = Int(part.trimmingCharacters(in: .whitespaces)) else {
+            throw CLIError(description: "--split: '\(part)' is not a layer number")
+        }
+        return value
+    }
+}

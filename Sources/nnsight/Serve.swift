@@ -40,10 +40,7 @@ struct Serve: ParsableCommand {
         options.listen = listen
         options.results = results
         options.workerTimeoutMs = workerTimeout * 1000
-        options.split = try split.map { try $0.split(separator: ",").map { part in
-            guard let v = Int(part) else { throw CLIError(description: "--split: '\(part)' is not a layer number") }
-            return v
-        } }
+        options.split = try split.map(parseLayerBoundaries)
         let coordinator = try ClusterCoordinator(options)
         FileHandle.standardError.write(Data("coordinator on \(coordinator.endpoint) (results \(coordinator.resultsEndpoint)); stages \(coordinator.stages)\n".utf8))
         try coordinator.serve()

@@ -80,6 +80,10 @@ import Wire
         try server.bind("tcp://127.0.0.1:*")
         let client = try context.socket(.dealer)
         try client.connect(server.lastEndpoint)
+        // A message under the limit arrives (the connection works) ...
+        try client.send(Data(count: 500))
+        #expect(try server.receive(timeoutMs: 2000)?.last?.count == 500)
+        // ... one over it does not.
         try client.send(Data(count: 5000))
         #expect(try server.receive(timeoutMs: 300) == nil)
     }
