@@ -23,6 +23,8 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // glibc's malloc tuning (mallopt), which Swift's Glibc module does not export.
         .systemLibrary(name: "CMalloc"),
+        // The CPU's spin-wait hint and CPU affinity, for the compute pool's threads.
+        .systemLibrary(name: "CThread"),
         .target(name: "Wire", dependencies: [
             "CZMQ", "CMalloc",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -30,7 +32,7 @@ let package = Package(
         // Small-batch matmul kernels compiled for AVX2 + FMA; Engine calls them only on CPUs
         // that have both (checked at run time), so the rest of the binary stays portable x86-64.
         .target(name: "EngineKernels", swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
-        .target(name: "Engine", dependencies: ["CBLAS", "EngineKernels"]),
+        .target(name: "Engine", dependencies: ["CBLAS", "CThread", "EngineKernels"]),
         .target(name: "Worker", dependencies: [
             "Wire", "Engine",
             .product(name: "Logging", package: "swift-log"),

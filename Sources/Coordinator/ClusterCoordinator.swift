@@ -262,15 +262,16 @@ public final class ClusterCoordinator {
             reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.saved = saved })
         case let .stepResult(result)?:
             guard Int(result.step) == session.steps else { return }
-            // The client sees each step's tokens as they come (without the carried values).
-            reply(active.client, Framing.envelope(requestId: active.clientRequest) {
-                $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens }
-            })
+            // The next step first: the client's copy is not on the pipeline's critical path.
             if session.accept(result) {
                 send(workers[slots[0]!]!.push, session.activations())
             } else {
                 active.waitingForSaves = true
             }
+            // The client sees each step's tokens as they come (without the carried values).
+            reply(active.client, Framing.envelope(requestId: active.clientRequest) {
+                $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens }
+            })
         case var .error(e)?:
             e.message = "stage error: \(e.message)"
             finish(envelope.requestID, error: Framing.envelope(requestId: active.clientRequest) { $0.error = e })

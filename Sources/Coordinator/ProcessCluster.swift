@@ -23,10 +23,29 @@ public final class ProcessCluster: @unchecked Sendable {
         let finished = DispatchSemaphore(value: 0)
     }
 
+    /// The CPUs each of `workers` workers with `threads` threads is pinned to, on a machine with
+    /// `cores` CPUs. Workers that fit take disjoint CPUs; workers that each use the whole machine
+    /// all get `0..<cores`, so their main threads (which pass the activations on) share CPU 0
+    /// and only one stage computes at a time anyway; in between, CPUs are dealt in turn.
+    ///
+    /// ```swift
+    /// ProcessCluster.cpuLists(workers: 2, threads: 1, cores: 2)  // [[0], [1]]
+    /// ProcessCluster.cpuLists(workers: 3, threads: 2, cores: 2)  // [[0, 1], [0, 1], [0, 1]]
+    /// ```
+    public static func cpuLists(workers: Int, threads: Int, cores: Int) -> [[Int]] {
+        let threads = max(1, min(threads, cores))
+        return (0..<workers).map { w in
+            let start = threads == cores ? 0 : (w * threads) % cores
+            return (0..<threads).map { (start + $0) % cores }
+        }
+    }
+
     /// Starts the coordinator and `workers` worker processes and waits until every stage is ready.
     /// `transport` is "tcp" (127.0.0.1) or "ipc".
+    /// `pinWorkers` places each worker on CPUs of its own (see `cpuLists`).
     public init(model: String, workers: Int, workerExecutable: URL, transport: String = "tcp",
-                split: [Int]? = nil, threadsPerWorker: Int? = nil, readyTimeoutSeconds: Int = 60) throws {
+                split: [Int]? = nil, threadsPerWorker: Int? = nil, pinWorkers: Bool = false,
+                readyTimeoutSeconds: Int = 60) throws {
         let tag = "\(getpid())-\(UUID().uuidString.prefix(8))"
         var options = ClusterCoordinator.Options(model: model, workers: workers)
         options.split = split
@@ -66,6 +85,11 @@ public final class ProcessCluster: @unchecked Sendable {
             var arguments = ["--connect", endpoint, "--model", model, "--id", "worker-\(w)-\(tag)", "--share", String(workers)]
             if transport == "ipc" { arguments += ["--bind", "ipc:///tmp/nnsight-\(tag)-worker-\(w)"] }
             if let threadsPerWorker { arguments += ["--threads", String(threadsPerWorker)] }
+            if pinWorkers {
+                let cores = ProcessInfo.processInfo.activeProcessorCount
+                let lists = Self.cpuLists(workers: workers, threads: threadsPerWorker ?? max(1, cores / workers), cores: cores)
+                arguments += ["--cpus", lists[w].map(String.init).joined(separator: ",")]
+            }
             process.arguments = arguments
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice

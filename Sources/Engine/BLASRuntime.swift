@@ -17,9 +17,11 @@ public enum BLASRuntime {
     /// The kernel family OpenBLAS runs.
     public static var coreName: String { String(cString: openblas_get_corename()) }
 
+    /// Threads a forward pass uses: the size of `ComputePool.shared`, which splits the products
+    /// (OpenBLAS itself runs single-threaded inside each part).
     public static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        get { ComputePool.shared.threads }
+        set { ComputePool.shared.threads = newValue }
     }
 
     /// Kernels OpenBLAS falls back to when it does not recognise a modern x86 CPU.

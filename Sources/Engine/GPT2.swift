@@ -75,6 +75,13 @@ public final class GPT2: @unchecked Sendable {
     ///     hook wants `lm_head.output`).
     public func forward(_ step: StepInput, hidden: UnsafeBufferPointer<Float>? = nil, state: InferenceState,
                         hooks: (any HookHandler)? = nil, allLogits: Bool = false) throws -> StageOutput {
+        // The pool's helpers spin only during a pass: between this stage's steps they sleep,
+        // leaving the cores to the other stages on this machine.
+        try Ops.pool.pass { try forwardPass(step, hidden: hidden, state: state, hooks: hooks, allLogits: allLogits) }
+    }
+
+    private func forwardPass(_ step: StepInput, hidden: UnsafeBufferPointer<Float>?, state: InferenceState,
+                             hooks: (any HookHandler)?, allLogits: Bool) throws -> StageOutput {
         let (B, T, C) = (step.batch, step.length, config.nEmbd)
         let cache = state.cache
         guard B == cache.batch else { throw EngineError.invalidArgument("step has batch \(B), cache has \(cache.batch)") }
@@ -140,11 +147,11 @@ public final class GPT2: @unchecked Sendable {
         try fire(.ln1(l), .output, ln, shape, hooks)
         try fire(.attn(l), .input, ln, shape, hooks)
         let qkv = ws.qkv.reserve(N * 3 * C)
-        Ops.matmul(qkv, ln, w.qkvW, w.qkvB, m: N, k: C, n: 3 * C)
+        Ops.matmul(qkv, ln, w.qkvW, w.qkvB, m: N, k: C, n: 3 * C, scratch: ws.partials)
         let y = ws.attnY.reserve(N * C)
         attention(y, qkv: qkv, layer: l - layers.lowerBound, B: B, T: T, ws: ws, cache: cache)
         let attnOut = ws.attnOut.reserve(N * C)
-        Ops.matmul(attnOut, y, w.attnProjW, w.attnProjB, m: N, k: C, n: C)
+        Ops.matmul(attnOut, y, w.attnProjW, w.attnProjB, m: N, k: C, n: C, scratch: ws.partials)
         try fire(.attn(l), .output, attnOut, shape, hooks)
         Ops.add(x, attnOut, count: N * C)
 
@@ -154,57 +161,57 @@ public final class GPT2: @unchecked Sendable {
         try fire(.ln2(l), .output, ln, shape, hooks)
         try fire(.mlp(l), .input, ln, shape, hooks)
         let fc = ws.fc.reserve(N * I)
-        Ops.matmul(fc, ln, w.fcW, w.fcB, m: N, k: C, n: I)
+        Ops.matmul(fc, ln, w.fcW, w.fcB, m: N, k: C, n: I, scratch: ws.partials)
         Vectorized.gelu(fc, count: N * I)
         let mlpOut = ws.mlpOut.reserve(N * C)
-        Ops.matmul(mlpOut, fc, w.fcProjW, w.fcProjB, m: N, k: I, n: C)
+        Ops.matmul(mlpOut, fc, w.fcProjW, w.fcProjB, m: N, k: I, n: C, scratch: ws.partials)
         try fire(.mlp(l), .output, mlpOut, shape, hooks)
         Ops.add(x, mlpOut, count: N * C)
         try fire(.block(l), .output, x, shape, hooks)
     }
 
     /// Causal self-attention with the KV cache: stores this step's keys and values, then
-    /// y (B,T,C) = softmax(q k^T / sqrt(HD), causal + padding mask) v, head by head.
-    /// Prefill uses BLAS per head; a decode step's one query uses SIMD loops, where BLAS call
-    /// overhead would exceed the work.
+    /// y (B,T,C) = softmax(q k^T / sqrt(HD), causal + padding mask) v, (sequence, head) pairs
+    /// spread over the pool. Prefill uses BLAS per head; a decode step's one query uses SIMD
+    /// loops, where BLAS call overhead would exceed the work.
     private func attention(_ y: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, layer l: Int,
                            B: Int, T: Int, ws: Workspace, cache: KVCache) {
         let C = config.nEmbd, NH = config.nHead, HD = config.headDim
         let L0 = cache.length, L = L0 + T
         let scale = 1 / Float(HD).squareRoot()
-        let scores = ws.scores.reserve(T * L)
-        for b in 0..<B {
+        let scoresByThread = ws.scores.reserve(Ops.pool.threads * T * L)  // (threads, T, L)
+        Ops.pool.parallel(parts: B * NH) { pair, thread in
+            let scores = scoresByThread + thread * T * L
+            let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
             let maskRow = cache.mask + b * cache.capacity
-            for h in 0..<NH {
-                let keys = cache.keys(layer: l, batch: b, head: h)      // (L, HD)
-                let values = cache.values(layer: l, batch: b, head: h)  // (L, HD)
-                for t in 0..<T {
-                    let row = qkv + (b * T + t) * 3 * C
-                    (keys + (L0 + t) * HD).update(from: row + C + h * HD, count: HD)
-                    (values + (L0 + t) * HD).update(from: row + 2 * C + h * HD, count: HD)
-                }
-                let q = qkv + b * T * 3 * C + h * HD  // (T, HD), row stride 3C
-                let out = y + b * T * C + h * HD      // (T, HD), row stride C
-                if T == 1 {
-                    for j in 0..<L { scores[j] = Vectorized.dot(q, keys + j * HD, count: HD) * scale }
-                    Ops.maskedSoftmax(scores, count: L) { maskRow[$0] != 0 }
-                    out.update(repeating: 0, count: HD)
-                    for j in 0..<L where scores[j] != 0 {
-                        Vectorized.axpy(scores[j], values + j * HD, out, count: HD)
-                    }
-                    continue
-                }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(L), Int32(HD),
-                            scale, q, Int32(3 * C), keys, Int32(HD), 0, scores, Int32(L))
-                for t in 0..<T {
-                    let visible = L0 + t + 1
-                    let s = scores + t * L
-                    Ops.maskedSoftmax(s, count: visible) { maskRow[$0] != 0 }
-                    (s + visible).update(repeating: 0, count: L - visible)
-                }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(HD), Int32(L),
-                            1, scores, Int32(L), values, Int32(HD), 0, out, Int32(C))
+            let keys = cache.keys(layer: l, batch: b, head: h)      // (L, HD)
+            let values = cache.values(layer: l, batch: b, head: h)  // (L, HD)
+            for t in 0..<T {
+                let row = qkv + (b * T + t) * 3 * C
+                (keys + (L0 + t) * HD).update(from: row + C + h * HD, count: HD)
+                (values + (L0 + t) * HD).update(from: row + 2 * C + h * HD, count: HD)
             }
+            let q = qkv + b * T * 3 * C + h * HD  // (T, HD), row stride 3C
+            let out = y + b * T * C + h * HD      // (T, HD), row stride C
+            if T == 1 {
+                for j in 0..<L { scores[j] = Vectorized.dot(q, keys + j * HD, count: HD) * scale }
+                Ops.maskedSoftmax(scores, count: L) { maskRow[$0] != 0 }
+                out.update(repeating: 0, count: HD)
+                for j in 0..<L where scores[j] != 0 {
+                    Vectorized.axpy(scores[j], values + j * HD, out, count: HD)
+                }
+                return
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(L), Int32(HD),
+                        scale, q, Int32(3 * C), keys, Int32(HD), 0, scores, Int32(L))
+            for t in 0..<T {
+                let visible = L0 + t + 1
+                let s = scores + t * L
+                Ops.maskedSoftmax(s, count: visible) { maskRow[$0] != 0 }
+                (s + visible).update(repeating: 0, count: L - visible)
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(HD), Int32(L),
+                        1, scores, Int32(L), values, Int32(HD), 0, out, Int32(C))
         }
     }
 

@@ -31,35 +31,70 @@ enum Ops {
         }
     }
 
-    /// out (M,N) = inp (M,K) @ weight (K,N) + bias (N). Matrix-vector kernel for one row:
-    /// sgemm is several times slower than sgemv at M = 1.
+    /// The threads products split over. OpenBLAS runs single-threaded inside each part: its own
+    /// threads would keep spinning between calls (see ComputePool).
+    static let pool: ComputePool = {
+        openblas_set_num_threads(1)
+        return ComputePool.shared
+    }()
+
+    /// out (M,N) = inp (M,K) @ weight (K,N) + bias (N). `scratch` holds partial sums of one row.
     static func matmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                        _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                       m M: Int, k K: Int, n N: Int) {
-        if M > 1 && M <= smallBatchLimit && hasSmallBatchKernels {
-            return smallMatmul(out, inp, weight, bias, m: M, k: K, n: N, threads: BLASRuntime.threads)
+                       m M: Int, k K: Int, n N: Int, scratch: ScratchBuffer) {
+        if M == 1 { return matvec(out, inp, weight, bias, k: K, n: N, scratch: scratch) }
+        if M <= smallBatchLimit && hasSmallBatchKernels {
+            return pool.split(count: N, granule: 16) { columns in
+                smallMatmul(out, inp, weight, bias, m: M, k: K, n: N, columns: columns)
+            }
         }
-        for r in 0..<M {
-            if let bias { (out + r * N).update(from: bias, count: N) } else { (out + r * N).update(repeating: 0, count: N) }
+        pool.split(count: N, granule: 16) { columns in
+            let (j, n) = (columns.lowerBound, columns.count)
+            for r in 0..<M {
+                let row = out + r * N + j
+                if let bias { row.update(from: bias + j, count: n) } else { row.update(repeating: 0, count: n) }
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(n), Int32(K),
+                        1, inp, Int32(K), weight + j, Int32(N), 1, out + j, Int32(N))
         }
-        if M == 1 {
+    }
+
+    /// out (N) = inp (K) @ weight (K,N) + bias (N), in sgemv (sgemm is several times slower at
+    /// one row). Split over the pool by blocks of weight rows, which are contiguous in memory,
+    /// each part leaving a partial sum: splitting by columns reads every row in short pieces
+    /// and was about 10 % slower. The parts depend only on `threads`, so results do too.
+    static func matvec(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                       _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                       k K: Int, n N: Int, scratch: ScratchBuffer) {
+        let parts = min(pool.threads == 1 ? 1 : pool.threads * ComputePool.partsPerThread, K / 64)
+        guard parts > 1 else {
+            if let bias { out.update(from: bias, count: N) } else { out.update(repeating: 0, count: N) }
             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(K), Int32(N), 1, weight, Int32(N), inp, 1, 1, out, 1)
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(N), Int32(K),
-                        1, inp, Int32(K), weight, Int32(N), 1, out, Int32(N))
+            return
         }
+        let partial = scratch.reserve(parts * N)  // (parts, N)
+        pool.parallel(parts: parts) { p, _ in
+            let k0 = K * p / parts, k1 = K * (p + 1) / parts
+            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k1 - k0), Int32(N), 1, weight + k0 * N, Int32(N),
+                        inp + k0, 1, 0, partial + p * N, 1)
+        }
+        if let bias { out.update(from: bias, count: N) } else { out.update(repeating: 0, count: N) }
+        for p in 0..<parts { add(out, partial + p * N, count: N) }
     }
 
     /// out (M,V) = inp (M,C) @ table (V,C)^T: logits from the tied embedding.
     static func matmulTransposed(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                                  _ table: UnsafePointer<Float>, m M: Int, k C: Int, n V: Int) {
-        if M == 1 {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(V), Int32(C), 1, table, Int32(C), inp, 1, 0, out, 1)
-        } else if M <= smallBatchLimit && hasSmallBatchKernels {
-            smallMatmulTransposed(out, inp, table, m: M, k: C, n: V, threads: BLASRuntime.threads)
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(V), Int32(C),
-                        1, inp, Int32(C), table, Int32(C), 0, out, Int32(V))
+        pool.split(count: V, granule: 64) { rows in
+            let (v, n) = (rows.lowerBound, rows.count)
+            if M == 1 {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(C), 1, table + v * C, Int32(C), inp, 1, 0, out + v, 1)
+            } else if M <= smallBatchLimit && hasSmallBatchKernels {
+                smallMatmulTransposed(out, inp, table, m: M, k: C, n: V, rows: rows)
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(n), Int32(C),
+                            1, inp, Int32(C), table + v * C, Int32(C), 0, out + v, Int32(V))
+            }
         }
     }
 

@@ -1,5 +1,3 @@
-import Dispatch
-
 // Matrix products for a few rows (a decode step of a small batch, a short prompt), compiled for
 // AVX2 + FMA (see Package.swift) and called only on CPUs that have them.
 //
@@ -17,48 +15,31 @@ public typealias V8 = SIMD8<Float>
     return s2[0] + s2[1]
 }
 
-/// Splits `[0, count)` into `parts` chunks whose bounds are multiples of `granule` and runs them
-/// on that many threads.
-@inline(__always)
-func parallelChunks(count: Int, granule: Int, parts: Int, _ body: @Sendable (Range<Int>) -> Void) {
-    let blocks = (count + granule - 1) / granule
-    let parts = max(1, min(parts, blocks))
-    if parts == 1 { return body(0..<count) }
-    DispatchQueue.concurrentPerform(iterations: parts) { p in
-        let lo = blocks * p / parts * granule
-        let hi = min(count, blocks * (p + 1) / parts * granule)
-        if lo < hi { body(lo..<hi) }
-    }
-}
-
-/// out (M,N) = inp (M,K) @ weight (K,N) + bias (N), for small M. Rows in blocks of 4, columns in
-/// blocks of 16 (two 8-lane accumulators per row): 8 accumulators, each weight read once per
-/// 4 rows from cache and once from memory.
+/// out (M,N) = inp (M,K) @ weight (K,N) + bias (N), for small M, the output columns `columns`
+/// only (callers split the columns across threads; bounds multiples of 16 but the last).
+/// Rows in blocks of 4, columns in blocks of 16 (two 8-lane accumulators per row):
+/// 8 accumulators, each weight read once per 4 rows from cache and once from memory.
 public func smallMatmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                         _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                        m M: Int, k K: Int, n N: Int, threads: Int) {
-    // Each thread writes its own columns of `out`: disjoint, so sharing the pointers is safe.
-    nonisolated(unsafe) let (out, inp, weight, bias) = (out, inp, weight, bias)
-    parallelChunks(count: N, granule: 16, parts: threads) { columns in
-        var j = columns.lowerBound
-        while j + 16 <= columns.upperBound {
-            var r = 0
-            while r < M {
-                let rows = min(4, M - r)
-                block4x16(out + r * N + j, inp + r * K, weight + j, bias.map { $0 + j }, rows: rows, k: K, n: N)
-                r += rows
-            }
-            j += 16
+                        m M: Int, k K: Int, n N: Int, columns: Range<Int>) {
+    var j = columns.lowerBound
+    while j + 16 <= columns.upperBound {
+        var r = 0
+        while r < M {
+            let rows = min(4, M - r)
+            block4x16(out + r * N + j, inp + r * K, weight + j, bias.map { $0 + j }, rows: rows, k: K, n: N)
+            r += rows
         }
-        // Columns left over (N not a multiple of 16): plain loops.
-        while j < columns.upperBound {
-            for r in 0..<M {
-                var s: Float = bias?[j] ?? 0
-                for k in 0..<K { s += inp[r * K + k] * weight[k * N + j] }
-                out[r * N + j] = s
-            }
-            j += 1
+        j += 16
+    }
+    // Columns left over (N not a multiple of 16): plain loops.
+    while j < columns.upperBound {
+        for r in 0..<M {
+            var s: Float = bias?[j] ?? 0
+            for k in 0..<K { s += inp[r * K + k] * weight[k * N + j] }
+            out[r * N + j] = s
         }
+        j += 1
     }
 }
 
@@ -84,37 +65,34 @@ func block4x16(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, 
     if rows > 3 { store(a3 + blo, out + 3 * N); store(b3 + bhi, out + 3 * N + 8) }
 }
 
-/// out (M,V) = inp (M,C) @ table (V,C)^T, for small M: logits from the tied embedding. Each
-/// table row is read once and dotted with every input row (which stay in L1).
+/// out (M,V) = inp (M,C) @ table (V,C)^T, for small M: logits from the tied embedding, the
+/// output columns (table rows) `rows` only. Each table row is read once and dotted with every
+/// input row (which stay in L1).
 public func smallMatmulTransposed(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
-                                  _ table: UnsafePointer<Float>, m M: Int, k C: Int, n V: Int, threads: Int) {
-    // Each thread writes its own columns of `out`: disjoint, so sharing the pointers is safe.
-    nonisolated(unsafe) let (out, inp, table) = (out, inp, table)
-    parallelChunks(count: V, granule: 64, parts: threads) { rows in
-        for v in rows {
-            let t = table + v * C
-            var r = 0
-            while r < M {
-                // Two input rows per pass over the table row.
-                let x0 = inp + r * C, x1 = inp + (r + 1 < M ? (r + 1) * C : r * C)
-                var s0 = V8(), s1 = V8()
-                var c = 0
-                while c + 8 <= C {
-                    let tv = load(t + c)
-                    s0 = s0.addingProduct(load(x0 + c), tv)
-                    s1 = s1.addingProduct(load(x1 + c), tv)
-                    c += 8
-                }
-                var d0 = horizontalSum(s0), d1 = horizontalSum(s1)
-                while c < C {
-                    d0 += x0[c] * t[c]
-                    d1 += x1[c] * t[c]
-                    c += 1
-                }
-                out[r * V + v] = d0
-                if r + 1 < M { out[(r + 1) * V + v] = d1 }
-                r += 2
+                                  _ table: UnsafePointer<Float>, m M: Int, k C: Int, n V: Int, rows: Range<Int>) {
+    for v in rows {
+        let t = table + v * C
+        var r = 0
+        while r < M {
+            // Two input rows per pass over the table row.
+            let x0 = inp + r * C, x1 = inp + (r + 1 < M ? (r + 1) * C : r * C)
+            var s0 = V8(), s1 = V8()
+            var c = 0
+            while c + 8 <= C {
+                let tv = load(t + c)
+                s0 = s0.addingProduct(load(x0 + c), tv)
+                s1 = s1.addingProduct(load(x1 + c), tv)
+                c += 8
             }
+            var d0 = horizontalSum(s0), d1 = horizontalSum(s1)
+            while c < C {
+                d0 += x0[c] * t[c]
+                d1 += x1[c] * t[c]
+                c += 1
+            }
+            out[r * V + v] = d0
+            if r + 1 < M { out[(r + 1) * V + v] = d1 }
+            r += 2
         }
     }
 }

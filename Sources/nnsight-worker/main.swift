@@ -34,14 +34,29 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "Worker id (default: host and process id).")
     var id: String?
 
-    @Option(name: .long, help: "OpenBLAS threads for this worker (default: the machine's cores divided by --share).")
+    @Option(name: .long, help: "Compute threads for this worker (default: the machine's cores divided by --share).")
     var threads: Int?
 
     @Option(name: .long, help: "Workers sharing this machine's cores (sets the default --threads).")
     var share: Int = 1
 
+    @Option(name: .long, help: ArgumentHelp(
+        "CPUs to pin this worker to, e.g. 0,1: its main and ZeroMQ threads on the first, compute threads on the others in turn (default: not pinned).",
+        discussion: "Workers sharing a machine pass messages faster when their main threads share a CPU."))
+    var cpus: String?
+
     @Option(name: .long, help: "Seconds of coordinator silence before the worker exits.")
     var coordinatorTimeout: Int = 10
+
+    /// "0,1" -> [0, 1]; each a CPU of this machine.
+    static func parseCPUs(_ text: String) throws -> [Int] {
+        let count = ProcessInfo.processInfo.processorCount
+        let cpus = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !cpus.isEmpty, cpus.allSatisfy({ $0 != nil && $0! >= 0 && $0! < count }) else {
+            throw ValidationError("--cpus '\(text)' is not a comma-separated list of CPUs 0..<\(count)")
+        }
+        return cpus.map { $0! }
+    }
 
     static func main() {
         BLASRuntime.ensureFastKernels()
@@ -57,6 +72,8 @@ struct WorkerCommand: ParsableCommand {
     func run() throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         BLASRuntime.threads = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, share))
+        // Before the ZeroMQ context exists: its I/O threads inherit the main thread's CPU.
+        if let cpus { try ComputePool.shared.place(on: try Self.parseCPUs(cpus)) }
         var options = WorkerProcess.Options(connect: connect, bind: bind, model: model,
                                             workerId: id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())")
         options.coordinatorTimeoutMs = coordinatorTimeout * 1000

@@ -15,7 +15,7 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
-    @Option(name: .long, help: "OpenBLAS threads (default: the machine's cores).")
+    @Option(name: .long, help: "Compute threads (default: the machine's cores).")
     var threads: Int?
 
     @Option(name: .long, help: "Decode steps timed per measurement.")
@@ -33,12 +33,26 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "With --workers: run the stages as threads of this process.")
     var inProcess = false
 
-    @Option(name: .long, help: "With --workers: OpenBLAS threads per worker (default: cores / workers).")
+    @Option(name: .long, help: "With --workers: compute threads per worker (default: cores / workers).")
     var workerThreads: Int?
+
+    @Flag(name: .long, help: "With --workers or --hop-cost: pin each worker to CPUs of its own (nnsight-worker --cpus).")
+    var pinWorkers = false
+
+    @Flag(name: .long, help: "Measure the pipeline hops: 1 stage in-process, 2 and 3 worker processes, interleaved.")
+    var hopCost = false
+
+    @Option(name: .long, help: "With --hop-cost: rounds over the three configurations.")
+    var rounds: Int = 10
 
     func run() throws {
         BLASRuntime.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
-        if let workers { return try ClusterBench(workers: workers, traces: traces, inProcess: inProcess, workerThreads: workerThreads, json: json).run() }
+        if hopCost {
+            return try HopBench(rounds: rounds, workerThreads: workerThreads ?? ProcessInfo.processInfo.activeProcessorCount,
+                                pinWorkers: pinWorkers, json: json).run()
+        }
+        if let workers { return try ClusterBench(workers: workers, traces: traces, inProcess: inProcess, workerThreads: workerThreads,
+                                                          pinWorkers: pinWorkers, json: json).run() }
         let config = GPT2Config.gpt2Small
         let model = GPT2(weights: try GPT2Weights.random(config: config, seed: 1))
         let pipeline = try Pipeline(stages: [model])

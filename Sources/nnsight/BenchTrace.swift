@@ -24,7 +24,7 @@ struct BenchTrace: ParsableCommand {
     @Option(name: .long, help: "Pipeline stages (in-process).")
     var stages: Int = 1
 
-    @Option(name: .long, help: "OpenBLAS threads (default: the machine's cores).")
+    @Option(name: .long, help: "Compute threads (default: the machine's cores).")
     var threads: Int?
 
     func run() throws {

@@ -9,6 +9,7 @@ struct ClusterBench {
     let traces: Int
     let inProcess: Bool
     let workerThreads: Int?
+    let pinWorkers: Bool
     let json: Bool
     let newTokens = 32
 
@@ -36,7 +37,8 @@ struct ClusterBench {
         } else {
             let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
                 .deletingLastPathComponent().appendingPathComponent("nnsight-worker")
-            cluster = try ProcessCluster(model: dir, workers: workers, workerExecutable: executable, threadsPerWorker: workerThreads)
+            cluster = try ProcessCluster(model: dir, workers: workers, workerExecutable: executable, threadsPerWorker: workerThreads,
+                                         pinWorkers: pinWorkers)
             let endpoint = cluster!.endpoint
             connect = { try LanguageModel.connect(endpoint, model: dir) }
         }
@@ -78,6 +80,7 @@ struct ClusterBench {
             ("tokens_per_s", round3(Double(inFlight * newTokens) / wall)),
             ("new_tokens_per_trace", newTokens),
             ("worker_threads", workerThreads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / workers)),
+            ("workers_pinned", pinWorkers),
         ]
         if json {
             let data = try JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: figures.map { ($0.0, $0.1) }), options: [.sortedKeys])

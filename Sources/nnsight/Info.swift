@@ -14,7 +14,7 @@ struct Info: ParsableCommand {
         let figures: [(String, Any)] = [
             ("blas_core", BLASRuntime.coreName),
             ("blas_core_generic", BLASRuntime.isGenericCore),
-            ("blas_threads", BLASRuntime.threads),
+            ("compute_threads", BLASRuntime.threads),
             ("recommended_core", BLASRuntime.recommendedCore(flags: BLASRuntime.cpuFlags) ?? "none"),
             ("openblas_coretype", ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? ""),
             ("cores", ProcessInfo.processInfo.activeProcessorCount),

@@ -45,8 +45,11 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Run the stages as threads of this process instead of worker processes.")
     var inProcess = false
 
-    @Option(name: .long, help: "OpenBLAS threads per worker process (default: cores / workers).")
+    @Option(name: .long, help: "Compute threads per worker process (default: cores / workers).")
     var workerThreads: Int?
+
+    @Flag(name: .long, help: "With --workers: pin each worker to CPUs of its own (nnsight-worker --cpus).")
+    var pinWorkers = false
 
     @Flag(name: .long, help: "Print each step's generated tokens to stderr as they arrive.")
     var streamTokens = false
@@ -54,7 +57,7 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Write {\"stdout\", \"saves\", \"error\"} as JSON to this file.")
     var saveJson: String?
 
-    @Option(name: .long, help: "OpenBLAS threads (default: the machine's cores).")
+    @Option(name: .long, help: "Compute threads (default: the machine's cores).")
     var threads: Int?
 
     func run() throws {
@@ -80,7 +83,8 @@ struct Run: ParsableCommand {
             guard FileManager.default.isExecutableFile(atPath: workerExecutable.path) else {
                 throw CLIError(description: "\(workerExecutable.path) not found: build it (swift build -c release --product nnsight-worker) or pass --in-process")
             }
-            processCluster = try ProcessCluster(model: model, workers: stages, workerExecutable: workerExecutable, threadsPerWorker: workerThreads)
+            processCluster = try ProcessCluster(model: model, workers: stages, workerExecutable: workerExecutable, threadsPerWorker: workerThreads,
+                                                pinWorkers: pinWorkers)
             languageModel = try LanguageModel.connect(processCluster!.endpoint, model: model)
         }
         if streamTokens {

@@ -43,4 +43,45 @@ import Worker
         }
         for (i, name) in ["h_step0", "h_step1", "h_step2"].enumerated() { try Oracle.expectMatch(try h[i].value, hidden[name], name) }
     }
+
+    @Test func cpuListsGiveWorkersCPUsOfTheirOwnWhenTheyFit() {
+        #expect(ProcessCluster.cpuLists(workers: 2, threads: 1, cores: 2) == [[0], [1]])
+        #expect(ProcessCluster.cpuLists(workers: 3, threads: 1, cores: 2) == [[0], [1], [0]])
+        #expect(ProcessCluster.cpuLists(workers: 3, threads: 2, cores: 2) == [[0, 1], [0, 1], [0, 1]])
+        #expect(ProcessCluster.cpuLists(workers: 2, threads: 2, cores: 4) == [[0, 1], [2, 3]])
+        #expect(ProcessCluster.cpuLists(workers: 3, threads: 2, cores: 4) == [[0, 1], [2, 3], [0, 1]])
+        #expect(ProcessCluster.cpuLists(workers: 2, threads: 8, cores: 4) == [[0, 1, 2, 3], [0, 1, 2, 3]])
+    }
+
+    /// `--pin-workers`: each worker's main thread runs on the first CPU of its list, its compute
+    /// thread on the second, and the results are the oracle's.
+    @Test func pinnedWorkersRunOnTheirCPUsAndMatchTheOracle() throws {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let cluster = try ProcessCluster(model: Oracle.model, workers: 3, workerExecutable: Self.workerExecutable,
+                                         threadsPerWorker: 2, pinWorkers: true)
+        defer { cluster.stop() }
+        let model = try LanguageModel.connect(cluster.endpoint, model: Oracle.model)
+        var output: Saved!
+        try model.generate(Oracle.p1, maxNewTokens: 3) { tracer in
+            for _ in tracer.iter[0] { model.transformer.h[0].output[0][.all] = 0 }
+            output = model.generator.output.save()
+        }
+        try Oracle.expectMatch(try output.value, try Oracle.saves("cond_step0_zero")["output"], "output")
+
+        let lists = ProcessCluster.cpuLists(workers: 3, threads: 2, cores: cores)
+        for (w, process) in cluster.processes.enumerated() {
+            let status = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+            let allowed = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }?
+                .split(separator: ":").last?.trimmingCharacters(in: .whitespaces)
+            #expect(allowed == String(lists[w][0]), "worker \(w)'s main thread")
+            let task = "/proc/\(process.processIdentifier)/task"
+            let helper = try FileManager.default.contentsOfDirectory(atPath: task).first {
+                (try? String(contentsOfFile: "\(task)/\($0)/comm", encoding: .utf8))?.hasPrefix("compute-1") == true
+            }
+            let helperStatus = try helper.map { try String(contentsOfFile: "\(task)/\($0)/status", encoding: .utf8) } ?? ""
+            let helperAllowed = helperStatus.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }?
+                .split(separator: ":").last?.trimmingCharacters(in: .whitespaces)
+            #expect(helperAllowed == String(lists[w][1 % lists[w].count]), "worker \(w)'s compute thread")
+        }
+    }
 }

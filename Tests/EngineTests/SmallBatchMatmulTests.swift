@@ -15,8 +15,10 @@ import Testing
         var rng = SplitMix64(seed: UInt64(M * 1000 + K * 10 + N))
         let x = random(M * K, &rng), w = random(K * N, &rng), bias = random(N, &rng)
         var out = [Float](repeating: .nan, count: M * N)
-        for threads in [1, 2] {
-            smallMatmul(&out, x, w, bias, m: M, k: K, n: N, threads: threads)
+        // Whole, and in two column ranges as the pool splits them (the first a multiple of 16).
+        for ranges in [[0..<N], [0..<(N / 32 * 16), (N / 32 * 16)..<N]] {
+            out = [Float](repeating: .nan, count: M * N)
+            for columns in ranges { smallMatmul(&out, x, w, bias, m: M, k: K, n: N, columns: columns) }
             for r in 0..<M {
                 for c in 0..<N {
                     var s = bias[c]
@@ -33,8 +35,9 @@ import Testing
         var rng = SplitMix64(seed: UInt64(M * 1000 + C * 10 + V))
         let x = random(M * C, &rng), table = random(V * C, &rng)
         var out = [Float](repeating: .nan, count: M * V)
-        for threads in [1, 2] {
-            smallMatmulTransposed(&out, x, table, m: M, k: C, n: V, threads: threads)
+        for ranges in [[0..<V], [0..<(V / 2), (V / 2)..<V]] {
+            out = [Float](repeating: .nan, count: M * V)
+            for rows in ranges { smallMatmulTransposed(&out, x, table, m: M, k: C, n: V, rows: rows) }
             for r in 0..<M {
                 for v in 0..<V {
                     var s: Float = 0

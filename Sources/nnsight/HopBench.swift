@@ -1,0 +1,58 @@
+import Coordinator
+import Engine
+import Foundation
+
+/// `nnsight bench --hop-cost`: what the pipeline hops cost per token. One trace, batch 1, on
+/// GPT-2 small's shape: 1 stage in-process, 2 and 3 stages as worker processes, all set up at
+/// once and measured in turn, round after round, so that the machine's drift (this VM's speed
+/// varies 10-15 % from minute to minute) touches every configuration alike.
+struct HopBench {
+    let rounds: Int
+    let workerThreads: Int
+    let pinWorkers: Bool
+    let json: Bool
+    let newTokens = 32
+
+    func run() throws {
+        let dir = try ClusterBench.checkpoint()
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("nnsight-worker")
+        var clusters: [ProcessCluster] = []
+        defer { clusters.forEach { $0.stop() } }
+        var setups: [(name: String, model: LanguageModel)] = [("1 stage, in-process", try LanguageModel.load(dir, stages: 1))]
+        for workers in [2, 3] {
+            let cluster = try ProcessCluster(model: dir, workers: workers, workerExecutable: executable,
+                                             threadsPerWorker: workerThreads, pinWorkers: pinWorkers)
+            clusters.append(cluster)
+            setups.append(("\(workers) worker processes", try LanguageModel.connect(cluster.endpoint, model: dir)))
+        }
+        let prompt = (0..<10).map { ($0 * 7919) % 50257 }
+        func generate(_ model: LanguageModel, _ n: Int) throws {
+            try model.generate(maxNewTokens: n, eosTokenId: -1) { tracer in tracer.invoke(tokens: prompt) {} }
+        }
+        for setup in setups { try generate(setup.model, 4) }
+        var perToken = [[Double]](repeating: [], count: setups.count)
+        for _ in 0..<rounds {
+            for (i, setup) in setups.enumerated() {
+                let short = try timed { try generate(setup.model, 1) }
+                let long = try timed { try generate(setup.model, newTokens + 1) }
+                perToken[i].append((long - short) / Double(newTokens) * 1000)
+            }
+        }
+        let medians = perToken.map(median)
+        let rows: [[String: Any]] = setups.indices.map { i in
+            ["config": setups[i].name, "decode_ms_per_token": round3(medians[i]),
+             "overhead_percent": round3((medians[i] / medians[0] - 1) * 100),
+             "runs_ms": perToken[i].map(round3)]
+        }
+        if json {
+            let object: [String: Any] = ["model": "gpt2-small-shape (random weights)", "rounds": rounds,
+                                         "worker_threads": workerThreads, "workers_pinned": pinWorkers, "new_tokens_per_trace": newTokens, "configs": rows]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            for row in rows {
+                print("\(row["config"]!): \(row["decode_ms_per_token"]!) ms/token (\(row["overhead_percent"]!) % over 1 stage)")
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import CThread
+import Engine
+import Foundation
+import Synchronization
+import Testing
+
+/// The compute pool: every part runs exactly once, ranges tile their span, concurrent callers
+/// stay correct, and placement pins the threads.
+@Suite struct ComputePoolTests {
+    /// Counts how often each part ran, from any thread.
+    final class Tally: Sendable {
+        let counts: Mutex<[Int]>
+        init(_ n: Int) { counts = Mutex([Int](repeating: 0, count: n)) }
+        func hit(_ i: Int) { counts.withLock { $0[i] += 1 } }
+        var values: [Int] { counts.withLock { $0 } }
+    }
+
+    @Test(arguments: [1, 2, 3, 4])
+    func everyPartRunsExactlyOnce(threads: Int) {
+        let pool = ComputePool(threads: threads)
+        for parts in [0, 1, 2, 5, 64, 1000] {
+            let tally = Tally(parts)
+            let threadsSeen = Tally(threads)
+            pool.pass {
+                pool.parallel(parts: parts) { part, thread in
+                    tally.hit(part)
+                    threadsSeen.hit(thread)
+                }
+            }
+            #expect(tally.values == [Int](repeating: 1, count: parts), "\(parts) parts on \(threads) threads")
+            #expect(threadsSeen.values.reduce(0, +) == parts)
+        }
+    }
+
+    @Test func splitTilesTheRangeAtGranuleBounds() {
+        let pool = ComputePool(threads: 2)
+        for (count, granule) in [(0, 16), (1, 16), (15, 16), (16, 16), (3072, 16), (50257, 64), (7, 1)] {
+            let tally = Tally(count)
+            let misaligned = Atomic(0)
+            pool.split(count: count, granule: granule) { range in
+                if range.lowerBound % granule != 0 { misaligned.wrappingAdd(1, ordering: .relaxed) }
+                for i in range { tally.hit(i) }
+            }
+            #expect(tally.values == [Int](repeating: 1, count: count), "count \(count), granule \(granule)")
+            #expect(misaligned.load(ordering: .relaxed) == 0)
+        }
+    }
+
+    /// Two threads submitting at once (in-process stages share the pool): one gets the helpers,
+    /// the other runs its parts itself; both get every part once.
+    @Test func concurrentCallersEachGetTheirParts() {
+        let pool = ComputePool(threads: 2)
+        let rounds = 200, parts = 16
+        let tallies = [Tally(parts), Tally(parts)]
+        DispatchQueue.concurrentPerform(iterations: 2) { caller in
+            for _ in 0..<rounds {
+                pool.pass { pool.parallel(parts: parts) { part, _ in tallies[caller].hit(part) } }
+            }
+        }
+        for tally in tallies { #expect(tally.values == [Int](repeating: rounds, count: parts)) }
+    }
+
+    /// A helper that sleeps between passes wakes for the next one (many short passes, each
+    /// after the helpers had time to fall asleep).
+    @Test func helpersWakeForEveryPass() {
+        let pool = ComputePool(threads: 2)
+        for round in 0..<20 {
+            if round % 5 == 0 { usleep(3_000) }  // longer than the spin limit: helpers sleep
+            let tally = Tally(8)
+            pool.pass { pool.parallel(parts: 8) { part, _ in tally.hit(part) } }
+            #expect(tally.values == [Int](repeating: 1, count: 8))
+        }
+    }
+
+    @Test func placementPinsCallerAndHelpers() throws {
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
+        let pool = ComputePool(threads: 2)
+        let pinned = Tally(2)
+        // Run on a thread of our own: the test runner's threads keep their affinity.
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var failure: Error?
+        Thread {
+            do {
+                try pool.place(on: [0, cpus > 1 ? 1 : 0])
+                if cthread_pinned_cpu() == 0 { pinned.hit(0) }
+                usleep(10_000)  // the helper re-pins when it wakes
+                for _ in 0..<50 {
+                    pool.pass {
+                        pool.parallel(parts: 64) { _, thread in
+                            if thread == 1 && cthread_pinned_cpu() == (cpus > 1 ? 1 : 0) { pinned.hit(1) }
+                        }
+                    }
+                }
+            } catch { failure = error }
+            done.signal()
+        }.start()
+        done.wait()
+        #expect(failure == nil)
+        #expect(pinned.values[0] == 1, "the caller runs on CPU 0")
+        #expect(pinned.values[1] > 0, "the helper ran parts on its CPU")
+        #expect(throws: EngineError.self) { try pool.place(on: [Int(CPU_SETSIZE) + 1]) }
+    }
+}
