@@ -200,7 +200,9 @@ public final class ClusterCoordinator {
         guard slots.allSatisfy({ $0 != nil }) else { return }
         for (s, id) in slots.enumerated() {
             guard let id, let worker = workers[id] else { continue }
-            let next = s + 1 < slots.count ? slots[s + 1].flatMap { workers[$0]?.address } ?? "" : ""
+            // The stages form a ring: the last starts each next step at the first itself, one
+            // hop (and a pass through this loop) less per token than a step started from here.
+            let next = slots[(s + 1) % slots.count].flatMap { workers[$0]?.address } ?? ""
             let assignment = Nnsight_V1_StageAssignment.with {
                 $0.model = config.architectureId
                 $0.layerStart = UInt32(stages[s].lowerBound)
@@ -262,9 +264,9 @@ public final class ClusterCoordinator {
             reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.saved = saved })
         case let .stepResult(result)?:
             guard Int(result.step) == session.steps else { return }
-            // The next step first: the client's copy is not on the pipeline's critical path.
+            // The last stage has already sent the next step's input to the first (a ring).
             if session.accept(result) {
-                send(workers[slots[0]!]!.push, session.activations())
+                session.recordStepStartedByLastStage()
             } else {
                 active.waitingForSaves = true
             }

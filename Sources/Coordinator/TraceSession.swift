@@ -62,6 +62,11 @@ final class TraceSession {
     /// Tells every stage to free the trace's state.
     var release: Envelope { Framing.envelope(requestId: id) { $0.finished = .with { $0.steps = UInt32(steps) } } }
 
+    /// Records the current step's inputs as sent, when the last stage (in a ring) sent them.
+    func recordStepStartedByLastStage() {
+        history.append(current)
+    }
+
     /// Stage 0's input for the current step.
     func activations() -> Envelope {
         history.append(current)

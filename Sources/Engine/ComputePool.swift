@@ -232,11 +232,12 @@ public final class ComputePool: @unchecked Sendable {
         var spinStart = DispatchTime.now().uptimeNanoseconds
         var spins = 0
         while true {
+            let generation = JobState(bits: state.load(ordering: .acquiring)).generation
+            // After the load: a job published after `place(on:)` finds the request here.
             if helper.repin.exchange(false, ordering: .acquiring) {
                 let cpus = placement.withLock { $0 }
                 if !cpus.isEmpty { _ = cthread_pin_self(Int32(cpus[thread % cpus.count])) }
             }
-            let generation = JobState(bits: state.load(ordering: .acquiring)).generation
             if generation != seen { return generation }
             spins += 1
             if passes.load(ordering: .relaxed) > 0 {

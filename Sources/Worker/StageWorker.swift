@@ -21,7 +21,9 @@ public enum WorkerError: Error, CustomStringConvertible {
 public struct StageEndpoints: Sendable {
     /// Bound PULL socket: trace fragments from the coordinator, activations from the previous stage.
     public var input: String
-    /// The next stage's input, or nil on the last stage (whose step results go to the coordinator).
+    /// The next stage's input. On the last stage (whose step results go to the coordinator): the
+    /// first stage's input when the pipeline is a ring (the last stage starts each next step
+    /// itself), or nil when the coordinator starts every step.
     public var next: String?
     /// The coordinator's PULL socket: saves, step results, errors.
     public var coordinator: String
@@ -65,6 +67,19 @@ public final class StageWorker {
     private var requests: [UInt64: Request] = [:]
     /// Activations that overtook their trace's fragment (different pipes are not ordered).
     private var early: [UInt64: [Envelope]] = [:]
+    /// Traces ended lately, whose activations may still be on the way round the ring: dropped
+    /// rather than kept as early arrivals forever. Oldest first, at most `releasedLimit`.
+    private var released: [UInt64] = []
+    private var releasedSet: Set<UInt64> = []
+    static let releasedLimit = 4096
+
+    private func release(_ id: UInt64) {
+        requests[id] = nil
+        early[id] = nil
+        guard releasedSet.insert(id).inserted else { return }
+        released.append(id)
+        if released.count > Self.releasedLimit { releasedSet.remove(released.removeFirst()) }
+    }
 
     public init(model: GPT2, context: ZMQContext, endpoints: StageEndpoints) {
         self.model = model
@@ -154,18 +169,17 @@ public final class StageWorker {
                     try handleActivations(pending, coordinator: coordinator, next: next)
                 }
             case .activations?:
+                if releasedSet.contains(id) { continue }
                 if requests[id] == nil {
                     early[id, default: []].append(envelope)
                 } else {
                     try handleActivations(envelope, coordinator: coordinator, next: next)
                 }
             case .finished?:
-                requests[id] = nil
-                early[id] = nil
+                release(id)
             case let .cancel(cancel)?:
                 if cancel.reason == "shutdown" { return }
-                requests[id] = nil
-                early[id] = nil
+                release(id)
             default:
                 try send(coordinator, WireError.unknownMessage.reply(requestId: id))
             }
@@ -238,25 +252,31 @@ public final class StageWorker {
                                   hooks: request.interpreter)
             }
             let carried = mergeValues(a.values, request.interpreter.exportedValues())
-            if let next {
+            guard isLast else {
                 let out = Framing.envelope(requestId: id) {
                     $0.activations = .with {
                         $0.step = a.step
                         $0.hidden = output.withValues { HostTensor.wire(floats: $0, shape: output.shape) }
+                        $0.positions = a.positions
                         $0.mask = a.mask
                         $0.values = carried
                     }
                 }
-                try next.send(try Framing.encode(out))
-            } else {
-                let generation = request.fragment.generation
-                let tokens = request.sampler.nextTokens(output, finished: &request.finished,
-                                                        eos: generation.hasEosTokenID ? Int(generation.eosTokenID) : nil,
-                                                        pad: Int(generation.padTokenID)).map(Int64.init)
-                try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
-                    $0.stepResult = .with { $0.step = a.step; $0.nextTokens = tokens; $0.values = carried }
-                }))
+                try next?.send(try Framing.encode(out))
+                return
             }
+            let generation = request.fragment.generation
+            let eos = generation.hasEosTokenID ? Int(generation.eosTokenID) : nil
+            let tokens = request.sampler.nextTokens(output, finished: &request.finished, eos: eos,
+                                                    pad: Int(generation.padTokenID)).map(Int64.init)
+            // In a ring the next step goes out first: the coordinator's copy is off the critical path.
+            let goesOn = Int(a.step) + 1 < Int(generation.maxNewTokens) && !(eos != nil && request.finished.allSatisfy { $0 })
+            if let next, goesOn {
+                try next.send(try Framing.encode(try nextStep(after: a, tokens: tokens, values: carried, id: id)))
+            }
+            try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
+                $0.stepResult = .with { $0.step = a.step; $0.nextTokens = tokens; $0.values = carried }
+            }))
         } catch {
             requests[id] = nil
             try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
@@ -264,6 +284,28 @@ public final class StageWorker {
                 if e.step == 0 { e.step = a.step }
                 $0.error = e
             }))
+        }
+    }
+
+    /// The first stage's input for the step after `a`: the sampled tokens at the positions after
+    /// `a`'s last ones, all attended (what the coordinator's `TraceSession` sends when it starts
+    /// the step).
+    private func nextStep(after a: Nnsight_V1_StepActivations, tokens: [Int64], values: [Nnsight_V1_CrossValue],
+                          id: UInt64) throws -> Envelope {
+        let positions = try HostTensor(a.positions)
+        guard case let .int64(p) = positions.storage, positions.shape.count == 2, positions.shape[0] == tokens.count,
+              positions.shape[1] > 0 else {
+            throw WireError.invalidTensor("positions must be int64 [B, T] on the last stage of a ring")
+        }
+        let (B, T) = (positions.shape[0], positions.shape[1])
+        return Framing.envelope(requestId: id) {
+            $0.activations = .with {
+                $0.step = a.step + 1
+                $0.tokens = HostTensor(shape: [B, 1], ints: tokens).wire
+                $0.positions = HostTensor(shape: [B, 1], ints: (0..<B).map { p[$0 * T + T - 1] + 1 }).wire
+                $0.mask = HostTensor(shape: [B, 1], ints: [Int64](repeating: 1, count: B)).wire
+                $0.values = values
+            }
         }
     }
 

@@ -84,4 +84,33 @@ import Worker
             #expect(helperAllowed == String(lists[w][1 % lists[w].count]), "worker \(w)'s compute thread")
         }
     }
+
+    /// The stages form a ring: the last stage starts each next step at the first. It stops where
+    /// the in-process driver stops (max_new_tokens; eos in every row, with a finished row padded
+    /// while the other goes on) and hands on the positions of left-padded rows.
+    @Test func theLastStageStartsEachStepAndStopsWhereTheDriverDoes() throws {
+        let cluster = try ProcessCluster(model: Oracle.model, workers: 2, workerExecutable: Self.workerExecutable, threadsPerWorker: 1)
+        defer { cluster.stop() }
+        let remote = try LanguageModel.connect(cluster.endpoint, model: Oracle.model)
+        let local = try LanguageModel.load(Oracle.model, stages: 2)
+        func run(_ model: LanguageModel, eos: Int, steps: Int) throws -> (output: [Int], shape: [Int], last: [Int]) {
+            var output: Saved!, last: SavedList!
+            try model.generate(maxNewTokens: steps, eosTokenId: eos) { tracer in
+                tracer.invoke(Oracle.p1) {}
+                tracer.invoke("Hi") {}  // shorter: left-padded
+                last = tracer.list().save()
+                for _ in tracer.all() { last.append(model.transformer.h[-1].output[0][.all, -1, 0]) }
+                output = model.generator.output.save()
+            }
+            let value = try output.value
+            return (value.ints, value.shape, last.items.map { Int(($0.floats[0] * 1e4).rounded()) })
+        }
+        // Greedy p1 continues [1052, 808, ...]: eos 808 finishes row 0 after step 1, not row 1.
+        for (eos, steps) in [(808, 6), (1999, 4), (1052, 3)] {
+            let (r, l) = (try run(remote, eos: eos, steps: steps), try run(local, eos: eos, steps: steps))
+            #expect(r.output == l.output, "eos \(eos), \(steps) steps")
+            #expect(r.shape == l.shape)
+            #expect(r.last == l.last)
+        }
+    }
 }

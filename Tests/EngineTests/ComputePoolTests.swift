@@ -74,21 +74,21 @@ import Testing
 
     @Test func placementPinsCallerAndHelpers() throws {
         let cpus = ProcessInfo.processInfo.activeProcessorCount
+        let helperCPU = cpus > 1 ? 1 : 0
         let pool = ComputePool(threads: 2)
-        let pinned = Tally(2)
+        let cpuOfThread = Mutex<[Int: Int32]>([:])
         // Run on a thread of our own: the test runner's threads keep their affinity.
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var failure: Error?
         Thread {
             do {
-                try pool.place(on: [0, cpus > 1 ? 1 : 0])
-                if cthread_pinned_cpu() == 0 { pinned.hit(0) }
-                usleep(10_000)  // the helper re-pins when it wakes
-                for _ in 0..<50 {
-                    pool.pass {
-                        pool.parallel(parts: 64) { _, thread in
-                            if thread == 1 && cthread_pinned_cpu() == (cpus > 1 ? 1 : 0) { pinned.hit(1) }
-                        }
+                try pool.place(on: [0, helperCPU])
+                // Each part waits for the other to start, so each thread takes exactly one.
+                pool.pass {
+                    pool.parallel(parts: 2) { _, thread in
+                        cpuOfThread.withLock { $0[thread] = cthread_pinned_cpu() }
+                        let deadline = Date().addingTimeInterval(10)
+                        while cpuOfThread.withLock({ $0.count }) < 2 && Date() < deadline { usleep(100) }
                     }
                 }
             } catch { failure = error }
@@ -96,8 +96,9 @@ import Testing
         }.start()
         done.wait()
         #expect(failure == nil)
-        #expect(pinned.values[0] == 1, "the caller runs on CPU 0")
-        #expect(pinned.values[1] > 0, "the helper ran parts on its CPU")
+        let cpusSeen = cpuOfThread.withLock { $0 }
+        #expect(cpusSeen[0] == 0, "the caller runs on CPU 0")
+        #expect(cpusSeen[1] == Int32(helperCPU), "the helper runs on its CPU")
         #expect(throws: EngineError.self) { try pool.place(on: [Int(CPU_SETSIZE) + 1]) }
     }
 }

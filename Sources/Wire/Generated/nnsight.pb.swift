@@ -1,4 +1,4 @@
-// proto-sha256: 8db1a59bdc02e1676e23d31b14bca1428163f0c65c03634d3c7b52d828eb90e7
+// proto-sha256: 7a3b4b2dcca99f65fd9604937d0bcfe89c50318280bcbc7ed487df35dd80d0b8
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -919,7 +919,7 @@ public nonisolated struct Nnsight_V1_StageAssignment: Sendable {
   /// stages in the pipeline
   public var stageCount: UInt32 = 0
 
-  /// the next stage's endpoint; empty on the last stage
+  /// the next stage's endpoint; on the last stage the first's (a ring: it starts each next step)
   public var nextAddress: String = String()
 
   /// the coordinator's endpoint for saves, step results and errors
@@ -1010,7 +1010,7 @@ public nonisolated struct Nnsight_V1_StepActivations: Sendable {
   /// Clears the value of `tokens`. Subsequent reads from it will return its default value.
   public mutating func clearTokens() {self._tokens = nil}
 
-  /// [B, T] int64 position ids
+  /// [B, T] int64 position ids (every stage: the last one computes the next step's)
   public var positions: Nnsight_V1_Tensor {
     get {_positions ?? Nnsight_V1_Tensor()}
     set {_positions = newValue}
