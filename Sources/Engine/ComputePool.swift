@@ -77,7 +77,10 @@ public final class ComputePool: @unchecked Sendable {
         var parts: Int { Int(bits & 0xF_FFFF) }
     }
 
-    private let helpers = Mutex<[Helper]>([])
+    // NSLock rather than `Mutex` for the two lists: the thread sanitizer understands pthread locks.
+    private let lock = NSLock()
+    private var helperList: [Helper] = []
+    private var helpers: [Helper] { lock.withLock { helperList } }
     private let threadCount: Atomic<Int>
     /// Held by the one caller whose job the helpers run; others run their parts themselves.
     private let busy = Atomic<Bool>(false)
@@ -94,8 +97,8 @@ public final class ComputePool: @unchecked Sendable {
     private let jobThreads = Atomic<Int>(1)
     private var generation: UInt64 = 0
 
-    /// CPUs the threads are placed on (empty: wherever the scheduler puts them).
-    private let placement = Mutex<[Int]>([])
+    /// CPUs the threads are placed on (empty: wherever the scheduler puts them); under `lock`.
+    private var placement: [Int] = []
 
     /// Most parts one job can have.
     public static let maxParts = 0xF_FFFF
@@ -111,10 +114,10 @@ public final class ComputePool: @unchecked Sendable {
         set {
             let count = max(1, newValue)
             // A pool's helper threads live as long as the process (the shared pool does anyway).
-            helpers.withLock { helpers in
-                while helpers.count < count - 1 {
-                    let helper = Helper(), index = helpers.count + 1
-                    helpers.append(helper)
+            lock.withLock {
+                while helperList.count < count - 1 {
+                    let helper = Helper(), index = helperList.count + 1
+                    helperList.append(helper)
                     Thread { self.serve(helper, thread: index) }.start()
                 }
                 threadCount.store(count, ordering: .relaxed)
@@ -131,15 +134,15 @@ public final class ComputePool: @unchecked Sendable {
     public func place(on cpus: [Int]) throws {
         guard let first = cpus.first else { return }
         guard cthread_pin_self(Int32(first)) == 0 else { throw EngineError.invalidArgument("cannot run on CPU \(first): \(String(cString: strerror(errno)))") }
-        placement.withLock { $0 = cpus }
-        for helper in helpers.withLock({ $0 }) { helper.wakeToRepin() }
+        lock.withLock { placement = cpus }
+        for helper in helpers { helper.wakeToRepin() }
     }
 
     /// Runs `body` as one forward pass: helpers are woken now and spin until it returns.
     public func pass<R>(_ body: () throws -> R) rethrows -> R {
         if passes.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue == 1 {
             passEpoch.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            for helper in helpers.withLock({ $0 }).prefix(threads - 1) { helper.wake() }
+            for helper in helpers.prefix(threads - 1) { helper.wake() }
         }
         defer { passes.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
         return try body()
@@ -161,7 +164,7 @@ public final class ComputePool: @unchecked Sendable {
             finished.store(0, ordering: .relaxed)
             generation &+= 1
             state.store(JobState(generation: generation, next: 0, parts: parts).bits, ordering: .sequentiallyConsistent)
-            for helper in helpers.withLock({ $0 }).prefix(threads - 1) { helper.wake() }
+            for helper in helpers.prefix(threads - 1) { helper.wake() }
             let mine = runParts(generation: generation & 0xFF_FFFF, thread: 0)
             finished.wrappingAdd(mine, ordering: .relaxed)
             var spins = 0
@@ -235,7 +238,7 @@ public final class ComputePool: @unchecked Sendable {
             let generation = JobState(bits: state.load(ordering: .acquiring)).generation
             // After the load: a job published after `place(on:)` finds the request here.
             if helper.repin.exchange(false, ordering: .acquiring) {
-                let cpus = placement.withLock { $0 }
+                let cpus = lock.withLock { placement }
                 if !cpus.isEmpty { _ = cthread_pin_self(Int32(cpus[thread % cpus.count])) }
             }
             if generation != seen { return generation }
