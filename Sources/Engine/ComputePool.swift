@@ -49,10 +49,7 @@ public final class ComputePool: @unchecked Sendable {
 
         func wakeToRepin() {
             repin.store(true, ordering: .sequentiallyConsistent)
-            guard sleeping.load(ordering: .sequentiallyConsistent) else { return }
-            pthread_mutex_lock(mutex)
-            pthread_cond_signal(condition)
-            pthread_mutex_unlock(mutex)
+            wake()
         }
 
         /// Wakes the helper if it sleeps (after the caller changed what it waits for).
