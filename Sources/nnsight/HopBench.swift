@@ -40,9 +40,13 @@ struct HopBench {
             }
         }
         let medians = perToken.map(median)
+        // Each round's ratio to the 1-stage figure of the same round (adjacent in time), then the
+        // median: cancels drift slower than a round.
+        func paired(_ i: Int) -> Double { median(zip(perToken[i], perToken[0]).map { $0 / $1 - 1 }) * 100 }
         let rows: [[String: Any]] = setups.indices.map { i in
             ["config": setups[i].name, "decode_ms_per_token": round3(medians[i]),
              "overhead_percent": round3((medians[i] / medians[0] - 1) * 100),
+             "paired_overhead_percent": round3(paired(i)),
              "runs_ms": perToken[i].map(round3)]
         }
         if json {
@@ -51,7 +55,7 @@ struct HopBench {
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         } else {
             for row in rows {
-                print("\(row["config"]!): \(row["decode_ms_per_token"]!) ms/token (\(row["overhead_percent"]!) % over 1 stage)")
+                print("\(row["config"]!): \(row["decode_ms_per_token"]!) ms/token (\(row["overhead_percent"]!) % over 1 stage, paired \(row["paired_overhead_percent"]!) %)")
             }
         }
     }
