@@ -5,9 +5,10 @@ import Wire
 import Worker
 
 /// The coordinator of a cluster of worker processes: registers workers, splits the layers
-/// across them, accepts traces from clients over ZeroMQ, and drives every trace's generation
-/// step by step, many traces in flight at once (stage 0 works on one trace's step while the
-/// last stage works on another's). Saved values stream to the client as they arrive.
+/// across them, accepts traces from clients over ZeroMQ and starts them; the stages form a ring
+/// (the last samples and starts each next step at the first), and the coordinator follows every
+/// trace's steps, stop and liveness, many traces in flight at once (stage 0 works on one trace's
+/// step while the last stage works on another's). Saved values stream to the client as they arrive.
 ///
 /// All sockets belong to the thread that calls `serve`.
 ///

@@ -29,7 +29,7 @@ public struct GenerationParameters: Sendable, Equatable {
 }
 
 /// A whole model as a chain of stages run in this process, one after the other: the Engine's own
-/// generation loop (the cluster's coordinator drives stages over the wire instead).
+/// generation loop (a cluster's stages run it over the wire instead: the last stage starts each step).
 ///
 /// ```swift
 /// let pipeline = try Pipeline(directory: dir, splits: [2])   // stages [0,2) and [2,4)
