@@ -79,17 +79,15 @@ public final class ProcessCluster: @unchecked Sendable {
         started.wait()
         endpoint = try outcome.get()
 
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let cpuLists = pinWorkers ? Self.cpuLists(workers: workers, threads: threadsPerWorker ?? max(1, cores / workers), cores: cores) : nil
         for w in 0..<workers {
             let process = Process()
             process.executableURL = workerExecutable
             var arguments = ["--connect", endpoint, "--model", model, "--id", "worker-\(w)-\(tag)", "--share", String(workers)]
             if transport == "ipc" { arguments += ["--bind", "ipc:///tmp/nnsight-\(tag)-worker-\(w)"] }
             if let threadsPerWorker { arguments += ["--threads", String(threadsPerWorker)] }
-            if pinWorkers {
-                let cores = ProcessInfo.processInfo.activeProcessorCount
-                let lists = Self.cpuLists(workers: workers, threads: threadsPerWorker ?? max(1, cores / workers), cores: cores)
-                arguments += ["--cpus", lists[w].map(String.init).joined(separator: ",")]
-            }
+            if let cpus = cpuLists?[w] { arguments += ["--cpus", cpus.map(String.init).joined(separator: ",")] }
             process.arguments = arguments
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice

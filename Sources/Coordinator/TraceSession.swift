@@ -93,7 +93,7 @@ final class TraceSession {
             if generation.hasEosTokenID && token == Int(generation.eosTokenID) { finished[b] = true }
         }
         steps += 1
-        if steps >= Int(generation.maxNewTokens) || (generation.hasEosTokenID && finished.allSatisfy { $0 }) {
+        guard generation.continues(after: steps - 1, finished: finished) else {
             done = true
             return false
         }

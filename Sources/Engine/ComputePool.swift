@@ -66,8 +66,9 @@ public final class ComputePool: @unchecked Sendable {
     private struct JobState {
         var bits: UInt64
         init(bits: UInt64) { self.bits = bits }
+        static let generationMask: UInt64 = 0xFF_FFFF
         init(generation: UInt64, next: Int, parts: Int) {
-            bits = (generation & 0xFF_FFFF) << 40 | UInt64(next) << 20 | UInt64(parts)
+            bits = (generation & Self.generationMask) << 40 | UInt64(next) << 20 | UInt64(parts)
         }
         var generation: UInt64 { bits >> 40 }
         var next: Int { Int(bits >> 20 & 0xF_FFFF) }
@@ -150,6 +151,7 @@ public final class ComputePool: @unchecked Sendable {
     /// While another caller's job runs, runs every part on this thread.
     public func parallel(parts: Int, _ body: (_ part: Int, _ thread: Int) -> Void) {
         precondition(parts <= Self.maxParts, "a job has at most \(Self.maxParts) parts")
+        let threads = self.threads
         guard parts > 1, threads > 1,
               busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             for part in 0..<parts { body(part, 0) }
@@ -159,10 +161,10 @@ public final class ComputePool: @unchecked Sendable {
             job = body
             jobThreads.store(threads, ordering: .relaxed)
             finished.store(0, ordering: .relaxed)
-            generation &+= 1
+            generation = (generation + 1) & JobState.generationMask
             state.store(JobState(generation: generation, next: 0, parts: parts).bits, ordering: .sequentiallyConsistent)
             for helper in helpers.prefix(threads - 1) { helper.wake() }
-            let mine = runParts(generation: generation & 0xFF_FFFF, thread: 0)
+            let mine = runParts(generation: generation, thread: 0)
             finished.wrappingAdd(mine, ordering: .relaxed)
             var spins = 0
             while finished.load(ordering: .acquiring) < parts {
@@ -192,22 +194,21 @@ public final class ComputePool: @unchecked Sendable {
 
     /// Runs parts of job `generation` until none is left; returns how many.
     private func runParts(generation: UInt64, thread: Int) -> Int {
+        guard thread < jobThreads.load(ordering: .relaxed) else { return 0 }
         var count = 0
         var current = JobState(bits: state.load(ordering: .acquiring))
-        guard thread < jobThreads.load(ordering: .relaxed) else { return 0 }
         while current.generation == generation, current.next < current.parts {
             let claimed = JobState(generation: generation, next: current.next + 1, parts: current.parts)
             let (exchanged, original) = state.compareExchange(
                 expected: current.bits, desired: claimed.bits,
                 successOrdering: .acquiringAndReleasing, failureOrdering: .acquiring)
-            if exchanged {
-                // The job cannot end (nor `job` change) before this part is counted as finished.
-                job!(current.next, thread)
-                count += 1
-            } else {
+            guard exchanged else {
                 current = JobState(bits: original)
                 continue
             }
+            // The job cannot end (nor `job` change) before this part is counted as finished.
+            job!(current.next, thread)
+            count += 1
             current = JobState(bits: state.load(ordering: .acquiring))
         }
         return count

@@ -50,10 +50,7 @@ enum Ops {
         }
         pool.split(count: N, granule: 16) { columns in
             let (j, n) = (columns.lowerBound, columns.count)
-            for r in 0..<M {
-                let row = out + r * N + j
-                if let bias { row.update(from: bias + j, count: n) } else { row.update(repeating: 0, count: n) }
-            }
+            for r in 0..<M { fill(out + r * N + j, bias: bias.map { $0 + j }, count: n) }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(n), Int32(K),
                         1, inp, Int32(K), weight + j, Int32(N), 1, out + j, Int32(N))
         }
@@ -68,7 +65,7 @@ enum Ops {
                        k K: Int, n N: Int, scratch: ScratchBuffer) {
         let parts = min(pool.threads == 1 ? 1 : pool.threads * ComputePool.partsPerThread, K / 64)
         guard parts > 1 else {
-            if let bias { out.update(from: bias, count: N) } else { out.update(repeating: 0, count: N) }
+            fill(out, bias: bias, count: N)
             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(K), Int32(N), 1, weight, Int32(N), inp, 1, 1, out, 1)
             return
         }
@@ -78,8 +75,14 @@ enum Ops {
             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k1 - k0), Int32(N), 1, weight + k0 * N, Int32(N),
                         inp + k0, 1, 0, partial + p * N, 1)
         }
-        if let bias { out.update(from: bias, count: N) } else { out.update(repeating: 0, count: N) }
+        fill(out, bias: bias, count: N)
         for p in 0..<parts { add(out, partial + p * N, count: N) }
+    }
+
+    /// out = bias, or zeros without one: what a product accumulates onto.
+    @inline(__always)
+    static func fill(_ out: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, count: Int) {
+        if let bias { out.update(from: bias, count: count) } else { out.update(repeating: 0, count: count) }
     }
 
     /// out (M,V) = inp (M,C) @ table (V,C)^T: logits from the tied embedding.

@@ -39,7 +39,7 @@ public final class Interpreter: HookHandler {
     private var table: [Int: [HookPoint: [Nnsight_V1_Node]]] = [:]
     private let nodesById: [UInt32: Nnsight_V1_Node]
     private var values: [UInt32: GraphValue] = [:]
-    private let exports: Set<UInt32>
+    private let exports: [UInt32]  // sorted, once
     private let layers: Int
     private let emit: Emit
     public var step = 0
@@ -49,7 +49,7 @@ public final class Interpreter: HookHandler {
     public init(fragment: Nnsight_V1_Graph, layers: Int, emit: @escaping Emit) throws(InterpreterError) {
         self.layers = layers
         self.emit = emit
-        exports = Set(fragment.exports)
+        exports = Set(fragment.exports).sorted()
         var byId: [UInt32: Nnsight_V1_Node] = [:]
         var rows: [Int: Int] = [:]
         var row = 0
@@ -76,7 +76,7 @@ public final class Interpreter: HookHandler {
 
     /// The values of `exports` that exist now, for the next stage or a later step.
     public func exportedValues() -> [Nnsight_V1_CrossValue] {
-        exports.sorted().compactMap { id in
+        exports.compactMap { id in
             guard case let .tensor(t)? = values[id] else { return nil }
             return .with { $0.node = id; $0.value = t.host.wire }
         }

@@ -270,8 +270,7 @@ public final class StageWorker {
             let tokens = request.sampler.nextTokens(output, finished: &request.finished, eos: eos,
                                                     pad: Int(generation.padTokenID)).map(Int64.init)
             // In a ring the next step goes out first: the coordinator's copy is off the critical path.
-            let goesOn = Int(a.step) + 1 < Int(generation.maxNewTokens) && !(eos != nil && request.finished.allSatisfy { $0 })
-            if let next, goesOn {
+            if let next, generation.continues(after: Int(a.step), finished: request.finished) {
                 try next.send(try Framing.encode(try nextStep(after: a, tokens: tokens, values: carried, id: id)))
             }
             try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
@@ -310,7 +309,10 @@ public final class StageWorker {
     }
 
     /// Carried values plus this stage's exports (an export replaces a carried value of the same node).
+    /// Both lists come sorted by node; most steps have nothing to merge.
     private func mergeValues(_ carried: [Nnsight_V1_CrossValue], _ exported: [Nnsight_V1_CrossValue]) -> [Nnsight_V1_CrossValue] {
+        if exported.isEmpty { return carried }
+        if carried.isEmpty { return exported }
         var byNode: [UInt32: Nnsight_V1_CrossValue] = [:]
         for v in carried { byNode[v.node] = v }
         for v in exported { byNode[v.node] = v }

@@ -26,6 +26,20 @@ struct ClusterBench {
         return dir
     }
 
+    /// The benchmark's trace: a fixed 10-token prompt, `n` new tokens, no eos stop.
+    @Sendable static func generate(_ model: LanguageModel, _ n: Int) throws {
+        let prompt = (0..<10).map { ($0 * 7919) % 50257 }
+        try model.generate(maxNewTokens: n, eosTokenId: -1) { tracer in tracer.invoke(tokens: prompt) {} }
+    }
+
+    /// Seconds per decoded token: the difference of a 1-token and a (newTokens + 1)-token trace,
+    /// so that prefill and set-up cancel.
+    static func secondsPerToken(_ model: LanguageModel, newTokens: Int) throws -> Double {
+        let short = try timed { try generate(model, 1) }
+        let long = try timed { try generate(model, newTokens + 1) }
+        return (long - short) / Double(newTokens)
+    }
+
     func run() throws {
         let dir = try Self.checkpoint()
         var cluster: ProcessCluster?
@@ -35,26 +49,15 @@ struct ClusterBench {
             let model = try LanguageModel.load(dir, stages: workers)
             connect = { model }
         } else {
-            let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-                .deletingLastPathComponent().appendingPathComponent("nnsight-worker")
-            cluster = try ProcessCluster(model: dir, workers: workers, workerExecutable: executable, threadsPerWorker: workerThreads,
+            cluster = try ProcessCluster(model: dir, workers: workers, workerExecutable: workerExecutable(), threadsPerWorker: workerThreads,
                                          pinWorkers: pinWorkers)
             let endpoint = cluster!.endpoint
             connect = { try LanguageModel.connect(endpoint, model: dir) }
         }
-        let prompt = (0..<10).map { ($0 * 7919) % 50257 }
-        @Sendable func generate(_ model: LanguageModel, _ n: Int) throws {
-            try model.generate(maxNewTokens: n, eosTokenId: -1) { tracer in tracer.invoke(tokens: prompt) {} }
-        }
         // Batch 1, one trace: per-token decode time from the difference of two lengths.
         let model = try connect()
-        try generate(model, 2)
-        var perToken: [Double] = []
-        for _ in 0..<3 {
-            let short = try timed { try generate(model, 1) }
-            let long = try timed { try generate(model, newTokens + 1) }
-            perToken.append((long - short) / Double(newTokens))
-        }
+        try Self.generate(model, 2)
+        let perToken = try (0..<3).map { _ in try Self.secondsPerToken(model, newTokens: newTokens) }
         // K traces in flight, one client (thread and connection) each.
         let models = inProcess ? [model] : try (0..<traces).map { _ in try connect() }
         final class Errors: @unchecked Sendable { let lock = NSLock(); var first: Error? }
@@ -65,7 +68,7 @@ struct ClusterBench {
             nonisolated(unsafe) let client = models[k]
             group.enter()
             Thread {
-                do { try generate(client, newTokens) } catch { errors.lock.lock(); errors.first = error; errors.lock.unlock() }
+                do { try Self.generate(client, newTokens) } catch { errors.lock.lock(); errors.first = error; errors.lock.unlock() }
                 group.leave()
             }.start()
         }

@@ -15,28 +15,20 @@ struct HopBench {
 
     func run() throws {
         let dir = try ClusterBench.checkpoint()
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("nnsight-worker")
         var clusters: [ProcessCluster] = []
         defer { clusters.forEach { $0.stop() } }
         var setups: [(name: String, model: LanguageModel)] = [("1 stage, in-process", try LanguageModel.load(dir, stages: 1))]
         for workers in [2, 3] {
-            let cluster = try ProcessCluster(model: dir, workers: workers, workerExecutable: executable,
+            let cluster = try ProcessCluster(model: dir, workers: workers, workerExecutable: workerExecutable(),
                                              threadsPerWorker: workerThreads, pinWorkers: pinWorkers)
             clusters.append(cluster)
             setups.append(("\(workers) worker processes", try LanguageModel.connect(cluster.endpoint, model: dir)))
         }
-        let prompt = (0..<10).map { ($0 * 7919) % 50257 }
-        func generate(_ model: LanguageModel, _ n: Int) throws {
-            try model.generate(maxNewTokens: n, eosTokenId: -1) { tracer in tracer.invoke(tokens: prompt) {} }
-        }
-        for setup in setups { try generate(setup.model, 4) }
-        var perToken = [[Double]](repeating: [], count: setups.count)
+        for setup in setups { try ClusterBench.generate(setup.model, 4) }
+        var perToken = [[Double]](repeating: [], count: setups.count)  // ms, per setup, per round
         for _ in 0..<rounds {
             for (i, setup) in setups.enumerated() {
-                let short = try timed { try generate(setup.model, 1) }
-                let long = try timed { try generate(setup.model, newTokens + 1) }
-                perToken[i].append((long - short) / Double(newTokens) * 1000)
+                perToken[i].append(try ClusterBench.secondsPerToken(setup.model, newTokens: newTokens) * 1000)
             }
         }
         let medians = perToken.map(median)

@@ -44,6 +44,12 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// `nnsight-worker` beside this executable (both are built into the same directory).
+func workerExecutable() -> URL {
+    URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        .deletingLastPathComponent().appendingPathComponent("nnsight-worker")
+}
+
 struct CLIError: Error, CustomStringConvertible {
     let description: String
 }

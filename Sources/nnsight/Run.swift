@@ -78,12 +78,11 @@ struct Run: ParsableCommand {
         } else if inProcess {
             languageModel = try LanguageModel.load(model, stages: stages)
         } else {
-            let workerExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-                .deletingLastPathComponent().appendingPathComponent("nnsight-worker")
-            guard FileManager.default.isExecutableFile(atPath: workerExecutable.path) else {
-                throw CLIError(description: "\(workerExecutable.path) not found: build it (swift build -c release --product nnsight-worker) or pass --in-process")
+            let executable = workerExecutable()
+            guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+                throw CLIError(description: "\(executable.path) not found: build it (swift build -c release --product nnsight-worker) or pass --in-process")
             }
-            processCluster = try ProcessCluster(model: model, workers: stages, workerExecutable: workerExecutable, threadsPerWorker: workerThreads,
+            processCluster = try ProcessCluster(model: model, workers: stages, workerExecutable: executable, threadsPerWorker: workerThreads,
                                                 pinWorkers: pinWorkers)
             languageModel = try LanguageModel.connect(processCluster!.endpoint, model: model)
         }
