@@ -32,6 +32,16 @@ static inline int cthread_pinned_cpu(void) {
     return -1;
 }
 
+/// Writes the CPUs the calling thread may run on (ascending, at most `capacity`) to `cpus`;
+/// returns how many, or -1 with errno set.
+static inline int cthread_allowed_cpus(int *cpus, int capacity) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
+    int count = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && count < capacity; cpu++) if (CPU_ISSET(cpu, &set)) cpus[count++] = cpu;
+    return count;
+}
+
 /// Names the calling thread as `top -H` and /proc/PID/task/TID/comm show it (15 bytes at most).
 static inline void cthread_name_self(const char *name) {
     pthread_setname_np(pthread_self(), name);

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Logging
 
@@ -23,28 +24,31 @@ public final class ProcessCluster: @unchecked Sendable {
         let finished = DispatchSemaphore(value: 0)
     }
 
-    /// The CPUs each of `workers` workers with `threads` threads is pinned to, on a machine with
-    /// `cores` CPUs. Workers that fit take disjoint CPUs; workers that each use the whole machine
-    /// all get `0..<cores`, so their main threads (which pass the activations on) share CPU 0
-    /// and only one stage computes at a time anyway; in between, CPUs are dealt in turn.
+    /// The CPUs each of `workers` workers with `threads` threads is pinned to, from the CPUs
+    /// this process may use. Workers that fit take disjoint CPUs; workers that each use all of
+    /// them all get the whole list, so their main threads (which pass the activations on) share
+    /// its first CPU and only one stage computes at a time anyway; in between, CPUs are dealt in
+    /// turn.
     ///
     /// ```swift
-    /// ProcessCluster.cpuLists(workers: 2, threads: 1, cores: 2)  // [[0], [1]]
-    /// ProcessCluster.cpuLists(workers: 3, threads: 2, cores: 2)  // [[0, 1], [0, 1], [0, 1]]
+    /// ProcessCluster.cpuLists(workers: 2, threads: 1, cpus: [0, 1])  // [[0], [1]]
+    /// ProcessCluster.cpuLists(workers: 3, threads: 2, cpus: [0, 1])  // [[0, 1], [0, 1], [0, 1]]
     /// ```
-    public static func cpuLists(workers: Int, threads: Int, cores: Int) -> [[Int]] {
-        let threads = max(1, min(threads, cores))
+    public static func cpuLists(workers: Int, threads: Int, cpus: [Int]) -> [[Int]] {
+        guard !cpus.isEmpty else { return Array(repeating: [], count: workers) }
+        let threads = max(1, min(threads, cpus.count))
         return (0..<workers).map { w in
-            let start = threads == cores ? 0 : (w * threads) % cores
-            return (0..<threads).map { (start + $0) % cores }
+            let start = threads == cpus.count ? 0 : (w * threads) % cpus.count
+            return (0..<threads).map { cpus[(start + $0) % cpus.count] }
         }
     }
 
     /// Starts the coordinator and `workers` worker processes and waits until every stage is ready.
     /// `transport` is "tcp" (127.0.0.1) or "ipc".
-    /// `pinWorkers` places each worker on CPUs of its own (see `cpuLists`).
+    /// `pinWorkers` places each worker on CPUs of its own (see `cpuLists`): on this machine kind
+    /// it made 3 stages' tokens 1.5-3 % faster, since a hop's wake-ups stay on one CPU.
     public init(model: String, workers: Int, workerExecutable: URL, transport: String = "tcp",
-                split: [Int]? = nil, threadsPerWorker: Int? = nil, pinWorkers: Bool = false,
+                split: [Int]? = nil, threadsPerWorker: Int? = nil, pinWorkers: Bool = true,
                 readyTimeoutSeconds: Int = 60) throws {
         let tag = "\(getpid())-\(UUID().uuidString.prefix(8))"
         var options = ClusterCoordinator.Options(model: model, workers: workers)
@@ -79,8 +83,8 @@ public final class ProcessCluster: @unchecked Sendable {
         started.wait()
         endpoint = try outcome.get()
 
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let cpuLists = pinWorkers ? Self.cpuLists(workers: workers, threads: threadsPerWorker ?? max(1, cores / workers), cores: cores) : nil
+        let cpus = ComputePool.allowedCPUs()
+        let cpuLists = pinWorkers ? Self.cpuLists(workers: workers, threads: threadsPerWorker ?? max(1, cpus.count / workers), cpus: cpus) : nil
         for w in 0..<workers {
             let process = Process()
             process.executableURL = workerExecutable

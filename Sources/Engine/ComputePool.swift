@@ -123,6 +123,15 @@ public final class ComputePool: @unchecked Sendable {
         }
     }
 
+    /// The CPUs the calling thread may run on, ascending (a container or `taskset` may allow
+    /// fewer than the machine has, and not from 0).
+    public static func allowedCPUs() -> [Int] {
+        var cpus = [Int32](repeating: 0, count: Int(CPU_SETSIZE))
+        let count = cthread_allowed_cpus(&cpus, Int32(cpus.count))
+        guard count > 0 else { return Array(0..<ProcessInfo.processInfo.activeProcessorCount) }
+        return cpus.prefix(Int(count)).map(Int.init)
+    }
+
     /// Places the calling thread on `cpus[0]` and helper `i` on `cpus[i % cpus.count]`.
     ///
     /// For several workers on one machine: with every worker's calling thread (which also runs

@@ -36,13 +36,14 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "With --workers: compute threads per worker (default: cores / workers).")
     var workerThreads: Int?
 
-    @Flag(name: .long, help: "With --workers or --hop-cost: pin each worker to CPUs of its own (nnsight-worker --cpus).")
-    var pinWorkers = false
+    @Flag(name: .long, inversion: .prefixedNo,
+          help: "With --workers or --hop-cost: pin each worker to CPUs of its own (nnsight-worker --cpus).")
+    var pinWorkers = true
 
-    @Flag(name: .long, help: "Measure the pipeline hops: 1 stage in-process, 2 and 3 worker processes, interleaved.")
+    @Flag(name: .long, help: "Measure the pipeline hops: 1 stage in-process, 1, 2 and 3 worker processes, interleaved.")
     var hopCost = false
 
-    @Option(name: .long, help: "With --hop-cost: rounds over the three configurations.")
+    @Option(name: .long, help: "With --hop-cost: rounds over the four configurations.")
     var rounds: Int = 10
 
     func run() throws {

@@ -48,8 +48,9 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Compute threads per worker process (default: cores / workers).")
     var workerThreads: Int?
 
-    @Flag(name: .long, help: "With --workers: pin each worker to CPUs of its own (nnsight-worker --cpus).")
-    var pinWorkers = false
+    @Flag(name: .long, inversion: .prefixedNo,
+          help: "With --workers: pin each worker to CPUs of its own (nnsight-worker --cpus).")
+    var pinWorkers = true
 
     @Flag(name: .long, help: "Print each step's generated tokens to stderr as they arrive.")
     var streamTokens = false

@@ -45,20 +45,28 @@ import Worker
     }
 
     @Test func cpuListsGiveWorkersCPUsOfTheirOwnWhenTheyFit() {
-        #expect(ProcessCluster.cpuLists(workers: 2, threads: 1, cores: 2) == [[0], [1]])
-        #expect(ProcessCluster.cpuLists(workers: 3, threads: 1, cores: 2) == [[0], [1], [0]])
-        #expect(ProcessCluster.cpuLists(workers: 3, threads: 2, cores: 2) == [[0, 1], [0, 1], [0, 1]])
-        #expect(ProcessCluster.cpuLists(workers: 2, threads: 2, cores: 4) == [[0, 1], [2, 3]])
-        #expect(ProcessCluster.cpuLists(workers: 3, threads: 2, cores: 4) == [[0, 1], [2, 3], [0, 1]])
-        #expect(ProcessCluster.cpuLists(workers: 2, threads: 8, cores: 4) == [[0, 1, 2, 3], [0, 1, 2, 3]])
+        #expect(ProcessCluster.cpuLists(workers: 2, threads: 1, cpus: [0, 1]) == [[0], [1]])
+        #expect(ProcessCluster.cpuLists(workers: 3, threads: 1, cpus: [0, 1]) == [[0], [1], [0]])
+        #expect(ProcessCluster.cpuLists(workers: 3, threads: 2, cpus: [0, 1]) == [[0, 1], [0, 1], [0, 1]])
+        #expect(ProcessCluster.cpuLists(workers: 2, threads: 2, cpus: [0, 1, 2, 3]) == [[0, 1], [2, 3]])
+        #expect(ProcessCluster.cpuLists(workers: 3, threads: 2, cpus: [0, 1, 2, 3]) == [[0, 1], [2, 3], [0, 1]])
+        #expect(ProcessCluster.cpuLists(workers: 2, threads: 8, cpus: [0, 1, 2, 3]) == [[0, 1, 2, 3], [0, 1, 2, 3]])
     }
 
-    /// `--pin-workers`: each worker's main thread runs on the first CPU of its list, its compute
-    /// thread on the second, and the results are the oracle's.
-    @Test func pinnedWorkersRunOnTheirCPUsAndMatchTheOracle() throws {
-        let cores = ProcessInfo.processInfo.activeProcessorCount
+    /// Only the CPUs this process may use (a container's or `taskset`'s), not 0..<cores.
+    @Test func cpuListsUseTheAllowedCPUs() {
+        #expect(ProcessCluster.cpuLists(workers: 2, threads: 1, cpus: [4, 6]) == [[4], [6]])
+        #expect(ProcessCluster.cpuLists(workers: 3, threads: 2, cpus: [3, 5, 9]) == [[3, 5], [9, 3], [5, 9]])
+        #expect(ProcessCluster.cpuLists(workers: 2, threads: 2, cpus: []) == [[], []])
+        let allowed = ComputePool.allowedCPUs()
+        #expect(!allowed.isEmpty && allowed == allowed.sorted() && allowed.count <= ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    /// Pinned by default (`--pin-workers`): each worker's main thread runs on the first CPU of its
+    /// list, its compute thread on the second, and the results are the oracle's.
+    @Test func workersArePinnedByDefaultRunOnTheirCPUsAndMatchTheOracle() throws {
         let cluster = try ProcessCluster(model: Oracle.model, workers: 3, workerExecutable: Self.workerExecutable,
-                                         threadsPerWorker: 2, pinWorkers: true)
+                                         threadsPerWorker: 2)
         defer { cluster.stop() }
         let model = try LanguageModel.connect(cluster.endpoint, model: Oracle.model)
         var output: Saved!
@@ -68,20 +76,48 @@ import Worker
         }
         try Oracle.expectMatch(try output.value, try Oracle.saves("cond_step0_zero")["output"], "output")
 
-        let lists = ProcessCluster.cpuLists(workers: 3, threads: 2, cores: cores)
+        let lists = ProcessCluster.cpuLists(workers: 3, threads: 2, cpus: ComputePool.allowedCPUs())
         for (w, process) in cluster.processes.enumerated() {
-            let status = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
-            let allowed = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }?
-                .split(separator: ":").last?.trimmingCharacters(in: .whitespaces)
-            #expect(allowed == String(lists[w][0]), "worker \(w)'s main thread")
-            let task = "/proc/\(process.processIdentifier)/task"
-            let helper = try FileManager.default.contentsOfDirectory(atPath: task).first {
-                (try? String(contentsOfFile: "\(task)/\($0)/comm", encoding: .utf8))?.hasPrefix("compute-1") == true
+            #expect(try Self.allowedCPUs(process) == [lists[w][0]], "worker \(w)'s main thread")
+            #expect(try Self.allowedCPUs(process, thread: "compute-1") == [lists[w][1 % lists[w].count]], "worker \(w)'s compute thread")
+        }
+    }
+
+    /// `--no-pin-workers`: every thread of every worker may run on every CPU this process may.
+    @Test func unpinnedWorkersMayRunAnywhere() throws {
+        let cluster = try ProcessCluster(model: Oracle.model, workers: 2, workerExecutable: Self.workerExecutable,
+                                         threadsPerWorker: 2, pinWorkers: false)
+        defer { cluster.stop() }
+        let model = try LanguageModel.connect(cluster.endpoint, model: Oracle.model)
+        var output: Saved!
+        try model.generate(Oracle.p1, maxNewTokens: 3) { tracer in
+            for _ in tracer.iter[0] { model.transformer.h[0].output[0][.all] = 0 }
+            output = model.generator.output.save()
+        }
+        try Oracle.expectMatch(try output.value, try Oracle.saves("cond_step0_zero")["output"], "output")
+        for (w, process) in cluster.processes.enumerated() {
+            #expect(try Self.allowedCPUs(process) == ComputePool.allowedCPUs(), "worker \(w)'s main thread")
+            #expect(try Self.allowedCPUs(process, thread: "compute-1") == ComputePool.allowedCPUs(), "worker \(w)'s compute thread")
+        }
+    }
+
+    /// A process's (or one of its named threads') `Cpus_allowed_list`, e.g. "0-2,5" as [0, 1, 2, 5].
+    static func allowedCPUs(_ process: Process, thread name: String? = nil) throws -> [Int] {
+        var path = "/proc/\(process.processIdentifier)"
+        if let name {
+            let task = "\(path)/task"
+            let id = try FileManager.default.contentsOfDirectory(atPath: task).first {
+                (try? String(contentsOfFile: "\(task)/\($0)/comm", encoding: .utf8))?.hasPrefix(name) == true
             }
-            let helperStatus = try helper.map { try String(contentsOfFile: "\(task)/\($0)/status", encoding: .utf8) } ?? ""
-            let helperAllowed = helperStatus.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }?
-                .split(separator: ":").last?.trimmingCharacters(in: .whitespaces)
-            #expect(helperAllowed == String(lists[w][1 % lists[w].count]), "worker \(w)'s compute thread")
+            guard let id else { return [] }
+            path = "\(task)/\(id)"
+        }
+        let status = try String(contentsOfFile: "\(path)/status", encoding: .utf8)
+        let list = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }?
+            .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? ""
+        return list.split(separator: ",").flatMap { item -> [Int] in
+            let bounds = item.split(separator: "-").compactMap { Int($0) }
+            return bounds.count == 2 ? Array(bounds[0]...bounds[1]) : bounds
         }
     }
 
