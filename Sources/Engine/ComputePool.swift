@@ -24,7 +24,7 @@ import Synchronization
 /// ```
 public final class ComputePool: @unchecked Sendable {
     /// The process's pool; its size is what `BLASRuntime.threads` sets.
-    public static let shared = ComputePool(threads: ProcessInfo.processInfo.activeProcessorCount)
+    public static let shared = ComputePool(threads: usableCores)
 
     /// A helper spins at most this long (inside a pass) before sleeping, so a long hook or a
     /// stalled caller does not keep a core busy.
@@ -131,6 +131,10 @@ public final class ComputePool: @unchecked Sendable {
         guard count > 0 else { return Array(0..<ProcessInfo.processInfo.activeProcessorCount) }
         return cpus.prefix(Int(count)).map(Int.init)
     }
+
+    /// How many CPUs this process may use: the default number of compute threads (Foundation's
+    /// `activeProcessorCount` counts the machine's, whatever `taskset` or a cpuset allows).
+    public static var usableCores: Int { allowedCPUs().count }
 
     /// Places the calling thread on `cpus[0]` and helper `i` on `cpus[i % cpus.count]`.
     ///

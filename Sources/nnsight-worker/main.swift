@@ -34,7 +34,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "Worker id (default: host and process id).")
     var id: String?
 
-    @Option(name: .long, help: "Compute threads for this worker (default: the machine's cores divided by --share).")
+    @Option(name: .long, help: "Compute threads for this worker (default: the cores this process may use, divided by --share).")
     var threads: Int?
 
     @Option(name: .long, help: "Workers sharing this machine's cores (sets the default --threads).")
@@ -71,7 +71,7 @@ struct WorkerCommand: ParsableCommand {
 
     func run() throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
-        BLASRuntime.threads = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, share))
+        BLASRuntime.threads = threads ?? max(1, ComputePool.usableCores / max(1, share))
         // Before the ZeroMQ context exists: its I/O threads inherit the main thread's CPU.
         if let cpus { try ComputePool.shared.place(on: try Self.parseCPUs(cpus)) }
         var options = WorkerProcess.Options(connect: connect, bind: bind, model: model,

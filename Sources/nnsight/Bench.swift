@@ -15,7 +15,7 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
-    @Option(name: .long, help: "Compute threads (default: the machine's cores).")
+    @Option(name: .long, help: "Compute threads (default: the cores this process may use).")
     var threads: Int?
 
     @Option(name: .long, help: "Decode steps timed per measurement.")
@@ -47,9 +47,9 @@ struct Bench: ParsableCommand {
     var rounds: Int = 10
 
     func run() throws {
-        BLASRuntime.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        BLASRuntime.threads = threads ?? ComputePool.usableCores
         if hopCost {
-            return try HopBench(rounds: rounds, workerThreads: workerThreads ?? ProcessInfo.processInfo.activeProcessorCount,
+            return try HopBench(rounds: rounds, workerThreads: workerThreads ?? ComputePool.usableCores,
                                 pinWorkers: pinWorkers, json: json).run()
         }
         if let workers { return try ClusterBench(workers: workers, traces: traces, inProcess: inProcess, workerThreads: workerThreads,

@@ -24,11 +24,11 @@ struct BenchTrace: ParsableCommand {
     @Option(name: .long, help: "Pipeline stages (in-process).")
     var stages: Int = 1
 
-    @Option(name: .long, help: "Compute threads (default: the machine's cores).")
+    @Option(name: .long, help: "Compute threads (default: the cores this process may use).")
     var threads: Int?
 
     func run() throws {
-        BLASRuntime.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        BLASRuntime.threads = threads ?? ComputePool.usableCores
         let config = GPT2Config.gpt2Small
         let weights = try GPT2Weights.random(config: config, seed: 1)
         let engine = try Pipeline(stages: [GPT2(weights: weights)])

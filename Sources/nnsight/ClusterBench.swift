@@ -82,7 +82,7 @@ struct ClusterBench {
             ("decode_ms_per_token", round3(median(perToken) * 1000)),
             ("tokens_per_s", round3(Double(inFlight * newTokens) / wall)),
             ("new_tokens_per_trace", newTokens),
-            ("worker_threads", workerThreads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / workers)),
+            ("worker_threads", workerThreads ?? max(1, ComputePool.usableCores / workers)),
             ("workers_pinned", pinWorkers),
         ]
         if json {

@@ -17,7 +17,8 @@ struct Info: ParsableCommand {
             ("compute_threads", BLASRuntime.threads),
             ("recommended_core", BLASRuntime.recommendedCore(flags: BLASRuntime.cpuFlags) ?? "none"),
             ("openblas_coretype", ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? ""),
-            ("cores", ProcessInfo.processInfo.activeProcessorCount),
+            ("cores", ComputePool.usableCores),  // the ones this process may use
+            ("machine_cores", ProcessInfo.processInfo.activeProcessorCount),
             ("zmq", WireProtocol.zmqVersion),
             ("protocol_version", Int(WireProtocol.version)),
         ]

@@ -36,11 +36,11 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "A Hugging Face GPT-2 directory (config.json, model.safetensors, vocab.json, merges.txt).")
     var model: String = "Models/tiny-license-gpt2"
 
-    @Option(name: .long, help: "Compute threads (default: the machine's cores).")
+    @Option(name: .long, help: "Compute threads (default: the cores this process may use).")
     var threads: Int?
 
     func applyThreads() {
-        BLASRuntime.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        BLASRuntime.threads = threads ?? ComputePool.usableCores
     }
 }
 

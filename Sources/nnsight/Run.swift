@@ -36,7 +36,7 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "A Hugging Face GPT-2 directory.")
     var model: String = "Models/tiny-license-gpt2"
 
-    @Option(name: .long, help: "Worker processes to start, one pipeline stage each (default: the machine's cores).")
+    @Option(name: .long, help: "Worker processes to start, one pipeline stage each (default: the cores this process may use).")
     var workers: Int?
 
     @Option(name: .long, help: "Address of a running coordinator, e.g. tcp://127.0.0.1:5555 (no workers are started).")
@@ -58,18 +58,18 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Write {\"stdout\", \"saves\", \"error\"} as JSON to this file.")
     var saveJson: String?
 
-    @Option(name: .long, help: "Compute threads (default: the machine's cores).")
+    @Option(name: .long, help: "Compute threads (default: the cores this process may use).")
     var threads: Int?
 
     func run() throws {
         if cluster != nil && (workers != nil || inProcess) {
             throw CLIError(description: "--cluster uses the coordinator's workers: drop --workers / --in-process")
         }
-        BLASRuntime.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        BLASRuntime.threads = threads ?? ComputePool.usableCores
         guard let source = try? String(contentsOfFile: script, encoding: .utf8) else {
             throw CLIError(description: "cannot read script \(script)")
         }
-        let stages = workers ?? ProcessInfo.processInfo.activeProcessorCount
+        let stages = workers ?? ComputePool.usableCores
         guard stages >= 1 else { throw CLIError(description: "--workers must be at least 1") }
         var processCluster: ProcessCluster?
         defer { processCluster?.stop() }
