@@ -28,7 +28,6 @@ public final class ClusterCoordinator {
         public var workers: Int
         /// Layer boundaries, e.g. [4, 8] for 12 layers on 3 workers.
         public var split: [Int]?
-        public var heartbeatMs = 1000
         /// A worker silent for this long is dead.
         public var workerTimeoutMs = 3000
         /// A trace's default deadline.
@@ -79,7 +78,6 @@ public final class ClusterCoordinator {
     private var slots: [String?]
     private var traces: [UInt64: Active] = [:]
     private var nextTrace: UInt64 = 1
-    private var lastBeat = Date.distantPast
 
     public init(_ options: Options, log: Logger = Logger(label: "nnsight.coordinator")) throws {
         self.options = options

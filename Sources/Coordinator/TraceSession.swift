@@ -31,7 +31,6 @@ final class TraceSession {
     private var carried: [Nnsight_V1_CrossValue] = []
     private(set) var history: [RunOutcome.StepInputs] = []
     private(set) var steps = 0
-    private(set) var done = false
     /// Saves the workers stream for the steps that ran, and how many arrived.
     private let saveSteps: [Int]
     var received = 0
@@ -93,10 +92,7 @@ final class TraceSession {
             if generation.hasEosTokenID && token == Int(generation.eosTokenID) { finished[b] = true }
         }
         steps += 1
-        guard generation.continues(after: steps - 1, finished: finished) else {
-            done = true
-            return false
-        }
+        guard generation.continues(after: steps - 1, finished: finished) else { return false }
         current = RunOutcome.StepInputs(tokens: result.nextTokens.map { [Int($0)] }, positions: nextPosition.map { [$0] },
                                         mask: [[Int]](repeating: [1], count: batch))
         for b in 0..<batch { nextPosition[b] += 1 }

@@ -190,11 +190,17 @@ public final class ComputePool: @unchecked Sendable {
         busy.store(false, ordering: .releasing)
     }
 
+    /// How many parts a job of `blocks` indivisible blocks is cut into: a few per thread, at most
+    /// one per block, 1 on a single thread.
+    func parts(blocks: Int) -> Int {
+        max(1, min(threads == 1 ? 1 : threads * Self.partsPerThread, blocks))
+    }
+
     /// Splits `[0, count)` into ranges whose bounds are multiples of `granule` (a few per
     /// thread) and runs `body` on each in parallel.
     public func split(count: Int, granule: Int, _ body: (Range<Int>) -> Void) {
         let blocks = (count + granule - 1) / granule
-        let parts = max(1, min(threads == 1 ? 1 : threads * Self.partsPerThread, blocks))
+        let parts = self.parts(blocks: blocks)
         if parts == 1 { return body(0..<count) }
         parallel(parts: parts) { p, _ in
             let lo = blocks * p / parts * granule

@@ -35,6 +35,6 @@ extension GPT2Weights {
         file.write(Data(bytes: &length, count: 8))
         file.write(Data(header))
         // One allocation holds every tensor in layout order: write it as it lies.
-        file.write(Data(bytesNoCopy: memoryStart, count: parameterCount * 4, deallocator: .none))
+        file.write(Data(bytesNoCopy: memory, count: parameterCount * 4, deallocator: .none))
     }
 }

@@ -26,8 +26,8 @@ public final class GPT2Weights: @unchecked Sendable {
     /// Number of float32 parameters held (tied weights counted once).
     public let parameterCount: Int
 
-    private let memory: UnsafeMutablePointer<Float>
-    var memoryStart: UnsafeMutablePointer<Float> { memory }
+    /// The one allocation holding every tensor, in layout order.
+    let memory: UnsafeMutablePointer<Float>
     let wte: UnsafeMutablePointer<Float>?     // (V, C), first stage
     let wpe: UnsafeMutablePointer<Float>?     // (maxT, C), first stage
     let lnFW, lnFB: UnsafeMutablePointer<Float>? // (C), last stage

@@ -63,7 +63,7 @@ enum Ops {
     static func matvec(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                        _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                        k K: Int, n N: Int, scratch: ScratchBuffer) {
-        let parts = min(pool.threads == 1 ? 1 : pool.threads * ComputePool.partsPerThread, K / 64)
+        let parts = pool.parts(blocks: K / 64)
         guard parts > 1 else {
             fill(out, bias: bias, count: N)
             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(K), Int32(N), 1, weight, Int32(N), inp, 1, 1, out, 1)

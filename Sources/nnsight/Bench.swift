@@ -15,8 +15,7 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
-    @Option(name: .long, help: "Compute threads (default: the cores this process may use).")
-    var threads: Int?
+    @OptionGroup var threads: ThreadOptions
 
     @Option(name: .long, help: "Decode steps timed per measurement.")
     var steps: Int = 64
@@ -33,27 +32,18 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "With --workers: run the stages as threads of this process.")
     var inProcess = false
 
-    @Option(name: .long, help: "With --workers: compute threads per worker (default: cores / workers).")
-    var workerThreads: Int?
+    @OptionGroup var local: LocalWorkerOptions
 
-    @Flag(name: .long, inversion: .prefixedNo,
-          help: "With --workers or --hop-cost: pin each worker to CPUs of its own (nnsight-worker --cpus).")
-    var pinWorkers = true
-
-    @Flag(name: .long, help: "Measure the pipeline hops: 1 stage in-process, 1, 2 and 3 worker processes, interleaved.")
+    @Flag(name: .long, help: "Measure the pipeline hops: 1 stage in-process, 1, 2 and 3 worker processes, interleaved (each computing on all cores unless --worker-threads).")
     var hopCost = false
 
     @Option(name: .long, help: "With --hop-cost: rounds over the four configurations.")
     var rounds: Int = 10
 
     func run() throws {
-        BLASRuntime.threads = threads ?? ComputePool.usableCores
-        if hopCost {
-            return try HopBench(rounds: rounds, workerThreads: workerThreads ?? ComputePool.usableCores,
-                                pinWorkers: pinWorkers, json: json).run()
-        }
-        if let workers { return try ClusterBench(workers: workers, traces: traces, inProcess: inProcess, workerThreads: workerThreads,
-                                                          pinWorkers: pinWorkers, json: json).run() }
+        threads.apply()
+        if hopCost { return try HopBench(rounds: rounds, local: local, json: json).run() }
+        if let workers { return try ClusterBench(workers: workers, traces: traces, inProcess: inProcess, local: local, json: json).run() }
         let config = GPT2Config.gpt2Small
         let model = GPT2(weights: try GPT2Weights.random(config: config, seed: 1))
         let pipeline = try Pipeline(stages: [model])
@@ -106,13 +96,7 @@ struct Bench: ParsableCommand {
             ("threads", BLASRuntime.threads),
             ("blas_core", BLASRuntime.coreName),
         ]
-        if json {
-            let object = Dictionary(uniqueKeysWithValues: figures.map { ($0.0, $0.1) })
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-        } else {
-            for (key, value) in figures { print("\(key): \(value)") }
-        }
+        try printFigures(figures, json: json)
     }
 }
 

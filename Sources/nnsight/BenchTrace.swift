@@ -24,11 +24,10 @@ struct BenchTrace: ParsableCommand {
     @Option(name: .long, help: "Pipeline stages (in-process).")
     var stages: Int = 1
 
-    @Option(name: .long, help: "Compute threads (default: the cores this process may use).")
-    var threads: Int?
+    @OptionGroup var threads: ThreadOptions
 
     func run() throws {
-        BLASRuntime.threads = threads ?? ComputePool.usableCores
+        threads.apply()
         let config = GPT2Config.gpt2Small
         let weights = try GPT2Weights.random(config: config, seed: 1)
         let engine = try Pipeline(stages: [GPT2(weights: weights)])
@@ -69,11 +68,6 @@ struct BenchTrace: ParsableCommand {
             ("tracing_overhead_pct", round3((p / e - 1) * 100)),
             ("total_overhead_vs_engine_pct", round3((i / e - 1) * 100)),
         ]
-        if json {
-            let data = try JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: figures.map { ($0.0, $0.1) }), options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-        } else {
-            for (k, v) in figures { print("\(k): \(v)") }
-        }
+        try printFigures(figures, json: json)
     }
 }

@@ -8,8 +8,7 @@ struct ClusterBench {
     let workers: Int
     let traces: Int
     let inProcess: Bool
-    let workerThreads: Int?
-    let pinWorkers: Bool
+    let local: LocalWorkerOptions
     let json: Bool
     let newTokens = 32
 
@@ -20,7 +19,7 @@ struct ClusterBench {
         let config = GPT2Config.gpt2Small
         try GPT2Weights.random(config: config, seed: 1).save(to: dir)
         var vocab: [String: Int] = ["<|endoftext|>": 50256]
-        for byte in 0..<256 { vocab[GPT2Tokenizer.bytesOnly().decodeTokenString(byte)] = byte }
+        for byte in 0..<256 { vocab[GPT2Tokenizer.byteSymbol(byte)] = byte }
         try JSONSerialization.data(withJSONObject: vocab).write(to: URL(fileURLWithPath: dir + "/vocab.json"))
         try "#version: 0.2\n".write(toFile: dir + "/merges.txt", atomically: true, encoding: .utf8)
         return dir
@@ -49,8 +48,7 @@ struct ClusterBench {
             let model = try LanguageModel.load(dir, stages: workers)
             connect = { model }
         } else {
-            cluster = try ProcessCluster(model: dir, workers: workers, workerExecutable: workerExecutable(), threadsPerWorker: workerThreads,
-                                         pinWorkers: pinWorkers)
+            cluster = try local.startCluster(model: dir, workers: workers)
             let endpoint = cluster!.endpoint
             connect = { try LanguageModel.connect(endpoint, model: dir) }
         }
@@ -82,14 +80,9 @@ struct ClusterBench {
             ("decode_ms_per_token", round3(median(perToken) * 1000)),
             ("tokens_per_s", round3(Double(inFlight * newTokens) / wall)),
             ("new_tokens_per_trace", newTokens),
-            ("worker_threads", workerThreads ?? max(1, ComputePool.usableCores / workers)),
-            ("workers_pinned", pinWorkers),
+            ("worker_threads", local.workerThreads ?? max(1, ComputePool.usableCores / workers)),
+            ("workers_pinned", local.pinWorkers),
         ]
-        if json {
-            let data = try JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: figures.map { ($0.0, $0.1) }), options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-        } else {
-            for (k, v) in figures { print("\(k): \(v)") }
-        }
+        try printFigures(figures, json: json)
     }
 }

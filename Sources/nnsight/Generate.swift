@@ -36,7 +36,7 @@ struct Generate: ParsableCommand {
     var split: String?
 
     func run() throws {
-        options.applyThreads()
+        options.threads.apply()
         let splits = try split.map(parseLayerBoundaries) ?? []
         let tokenizer = try GPT2Tokenizer(directory: options.model)
         let pipeline = try Pipeline(directory: options.model, splits: splits)

@@ -10,10 +10,12 @@ import Foundation
 /// hops between stages add.
 struct HopBench {
     let rounds: Int
-    let workerThreads: Int
-    let pinWorkers: Bool
+    let local: LocalWorkerOptions
     let json: Bool
     let newTokens = 32
+
+    /// Every stage computes on the cores by default: one trace keeps one stage busy at a time.
+    var workerThreads: Int { local.workerThreads ?? ComputePool.usableCores }
 
     func run() throws {
         let dir = try ClusterBench.checkpoint()
@@ -21,8 +23,7 @@ struct HopBench {
         defer { clusters.forEach { $0.stop() } }
         var setups: [(name: String, model: LanguageModel)] = [("1 stage, in-process", try LanguageModel.load(dir, stages: 1))]
         for workers in [1, 2, 3] {
-            let cluster = try ProcessCluster(model: dir, workers: workers, workerExecutable: workerExecutable(),
-                                             threadsPerWorker: workerThreads, pinWorkers: pinWorkers)
+            let cluster = try local.startCluster(model: dir, workers: workers, threads: workerThreads)
             clusters.append(cluster)
             setups.append((workers == 1 ? "1 worker process" : "\(workers) worker processes", try LanguageModel.connect(cluster.endpoint, model: dir)))
         }
@@ -47,7 +48,7 @@ struct HopBench {
         }
         if json {
             let object: [String: Any] = ["model": "gpt2-small-shape (random weights)", "rounds": rounds,
-                                         "worker_threads": workerThreads, "workers_pinned": pinWorkers, "new_tokens_per_trace": newTokens, "configs": rows]
+                                         "worker_threads": workerThreads, "workers_pinned": local.pinWorkers, "new_tokens_per_trace": newTokens, "configs": rows]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         } else {
             for row in rows {

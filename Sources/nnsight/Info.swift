@@ -22,12 +22,6 @@ struct Info: ParsableCommand {
             ("zmq", WireProtocol.zmqVersion),
             ("protocol_version", Int(WireProtocol.version)),
         ]
-        if json {
-            let data = try JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: figures.map { ($0.0, $0.1) }),
-                                                  options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-        } else {
-            for (key, value) in figures { print("\(key): \(value)") }
-        }
+        try printFigures(figures, json: json)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Coordinator
 import Engine
 import Foundation
 import Logging
@@ -31,16 +32,53 @@ struct NNSight: ParsableCommand {
     }
 }
 
+/// `--threads`, for every command that computes in this process.
+struct ThreadOptions: ParsableArguments {
+    @Option(name: .long, help: "Compute threads (default: the cores this process may use).")
+    var threads: Int?
+
+    func apply() {
+        BLASRuntime.threads = threads ?? ComputePool.usableCores
+    }
+}
+
 /// Flags shared by every command that loads a checkpoint.
 struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "A Hugging Face GPT-2 directory (config.json, model.safetensors, vocab.json, merges.txt).")
     var model: String = "Models/tiny-license-gpt2"
 
-    @Option(name: .long, help: "Compute threads (default: the cores this process may use).")
-    var threads: Int?
+    @OptionGroup var threads: ThreadOptions
+}
 
-    func applyThreads() {
-        BLASRuntime.threads = threads ?? ComputePool.usableCores
+/// Flags for the worker processes a command starts on this machine (`--workers N`).
+struct LocalWorkerOptions: ParsableArguments {
+    @Option(name: .long, help: "With --workers: compute threads per worker process (default: cores / workers).")
+    var workerThreads: Int?
+
+    @Flag(name: .long, inversion: .prefixedNo,
+          help: "With --workers: pin each worker process to CPUs of its own (nnsight-worker --cpus).")
+    var pinWorkers = true
+
+    /// Starts a coordinator and `workers` `nnsight-worker` processes (beside this executable),
+    /// each with `threads` compute threads (default: `--worker-threads`, else cores / workers).
+    func startCluster(model: String, workers: Int, threads: Int? = nil) throws -> ProcessCluster {
+        let executable = workerExecutable()
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw CLIError(description: "\(executable.path) not found: build it (swift build -c release --product nnsight-worker) or pass --in-process")
+        }
+        return try ProcessCluster(model: model, workers: workers, workerExecutable: executable,
+                                  threadsPerWorker: threads ?? workerThreads, pinWorkers: pinWorkers)
+    }
+}
+
+/// Prints `figures` as one JSON object (sorted keys) or as `key: value` lines.
+func printFigures(_ figures: [(String, Any)], json: Bool) throws {
+    if json {
+        let data = try JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: figures.map { ($0.0, $0.1) }),
+                                              options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    } else {
+        for (key, value) in figures { print("\(key): \(value)") }
     }
 }
 

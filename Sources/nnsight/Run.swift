@@ -33,8 +33,7 @@ struct Run: ParsableCommand {
     @Argument(help: "The trace script.")
     var script: String
 
-    @Option(name: .long, help: "A Hugging Face GPT-2 directory.")
-    var model: String = "Models/tiny-license-gpt2"
+    @OptionGroup var options: ModelOptions
 
     @Option(name: .long, help: "Worker processes to start, one pipeline stage each (default: the cores this process may use).")
     var workers: Int?
@@ -45,12 +44,7 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Run the stages as threads of this process instead of worker processes.")
     var inProcess = false
 
-    @Option(name: .long, help: "Compute threads per worker process (default: cores / workers).")
-    var workerThreads: Int?
-
-    @Flag(name: .long, inversion: .prefixedNo,
-          help: "With --workers: pin each worker to CPUs of its own (nnsight-worker --cpus).")
-    var pinWorkers = true
+    @OptionGroup var local: LocalWorkerOptions
 
     @Flag(name: .long, help: "Print each step's generated tokens to stderr as they arrive.")
     var streamTokens = false
@@ -58,14 +52,13 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Write {\"stdout\", \"saves\", \"error\"} as JSON to this file.")
     var saveJson: String?
 
-    @Option(name: .long, help: "Compute threads (default: the cores this process may use).")
-    var threads: Int?
 
     func run() throws {
         if cluster != nil && (workers != nil || inProcess) {
             throw CLIError(description: "--cluster uses the coordinator's workers: drop --workers / --in-process")
         }
-        BLASRuntime.threads = threads ?? ComputePool.usableCores
+        options.threads.apply()
+        let model = options.model
         guard let source = try? String(contentsOfFile: script, encoding: .utf8) else {
             throw CLIError(description: "cannot read script \(script)")
         }
@@ -79,12 +72,7 @@ struct Run: ParsableCommand {
         } else if inProcess {
             languageModel = try LanguageModel.load(model, stages: stages)
         } else {
-            let executable = workerExecutable()
-            guard FileManager.default.isExecutableFile(atPath: executable.path) else {
-                throw CLIError(description: "\(executable.path) not found: build it (swift build -c release --product nnsight-worker) or pass --in-process")
-            }
-            processCluster = try ProcessCluster(model: model, workers: stages, workerExecutable: executable, threadsPerWorker: workerThreads,
-                                                pinWorkers: pinWorkers)
+            processCluster = try local.startCluster(model: model, workers: stages)
             languageModel = try LanguageModel.connect(processCluster!.endpoint, model: model)
         }
         if streamTokens {

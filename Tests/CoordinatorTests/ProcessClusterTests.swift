@@ -68,13 +68,7 @@ import Worker
         let cluster = try ProcessCluster(model: Oracle.model, workers: 3, workerExecutable: Self.workerExecutable,
                                          threadsPerWorker: 2)
         defer { cluster.stop() }
-        let model = try LanguageModel.connect(cluster.endpoint, model: Oracle.model)
-        var output: Saved!
-        try model.generate(Oracle.p1, maxNewTokens: 3) { tracer in
-            for _ in tracer.iter[0] { model.transformer.h[0].output[0][.all] = 0 }
-            output = model.generator.output.save()
-        }
-        try Oracle.expectMatch(try output.value, try Oracle.saves("cond_step0_zero")["output"], "output")
+        try Self.expectOracleEdit(on: cluster)
 
         let lists = ProcessCluster.cpuLists(workers: 3, threads: 2, cpus: ComputePool.allowedCPUs())
         for (w, process) in cluster.processes.enumerated() {
@@ -88,6 +82,15 @@ import Worker
         let cluster = try ProcessCluster(model: Oracle.model, workers: 2, workerExecutable: Self.workerExecutable,
                                          threadsPerWorker: 2, pinWorkers: false)
         defer { cluster.stop() }
+        try Self.expectOracleEdit(on: cluster)
+        for (w, process) in cluster.processes.enumerated() {
+            #expect(try Self.allowedCPUs(process) == ComputePool.allowedCPUs(), "worker \(w)'s main thread")
+            #expect(try Self.allowedCPUs(process, thread: "compute-1") == ComputePool.allowedCPUs(), "worker \(w)'s compute thread")
+        }
+    }
+
+    /// The oracle's `cond_step0_zero` case (layer 0's output zeroed at step 0) on `cluster`.
+    static func expectOracleEdit(on cluster: ProcessCluster) throws {
         let model = try LanguageModel.connect(cluster.endpoint, model: Oracle.model)
         var output: Saved!
         try model.generate(Oracle.p1, maxNewTokens: 3) { tracer in
@@ -95,10 +98,6 @@ import Worker
             output = model.generator.output.save()
         }
         try Oracle.expectMatch(try output.value, try Oracle.saves("cond_step0_zero")["output"], "output")
-        for (w, process) in cluster.processes.enumerated() {
-            #expect(try Self.allowedCPUs(process) == ComputePool.allowedCPUs(), "worker \(w)'s main thread")
-            #expect(try Self.allowedCPUs(process, thread: "compute-1") == ComputePool.allowedCPUs(), "worker \(w)'s compute thread")
-        }
     }
 
     /// A process's (or one of its named threads') `Cpus_allowed_list`, e.g. "0-2,5" as [0, 1, 2, 5].

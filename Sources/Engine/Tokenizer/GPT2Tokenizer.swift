@@ -68,13 +68,13 @@ public final class GPT2Tokenizer: @unchecked Sendable {
         vocabularySize = (vocab.values.max() ?? -1) + 1
     }
 
-    /// The byte-level symbol that stands for `byte` in vocabularies.
-    public func decodeTokenString(_ byte: Int) -> String { String(ByteLevel.byteToScalar[byte]) }
+    /// The byte-level symbol that stands for `byte` (0...255) in vocabularies.
+    public static func byteSymbol(_ byte: Int) -> String { String(ByteLevel.byteToScalar[byte]) }
 
     /// The 256 byte symbols and `<|endoftext|>`, no merges: for models without a vocabulary.
     public static func bytesOnly() -> GPT2Tokenizer {
         var vocab: [String: Int] = [:]
-        for byte in 0..<256 { vocab[String(ByteLevel.byteToScalar[byte])] = byte }
+        for byte in 0..<256 { vocab[byteSymbol(byte)] = byte }
         vocab[endOfText] = 256
         return GPT2Tokenizer(vocabulary: vocab, merges: [])
     }
