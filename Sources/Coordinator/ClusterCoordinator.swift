@@ -263,8 +263,16 @@ public final class ClusterCoordinator {
             reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.saved = saved })
         case let .stepResult(result)?:
             guard Int(result.step) == session.steps else { return }
+            let goesOn: Bool
+            do {
+                goesOn = try session.accept(result)
+            } catch {
+                finish(envelope.requestID, error: self.error(.errorInvalidTensor, error.description, requestId: active.clientRequest,
+                                                             step: result.step))
+                return
+            }
             // The last stage has already sent the next step's input to the first (a ring).
-            if session.accept(result) {
+            if goesOn {
                 session.recordStepStartedByLastStage()
             } else {
                 active.waitingForSaves = true

@@ -34,8 +34,9 @@ final class TraceRunner {
         while running {
             try send(pushes[0], session.activations())
             let result = try receive(session, onSaved: onSaved, until: { _ in false }, step: session.steps)
-            onTokens(session.steps, result!.nextTokens.map(Int.init))
-            running = session.accept(result!)
+            let step = session.steps
+            running = try session.accept(result!)
+            onTokens(step, result!.nextTokens.map(Int.init))
         }
         // Saves travel on other pipes than step results and may arrive later.
         _ = try receive(session, onSaved: onSaved, until: { $0.allSavesArrived }, step: nil)

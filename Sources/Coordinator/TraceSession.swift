@@ -83,8 +83,11 @@ final class TraceSession {
         }
     }
 
-    /// Takes the last stage's tokens; returns whether generation goes on.
-    func accept(_ result: Nnsight_V1_StepResult) -> Bool {
+    /// Takes the last stage's tokens (one per row); returns whether generation goes on.
+    func accept(_ result: Nnsight_V1_StepResult) throws(TraceError) -> Bool {
+        guard result.nextTokens.count == batch else {
+            throw .runtime("the last stage sent \(result.nextTokens.count) tokens for step \(result.step), the batch has \(batch) rows")
+        }
         carried = result.values
         for b in 0..<batch {
             let token = Int(result.nextTokens[b])

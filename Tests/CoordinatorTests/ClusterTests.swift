@@ -133,5 +133,95 @@ import Worker
         try client.generate(Oracle.p1, maxNewTokens: 5) { _ in output = client.generator.output.save() }
         try Oracle.expectMatch(try output.value, try Oracle.saves("generate_basic")["output"], "output")
     }
+
+    /// A last stage that answers a step with the wrong number of tokens: the trace ends with an
+    /// error naming the step and the counts, and the coordinator goes on serving.
+    @Test func aStepResultWithTheWrongNumberOfTokensEndsTheTraceNotTheCoordinator() throws {
+        let state = CoordinatorThread(options: ClusterCoordinator.Options(model: Oracle.model, workers: 1))
+        defer { state.stop() }
+        let endpoint = try state.start()
+        // A fake worker: registers, is assigned every layer, then answers each step with no tokens.
+        let context = ZMQContext()
+        let input = try context.socket(.pull)
+        try input.bind("tcp://127.0.0.1:*")
+        let control = try context.socket(.dealer)
+        try control.setIdentity("fake-stage")
+        try control.connect(endpoint)
+        let config = try GPT2Config.load(directory: Oracle.model)
+        try control.send(try Framing.encode(Framing.envelope {
+            $0.hello = .with { $0.workerID = "fake-stage"; $0.address = input.lastEndpoint; $0.model = config.architectureId }
+        }))
+        let assignment = try Framing.decode(try #require(try control.receive(timeoutMs: 5000))[0]).assignment
+        try control.send(try Framing.encode(Framing.envelope { $0.assignment = assignment }))
+        let results = try context.socket(.push)
+        try results.connect(assignment.resultsAddress)
+
+        let client = Thread {
+            do {
+                let model = try LanguageModel.connect(endpoint, model: Oracle.model, timeoutSeconds: 20)
+                try model.generate(Oracle.p1, maxNewTokens: 3) { _ in }
+                state.record(nil)
+            } catch { state.record("\(error)") }
+        }
+        client.start()
+        var answered = false
+        let deadline = Date().addingTimeInterval(10)
+        while state.outcome == nil && Date() < deadline {
+            guard let frames = try input.receive(timeoutMs: 100), case let envelope = try Framing.decode(frames[0]),
+                  case let .activations(a)? = envelope.body, !answered else { continue }
+            try results.send(try Framing.encode(Framing.envelope(requestId: envelope.requestID) {
+                $0.stepResult = .with { $0.step = a.step; $0.nextTokens = [] }
+            }))
+            answered = true
+        }
+        let message = try #require(state.outcome ?? nil)
+        #expect(message.contains("the last stage sent 0 tokens for step 0, the batch has 1 rows"), "\(message)")
+        // Still serving: it answers the fake stage's heartbeat.
+        try control.send(try Framing.encode(Framing.envelope { $0.heartbeat = .with { $0.sender = "fake-stage" } }))
+        var heard = false
+        while !heard, let frames = try control.receive(timeoutMs: 5000) {
+            heard = (try? Framing.decode(frames[0]))?.body.map { if case .heartbeat = $0 { true } else { false } } ?? false
+        }
+        #expect(heard)
+    }
 }
 
+/// A `ClusterCoordinator` serving on a thread of its own, and what a client thread reported.
+final class CoordinatorThread: @unchecked Sendable {
+    let options: ClusterCoordinator.Options
+    private let lock = NSLock()
+    private var stopping = false
+    private var reported: String??
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(options: ClusterCoordinator.Options) { self.options = options }
+
+    /// Starts serving; returns the control endpoint.
+    func start() throws -> String {
+        let started = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var endpoint: Result<String, Error> = .failure(TraceError.transport("not started"))
+        Thread {
+            do {
+                let coordinator = try ClusterCoordinator(self.options)
+                endpoint = .success(coordinator.endpoint)
+                started.signal()
+                try coordinator.serve { self.lock.withLock { self.stopping } }
+            } catch {
+                endpoint = .failure(error)
+                started.signal()
+            }
+            self.finished.signal()
+        }.start()
+        started.wait()
+        return try endpoint.get()
+    }
+
+    func stop() {
+        lock.withLock { stopping = true }
+        _ = finished.wait(timeout: .now() + 5)
+    }
+
+    /// The client's error message, or nil when its trace succeeded.
+    func record(_ message: String?) { lock.withLock { reported = .some(message) } }
+    var outcome: String?? { lock.withLock { reported } }
+}
