@@ -33,16 +33,20 @@ let package = Package(
         // that have both (checked at run time), so the rest of the binary stays portable x86-64.
         .target(name: "EngineKernels", swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
         .target(name: "Engine", dependencies: ["CBLAS", "CThread", "EngineKernels"]),
+        // The intervention graph's own types: IR, typed tensors, the op registry, static types.
+        .target(name: "Graph", dependencies: ["Engine"]),
+        // The graph at the edge: the IR, tensors and errors to and from the protobuf.
+        .target(name: "GraphWire", dependencies: ["Graph", "Wire", "Engine"]),
         .target(name: "Worker", dependencies: [
-            "Wire", "Engine",
+            "Wire", "Engine", "Graph", "GraphWire",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The coordinator runs in-process workers in local mode, hence Worker.
         .target(name: "Coordinator", dependencies: [
-            "Wire", "Engine", "Worker",
+            "Wire", "Engine", "Worker", "Graph", "GraphWire",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "Script", dependencies: ["Coordinator", "Engine", "Worker"]),
+        .target(name: "Script", dependencies: ["Coordinator", "Engine", "Graph"]),
         .executableTarget(name: "nnsight", dependencies: [
             "Coordinator", "Engine", "Wire", "Script",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -57,8 +61,9 @@ let package = Package(
             "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Engine", "Worker", "Wire", "nnsight-worker"]),
-        .testTarget(name: "ScriptTests", dependencies: ["Script", "Coordinator", "Engine", "nnsight", "nnsight-worker"]),
+        .testTarget(name: "GraphTests", dependencies: ["Graph", "GraphWire", "Engine", "Wire", "Worker"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Engine", "Worker", "Wire", "Graph", "GraphWire", "nnsight-worker"]),
+        .testTarget(name: "ScriptTests", dependencies: ["Script", "Coordinator", "Engine", "Graph", "nnsight", "nnsight-worker"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "nnsight-wire-echo"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineKernels", "nnsight"]),
     ],

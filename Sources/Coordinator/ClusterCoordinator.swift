@@ -1,8 +1,9 @@
 import Engine
 import Foundation
+import Graph
+import GraphWire
 import Logging
 import Wire
-import Worker
 
 /// The coordinator of a cluster of worker processes: registers workers, splits the layers
 /// across them, accepts traces from clients over ZeroMQ and starts them; the stages form a ring
@@ -32,6 +33,10 @@ public final class ClusterCoordinator {
         public var workerTimeoutMs = 3000
         /// A trace's default deadline.
         public var traceTimeoutMs = 300_000
+        /// The model's config when it is not read from `model` (stages in memory: local mode).
+        public var config: GPT2Config?
+        /// Called once, on the serving thread, when every stage has a ready worker.
+        public var onReady: (@Sendable () -> Void)?
 
         public init(model: String, workers: Int) {
             self.model = model
@@ -65,7 +70,7 @@ public final class ClusterCoordinator {
     public let options: Options
     public let config: GPT2Config
     public let stages: [Range<Int>]
-    let context = ZMQContext()
+    let context: ZMQContext
     let control: ZMQSocket
     let results: ZMQSocket
     /// The control endpoint actually bound.
@@ -78,15 +83,20 @@ public final class ClusterCoordinator {
     private var slots: [String?]
     private var traces: [UInt64: Active] = [:]
     private var nextTrace: UInt64 = 1
+    private var announcedReady = false
+    /// Traces accepted since the coordinator started.
+    public private(set) var submissions = 0
 
-    public init(_ options: Options, log: Logger = Logger(label: "nnsight.coordinator")) throws {
+    /// - Parameter context: the ZeroMQ context (shared with in-process stages and clients for `inproc://`).
+    public init(_ options: Options, context: ZMQContext = ZMQContext(), log: Logger = Logger(label: "nnsight.coordinator")) throws {
         self.options = options
+        self.context = context
         self.log = log
-        config = try GPT2Config.load(directory: options.model)
+        config = try options.config ?? GPT2Config.load(directory: options.model)
         let bounds = [0] + (options.split ?? []) + [config.nLayer]
         if let split = options.split {
             guard split.count == options.workers - 1, zip(bounds, bounds.dropFirst()).allSatisfy({ $0 < $1 }) else {
-                throw TraceError.invalidGraph("--split \(split) does not cut \(config.nLayer) layers into \(options.workers) ranges")
+                throw TraceError(.invalidGraph, "--split \(split) does not cut \(config.nLayer) layers into \(options.workers) ranges")
             }
             stages = zip(bounds, bounds.dropFirst()).map { $0..<$1 }
         } else {
@@ -125,10 +135,14 @@ public final class ClusterCoordinator {
         _ = try? control.send([peer, (try? Framing.encode(envelope)) ?? Data()])
     }
 
-    private func error(_ code: WireErrorCode, _ message: String, requestId: UInt64 = 0, worker: String = "", step: UInt32 = 0) -> Envelope {
+    private func error(_ code: WireErrorCode, _ message: String, requestId: UInt64 = 0, worker: String = "", step: UInt32? = nil) -> Envelope {
         Framing.envelope(requestId: requestId) {
-            $0.error = .with { $0.code = code; $0.message = message; $0.worker = worker; $0.step = step }
+            $0.error = .with { $0.code = code; $0.message = message; $0.worker = worker; if let step { $0.step = step } }
         }
+    }
+
+    private func error(_ error: TraceError, requestId: UInt64) -> Envelope {
+        Framing.envelope(requestId: requestId) { $0.error = error.wire }
     }
 
     // MARK: - control: workers and clients
@@ -157,6 +171,10 @@ public final class ClusterCoordinator {
                 worker.ready = true
                 workers[peerId] = worker
                 log.info("stage ready", metadata: ["worker": "\(peerId)", "layers": "\(a.layerStart)..<\(a.layerEnd)"])
+                if isReady, !announcedReady {
+                    announcedReady = true
+                    options.onReady?()
+                }
             }
         case .heartbeat?:
             if workers[peerId] != nil {
@@ -227,31 +245,28 @@ public final class ClusterCoordinator {
             reply(client, error(.errorRefused, "layers \(missing.joined(separator: ", ")) are not served yet (waiting for workers)", requestId: request))
             return
         }
-        let graph = submit.graph
-        let prompts = graph.invokes.map { $0.tokenIds.map(Int.init) }
-        guard !prompts.isEmpty, prompts.allSatisfy({ !$0.isEmpty }), graph.generation.maxNewTokens >= 1,
-              prompts.joined().allSatisfy({ $0 >= 0 && $0 < config.vocabSize }),
-              (prompts.map(\.count).max() ?? 0) + Int(graph.generation.maxNewTokens) - 1 <= config.nPositions else {
-            reply(client, error(.errorInvalidGraph, "invalid trace: prompts must be non-empty token ids within the vocabulary and fit n_positions with max_new_tokens", requestId: request))
-            return
-        }
         let compiled: CompiledTrace
-        do {
-            compiled = try GraphCompiler(config: config, stages: stages).compile(
-                nodes: graph.nodes, invokes: graph.invokes, generation: graph.generation, limits: graph.limits, problems: [])
+        let graph: TraceGraph
+        do throws(TraceError) {
+            graph = try TraceGraph(wire: submit.graph, layers: config.nLayer)
+            compiled = try GraphCompiler(config: config, stages: stages).compile(graph)
         } catch {
-            reply(client, self.error(.errorInvalidGraph, error.description, requestId: request))
+            reply(client, self.error(error, requestId: request))
             return
         }
         let id = nextTrace
         nextTrace += 1
-        let session = TraceSession(id: id, compiled: compiled, prompts: prompts, generation: graph.generation)
+        submissions += 1
+        let session = TraceSession(id: id, compiled: compiled, prompts: graph.invokes, generation: graph.generation)
         let deadline = graph.limits.deadlineUnixMs > 0
             ? Date(timeIntervalSince1970: Double(graph.limits.deadlineUnixMs) / 1000)
             : Date().addingTimeInterval(Double(options.traceTimeoutMs) / 1000)
         traces[id] = Active(session: session, client: client, clientRequest: request, deadline: deadline)
-        for (s, submit) in session.submits.enumerated() { send(workers[slots[s]!]!.push, submit) }
-        send(workers[slots[0]!]!.push, session.activations())
+        for (s, submit) in session.submits.enumerated() {
+            guard let worker = slots[s].flatMap({ workers[$0] }) else { continue }
+            send(worker.push, submit)
+        }
+        if let first = slots[0].flatMap({ workers[$0] }) { send(first.push, session.firstActivations()) }
     }
 
     private func handleResult(_ frame: Data) throws {
@@ -264,25 +279,20 @@ public final class ClusterCoordinator {
         case let .stepResult(result)?:
             guard Int(result.step) == session.steps else { return }
             let goesOn: Bool
-            do {
+            do throws(TraceError) {
                 goesOn = try session.accept(result)
             } catch {
-                finish(envelope.requestID, error: self.error(.errorInvalidTensor, error.description, requestId: active.clientRequest,
-                                                             step: result.step))
+                finish(envelope.requestID, error: self.error(error, requestId: active.clientRequest))
                 return
             }
             // The last stage has already sent the next step's input to the first (a ring).
-            if goesOn {
-                session.recordStepStartedByLastStage()
-            } else {
-                active.waitingForSaves = true
-            }
+            if !goesOn { active.waitingForSaves = true }
             // The client sees each step's tokens as they come (without the carried values).
             reply(active.client, Framing.envelope(requestId: active.clientRequest) {
                 $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens }
             })
         case var .error(e)?:
-            e.message = "stage error: \(e.message)"
+            if e.worker.isEmpty, e.hasStage, Int(e.stage) < slots.count, let worker = slots[Int(e.stage)] { e.worker = worker }
             finish(envelope.requestID, error: Framing.envelope(requestId: active.clientRequest) { $0.error = e })
             return
         default: return
@@ -293,15 +303,15 @@ public final class ClusterCoordinator {
     /// Generation and saves are done: evaluate the nodes on the finished generation, then tell the client.
     private func complete(_ id: UInt64) {
         guard let active = traces[id] else { return }
-        do {
-            for (saveId, value) in try ClientNodes.evaluate(active.session.compiled.clientNodes, outcome: active.session.outcome,
-                                                            invokes: active.session.compiled.fragments.first?.invokes.count ?? 0) {
+        do throws(TraceError) {
+            let steps = UInt32(active.session.steps)
+            for (saveId, value) in try ClientNodes.evaluate(active.session.compiled.clientNodes, outcome: active.session.outcome) {
                 reply(active.client, Framing.envelope(requestId: active.clientRequest) {
-                    $0.saved = .with { $0.saveID = saveId; $0.value = value.host.wire }
+                    $0.saved = .with { $0.saveID = saveId; $0.step = steps; $0.value = value.wire }
                 })
             }
         } catch {
-            finish(id, error: self.error(.errorInvalidGraph, "\(error)", requestId: active.clientRequest))
+            finish(id, error: self.error(error, requestId: active.clientRequest))
             return
         }
         finish(id, error: nil)
@@ -348,7 +358,7 @@ public final class ClusterCoordinator {
 
     private func shutdownWorkers() {
         for worker in workers.values {
-            reply(Data(worker.id.utf8), Framing.envelope { $0.cancel = .with { $0.reason = "shutdown" } })
+            reply(Data(worker.id.utf8), Framing.envelope { $0.shutdown = .with { $0.reason = "the coordinator stops" } })
         }
     }
 }

@@ -1,21 +1,28 @@
 import Engine
-import Wire
-import Worker
+import Graph
 
 /// A trace compiled for a pipeline: one graph fragment per stage, and the nodes the coordinator
-/// evaluates itself once generation is done (those that read `model.generator.output` or
-/// `model.transformer.inputs`).
+/// evaluates itself once generation is done (those on `model.generator.output` or
+/// `model.transformer.inputs`, and ops of constants only).
 struct CompiledTrace {
-    var fragments: [Nnsight_V1_Graph]
-    var clientNodes: [Nnsight_V1_Node]
+    var fragments: [TraceGraph]
+    var clientNodes: [GraphNode]
+    /// The static type of every value whose shape is known before the trace runs.
+    var types: [UInt32: ValueType]
 }
 
-/// Validates a recorded trace, places every node at the earliest hook point where its inputs
-/// exist (forward order x steps), assigns it to the stage owning that hook, and lists the
-/// values that must cross stages.
+/// Compiles a recorded trace in passes, each a function of the one before:
+/// `validate` (every field a client controls) -> `classify` (worker, client or constant) ->
+/// `place` (the earliest hook where a node's inputs exist: forward order x steps) -> `inferTypes`
+/// (static shapes and dtypes through the op registry) -> `partition` (the stage of every node, the
+/// values that cross stages, constants replicated where used, the client's nodes split off).
+/// Nothing a client sends makes it trap: every problem is a `TraceError` naming the node and its
+/// script line:column.
 struct GraphCompiler {
     let config: GPT2Config
     let stages: [Range<Int>]
+
+    enum Placement: Equatable { case constant, worker, client }
 
     /// (step, index in forward order): the order in which hooks fire during a generation.
     struct Position: Comparable {
@@ -24,151 +31,258 @@ struct GraphCompiler {
         static func < (a: Position, b: Position) -> Bool { (a.step, a.order) < (b.step, b.order) }
     }
 
-    func compile(nodes: [Nnsight_V1_Node], invokes: [Nnsight_V1_Invoke], generation: Nnsight_V1_GenerationParameters,
-                 limits: Nnsight_V1_Limits, problems: [String]) throws(TraceError) -> CompiledTrace {
-        if let first = problems.first { throw .invalidGraph(first) }
-        let order = HookPoint.forwardOrder(layers: config.nLayer)
-        let orderIndex = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
-        let maxSteps = Int(generation.maxNewTokens)
-        guard limits.maxNodes == 0 || nodes.count <= Int(limits.maxNodes) else {
-            throw .invalidGraph("the trace has \(nodes.count) nodes, over the limit of \(limits.maxNodes)")
-        }
-
-        var byId: [UInt32: Nnsight_V1_Node] = [:]
+    /// What the passes know about a trace so far.
+    struct Compilation {
+        var graph: TraceGraph
+        var index: [UInt32: Int] = [:]
+        var placement: [UInt32: Placement] = [:]
         var position: [UInt32: Position] = [:]
-        var point: [UInt32: HookPoint] = [:]
-        var client = Set<UInt32>()
-        var constants = Set<UInt32>()
+        var hook: [UInt32: HookPoint] = [:]
+        var types: [UInt32: ValueType] = [:]
+
+        func node(_ id: UInt32) -> GraphNode { graph.nodes[index[id]!] }
 
         func describe(_ id: UInt32) -> String {
-            guard let p = point[id], let pos = position[id] else { return "node \(id)" }
+            guard let p = hook[id], let pos = position[id] else { return "node \(id)" }
             return "\(p) at step \(pos.step)"
         }
-        func inputs(of node: Nnsight_V1_Node) -> [UInt32] {
-            switch node.kind {
-            case let .op(op)?: return op.inputs
-            case let .set(s)?: if case let .node(v)? = s.value { return [s.target, v] } else { return [s.target] }
-            case let .save(s)?: return [s.node]
-            case let .append(a)?: return [a.node]
-            default: return []
+    }
+
+    func compile(_ graph: TraceGraph) throws(TraceError) -> CompiledTrace {
+        var c = try validate(graph)
+        try classify(&c)
+        try place(&c)
+        try inferTypes(&c)
+        return partition(c)
+    }
+
+    // MARK: - pass 1: validate
+
+    func validate(_ graph: TraceGraph) throws(TraceError) -> Compilation {
+        let g = graph.generation
+        guard g.maxNewTokens >= 1 else { throw .invalidGraph("max_new_tokens must be at least 1") }
+        if graph.limits.maxSteps > 0, g.maxNewTokens > graph.limits.maxSteps {
+            throw .invalidGraph("max_new_tokens = \(g.maxNewTokens) is over the limit of \(graph.limits.maxSteps) steps")
+        }
+        guard !graph.invokes.isEmpty else { throw .invalidGraph("the trace has no prompt: pass one or call tracer.invoke(prompt)") }
+        for (i, prompt) in graph.invokes.enumerated() {
+            guard !prompt.isEmpty else { throw .invalidGraph("invoke \(i) has an empty prompt") }
+            if let bad = prompt.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+                throw .invalidGraph("invoke \(i): token id \(bad) is outside the vocabulary of \(config.vocabSize)")
             }
         }
+        let longest = graph.invokes.map(\.count).max()!
+        guard longest <= config.nPositions, g.maxNewTokens <= config.nPositions - longest + 1 else {
+            throw .invalidGraph("prompt of \(longest) tokens + \(g.maxNewTokens) new tokens exceeds n_positions = \(config.nPositions)")
+        }
+        try g.sampling.validateAsTrace()
+        if let eos = g.eosTokenId, eos >= config.vocabSize { throw .invalidGraph("eos_token_id \(eos) is outside the vocabulary") }
+        guard g.padTokenId >= 0, g.padTokenId < config.vocabSize else { throw .invalidGraph("pad_token_id \(g.padTokenId) is outside the vocabulary") }
+        if graph.limits.maxNodes > 0, graph.nodes.count > graph.limits.maxNodes {
+            throw .invalidGraph("the trace has \(graph.nodes.count) nodes, over the limit of \(graph.limits.maxNodes)")
+        }
 
-        for node in nodes {
-            byId[node.id] = node
-            let step = Int(node.steps.first ?? 0)
-            guard step < maxSteps else {
-                throw .invalidGraph("line \(node.line): step \(step) is beyond max_new_tokens = \(maxSteps) (steps 0..<\(maxSteps) run)")
+        var c = Compilation(graph: graph)
+        for (i, node) in graph.nodes.enumerated() {
+            func invalid(_ message: String) -> TraceError { TraceError(.invalidGraph, message).at(node) }
+            guard c.index[node.id] == nil else { throw invalid("node id \(node.id) is used twice") }
+            guard node.steps.count == 1 else { throw invalid("node \(node.id) must be recorded at exactly one step") }
+            guard node.step >= 0, node.step < g.maxNewTokens else {
+                throw invalid("step \(node.step) is beyond max_new_tokens = \(g.maxNewTokens) (steps 0..<\(g.maxNewTokens) run)")
+            }
+            guard node.invoke >= -1, node.invoke < graph.invokes.count else { throw invalid("node \(node.id) names invoke \(node.invoke), which does not exist") }
+            for input in node.kind.inputs where c.index[input] == nil {
+                throw invalid("node \(node.id) uses node \(input), which does not exist before it")
             }
             switch node.kind {
-            case let .read(read)?:
-                if read.path == "generator" || read.path.hasPrefix("transformer.inputs.") {
-                    client.insert(node.id)
-                    continue
+            case let .read(read):
+                guard ModuleTree.id(path: ModuleTree.path(read.module), layers: config.nLayer) == read.module,
+                      read.hookPoint != nil || ModuleTree.spec(read.module).source != .hook else {
+                    throw invalid("unknown module '\(read.module)'")
                 }
-                guard let hook = ModulePath.hookPoint(read, layers: config.nLayer), let index = orderIndex[hook] else {
-                    throw .invalidGraph("unknown module '\(read.path)' (\(read.port))")
+                let source = ModuleTree.spec(read.module).source
+                let valid = switch (source, read.port) {
+                case (.hook, .input), (.hook, .output), (.generator, .output): true
+                case (.modelInputs, .inputs): ModuleTree.modelInputKeys.contains(read.key)
+                default: false
                 }
-                point[node.id] = hook
-                position[node.id] = Position(step: step, order: index)
-            case .constant?:
-                constants.insert(node.id)
-            case nil:
-                throw .invalidGraph("node \(node.id) has no operation")
+                guard valid else { throw invalid("\(read.module) has no \(read.port == .inputs ? "input '\(read.key)'" : "\(read.port)")") }
+            case let .op(name, inputs, attributes):
+                guard let spec = OpRegistry.spec(name) else { throw invalid("unknown op '\(name)'") }
+                do throws(OpError) { try spec.validate(inputs: inputs.count, attributes: attributes) } catch { throw error.trace(.invalidGraph, at: node) }
+            case let .constant(tensor):
+                if graph.limits.maxTensorBytes > 0, tensor.count * 8 > graph.limits.maxTensorBytes {
+                    throw invalid("a constant of shape \(tensor.shape) is over the limit of \(graph.limits.maxTensorBytes) bytes")
+                }
+            case .set, .save, .append:
+                break
+            }
+            c.index[node.id] = i
+        }
+        return c
+    }
+
+    // MARK: - pass 2: classify
+
+    /// Worker nodes feed on the model's values; client nodes only on values the coordinator has
+    /// (the generated ids, the model's inputs) or on constants.
+    func classify(_ c: inout Compilation) throws(TraceError) {
+        for node in c.graph.nodes {
+            func invalid(_ message: String) -> TraceError { TraceError(.invalidGraph, message).at(node) }
+            switch node.kind {
+            case .constant:
+                c.placement[node.id] = .constant
+            case let .read(read):
+                c.placement[node.id] = read.hookPoint == nil ? .client : .worker
+            case let .set(target, _, value):
+                guard let read = liveTarget(c, target), c.placement[read] == .worker else {
+                    throw invalid("node \(node.id): only a module's output or input (or its [0]) can be assigned to")
+                }
+                guard c.placement[value] != .client else {
+                    throw invalid("node \(node.id): model.generator.output and transformer.inputs exist only on the coordinator and cannot be written into the model")
+                }
+                c.placement[node.id] = .worker
             default:
-                let ins = inputs(of: node).filter { !constants.contains($0) }
-                for i in ins where byId[i] == nil { throw .invalidGraph("node \(node.id) uses node \(i), which does not exist") }
-                if ins.contains(where: client.contains) {
-                    if let worker = ins.first(where: { !client.contains($0) && !constants.contains($0) }) {
-                        throw .invalidGraph("node \(node.id) combines \(describe(worker)) with model.generator.output or transformer.inputs, which exist only on the coordinator")
-                    }
-                    client.insert(node.id)
-                    continue
+                let inputs = node.kind.inputs.filter { c.placement[$0] != .constant }
+                let worker = inputs.filter { c.placement[$0] == .worker }
+                if worker.isEmpty {
+                    c.placement[node.id] = .client
+                } else if worker.count == inputs.count {
+                    c.placement[node.id] = .worker
+                } else {
+                    throw invalid("node \(node.id) combines a model value (node \(worker[0])) with model.generator.output or transformer.inputs, which exist only on the coordinator")
                 }
-                guard let latest = ins.max(by: { position[$0]! < position[$1]! }) else {
-                    throw .invalidGraph("node \(node.id) has no module value among its inputs")
-                }
-                var pos = position[latest]!
-                var hook = point[latest]!
-                if case let .set(setter)? = node.kind {
-                    // Edits run at their target's hook; the value must exist by then.
-                    var target = setter.target
-                    if case let .op(op)? = byId[target]?.kind, op.code == .opTupleItem { target = op.inputs.first ?? target }
-                    guard case .read? = byId[target]?.kind, let targetPos = position[target] else {
-                        throw .invalidGraph("node \(node.id): only a module's output or input (or its [0]) can be assigned to")
-                    }
-                    if case let .node(v)? = setter.value, let valuePos = position[v], valuePos > targetPos {
-                        throw .invalidGraph("\(describe(v)) is used before it can exist: it is written into \(describe(target)), which runs earlier in the forward pass")
-                    }
-                    pos = targetPos
-                    hook = point[target]!
-                }
-                position[node.id] = pos
-                point[node.id] = hook
             }
         }
+    }
 
-        // Stage of every worker node; values consumed on another stage, or at a later step, travel.
-        func stage(_ hook: HookPoint) -> Int {
-            if let l = hook.module.layer { return stages.firstIndex { $0.contains(l) }! }
-            if hook.module == .wte || hook.module == .wpe { return 0 }
-            return stages.count - 1
+    /// The module read a setter's target is (the read itself, or the read under `tuple_item`).
+    func liveTarget(_ c: Compilation, _ target: UInt32) -> UInt32? {
+        switch c.node(target).kind {
+        case .read: return target
+        case let .op("tuple_item", inputs, _):
+            guard let first = inputs.first, case .read = c.node(first).kind else { return nil }
+            return first
+        default: return nil
         }
-        var fragments = (0..<stages.count).map { _ in
-            Nnsight_V1_Graph.with {
-                $0.invokes = invokes
-                $0.generation = generation
-                $0.limits = limits
+    }
+
+    // MARK: - pass 3: place
+
+    func place(_ c: inout Compilation) throws(TraceError) {
+        let order = Dictionary(uniqueKeysWithValues: ModuleTree.hookOrder(layers: config.nLayer).enumerated().map { ($1, $0) })
+        for node in c.graph.nodes where c.placement[node.id] == .worker {
+            switch node.kind {
+            case let .read(read):
+                guard let point = read.hookPoint, let index = order[point] else { throw TraceError(.invalidGraph, "unknown module '\(read.module)'").at(node) }
+                c.hook[node.id] = point
+                c.position[node.id] = Position(step: node.step, order: index)
+            case let .set(target, _, value):
+                // Edits run at their target's hook; the value must exist by then.
+                let read = liveTarget(c, target)!
+                let targetPosition = c.position[read]!
+                if let valuePosition = c.position[value], valuePosition > targetPosition {
+                    throw TraceError(.invalidGraph, "\(c.describe(value)) is used before it can exist: it is written into \(c.describe(read)), which runs earlier in the forward pass").at(node)
+                }
+                c.position[node.id] = targetPosition
+                c.hook[node.id] = c.hook[read]
+            default:
+                let latest = node.kind.inputs.filter { c.placement[$0] == .worker }.max { c.position[$0]! < c.position[$1]! }!
+                c.position[node.id] = c.position[latest]
+                c.hook[node.id] = c.hook[latest]
             }
         }
+    }
+
+    // MARK: - pass 4: static types
+
+    /// Every value's shape and dtype before anything runs (prompt lengths are known): a shape that
+    /// does not fit is an error here, with the node's line:column and module.
+    func inferTypes(_ c: inout Compilation) throws(TraceError) {
+        let batch = c.graph.invokes.count, promptLength = c.graph.invokes.map(\.count).max() ?? 0
+        for node in c.graph.nodes {
+            let rows = node.invoke >= 0 ? 1 : batch
+            let module = c.hook[node.id].map { "\($0)" }
+            func fail(_ error: OpError) -> TraceError { error.trace(.invalidGraph, at: node, module: module) }
+            switch node.kind {
+            case let .constant(t):
+                c.types[node.id] = .tensor(TensorType(shape: t.shape, dtype: t.dtype))
+            case let .read(read):
+                let tokens = node.step == 0 ? promptLength : 1
+                let spec = ModuleTree.spec(read.module)
+                switch read.port {
+                case .input, .output:
+                    guard spec.source == .hook, let shape = read.port == .input ? spec.input : spec.output else { continue }
+                    let t = TensorType(shape: shape.dims(batch: rows, tokens: tokens, config: config), dtype: shape.isInteger ? .int64 : .float32)
+                    if read.port == .output, let size = spec.outputTuple {
+                        c.types[node.id] = .tuple([t] + [TensorType?](repeating: nil, count: size - 1))
+                    } else {
+                        c.types[node.id] = .tensor(t)
+                    }
+                case .inputs:
+                    let length = read.key == "attention_mask" ? promptLength + node.step : tokens
+                    c.types[node.id] = .tensor(TensorType(shape: [rows, length], dtype: .int64))
+                }
+            case let .op(name, inputs, attributes):
+                let types = inputs.compactMap { c.types[$0] }
+                guard types.count == inputs.count, let spec = OpRegistry.spec(name) else { continue }
+                do throws(OpError) { c.types[node.id] = try spec.type(types, attributes) } catch { throw fail(error) }
+            case let .set(target, index, value):
+                guard case let .tensor(t)? = c.types[target], case let .tensor(v)? = c.types[value] else { continue }
+                do throws(OpError) {
+                    let region = try IndexItem.shape(of: index.isEmpty ? [.ellipsis] : index, on: t.shape)
+                    guard (try? Kernels.broadcastShape(v.shape, region)) == region else {
+                        throw OpError("cannot broadcast shape \(v.shape) to \(region)")
+                    }
+                } catch { throw fail(error) }
+            case let .save(input, _), let .append(input, _):
+                if case .tuple? = c.types[input] { throw fail(OpError("node \(input) is a tuple; index it first (e.g. output[0])")) }
+            }
+        }
+    }
+
+    // MARK: - pass 5: partition, replicate constants, split off the client's nodes
+
+    func stage(of hook: HookPoint) -> Int {
+        if let layer = hook.module.layerIndex { return stages.firstIndex { $0.contains(layer) } ?? stages.count - 1 }
+        if hook.module == .wte || hook.module == .wpe { return 0 }
+        return stages.count - 1
+    }
+
+    func partition(_ c: Compilation) -> CompiledTrace {
+        let g = c.graph
+        var fragments = stages.map { _ in TraceGraph(nodes: [], invokes: g.invokes, generation: g.generation, limits: g.limits) }
         var exports = [Set<UInt32>](repeating: [], count: stages.count)
-        var constantUses: [Int: [UInt32: (Position, HookPoint, Set<UInt32>)]] = [:]
-        var clientNodes: [Nnsight_V1_Node] = []
-        for node in nodes {
-            if client.contains(node.id) {
-                clientNodes.append(node)
+        var constantsUsed = [Set<UInt32>](repeating: [], count: stages.count)
+        var client: [GraphNode] = []
+        var clientConstants = Set<UInt32>()
+        for node in g.nodes {
+            switch c.placement[node.id] {
+            case .client?:
+                client.append(node)
+                clientConstants.formUnion(node.kind.inputs.filter { c.placement[$0] == .constant })
+            case .worker?:
+                let hook = c.hook[node.id]!, s = stage(of: hook)
+                var placed = node
+                placed.steps = [c.position[node.id]!.step]
+                placed.at = hook
+                fragments[s].nodes.append(placed)
+                for input in node.kind.inputs {
+                    if c.placement[input] == .constant {
+                        constantsUsed[s].insert(input)
+                    } else if let from = c.hook[input], stage(of: from) != s {
+                        exports[stage(of: from)].insert(input)
+                    }
+                }
+            default:
                 continue
             }
-            guard let hook = point[node.id], let pos = position[node.id] else { continue }
-            let s = stage(hook)
-            var placed = node
-            placed.steps = [UInt32(pos.step)]
-            placed.at = .with { $0.path = ModulePath.path(hook.module); $0.port = hook.port == .input ? .input : .output }
-            fragments[s].nodes.append(placed)
-            for i in inputs(of: node) {
-                if constants.contains(i) {
-                    var use = constantUses[s, default: [:]][i] ?? (pos, hook, [])
-                    if pos < use.0 { use.0 = pos; use.1 = hook }
-                    use.2.insert(UInt32(pos.step))
-                    constantUses[s, default: [:]][i] = use
-                    continue
-                }
-                guard let from = point[i] else { continue }
-                if stage(from) != s { exports[stage(from)].insert(i) }
-            }
         }
-        // Constants go to every stage that uses them, placed with their first use.
-        for (s, uses) in constantUses {
-            for (id, (_, hook, steps)) in uses {
-                var node = byId[id]!
-                node.steps = steps.sorted()
-                node.at = .with { $0.path = ModulePath.path(hook.module); $0.port = hook.port == .input ? .input : .output }
-                fragments[s].nodes.insert(node, at: 0)
-            }
-        }
-        for s in 0..<stages.count {
+        for s in stages.indices {
+            fragments[s].nodes = constantsUsed[s].sorted().map { c.node($0) } + fragments[s].nodes
             fragments[s].exports = exports[s].sorted()
-            // Constants first, then trace order, so a node's inputs precede it at a shared hook.
-            fragments[s].nodes.sort { a, b in
-                let (ca, cb) = (constants.contains(a.id), constants.contains(b.id))
-                return ca != cb ? ca : a.id < b.id
-            }
         }
-        // Client nodes that need worker values are unsupported (checked above); constants they use
-        // are evaluated on the coordinator too.
-        let clientIds = Set(clientNodes.map(\.id))
-        let neededConstants = clientNodes.flatMap(inputs(of:)).filter { constants.contains($0) && !clientIds.contains($0) }
-        clientNodes = (Set(neededConstants).sorted().map { byId[$0]! } + clientNodes).sorted { $0.id < $1.id }
-        return CompiledTrace(fragments: fragments, clientNodes: clientNodes)
+        let clientNodes = (clientConstants.map { c.node($0) } + client).sorted { $0.id < $1.id }
+        return CompiledTrace(fragments: fragments, clientNodes: clientNodes, types: c.types)
     }
 }

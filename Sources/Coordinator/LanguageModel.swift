@@ -1,7 +1,6 @@
 import Engine
 import Foundation
-import Wire
-import Worker
+@_exported import Graph
 
 /// A GPT-2 to trace, as nnsight's `LanguageModel`: module envoys mirror Hugging Face's tree
 /// (`model.transformer.h[3].attn`, `model.lmHead`, `model.generator`), and `generate`/`trace`
@@ -23,8 +22,8 @@ public final class LanguageModel {
     public let config: GPT2Config
     public let tokenizer: GPT2Tokenizer
     public let transformer: TransformerEnvoy
-    public let lmHead = ModuleEnvoy(path: "lm_head")
-    public let generator = GeneratorEnvoy()
+    public let lmHead: ModuleEnvoy
+    public let generator: GeneratorEnvoy
     private let backend: TraceBackend
 
     /// Called while a trace runs, as values stream in: saved values, and each step's tokens.
@@ -34,14 +33,14 @@ public final class LanguageModel {
     public static func load(_ directory: String, stages: Int = 1) throws -> LanguageModel {
         let cluster = try LocalCluster(directory: directory, stages: stages)
         return LanguageModel(tokenizer: try GPT2Tokenizer(directory: directory), config: cluster.config,
-                             backend: try LocalBackend(cluster: cluster))
+                             backend: try CoordinatorClient(cluster: cluster))
     }
 
     /// A model from stages already in memory (layer order), e.g. random weights for benchmarks;
     /// prompts are then given as token ids (`tracer.invoke(tokens:)`).
     public convenience init(stages models: [GPT2], tokenizer: GPT2Tokenizer) throws {
-        let cluster = LocalCluster(models: models)
-        self.init(tokenizer: tokenizer, config: cluster.config, backend: try LocalBackend(cluster: cluster))
+        let cluster = try LocalCluster(models: models)
+        self.init(tokenizer: tokenizer, config: cluster.config, backend: try CoordinatorClient(cluster: cluster))
     }
 
     /// A client of a running coordinator (`nnsight serve`, or the one `nnsight run --workers N`
@@ -49,7 +48,7 @@ public final class LanguageModel {
     public static func connect(_ endpoint: String, model directory: String, timeoutSeconds: Int = 300) throws -> LanguageModel {
         let config = try GPT2Config.load(directory: directory)
         return LanguageModel(tokenizer: try GPT2Tokenizer(directory: directory), config: config,
-                             backend: try RemoteBackend(endpoint: endpoint, modelId: config.architectureId, timeoutSeconds: timeoutSeconds))
+                             backend: try CoordinatorClient(endpoint: endpoint, modelId: config.architectureId, timeoutSeconds: timeoutSeconds))
     }
 
     init(tokenizer: GPT2Tokenizer, config: GPT2Config, backend: TraceBackend) {
@@ -57,6 +56,8 @@ public final class LanguageModel {
         self.config = config
         self.backend = backend
         transformer = TransformerEnvoy(layers: config.nLayer)
+        lmHead = ModuleEnvoy(.lmHead, layers: config.nLayer)
+        generator = GeneratorEnvoy(layers: config.nLayer)
     }
 
     /// Multi-token generation. With a prompt, the closure runs inside its invoke; without one,
@@ -74,7 +75,6 @@ public final class LanguageModel {
 
     private func run(_ prompt: String?, maxNewTokens: Int, sampling: SamplingParameters, eos: Int?,
                      _ body: (Tracer) throws -> Void) throws {
-        guard maxNewTokens >= 1 else { throw TraceError.invalidGraph("max_new_tokens must be at least 1") }
         let recorder = TraceRecorder(layers: config.nLayer, maxNewTokens: maxNewTokens)
         let tracer = Tracer(recorder: recorder, tokenize: tokenizer.encode)
         TraceRecorder.active = recorder
@@ -85,26 +85,10 @@ public final class LanguageModel {
             try body(tracer)
         }
         TraceRecorder.active = nil
-        let prompts = recorder.invokes.map { $0.tokenIds.map(Int.init) }
-        guard !prompts.isEmpty else { throw TraceError.invalidGraph("the trace has no prompt: pass one or call tracer.invoke(prompt)") }
-        for (i, p) in prompts.enumerated() where p.isEmpty { throw TraceError.invalidGraph("invoke \(i) has an empty prompt") }
-        let longest = prompts.map(\.count).max()!
-        guard longest + maxNewTokens - 1 <= config.nPositions else {
-            throw TraceError.invalidGraph("prompt of \(longest) tokens + \(maxNewTokens) new tokens exceeds n_positions = \(config.nPositions)")
-        }
-        try sampling.validate()
-        if let first = recorder.problems.first { throw TraceError.invalidGraph(first) }
-
-        let graph = Nnsight_V1_Graph.with {
-            $0.nodes = recorder.nodes
-            $0.invokes = recorder.invokes
-            $0.generation = .with {
-                $0.maxNewTokens = UInt32(maxNewTokens)
-                $0.padTokenID = Int64(tokenizer.endOfTextId)
-                if let eos { $0.eosTokenID = Int64(eos) }
-                $0.sampling = .with { $0.temperature = sampling.temperature; $0.topK = UInt32(sampling.topK); $0.topP = sampling.topP; $0.seed = sampling.seed }
-            }
-        }
+        if let first = recorder.problems.first { throw first }
+        let graph = TraceGraph(nodes: recorder.nodes, invokes: recorder.invokes,
+                               generation: GenerationSpec(maxNewTokens: maxNewTokens, sampling: sampling, eosTokenId: eos,
+                                                          padTokenId: tokenizer.endOfTextId))
         try backend.execute(graph) { event in
             if case let .saved(id, _, value) = event {
                 if let saved = recorder.saves[id] { saved.result = .success(value) }
@@ -118,7 +102,7 @@ public final class LanguageModel {
 /// What streams back while a trace runs.
 public enum TraceEvent: Sendable {
     /// A saved or appended value: its node id (the save's handle), step and value.
-    case saved(id: UInt32, step: Int, value: NDArray)
+    case saved(id: UInt32, step: Int, value: Tensor)
     /// The token each batch row produced at a step.
     case tokens(step: Int, ids: [Int])
 }
@@ -154,12 +138,3 @@ extension LanguageModel {
     }
 }
 
-extension NDArray {
-    /// The elements as integers (token ids).
-    public var ints: [Int] { data.map { Int($0) } }
-    /// The elements as floats.
-    public var floats: [Float] { data.map { Float($0) } }
-
-    /// Row `i` of the first dim, as nnsight's `output[0]`.
-    public subscript(_ i: Int) -> NDArray { (try? indexed([.at(i)])) ?? self }
-}

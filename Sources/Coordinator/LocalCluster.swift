@@ -1,22 +1,26 @@
 import Engine
 import Foundation
+import Logging
 import Wire
 import Worker
 
-/// Pipeline stages as threads of this process, each a `StageWorker` on `inproc://` sockets: the
-/// same code path as workers in other processes, with ZeroMQ's in-process transport.
 /// How layers are split across stages by default: evenly, the first stages taking the remainder.
 public enum LocalClusterSplit {
     public static func ranges(layers: Int, stages: Int) -> [Range<Int>] { LocalCluster.split(layers: layers, stages: stages) }
 }
 
+/// A cluster inside this process: the `ClusterCoordinator` and one `WorkerProcess` per stage, each
+/// on its own thread, over ZeroMQ's `inproc://` transport. The same code as a cluster of worker
+/// processes (registration, assignment, the ring, heartbeats), with the weights already in memory.
 final class LocalCluster {
     let context = ZMQContext()
     let config: GPT2Config
     let stages: [Range<Int>]
-    let stageEndpoints: [String]
-    let coordinatorEndpoint: String
+    /// The coordinator's control endpoint (clients submit traces here).
+    let endpoint: String
+    private let stop = StopFlag()
     private let done = DispatchSemaphore(value: 0)
+    private let threads: Int
 
     /// Splits the layers evenly (the first stages take the remainder).
     static func split(layers: Int, stages: Int) -> [Range<Int>] {
@@ -36,35 +40,97 @@ final class LocalCluster {
         let models = try Self.split(layers: config.nLayer, stages: count).map {
             GPT2(weights: try GPT2Weights.load(directory: directory, config: config, layers: $0))
         }
-        self.init(models: models)
+        try self.init(models: models)
     }
 
     /// Stages already in memory (e.g. random weights for benchmarks), in layer order.
-    init(models: [GPT2]) {
+    init(models: [GPT2]) throws {
         config = models[0].config
         stages = models.map(\.layers)
         let tag = UUID().uuidString
-        stageEndpoints = stages.indices.map { "inproc://nnsight-\(tag)-stage-\($0)" }
-        coordinatorEndpoint = "inproc://nnsight-\(tag)-coordinator"
-        for (s, model) in models.enumerated() {
-            let endpoints = StageEndpoints(input: stageEndpoints[s], next: s + 1 < stages.count ? stageEndpoints[s + 1] : nil,
-                                           coordinator: coordinatorEndpoint)
-            let (context, done) = (context, done)
+        endpoint = "inproc://nnsight-\(tag)-control"
+        var options = ClusterCoordinator.Options(model: config.architectureId, workers: models.count)
+        options.listen = endpoint
+        options.results = "inproc://nnsight-\(tag)-results"
+        options.split = stages.dropLast().map(\.upperBound)
+        options.config = config
+        // Threads of one process do not die alone: a long pass must not look like a lost stage.
+        options.workerTimeoutMs = 600_000
+        let ready = DispatchSemaphore(value: 0)
+        options.onReady = { ready.signal() }
+        threads = models.count + 1
+        let (context, stop, done, config, coordinatorOptions) = (context, stop, done, config, options)
+        let started = Started()
+        let coordinatorThread = Thread {
+            do {
+                let coordinator = try ClusterCoordinator(coordinatorOptions, context: context, log: Logger(label: "nnsight.local"))
+                started.set(nil)
+                try coordinator.serve(shouldStop: { stop.isSet })
+            } catch {
+                started.set(error)
+                FileHandle.standardError.write(Data("local coordinator: \(error)\n".utf8))
+            }
+            done.signal()
+        }
+        coordinatorThread.name = "nnsight-coordinator"
+        coordinatorThread.start()
+        if let error = started.wait() { throw error }
+        let byRange = Dictionary(uniqueKeysWithValues: models.map { ($0.layers, UncheckedModel(model: $0)) })
+        for s in models.indices {
+            var worker = WorkerProcess.Options(connect: endpoint, bind: "inproc://nnsight-\(tag)-stage-\(s)", model: config.architectureId,
+                                               workerId: "stage-\(s)")
+            worker.coordinatorTimeoutMs = 600_000
+            let workerOptions = worker
             let thread = Thread {
-                let worker = StageWorker(model: model, context: context, endpoints: endpoints)
-                do { try worker.serve() } catch { FileHandle.standardError.write(Data("stage \(s): \(error)\n".utf8)) }
+                let process = WorkerProcess(workerOptions, config: config, context: context, log: Logger(label: "nnsight.stage")) { layers in
+                    guard let model = byRange[layers]?.model else { throw WorkerError.refused("no stage in memory for layers \(layers)") }
+                    return model
+                }
+                do { try process.run(shouldStop: { stop.isSet }) } catch {
+                    FileHandle.standardError.write(Data("stage \(s): \(error)\n".utf8))
+                }
                 done.signal()
             }
             thread.name = "nnsight-stage-\(s)"
             thread.start()
         }
+        guard ready.wait(timeout: .now() + 60) == .success else {
+            shutdown()
+            throw TraceError(.transport, "the in-process stages did not become ready within 60 s")
+        }
     }
 
-    /// Stops every stage thread and waits for them.
-    func shutdown(using sockets: [ZMQSocket]) {
-        for socket in sockets {
-            _ = try? socket.send(try Framing.encode(Framing.envelope { $0.cancel = .with { $0.reason = "shutdown" } }))
-        }
-        for _ in stages { _ = done.wait(timeout: .now() + 10) }
+    /// Stops the coordinator (which tells the stages to stop) and waits for every thread.
+    func shutdown() {
+        guard !stop.isSet else { return }
+        stop.set()
+        for _ in 0..<threads { _ = done.wait(timeout: .now() + 10) }
+    }
+
+    deinit { shutdown() }
+}
+
+/// A flag one thread sets and others read.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+/// The outcome of starting the coordinator thread, handed to the thread that waits for it.
+private final class Started: @unchecked Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private var error: Error?
+    func set(_ error: Error?) {
+        self.error = error
+        semaphore.signal()
+    }
+    func wait() -> Error? {
+        semaphore.wait()
+        return error
     }
 }
+
+/// A stage's model handed to its thread (the weights are read-only once loaded).
+private struct UncheckedModel: @unchecked Sendable { let model: GPT2 }

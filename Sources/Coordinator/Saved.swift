@@ -1,4 +1,4 @@
-import Worker
+import Graph
 
 /// A value saved in a trace (`.save()`), filled in when the trace has run.
 ///
@@ -9,7 +9,7 @@ import Worker
 /// ```
 public final class Saved {
     let step: Int
-    var result: Result<NDArray, TraceError>?
+    var result: Result<Tensor, TraceError>?
 
     init(step: Int) { self.step = step }
 
@@ -18,7 +18,7 @@ public final class Saved {
 
     /// The saved tensor; throws when generation stopped before the step that computes it, or
     /// when the trace failed.
-    public var value: NDArray {
+    public var value: Tensor {
         get throws(TraceError) {
             switch result {
             case let .success(v)?: return v
@@ -32,15 +32,15 @@ public final class Saved {
 /// A list built in a trace (`tracer.list().save()` + `append`), in step order.
 public final class SavedList {
     private var slots: [(slot: UInt32, step: Int)] = []
-    var values: [UInt32: NDArray] = [:]
+    var values: [UInt32: Tensor] = [:]
 
     func expect(slot: UInt32, step: Int) { slots.append((slot, step)) }
 
     /// The appended values that exist, in the order the trace appended them. Appends at steps
     /// generation never reached are absent (as in nnsight).
-    public var items: [NDArray] { slots.compactMap { values[$0.slot] } }
+    public var items: [Tensor] { slots.compactMap { values[$0.slot] } }
     public var count: Int { items.count }
-    public subscript(_ i: Int) -> NDArray { items[i] }
+    public subscript(_ i: Int) -> Tensor { items[i] }
 
     /// nnsight's `.save()` on a list: the list itself.
     @discardableResult public func save() -> SavedList { self }

@@ -1,28 +1,31 @@
 import Engine
-import Wire
-import Worker
+import Foundation
+import Graph
 
 /// Records a trace into graph nodes while the user's closure runs: every module access, tensor
-/// op, edit and save becomes a node tagged with the current generation step and invoke.
+/// op, edit and save becomes a node tagged with the current generation step, invoke and source
+/// position.
 final class TraceRecorder {
     let layers: Int
     let maxNewTokens: Int
-    var nodes: [Nnsight_V1_Node] = []
-    var invokes: [Nnsight_V1_Invoke] = []
+    var nodes: [GraphNode] = []
+    var invokes: [[Int]] = []
     /// The step that module accesses refer to outside loops (`tracer.next()` advances it).
     var cursor = 0
     /// The step of the loop iteration running now, if any.
     var loopStep: Int?
-    var currentInvoke: Int32 = -1
-    /// The source line being recorded (trace scripts set it), for error messages.
-    var currentLine: UInt32 = 0
+    var currentInvoke = -1
+    /// The source position being recorded (trace scripts set it), for error messages.
+    var currentLine = 0
+    var currentColumn = 0
     var currentStep: Int { loopStep ?? cursor }
 
     /// Saves and list appends, by the id their values stream back under.
     var saves: [UInt32: Saved] = [:]
     var appends: [UInt32: (list: SavedList, node: UInt32)] = [:]
-    /// Problems found while recording (bad module paths), reported when the trace compiles.
-    var problems: [String] = []
+    /// Problems found while recording (bad module paths, values of other traces), reported when
+    /// the trace compiles.
+    var problems: [TraceError] = []
     private var nextId: UInt32 = 1
 
     init(layers: Int, maxNewTokens: Int) {
@@ -30,53 +33,57 @@ final class TraceRecorder {
         self.maxNewTokens = maxNewTokens
     }
 
+    func problem(_ message: String) {
+        problems.append(TraceError(.invalidGraph, message, line: currentLine > 0 ? currentLine : nil,
+                                   column: currentColumn > 0 ? currentColumn : nil))
+    }
+
     @discardableResult
-    func add(_ fill: (inout Nnsight_V1_Node) -> Void) -> UInt32 {
-        var node = Nnsight_V1_Node()
-        node.id = nextId
+    func add(_ kind: NodeKind) -> UInt32 {
+        let id = nextId
         nextId += 1
-        node.steps = [UInt32(currentStep)]
-        node.invoke = currentInvoke
-        node.line = currentLine
-        fill(&node)
-        nodes.append(node)
-        return node.id
+        nodes.append(GraphNode(id: id, steps: [currentStep], invoke: currentInvoke, line: currentLine, column: currentColumn, kind: kind))
+        return id
     }
 
-    func read(_ path: String, _ port: Nnsight_V1_Port, tuple: Bool) -> TraceValue {
-        let id = add { $0.read = .with { $0.path = path; $0.port = port } }
-        return TraceValue(recorder: self, node: id, isTuple: tuple)
+    func read(_ read: ModuleRead) -> TraceValue {
+        TraceValue(recorder: self, node: add(.read(read)), isTuple: read.port == .output && ModuleTree.spec(read.module).outputTuple != nil)
     }
 
-    func op(_ code: Nnsight_V1_OpCode, _ inputs: [UInt32], _ fill: (inout Nnsight_V1_Op) -> Void = { _ in }) -> TraceValue {
-        let id = add { node in
-            node.op = .with {
-                $0.code = code
-                $0.inputs = inputs
-                fill(&$0)
-            }
-        }
-        return TraceValue(recorder: self, node: id, isTuple: false)
+    func op(_ name: String, _ inputs: [UInt32], _ attributes: Attributes = Attributes()) -> TraceValue {
+        TraceValue(recorder: self, node: add(.op(name: name, inputs: inputs, attributes: attributes)), isTuple: false)
     }
 
-    func constant(_ value: Double) -> UInt32 {
-        add { $0.constant = .with { $0.value = HostTensor(shape: [], floats: [Float(value)]).wire } }
-    }
+    func constant(_ tensor: Tensor) -> UInt32 { add(.constant(tensor)) }
 
     func save(_ value: TraceValue) -> Saved {
-        let node = value.materialize()
         let saved = Saved(step: currentStep)
-        let id = add { $0.save = .with { $0.node = node } }
-        nodes[nodes.count - 1].save.saveID = id
+        guard let node = value.node(in: self) else {
+            saved.result = .failure(problems.last ?? .invalidGraph("save() of a value this trace cannot use"))
+            return saved
+        }
+        let id = nextId
+        add(.save(node: node, saveID: id))
         saves[id] = saved
         return saved
     }
 
     func append(_ value: TraceValue, to list: SavedList) {
-        let node = value.materialize()
-        let id = add { $0.append = .with { $0.node = node } }
-        nodes[nodes.count - 1].append.listID = id
+        guard let node = value.node(in: self) else { return }
+        let id = nextId
+        add(.append(node: node, listID: id))
         appends[id] = (list, id)
         list.expect(slot: id, step: currentStep)
+    }
+}
+
+extension TraceRecorder {
+    private static let key = "nnsight.TraceRecorder.active"
+
+    /// The recorder of the trace being recorded on this thread (module envoys and literals need
+    /// one to become nodes). Thread-local, so models tracing on different threads do not mix.
+    static var active: TraceRecorder? {
+        get { Thread.current.threadDictionary[key] as? TraceRecorder }
+        set { Thread.current.threadDictionary[key] = newValue }
     }
 }

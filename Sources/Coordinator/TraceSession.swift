@@ -1,7 +1,8 @@
 import Engine
 import Foundation
+import Graph
+import GraphWire
 import Wire
-import Worker
 
 /// What one generation produced, besides the values streamed to saves.
 public struct RunOutcome: Sendable {
@@ -17,37 +18,34 @@ public struct RunOutcome: Sendable {
     }
 }
 
-/// One trace's generation loop as a state machine: what to send each stage, what a step result
-/// changes, when it is done. A coordinator drives many at once; `TraceRunner` drives one.
+/// One trace's generation as a state machine on the coordinator: the fragments to send, stage
+/// 0's first input, and the record of each step the ring ran (tokens, inputs, eos), until it is done.
 final class TraceSession {
     let id: UInt64
     let compiled: CompiledTrace
-    let generation: Nnsight_V1_GenerationParameters
+    let generation: GenerationSpec
     private let batch: Int
     private(set) var sequences: [[Int]]
-    private var nextPosition: [Int]
     private var finished: [Bool]
-    private var current: RunOutcome.StepInputs
-    private var carried: [Nnsight_V1_CrossValue] = []
+    private var current: StepInput
     private(set) var history: [RunOutcome.StepInputs] = []
     private(set) var steps = 0
-    /// Saves the workers stream for the steps that ran, and how many arrived.
+    /// The steps of the saves the workers stream, and how many arrived.
     private let saveSteps: [Int]
     var received = 0
 
-    init(id: UInt64, compiled: CompiledTrace, prompts: [[Int]], generation: Nnsight_V1_GenerationParameters) {
+    init(id: UInt64, compiled: CompiledTrace, prompts: [[Int]], generation: GenerationSpec) {
         self.id = id
         self.compiled = compiled
         self.generation = generation
-        let padded = PaddedBatch(prompts: prompts, padTokenId: Int(generation.padTokenID))
+        let padded = PaddedBatch(prompts: prompts, padTokenId: generation.padTokenId)
         batch = padded.batch
         sequences = padded.tokens
-        nextPosition = padded.positions.map { ($0.last ?? -1) + 1 }
         finished = [Bool](repeating: false, count: padded.batch)
-        current = RunOutcome.StepInputs(tokens: padded.tokens, positions: padded.positions, mask: padded.mask)
+        current = padded.firstStep
         saveSteps = compiled.fragments.flatMap(\.nodes).compactMap { node in
             switch node.kind {
-            case .save?, .append?: Int(node.steps.first ?? 0)
+            case .save, .append: node.step
             default: nil
             }
         }
@@ -55,50 +53,43 @@ final class TraceSession {
 
     /// Each stage's fragment.
     var submits: [Envelope] {
-        compiled.fragments.map { fragment in Framing.envelope(requestId: id) { $0.submit = .with { $0.graph = fragment } } }
+        compiled.fragments.map { fragment in Framing.envelope(requestId: id) { $0.submit = .with { $0.graph = fragment.wire } } }
     }
 
     /// Tells every stage to free the trace's state.
     var release: Envelope { Framing.envelope(requestId: id) { $0.finished = .with { $0.steps = UInt32(steps) } } }
 
-    /// Records the current step's inputs as sent, when the last stage (in a ring) sent them.
-    func recordStepStartedByLastStage() {
-        history.append(current)
-    }
-
-    /// Stage 0's input for the current step.
-    func activations() -> Envelope {
-        history.append(current)
-        let (B, T) = (batch, current.tokens[0].count)
-        func tensor(_ rows: [[Int]]) -> Nnsight_V1_Tensor { HostTensor(shape: [B, T], ints: rows.joined().map(Int64.init)).wire }
-        let (step, inputs, values) = (steps, current, carried)
+    /// Stage 0's input for the prompt pass; later steps start at the last stage (a ring).
+    func firstActivations() -> Envelope {
+        let step = current, (B, T) = (current.batch, current.length)
         return Framing.envelope(requestId: id) {
             $0.activations = .with {
-                $0.step = UInt32(step)
-                $0.tokens = tensor(inputs.tokens)
-                $0.positions = tensor(inputs.positions)
-                $0.mask = tensor(inputs.mask)
-                $0.values = values
+                $0.step = 0
+                $0.tokens = HostTensor(shape: [B, T], ints: step.tokens.map(Int64.init)).wire
+                $0.positions = HostTensor(shape: [B, T], ints: step.positions.map(Int64.init)).wire
+                $0.mask = HostTensor(shape: [B, T], ints: step.mask.map(Int64.init)).wire
             }
         }
     }
 
-    /// Takes the last stage's tokens (one per row); returns whether generation goes on.
+    /// Takes the last stage's result of the current step: one token per row and which rows have
+    /// produced eos (the sampler's word, not decided again here). Returns whether generation goes on.
     func accept(_ result: Nnsight_V1_StepResult) throws(TraceError) -> Bool {
-        guard result.nextTokens.count == batch else {
-            throw .runtime("the last stage sent \(result.nextTokens.count) tokens for step \(result.step), the batch has \(batch) rows")
+        guard result.nextTokens.count == batch, result.finished.count == batch else {
+            let counts = result.nextTokens.count == batch ? "\(result.finished.count) eos flags" : "\(result.nextTokens.count) tokens"
+            throw TraceError(.transport, "the last stage sent \(counts) for step \(result.step), the batch has \(batch) rows",
+                             step: Int(result.step))
         }
-        carried = result.values
-        for b in 0..<batch {
-            let token = Int(result.nextTokens[b])
-            sequences[b].append(token)
-            if generation.hasEosTokenID && token == Int(generation.eosTokenID) { finished[b] = true }
-        }
+        let (B, T) = (current.batch, current.length)
+        func rows(_ values: [Int]) -> [[Int]] { (0..<B).map { Array(values[($0 * T)..<($0 * T + T)]) } }
+        history.append(RunOutcome.StepInputs(tokens: rows(current.tokens.map(Int.init)), positions: rows(current.positions.map(Int.init)),
+                                             mask: rows(current.mask.map(Int.init))))
+        let tokens = result.nextTokens.map { Int(truncatingIfNeeded: $0) }
+        for b in 0..<batch { sequences[b].append(tokens[b]) }
+        finished = result.finished
         steps += 1
         guard generation.continues(after: steps - 1, finished: finished) else { return false }
-        current = RunOutcome.StepInputs(tokens: result.nextTokens.map { [Int($0)] }, positions: nextPosition.map { [$0] },
-                                        mask: [[Int]](repeating: [1], count: batch))
-        for b in 0..<batch { nextPosition[b] += 1 }
+        current = .decode(tokens: tokens, after: current.lastPositions)
         return true
     }
 

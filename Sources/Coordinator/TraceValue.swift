@@ -1,6 +1,5 @@
 import Foundation
-import Wire
-import Worker
+import Graph
 
 /// One element of a tensor index: `x[0, -1]`, `x[.all, -1, .all]`, `x[.slice(1, nil)]`.
 public enum TensorIndex: ExpressibleByIntegerLiteral, Sendable {
@@ -30,7 +29,8 @@ public enum TensorIndex: ExpressibleByIntegerLiteral, Sendable {
 }
 
 /// A value inside a trace (nnsight's proxy): reading it records a node; its real value exists only
-/// on the worker that runs the node. `.save()` brings it back.
+/// on the worker that runs the node. `.save()` brings it back; a saved value used in a later trace
+/// enters that trace as a constant.
 ///
 /// ```swift
 /// let token = model.lmHead.output[0, -1].argmax(dim: -1)
@@ -40,44 +40,55 @@ public enum TensorIndex: ExpressibleByIntegerLiteral, Sendable {
 public final class TraceValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral {
     let recorder: TraceRecorder?
     let nodeId: UInt32
-    let scalar: Double?
+    /// A Python or Swift number (or a tensor constant), embedded where it is used.
+    public let literal: Tensor?
     /// A module output that is a tuple in Hugging Face (`h[i]`, `h[i].attn`): `[0]` picks an item.
     let isTuple: Bool
+    /// What `.save()` returned for this value: a later trace uses its value as a constant.
+    var saved: Saved?
 
     init(recorder: TraceRecorder?, node: UInt32, isTuple: Bool) {
         self.recorder = recorder
         nodeId = node
-        scalar = nil
+        literal = nil
         self.isTuple = isTuple
     }
 
-    public init(integerLiteral value: Int) {
+    init(literal: Tensor) {
         recorder = nil
         nodeId = 0
-        scalar = Double(value)
+        self.literal = literal
         isTuple = false
     }
 
-    public init(floatLiteral value: Double) {
-        recorder = nil
-        nodeId = 0
-        scalar = value
-        isTuple = false
+    public convenience init(integerLiteral value: Int) { self.init(literal: .scalar(Int64(value))) }
+    public convenience init(floatLiteral value: Double) { self.init(literal: .scalar(Float(value))) }
+
+    /// A float constant (Python's float).
+    public static func constant(_ value: Double) -> TraceValue { TraceValue(literal: .scalar(Float(value))) }
+    /// An integer constant (Python's int).
+    public static func constant(_ value: Int) -> TraceValue { TraceValue(literal: .scalar(Int64(value))) }
+    /// A tensor constant.
+    public static func constant(_ value: Tensor) -> TraceValue { TraceValue(literal: value) }
+
+    /// The node holding this value in `trace`: its own node, or a constant for a literal or for
+    /// the saved value of an earlier trace. Nil (and a problem recorded) when `trace` cannot use it.
+    func node(in trace: TraceRecorder) -> UInt32? {
+        if let literal { return trace.constant(literal) }
+        if recorder === trace { return nodeId }
+        if case let .success(value)? = saved?.result { return trace.constant(value) }
+        trace.problem(saved == nil
+            ? "a value of another trace is used here: save it there (.save()) and use the saved value"
+            : "a value saved by another trace is used here, but that trace did not produce it")
+        return nil
     }
 
-    public static func constant(_ value: Double) -> TraceValue { TraceValue(floatLiteral: value) }
+    private static var active: TraceRecorder? { TraceRecorder.active }
 
-    /// The node holding this value (recording a constant for a literal).
-    func materialize() -> UInt32 {
-        if let scalar, let recorder = recorder ?? TraceRecorder.active { return recorder.constant(scalar) }
-        return nodeId
-    }
-
-    private var active: TraceRecorder? { recorder ?? TraceRecorder.active }
-
-    private func op(_ code: Nnsight_V1_OpCode, _ fill: (inout Nnsight_V1_Op) -> Void = { _ in }) -> TraceValue {
-        guard let r = active else { return self }
-        return r.op(code, [materialize()], fill)
+    private func op(_ name: String, _ attributes: Attributes = Attributes()) -> TraceValue {
+        guard let r = Self.active else { return self }
+        guard let node = node(in: r) else { return TraceValue(recorder: r, node: 0, isTuple: false) }
+        return r.op(name, [node], attributes)
     }
 
     public subscript(_ items: TensorIndex...) -> TraceValue {
@@ -87,83 +98,69 @@ public final class TraceValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLi
 
     /// `self[items]` with the index as an array (the subscript takes a variadic list).
     public func index(_ items: [TensorIndex]) -> TraceValue {
-        guard let r = active else { return self }
+        guard let r = Self.active else { return self }
         if isTuple {
             guard items.count == 1, case let .at(i) = items[0] else {
-                r.problems.append("a tuple output takes one integer index, e.g. output[0]")
+                r.problem("a tuple output takes one integer index, e.g. output[0]")
                 return self
             }
-            return r.op(.opTupleItem, [nodeId]) { $0.dim = Int64(i) }
+            return op("tuple_item", Attributes(["item": .int(i)]))
         }
-        return r.op(.opIndex, [nodeId]) { $0.index = items.map { $0.item.wire } }
+        return op("index", Attributes(["index": .index(items.map(\.item))]))
     }
 
     /// `self[items] = value`.
     public func assign(_ items: [TensorIndex], _ value: TraceValue) {
-        guard let r = active else { return }
-        let target = isTuple ? r.op(.opTupleItem, [nodeId]) { $0.dim = 0 }.nodeId : nodeId
-        r.add { node in
-            node.set = .with {
-                $0.target = target
-                $0.index = items.map { $0.item.wire }
-                if let s = value.scalar { $0.scalar = s } else { $0.node = value.nodeId }
-            }
-        }
+        guard let r = Self.active, var target = node(in: r), let source = value.node(in: r) else { return }
+        if isTuple { target = r.op("tuple_item", [target], Attributes(["item": .int(0)])).nodeId }
+        r.add(.set(target: target, index: items.map(\.item), value: source))
     }
 
-    public func argmax(dim: Int? = nil, keepdim: Bool = false) -> TraceValue {
-        op(.opArgmax) { if let dim { $0.dim = Int64(dim) }; $0.keepdim = keepdim }
+    private static func reduction(_ dim: Int?, _ keepdim: Bool) -> Attributes {
+        var a = Attributes(["keepdim": .bool(keepdim)])
+        if let dim { a["dim"] = .int(dim) }
+        return a
     }
-    public func softmax(dim: Int) -> TraceValue { op(.opSoftmax) { $0.dim = Int64(dim) } }
-    public func sum(dim: Int? = nil, keepdim: Bool = false) -> TraceValue {
-        op(.opSum) { if let dim { $0.dim = Int64(dim) }; $0.keepdim = keepdim }
-    }
-    public func mean(dim: Int? = nil, keepdim: Bool = false) -> TraceValue {
-        op(.opMean) { if let dim { $0.dim = Int64(dim) }; $0.keepdim = keepdim }
-    }
+
+    public func argmax(dim: Int? = nil, keepdim: Bool = false) -> TraceValue { op("argmax", Self.reduction(dim, keepdim)) }
+    public func softmax(dim: Int) -> TraceValue { op("softmax", Attributes(["dim": .int(dim)])) }
+    public func sum(dim: Int? = nil, keepdim: Bool = false) -> TraceValue { op("sum", Self.reduction(dim, keepdim)) }
+    public func mean(dim: Int? = nil, keepdim: Bool = false) -> TraceValue { op("mean", Self.reduction(dim, keepdim)) }
+    /// The largest value (along `dim`: its values, as `x.max(dim).values`).
     public func max(dim: Int? = nil, keepdim: Bool = false) -> TraceValue {
-        op(.opMax) { if let dim { $0.dim = Int64(dim) }; $0.keepdim = keepdim }
+        let m = op("max", Self.reduction(dim, keepdim))
+        return dim == nil ? m : m.op("tuple_item", Attributes(["item": .int(0)]))
     }
-    public func abs() -> TraceValue { op(.opAbs) }
-    public func clone() -> TraceValue { op(.opClone) }
+    public func abs() -> TraceValue { op("abs") }
+    public func clone() -> TraceValue { op("clone") }
 
     /// Brings the value back when the trace has run.
     @discardableResult
     public func save() -> Saved {
-        guard let r = active else {
+        guard let r = Self.active else {
             let s = Saved(step: 0)
             s.result = .failure(.invalidGraph("save() outside a trace"))
             return s
         }
-        return r.save(self)
+        let s = r.save(self)
+        saved = s
+        return s
     }
 
-    static func binary(_ code: Nnsight_V1_OpCode, _ a: TraceValue, _ b: TraceValue) -> TraceValue {
-        guard let r = a.active ?? b.active else { return a }
-        if let s = b.scalar { return r.op(code, [a.materialize()]) { $0.scalar = s } }
-        if let s = a.scalar { return r.op(code, [b.materialize()]) { $0.scalar = s; $0.scalarOnLeft = true } }
-        return r.op(code, [a.nodeId, b.nodeId])
+    static func binary(_ name: String, _ a: TraceValue, _ b: TraceValue) -> TraceValue {
+        guard let r = TraceRecorder.active else { return a }
+        guard let x = a.node(in: r), let y = b.node(in: r) else { return TraceValue(recorder: r, node: 0, isTuple: false) }
+        return r.op(name, [x, y])
     }
 
-    public static func + (a: TraceValue, b: TraceValue) -> TraceValue { binary(.opAdd, a, b) }
-    public static func - (a: TraceValue, b: TraceValue) -> TraceValue { binary(.opSub, a, b) }
-    public static func * (a: TraceValue, b: TraceValue) -> TraceValue { binary(.opMul, a, b) }
-    public static func / (a: TraceValue, b: TraceValue) -> TraceValue { binary(.opDiv, a, b) }
-    public static prefix func - (a: TraceValue) -> TraceValue { a.op(.opNeg) }
-    public static func + (a: TraceValue, b: Double) -> TraceValue { binary(.opAdd, a, .constant(b)) }
-    public static func - (a: TraceValue, b: Double) -> TraceValue { binary(.opSub, a, .constant(b)) }
-    public static func * (a: TraceValue, b: Double) -> TraceValue { binary(.opMul, a, .constant(b)) }
-    public static func / (a: TraceValue, b: Double) -> TraceValue { binary(.opDiv, a, .constant(b)) }
-    public static func * (a: Double, b: TraceValue) -> TraceValue { binary(.opMul, .constant(a), b) }
-}
-
-extension TraceRecorder {
-    private static let key = "nnsight.TraceRecorder.active"
-
-    /// The recorder of the trace being recorded on this thread (module envoys and literals need
-    /// one to become nodes). Thread-local, so models tracing on different threads do not mix.
-    static var active: TraceRecorder? {
-        get { Thread.current.threadDictionary[key] as? TraceRecorder }
-        set { Thread.current.threadDictionary[key] = newValue }
-    }
+    public static func + (a: TraceValue, b: TraceValue) -> TraceValue { binary("add", a, b) }
+    public static func - (a: TraceValue, b: TraceValue) -> TraceValue { binary("sub", a, b) }
+    public static func * (a: TraceValue, b: TraceValue) -> TraceValue { binary("mul", a, b) }
+    public static func / (a: TraceValue, b: TraceValue) -> TraceValue { binary("div", a, b) }
+    public static prefix func - (a: TraceValue) -> TraceValue { a.op("neg") }
+    public static func + (a: TraceValue, b: Double) -> TraceValue { binary("add", a, .constant(b)) }
+    public static func - (a: TraceValue, b: Double) -> TraceValue { binary("sub", a, .constant(b)) }
+    public static func * (a: TraceValue, b: Double) -> TraceValue { binary("mul", a, .constant(b)) }
+    public static func / (a: TraceValue, b: Double) -> TraceValue { binary("div", a, .constant(b)) }
+    public static func * (a: Double, b: TraceValue) -> TraceValue { binary("mul", .constant(a), b) }
 }

@@ -1,4 +1,4 @@
-import Wire
+import Graph
 
 /// Steps a loop visits; iterating sets the step that module accesses refer to.
 public struct StepSequence: Sequence {
@@ -63,8 +63,14 @@ public final class Tracer {
     /// The source line that nodes recorded from now on come from (set by the script front end,
     /// so that errors point at the script line).
     public var sourceLine: Int {
-        get { Int(recorder.currentLine) }
-        set { recorder.currentLine = UInt32(clamping: newValue) }
+        get { recorder.currentLine }
+        set { recorder.currentLine = max(0, newValue) }
+    }
+
+    /// The source column that nodes recorded from now on come from.
+    public var sourceColumn: Int {
+        get { recorder.currentColumn }
+        set { recorder.currentColumn = max(0, newValue) }
     }
 
     /// The number of generation steps (`max_new_tokens`).
@@ -78,8 +84,8 @@ public final class Tracer {
     public func invoke(_ prompt: String? = nil, _ body: () throws -> Void) rethrows {
         let saved = recorder.currentInvoke
         if let prompt {
-            recorder.invokes.append(.with { $0.tokenIds = tokenize(prompt).map(Int64.init) })
-            recorder.currentInvoke = Int32(recorder.invokes.count - 1)
+            recorder.invokes.append(tokenize(prompt))
+            recorder.currentInvoke = recorder.invokes.count - 1
         } else {
             recorder.currentInvoke = -1
         }
@@ -90,8 +96,8 @@ public final class Tracer {
     /// A batch entry given as token ids.
     public func invoke(tokens: [Int], _ body: () throws -> Void) rethrows {
         let saved = recorder.currentInvoke
-        recorder.invokes.append(.with { $0.tokenIds = tokens.map(Int64.init) })
-        recorder.currentInvoke = Int32(recorder.invokes.count - 1)
+        recorder.invokes.append(tokens)
+        recorder.currentInvoke = recorder.invokes.count - 1
         defer { recorder.currentInvoke = saved }
         try body()
     }
@@ -102,13 +108,13 @@ public final class Tracer {
     }
 
     /// The generated ids (prompt included), as `model.generator.output`.
-    public var result: TraceValue { recorder.read("generator", .output, tuple: false) }
+    public var result: TraceValue { recorder.read(ModuleRead(.generator, .output)) }
 }
 
 extension SavedList {
     /// Records an append of `value` at the current step.
     public func append(_ value: TraceValue) {
-        guard let recorder = value.recorder ?? TraceRecorder.active else { return }
+        guard let recorder = TraceRecorder.active else { return }
         recorder.append(value, to: self)
     }
 }

@@ -245,7 +245,7 @@ public final class GPT2: @unchecked Sendable {
     /// (no shape array, no buffer view) for a point nobody wants: the decode path runs this
     /// a dozen times per layer per step.
     @inline(__always)
-    private func fire(_ module: Module, _ port: HookPoint.Port, _ pointer: UnsafeMutablePointer<Float>,
+    private func fire(_ module: ModuleID, _ port: HookPoint.Port, _ pointer: UnsafeMutablePointer<Float>,
                       _ dims: (Int, Int, Int), _ hooks: (any HookHandler)?) throws {
         try fire(module, port, hooks) {
             .floats(UnsafeMutableBufferPointer(start: pointer, count: dims.0 * dims.1 * dims.2), shape: [dims.0, dims.1, dims.2])
@@ -253,7 +253,7 @@ public final class GPT2: @unchecked Sendable {
     }
 
     @inline(__always)
-    private func fire(_ module: Module, _ port: HookPoint.Port, _ hooks: (any HookHandler)?,
+    private func fire(_ module: ModuleID, _ port: HookPoint.Port, _ hooks: (any HookHandler)?,
                       _ value: () -> HookValue) throws {
         guard let hooks else { return }
         let point = HookPoint(module, port)

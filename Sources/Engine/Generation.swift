@@ -95,7 +95,6 @@ public final class Pipeline {
         let states = makeStates(batch: B, capacity: needed)
 
         var sequences = batch.tokens
-        var nextPosition = batch.positions.map { ($0.last ?? -1) + 1 }
         var finished = [Bool](repeating: false, count: B)
         var sampler = Sampler(parameters.sampling)
         var step = batch.firstStep
@@ -104,12 +103,9 @@ public final class Pipeline {
             let logits = try forward(step, states: states, hooks: hooks?(steps))
             let tokens = sampler.nextTokens(logits, finished: &finished, eos: parameters.eosTokenId, pad: parameters.padTokenId)
             for b in 0..<B { sequences[b].append(tokens[b]) }
-            let next = tokens.map { Int32($0) }
             steps += 1
             if finished.allSatisfy({ $0 }) { break }
-            step = StepInput(batch: B, length: 1, tokens: next, positions: nextPosition.map { Int32($0) },
-                             mask: [UInt8](repeating: 1, count: B))
-            for b in 0..<B { nextPosition[b] += 1 }
+            step = .decode(tokens: tokens, after: step.lastPositions)
         }
         return GenerationResult(sequences: sequences, promptLength: T, steps: steps)
     }

@@ -1,39 +1,10 @@
-/// A module of GPT-2 as nnsight shows it (`model.transformer.h[3].attn`, `model.lm_head`, ...).
-public enum Module: Hashable, Sendable, CustomStringConvertible {
-    case wte, wpe
-    case ln1(Int), attn(Int), ln2(Int), mlp(Int), block(Int)
-    case lnF, lmHead
-
-    public var description: String {
-        switch self {
-        case .wte: "transformer.wte"
-        case .wpe: "transformer.wpe"
-        case let .ln1(i): "transformer.h[\(i)].ln_1"
-        case let .attn(i): "transformer.h[\(i)].attn"
-        case let .ln2(i): "transformer.h[\(i)].ln_2"
-        case let .mlp(i): "transformer.h[\(i)].mlp"
-        case let .block(i): "transformer.h[\(i)]"
-        case .lnF: "transformer.ln_f"
-        case .lmHead: "lm_head"
-        }
-    }
-
-    /// The layer a module belongs to, nil for embeddings and head.
-    public var layer: Int? {
-        switch self {
-        case let .ln1(i), let .attn(i), let .ln2(i), let .mlp(i), let .block(i): i
-        default: nil
-        }
-    }
-}
-
 /// Where a hook runs: a module's input (before it runs) or output (after).
 public struct HookPoint: Hashable, Sendable, CustomStringConvertible {
     public enum Port: Sendable { case input, output }
-    public var module: Module
+    public var module: ModuleID
     public var port: Port
 
-    public init(_ module: Module, _ port: Port) {
+    public init(_ module: ModuleID, _ port: Port) {
         self.module = module
         self.port = port
     }
@@ -41,16 +12,7 @@ public struct HookPoint: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(module).\(port == .input ? "input" : "output")" }
 
     /// Every hook point of a model in forward order: the order hooks fire in one step.
-    public static func forwardOrder(layers: Int) -> [HookPoint] {
-        func both(_ m: Module) -> [HookPoint] { [HookPoint(m, .input), HookPoint(m, .output)] }
-        var points = both(.wte) + both(.wpe)
-        for i in 0..<layers {
-            points.append(HookPoint(.block(i), .input))
-            points += both(.ln1(i)) + both(.attn(i)) + both(.ln2(i)) + both(.mlp(i))
-            points.append(HookPoint(.block(i), .output))
-        }
-        return points + both(.lnF) + both(.lmHead)
-    }
+    public static func forwardOrder(layers: Int) -> [HookPoint] { ModuleTree.hookOrder(layers: layers) }
 }
 
 /// The tensor at a hook point, mutable in place: edits flow on into the rest of the forward pass,

@@ -28,3 +28,17 @@ public struct PaddedBatch: Sendable, Equatable {
                   positions: positions.joined().map { Int32($0) }, mask: mask.joined().map { UInt8($0) })
     }
 }
+
+extension StepInput {
+    /// The decode step after a step whose rows ended at `lastPositions`: each row's new token at
+    /// the next position, attended. The one rule for the Engine's loop, the last stage of a ring
+    /// (which starts each next step) and the coordinator's record of a trace's inputs.
+    public static func decode(tokens: [Int], after lastPositions: [Int]) -> StepInput {
+        StepInput(batch: tokens.count, length: 1, tokens: tokens.map { Int32(truncatingIfNeeded: $0) },
+                  positions: lastPositions.map { Int32(truncatingIfNeeded: $0 + 1) },
+                  mask: [UInt8](repeating: 1, count: tokens.count))
+    }
+
+    /// Each row's last position id (what `decode(tokens:after:)` continues from).
+    public var lastPositions: [Int] { (0..<batch).map { Int(positions[$0 * length + length - 1]) } }
+}

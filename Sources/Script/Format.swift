@@ -1,5 +1,5 @@
 import Foundation
-import Worker
+import Graph
 
 /// Python's format-spec mini-language for f-strings: `[[fill]align][sign][0][width][,][.precision][type]`.
 enum Format {
@@ -28,7 +28,7 @@ enum Format {
         guard chars.count <= 1 else { throw runner.fail(.value, "invalid format specifier '\(spec)'", loc) }
 
         var v = try runner.resolved(value, loc)
-        if case let .tensor(t) = v, t.count == 1 { v = t.dtype == .int64 ? .int(Int(t.data[0])) : .float(t.data[0]) }
+        if case let .tensor(t) = v, t.count == 1 { v = t.dtype == .float32 ? .float(t.doubles[0]) : .int(t.ints[0]) }
         var body: String
         var numeric = true
         var negative = false

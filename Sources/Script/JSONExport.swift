@@ -1,5 +1,5 @@
 import Foundation
-import Worker
+import Graph
 
 /// The oracle's JSON format for saved values: tensors as `{"shape", "dtype", "data"}` with float32
 /// data as the shortest decimal that round-trips the float32; lists and tuples as arrays; Python
@@ -42,15 +42,14 @@ enum JSONExport {
         return "[" + parts.joined(separator: ", ") + "]"
     }
 
-    static func tensor(_ t: NDArray) -> String {
-        let data: [String] = t.dtype == .int64 ? t.data.map { String(Int($0)) } : t.data.map { d in
-            let f = Float(d)
+    static func tensor(_ t: Tensor) -> String {
+        let data: [String] = t.dtype != .float32 ? t.int64s.map { String($0) } : t.floats.map { f in
             if f.isNaN { return "NaN" }
             if f.isInfinite { return f < 0 ? "-Infinity" : "Infinity" }
             return "\(f)"
         }
         return "{\"shape\": [" + t.shape.map(String.init).joined(separator: ", ") + "], \"dtype\": \""
-            + (t.dtype == .int64 ? "int64" : "float32") + "\", \"data\": [" + data.joined(separator: ", ") + "]}"
+            + (t.dtype == .float32 ? "float32" : "int64") + "\", \"data\": [" + data.joined(separator: ", ") + "]}"
     }
 
     static func number(_ d: Double) -> String {

@@ -1,7 +1,7 @@
 import Coordinator
 import Engine
 import Foundation
-import Worker
+import Graph
 
 /// A Python list (a reference, as in Python).
 final class PyList {
@@ -38,7 +38,7 @@ indirect enum PyValue {
     case list(PyList)
     case tuple([PyValue])
     case dict([(String, PyValue)])
-    case tensor(NDArray)
+    case tensor(Tensor)
     case size([Int])
     case range(Int, Int, Int)
     /// A value inside a trace; its real value exists only on a worker.
@@ -113,12 +113,13 @@ enum Repr {
     }
 
     /// torch's repr: `tensor(1052)`, `tensor([1, 2])`, floats with 4 decimals.
-    static func tensor(_ t: NDArray) -> String {
+    static func tensor(_ t: Tensor) -> String {
+        let data = t.doubles
         func element(_ v: Double) -> String {
             t.dtype == .int64 ? String(Int(v)) : String(format: "%.4f", v)
         }
         func nested(_ offset: Int, _ dim: Int, indent: Int) -> String {
-            if dim == t.shape.count { return element(t.data[offset]) }
+            if dim == t.shape.count { return element(data[offset]) }
             let stride = t.shape[(dim + 1)...].reduce(1, *)
             let parts = (0..<t.shape[dim]).map { nested(offset + $0 * stride, dim + 1, indent: indent + 1) }
             let separator = dim == t.shape.count - 1 ? ", " : ",\n" + String(repeating: " ", count: indent + 1)

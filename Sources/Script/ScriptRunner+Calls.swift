@@ -1,7 +1,7 @@
 import Coordinator
 import Engine
 import Foundation
-import Worker
+import Graph
 
 enum Builtins {
     static let names: Set<String> = ["print", "len", "range", "enumerate", "zip", "list", "tuple", "str", "int", "float",
@@ -167,21 +167,26 @@ extension ScriptRunner {
         do {
             switch name {
             case "tolist":
+                let data = t.doubles
                 func nested(_ offset: Int, _ dim: Int) -> PyValue {
-                    if dim == t.rank { return t.dtype == .int64 ? .int(Int(t.data[offset])) : .float(t.data[offset]) }
+                    if dim == t.rank { return t.dtype == .float32 ? .float(data[offset]) : .int(Int(data[offset])) }
                     let stride = t.shape[(dim + 1)...].reduce(1, *)
                     return .list(PyList((0..<t.shape[dim]).map { nested(offset + $0 * stride, dim + 1) }))
                 }
                 return nested(0, 0)
             case "item":
                 guard t.count == 1 else { throw fail(.value, "a Tensor with \(t.count) elements cannot be converted to Scalar", loc) }
-                return t.dtype == .int64 ? .int(Int(t.data[0])) : .float(t.data[0])
-            case "argmax": try expectKeywords(["dim", "keepdim"], name); return .tensor(try t.reduced(.argmax, dim: try dimArgument(args, kwargs, loc), keepdim: keepdim))
-            case "softmax": return .tensor(try t.reduced(.softmax, dim: try dimArgument(args, kwargs, loc)))
-            case "sum": return .tensor(try t.reduced(.sum, dim: try dimArgument(args, kwargs, loc), keepdim: keepdim))
-            case "mean": return .tensor(try t.reduced(.mean, dim: try dimArgument(args, kwargs, loc), keepdim: keepdim))
-            case "max": return .tensor(try t.reduced(.max, dim: try dimArgument(args, kwargs, loc), keepdim: keepdim))
-            case "abs": return .tensor(t.mapped { Swift.abs($0) })
+                return t.dtype == .float32 ? .float(t.doubles[0]) : .int(t.ints[0])
+            case "argmax", "sum", "mean", "max":
+                if name == "argmax" { try expectKeywords(["dim", "keepdim"], name) }
+                var attributes = Attributes(["keepdim": .bool(keepdim)])
+                if let dim = try dimArgument(args, kwargs, loc) { attributes["dim"] = .int(dim) }
+                return .tensor(try Self.op(name, [t], attributes))
+            case "softmax":
+                var attributes = Attributes()
+                if let dim = try dimArgument(args, kwargs, loc) { attributes["dim"] = .int(dim) }
+                return .tensor(try Self.op(name, [t], attributes))
+            case "abs": return .tensor(try Self.op("abs", [t]))
             case "clone", "save", "detach", "cpu": return v
             case "size":
                 if let d = try dimArgument(args, kwargs, loc) { return .int(t.shape[d < 0 ? d + t.rank : d]) }
@@ -189,8 +194,20 @@ extension ScriptRunner {
             case "dim": return .int(t.rank)
             default: throw fail(.attribute, "'Tensor' object has no attribute '\(name)'", loc)
             }
-        } catch let error as TensorError {
+        } catch let error as OpError {
             throw fail(.runtime, error.description, loc)
+        }
+    }
+
+    /// An op of the graph's registry on tensors the script holds (one implementation for worker,
+    /// coordinator and script); an op with several outputs gives its first, as `max(dim).values`.
+    static func op(_ name: String, _ inputs: [Tensor], _ attributes: Attributes = Attributes()) throws(OpError) -> Tensor {
+        guard let spec = OpRegistry.spec(name) else { throw OpError("unknown op '\(name)'") }
+        switch try spec.run(inputs.map(Value.tensor), attributes) {
+        case let .tensor(t): return t
+        case let .tuple(items):
+            guard let first = items.first, let t = first else { throw OpError("\(name) returned no tensor") }
+            return t
         }
     }
 
@@ -261,7 +278,7 @@ extension ScriptRunner {
             case let .str(s):
                 guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else { throw fail(.value, "invalid literal for int(): \(Repr.string(s))", loc) }
                 return .int(i)
-            case let .tensor(t) where t.count == 1: return .int(Int(t.data[0]))
+            case let .tensor(t) where t.count == 1: return .int(t.ints[0])
             case let v: throw fail(.type, "int() argument must be a number, not '\(v.typeName)'", loc)
             }
         case "float":
@@ -269,7 +286,7 @@ extension ScriptRunner {
             case let .str(s):
                 guard let f = Double(s.trimmingCharacters(in: .whitespaces)) else { throw fail(.value, "could not convert string to float: \(Repr.string(s))", loc) }
                 return .float(f)
-            case let .tensor(t) where t.count == 1: return .float(t.data[0])
+            case let .tensor(t) where t.count == 1: return .float(t.doubles[0])
             case let v:
                 guard let f = number(v) else { throw fail(.type, "float() argument must be a number, not '\(v.typeName)'", loc) }
                 return .float(f)
@@ -278,7 +295,7 @@ extension ScriptRunner {
         case "abs":
             switch try one() {
             case let .int(i): return .int(Swift.abs(i))
-            case let .tensor(t): return .tensor(t.mapped { Swift.abs($0) })
+            case let .tensor(t): return .tensor(try Self.op("abs", [t]))
             case let v:
                 guard let f = number(v) else { throw fail(.type, "bad operand type for abs()", loc) }
                 return .float(Swift.abs(f))

@@ -1,7 +1,7 @@
 import Coordinator
 import Engine
 import Foundation
-import Worker
+import Graph
 
 extension ScriptRunner {
     // MARK: - attributes
@@ -76,7 +76,7 @@ extension ScriptRunner {
         switch name {
         case "shape": return .size(t.shape)
         case "ndim": return .int(t.rank)
-        case "dtype": return .str(t.dtype == .int64 ? "torch.int64" : "torch.float32")
+        case "dtype": return .str("torch.\(t.dtype.rawValue)")
         default: return .method(base, name)
         }
     }
@@ -95,7 +95,7 @@ extension ScriptRunner {
             switch try resolved(try eval(e), e.location) {
             case let .int(i): return i
             case .none: return nil
-            case let .tensor(t) where t.count == 1 && t.dtype == .int64: return Int(t.data[0])
+            case let .tensor(t) where t.count == 1 && t.dtype == .int64: return t.ints[0]
             default: throw fail(.type, "slice indices must be integers or None", e.location)
             }
         }
@@ -117,7 +117,7 @@ extension ScriptRunner {
         case let .proxy(p): return .proxy(p.index(try tensorIndex(items, loc)))
         case let .tensor(t):
             do { return .tensor(try t.indexed(try tensorIndex(items, loc).map(\.item))) }
-            catch let error as TensorError { throw fail(.index, error.description, loc) }
+            catch let error as OpError { throw fail(.index, error.description, loc) }
         case .object(.layers):
             guard items.count == 1, case let .index(e) = items[0], case let .int(i) = try eval(e) else {
                 throw fail(.type, "model.transformer.h takes one integer index", loc)
@@ -200,7 +200,7 @@ extension ScriptRunner {
         if case .proxy = a {} else if case .proxy = b {} else if case .tensor = a {} else if case .tensor = b {} else {
             return try plainBinary(op, a, b, loc)
         }
-        let kind: (BinaryOp, String)
+        let kind: (Kernels.Binary, String)
         switch op {
         case "+": kind = (.add, "+")
         case "-": kind = (.sub, "-")
@@ -211,24 +211,33 @@ extension ScriptRunner {
         switch (a, b) {
         case let (.proxy(p), .proxy(q)): return .proxy(traced(kind.0, p, q))
         case let (.proxy(p), other):
-            guard let x = number(other) else { throw fail(.type, "cannot combine a traced value with \(other.typeName)", loc) }
-            return .proxy(traced(kind.0, p, .constant(x)))
+            guard let x = constant(other) else { throw fail(.type, "cannot combine a traced value with \(other.typeName)", loc) }
+            return .proxy(traced(kind.0, p, x))
         case let (other, .proxy(q)):
-            guard let x = number(other) else { throw fail(.type, "cannot combine \(other.typeName) with a traced value", loc) }
-            return .proxy(traced(kind.0, .constant(x), q))
+            guard let x = constant(other) else { throw fail(.type, "cannot combine \(other.typeName) with a traced value", loc) }
+            return .proxy(traced(kind.0, x, q))
         default:
-            func tensor(_ v: PyValue) throws -> NDArray {
+            func tensor(_ v: PyValue) throws -> Tensor {
                 if case let .tensor(t) = v { return t }
-                if case let .int(i) = v { return .scalar(Double(i), dtype: .int64) }
-                if let x = number(v) { return .scalar(x) }
+                if let c = constant(v)?.literal { return c }
                 throw fail(.type, "unsupported operand type for \(op): '\(v.typeName)'", loc)
             }
-            do { return .tensor(try tensor(a).combined(kind.0, try tensor(b))) }
-            catch let error as TensorError { throw fail(.runtime, error.description, loc) }
+            do { return .tensor(try Kernels.binary(kind.0, try tensor(a), try tensor(b))) }
+            catch let error as OpError { throw fail(.runtime, error.description, loc) }
         }
     }
 
-    func traced(_ op: BinaryOp, _ a: TraceValue, _ b: TraceValue) -> TraceValue {
+    /// A Python number as a graph constant: int stays int64, float is float32 (torch's scalars).
+    func constant(_ v: PyValue) -> TraceValue? {
+        switch v {
+        case let .int(i): .constant(i)
+        case let .bool(b): .constant(b ? 1 : 0)
+        case let .float(f): .constant(f)
+        default: nil
+        }
+    }
+
+    func traced(_ op: Kernels.Binary, _ a: TraceValue, _ b: TraceValue) -> TraceValue {
         switch op {
         case .add: a + b
         case .sub: a - b
@@ -297,7 +306,7 @@ extension ScriptRunner {
             switch op { case "<": return x < y; case "<=": return x <= y; case ">": return x > y; default: return x >= y }
         }
         func scalar(_ v: PyValue) -> Double? {
-            if case let .tensor(t) = v, t.count == 1 { return t.data[0] }
+            if case let .tensor(t) = v, t.count == 1 { return t.doubles[0] }
             return number(v)
         }
         guard let x = scalar(a), let y = scalar(b) else {
@@ -321,7 +330,7 @@ extension ScriptRunner {
             return x.count == y.count && zip(x, y).allSatisfy { if case let .int(i) = $1 { i == $0 } else { false } }
         case let (.tensor(t), other), let (other, .tensor(t)):
             guard t.count == 1, let x = number(other) else { return false }
-            return t.data[0] == x
+            return t.doubles[0] == x
         default:
             if let x = number(a), let y = number(b) { return x == y }
             return false

@@ -1,7 +1,7 @@
 import Coordinator
 import Engine
 import Foundation
-import Worker
+import Graph
 
 /// Runs a trace script written in nnsight's Python syntax against a `LanguageModel`: the
 /// evaluator records into the same Swift tracing API (no second implementation of the semantics).
@@ -68,6 +68,7 @@ public final class ScriptRunner {
 
     func exec(_ s: Stmt) throws {
         activeTracer?.sourceLine = s.location.line
+        activeTracer?.sourceColumn = s.location.column
         switch s.kind {
         case .pass, .importIgnored: return
         case let .expr(e): _ = try eval(e)
@@ -160,14 +161,10 @@ public final class ScriptRunner {
         } catch let error as ScriptError {
             throw error
         } catch let error as TraceError {
-            // Errors from a stage name the node's script line: point there.
+            // Errors name the node's script position: point there.
             var at = loc
-            let text = error.description
-            if let range = text.range(of: #"\(line (\d+)\)|line (\d+):"#, options: .regularExpression) {
-                let digits = text[range].filter(\.isNumber)
-                if let line = Int(digits), line > 0 { at = SourceLocation(line: line, column: 1) }
-            }
-            throw fail(.runtime, text, at)
+            if let line = error.line, line > 0 { at = SourceLocation(line: line, column: error.column ?? 1) }
+            throw fail(.runtime, error.description, at)
         }
     }
 
@@ -190,7 +187,7 @@ public final class ScriptRunner {
                 let rhs: TraceValue
                 switch value {
                 case let .proxy(v), let .saved(_, v): rhs = v
-                case let .int(i): rhs = TraceValue.constant(Double(i))
+                case let .int(i): rhs = TraceValue.constant(i)
                 case let .float(f): rhs = TraceValue.constant(f)
                 case let .bool(b): rhs = TraceValue.constant(b ? 1 : 0)
                 default: throw fail(.type, "cannot assign a \(value.typeName) into a tensor", target.location)
@@ -270,7 +267,7 @@ public final class ScriptRunner {
                 case let .int(i): return .int(-i)
                 case let .float(f): return .float(-f)
                 case let .bool(b): return .int(b ? -1 : 0)
-                case let .tensor(t): return .tensor(t.mapped { -$0 })
+                case let .tensor(t): return .tensor(try Self.op("neg", [t]))
                 case let .proxy(p): return .proxy(-p)
                 default: throw fail(.type, "bad operand type for unary -: '\(v.typeName)'", e.location)
                 }
@@ -326,7 +323,7 @@ public final class ScriptRunner {
         case let .dict(d): return !d.isEmpty
         case let .tensor(t):
             guard t.count == 1 else { throw fail(.runtime, "Boolean value of Tensor with more than one value is ambiguous", loc) }
-            return t.data[0] != 0
+            return t.doubles[0] != 0
         case .proxy:
             throw fail(.unsupported, "the truth of a traced value is unknown while recording; branch on the step or on plain values", loc)
         default: return true
@@ -343,7 +340,7 @@ public final class ScriptRunner {
         case let .dict(d): return d.map { .str($0.0) }
         case let .tensor(t):
             guard let n = t.shape.first else { throw fail(.type, "iteration over a 0-d tensor", loc) }
-            return (0..<n).map { .tensor(t[$0]) }
+            return try (0..<n).map { i throws(OpError) in .tensor(try t[i].contiguous()) }
         case let .steps(s): return s.map { .int($0) }
         default: throw fail(.type, "'\(v.typeName)' object is not iterable", loc)
         }

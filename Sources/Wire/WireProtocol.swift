@@ -3,11 +3,11 @@ import CZMQ
 /// The wire protocol's identity and the generated message types under short names.
 public enum WireProtocol {
     /// Bumped on every incompatible schema change; checked on every message received.
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
 
     /// Default ceiling for one message (a GPT-2 small prompt pass of 1024 tokens is 3 MB of
     /// hidden states; full logits for 1024 tokens are 200 MB and never travel).
-    public static let defaultMaxMessageBytes = 64 << 20
+    public static let defaultMaxMessageBytes = 512 << 20
 
     /// The linked libzmq's version, e.g. "4.3.4".
     public static var zmqVersion: String {

@@ -1,203 +1,221 @@
 import Engine
-import Foundation
-import Wire
-
-/// A graph value: a tensor, or a module's tuple output (`(hidden,)`, `(attn, None)`).
-public enum GraphValue {
-    case tensor(NDArray)
-    case tuple([NDArray?])
-}
-
-/// An error inside a trace, naming the node, step and module.
-public struct InterpreterError: Error, CustomStringConvertible {
-    public let node: UInt32
-    public let step: Int
-    public let module: String
-    public let message: String
-    public let line: UInt32
-    public var description: String {
-        "node \(node)\(line > 0 ? " (line \(line))" : "") at step \(step)\(module.isEmpty ? "" : ", \(module)"): \(message)"
-    }
-
-    public var wire: Nnsight_V1_Error {
-        .with {
-            $0.code = .errorInvalidGraph
-            $0.message = description
-            $0.node = node
-            $0.module = module
-            $0.step = UInt32(step)
-        }
-    }
-}
+import Graph
 
 /// Runs one request's graph fragment on one stage: a table `(step, hook point) -> nodes`; at each
-/// hook it reads or edits the live tensor, evaluates ops, and emits saves as soon as they exist.
-/// Only the declarative ops of the schema run here: no user code.
+/// hook it reads (a view of the live buffer, copied only if the value outlives the hook or the
+/// graph writes the buffer first), edits in place, evaluates registry ops, and emits saves as
+/// soon as they exist. Values are freed after their last use. Only declarative ops run: no user code.
+///
+/// ```swift
+/// let interpreter = try Interpreter(fragment: graph, owns: { _ in true }) { id, step, value, append in ... }
+/// interpreter.beginStep(0, imports: [:])
+/// _ = try model.forward(input, state: state, hooks: interpreter)
+/// let exports = interpreter.endStep()
+/// ```
 public final class Interpreter: HookHandler {
-    public typealias Emit = (_ saved: Nnsight_V1_SavedValue) -> Void
+    /// Sends a saved (or appended) value on; a failure ends the trace.
+    public typealias Emit = (_ id: UInt32, _ step: Int, _ value: Tensor, _ append: Bool) throws -> Void
 
-    private var table: [Int: [HookPoint: [Nnsight_V1_Node]]] = [:]
-    private let nodesById: [UInt32: Nnsight_V1_Node]
-    private var values: [UInt32: GraphValue] = [:]
-    private let exports: [UInt32]  // sorted, once
-    private let layers: Int
+    private var table: [Int: [HookPoint: [Int]]] = [:]
+    private var current: [HookPoint: [Int]] = [:]
+    private let nodes: [GraphNode]
+    private var values: [UInt32: Value] = [:]
+    private var constants: [UInt32: Value] = [:]
+    /// The run-order position of each value's last local use.
+    private var lastUse: [UInt32: Int] = [:]
+    private var sequence: [Int]  // node index -> run-order position
+    private let exports: [UInt32]
+    private let exportSet: Set<UInt32>
+    private var imported: [UInt32] = []
     private let emit: Emit
-    public var step = 0
-    /// Rows of the batch each invoke owns.
     private let invokeRows: [Int: Int]
+    public private(set) var step = 0
 
-    public init(fragment: Nnsight_V1_Graph, layers: Int, emit: @escaping Emit) throws(InterpreterError) {
-        self.layers = layers
+    /// - Parameter owns: whether a hook point fires on this stage (a node placed elsewhere would
+    ///   never run, and its saves never arrive: refused up front).
+    public init(fragment: TraceGraph, owns: (HookPoint) -> Bool, emit: @escaping Emit) throws(TraceError) {
         self.emit = emit
-        exports = Set(fragment.exports).sorted()
-        var byId: [UInt32: Nnsight_V1_Node] = [:]
+        exports = Array(Set(fragment.exports)).sorted()
+        exportSet = Set(exports)
         var rows: [Int: Int] = [:]
-        var row = 0
-        for (i, invoke) in fragment.invokes.enumerated() where !invoke.tokenIds.isEmpty {
-            rows[i] = row
-            row += 1
-        }
+        for (i, prompt) in fragment.invokes.enumerated() where !prompt.isEmpty { rows[i] = rows.count }
         invokeRows = rows
-        for node in fragment.nodes {
-            byId[node.id] = node
-            guard let point = ModulePath.hookPoint(node.at, layers: layers) else {
-                throw InterpreterError(node: node.id, step: Int(node.steps.first ?? 0), module: node.at.path,
-                                       message: "no hook point '\(node.at.path)'", line: node.line)
+        nodes = fragment.nodes
+        let order = Dictionary(ModuleTree.hookOrder(layers: Self.layers(of: fragment)).enumerated().map { ($1, $0) },
+                               uniquingKeysWith: { a, _ in a })
+        var byId: [UInt32: Int] = [:]
+        var runnable: [(key: (Int, Int, UInt32), index: Int)] = []
+        for (i, node) in nodes.enumerated() {
+            func invalid(_ message: String) -> TraceError { TraceError(.invalidGraph, message).at(node) }
+            guard byId[node.id] == nil else { throw invalid("node id \(node.id) is used twice") }
+            byId[node.id] = i
+            if case let .constant(tensor) = node.kind {
+                constants[node.id] = .tensor(tensor)
+                continue
             }
-            for s in node.steps { table[Int(s), default: [:]][point, default: []].append(node) }
-        }
-        nodesById = byId
-    }
-
-    /// Values from other stages, available before this stage runs.
-    public func importValues(_ cross: [Nnsight_V1_CrossValue]) throws(WireError) {
-        for value in cross { values[value.node] = .tensor(NDArray(try HostTensor(value.value))) }
-    }
-
-    /// The values of `exports` that exist now, for the next stage or a later step.
-    public func exportedValues() -> [Nnsight_V1_CrossValue] {
-        exports.compactMap { id in
-            guard case let .tensor(t)? = values[id] else { return nil }
-            return .with { $0.node = id; $0.value = t.host.wire }
-        }
-    }
-
-    public func wants(_ point: HookPoint) -> Bool { table[step]?[point] != nil }
-
-    public func visit(_ point: HookPoint, _ value: HookValue) throws {
-        guard let nodes = table[step]?[point] else { return }
-        for node in nodes {
-            do {
-                try run(node, at: point, live: value)
-            } catch let error as TensorError {
-                throw InterpreterError(node: node.id, step: step, module: point.description,
-                                       message: error.description, line: node.line)
+            guard let point = node.at, owns(point), let position = order[point] else {
+                throw invalid("node \(node.id) is placed at \(node.at.map { "\($0)" } ?? "no hook point"), which this stage does not run")
             }
+            guard node.steps.count == 1, node.step >= 0 else { throw invalid("node \(node.id) must run at exactly one step") }
+            if case let .set(target, _, _) = node.kind {
+                guard let t = byId[target], Self.liveTarget(nodes, t, byId) != nil, nodes[t].at == point else {
+                    throw invalid("node \(node.id): only a module's output or input (or its [0]) read at the same hook can be assigned to")
+                }
+            }
+            runnable.append(((node.step, position, node.id), i))
+            table[node.step, default: [:]][point, default: []].append(i)
+        }
+        runnable.sort { $0.key < $1.key }
+        sequence = [Int](repeating: -1, count: nodes.count)
+        for (position, entry) in runnable.enumerated() { sequence[entry.index] = position }
+        for s in table.keys {
+            for point in table[s]!.keys { table[s]![point]!.sort { sequence[$0] < sequence[$1] } }
+        }
+        for entry in runnable {
+            for input in nodes[entry.index].kind.inputs where constants[input] == nil {
+                lastUse[input] = max(lastUse[input] ?? -1, sequence[entry.index])
+            }
+        }
+    }
+
+    /// The layer count a fragment's hook points need (for the forward order's index).
+    private static func layers(of fragment: TraceGraph) -> Int {
+        (fragment.nodes.compactMap { $0.at?.module.layerIndex }.max() ?? -1) + 1
+    }
+
+    /// The read a setter's target resolves to: the read itself, or the read under `tuple_item`.
+    private static func liveTarget(_ nodes: [GraphNode], _ index: Int, _ byId: [UInt32: Int]) -> Int? {
+        switch nodes[index].kind {
+        case .read: return index
+        case let .op("tuple_item", inputs, _):
+            guard let first = inputs.first, let i = byId[first], case .read = nodes[i].kind else { return nil }
+            return i
+        default: return nil
+        }
+    }
+
+    /// Starts `step` with the values other stages sent for it.
+    public func beginStep(_ step: Int, imports: [UInt32: Tensor]) {
+        self.step = step
+        current = table[step] ?? [:]
+        for (id, tensor) in imports where values[id] == nil {
+            values[id] = .tensor(tensor)
+            imported.append(id)
+        }
+    }
+
+    /// Ends the step: the exported values that exist now (for the next stage or a later step);
+    /// what no later node here needs is freed.
+    public func endStep() -> [(UInt32, Tensor)] {
+        var out: [(UInt32, Tensor)] = []
+        for id in exports {
+            if case let .tensor(t)? = values[id] { out.append((id, t)) }
+        }
+        for id in imported { values[id] = nil }
+        imported.removeAll(keepingCapacity: true)
+        let done = (table[step] ?? [:]).values.flatMap { $0 }.map { sequence[$0] }.max() ?? -1
+        for id in exports where (lastUse[id] ?? -1) <= done { values[id] = nil }
+        return out
+    }
+
+    /// Values this request holds now (for tests of freeing).
+    public var liveValueCount: Int { values.count }
+
+    public func wants(_ point: HookPoint) -> Bool { current[point] != nil }
+
+    public func visit(_ point: HookPoint, _ live: HookValue) throws {
+        guard let indices = current[point] else { return }
+        var created: [UInt32] = []
+        defer { keepBeyondHook(created) }
+        for index in indices {
+            let node = nodes[index]
+            do throws(OpError) {
+                try run(node, at: point, live: live, created: &created)
+            } catch {
+                throw error.trace(.runtime, at: node, step: step, module: point.description)
+            }
+            release(inputsOf: node, at: sequence[index])
         }
     }
 
     // MARK: - evaluation
 
-    private func rows(of node: Nnsight_V1_Node) -> Int? {
-        node.invoke >= 0 ? invokeRows[Int(node.invoke)] : nil
+    private func value(_ id: UInt32) throws(OpError) -> Value {
+        if let v = values[id] ?? constants[id] { return v }
+        throw OpError("the value of node \(id) is not available on this stage")
     }
 
-    /// The live tensor (or one invoke's row of it) as an array.
-    private func read(_ live: HookValue, row: Int?) -> NDArray {
-        var array: NDArray
-        switch live {
-        case let .floats(buffer, shape): array = NDArray(floats: UnsafeBufferPointer(buffer), shape: shape)
-        case let .ids(buffer, shape): array = NDArray(shape: shape, dtype: .int64, data: buffer.map(Double.init))
+    private func tensor(_ id: UInt32) throws(OpError) -> Tensor {
+        guard case let .tensor(t) = try value(id) else { throw OpError("node \(id) is a tuple; index it first (e.g. output[0])") }
+        return t
+    }
+
+    /// The live tensor, or the invoke's row of it.
+    private func view(_ live: HookValue, invoke: Int) throws(OpError) -> Tensor {
+        let base: Tensor = switch live {
+        case let .floats(buffer, shape): .live(buffer, shape: shape)
+        case let .ids(buffer, shape): .live(buffer, shape: shape)
         }
-        if let row { array = (try? array.indexed([.slice(start: row, stop: row + 1, step: 1)])) ?? array }
-        return array
+        guard invoke >= 0 else { return base }
+        guard let row = invokeRows[invoke], row < base.shape.first ?? 0 else {
+            throw OpError("invoke \(invoke) has no row in this batch of \(base.shape.first ?? 0)")
+        }
+        return try base.indexed([.slice(start: row, stop: row + 1, step: 1)])
     }
 
-    private func tensor(_ id: UInt32) throws -> NDArray { try GraphOps.tensor(values[id], node: id) }
-
-    private func run(_ node: Nnsight_V1_Node, at point: HookPoint, live: HookValue) throws {
+    private func run(_ node: GraphNode, at point: HookPoint, live: HookValue, created: inout [UInt32]) throws(OpError) {
         switch node.kind {
-        case let .read(read)?:
-            let array = self.read(live, row: rows(of: node))
-            if read.port == .output, let size = ModulePath.outputTupleSize(point.module) {
-                values[node.id] = .tuple([array] + [NDArray?](repeating: nil, count: size - 1))
+        case .read:
+            let view = try self.view(live, invoke: node.invoke)
+            if point.port == .output, let size = ModuleTree.spec(point.module).outputTuple {
+                values[node.id] = .tuple([view] + [Tensor?](repeating: nil, count: size - 1))
             } else {
-                values[node.id] = .tensor(array)
+                values[node.id] = .tensor(view)
             }
-        case let .op(op)?:
-            values[node.id] = try evaluate(op)
-        case let .set(setter)?:
-            try assign(setter, node: node, live: live)
-        case let .save(save)?:
-            let value = try tensor(save.node)
-            emit(.with { $0.saveID = save.saveID; $0.step = UInt32(step); $0.value = value.host.wire })
-        case let .append(append)?:
-            let value = try tensor(append.node)
-            emit(.with { $0.saveID = append.listID; $0.step = UInt32(step); $0.value = value.host.wire; $0.append = true })
-        case let .constant(constant)?:
-            values[node.id] = .tensor(NDArray(try HostTensor(constant.value)))
-        case nil:
-            throw TensorError("node \(node.id) has no operation")
+            created.append(node.id)
+        case let .op(name, inputs, attributes):
+            guard let spec = OpRegistry.spec(name) else { throw OpError("unknown op '\(name)'") }
+            var args: [Value] = []
+            args.reserveCapacity(inputs.count)
+            for input in inputs { args.append(try value(input)) }
+            values[node.id] = try spec.run(args, attributes)
+            created.append(node.id)
+        case let .set(_, index, value):
+            let source = try tensor(value)
+            // Values read from this buffer before the edit keep what they saw.
+            keepBeyondHook(created)
+            try self.view(live, invoke: node.invoke).indexed(index.isEmpty ? [.ellipsis] : index).write(source)
+        case let .save(input, saveID):
+            try send(saveID, try tensor(input), append: false)
+        case let .append(input, listID):
+            try send(listID, try tensor(input), append: true)
+        case .constant:
+            break
+        }
+        if lastUse[node.id] == nil, !exportSet.contains(node.id) { values[node.id] = nil }
+    }
+
+    private func send(_ id: UInt32, _ value: Tensor, append: Bool) throws(OpError) {
+        do { try emit(id, step, value, append) } catch { throw OpError("the saved value could not be sent: \(error)") }
+    }
+
+    /// Frees inputs whose last use this was.
+    private func release(inputsOf node: GraphNode, at position: Int) {
+        for input in node.kind.inputs where lastUse[input] == position && !exportSet.contains(input) {
+            values[input] = nil
         }
     }
 
-    private func evaluate(_ op: Nnsight_V1_Op) throws -> GraphValue {
-        try GraphOps.evaluate(op) { id in values[id] }
-    }
-
-    /// Writes into the live hook tensor: the setter's target is a module read (or `[0]` of a
-    /// tuple output) placed at this very hook.
-    private func assign(_ setter: Nnsight_V1_Setter, node: Nnsight_V1_Node, live: HookValue) throws {
-        var items = setter.index.map(IndexItem.init)
-        let row = rows(of: node)
-        // The user's index addresses the invoke's view [1, ...]: add the row offset on dim 0.
-        var shape = live.shape
-        var base = 0
-        if let row {
-            let rowSize = shape.dropFirst().reduce(1, *)
-            base = row * rowSize
-            shape[0] = 1
-        }
-        if items.isEmpty { items = [.ellipsis] }
-        let (targetShape, offsets) = try NDArray.offsets(items, shape: shape)
-        let source: NDArray
-        switch setter.value {
-        case let .scalar(s)?: source = try NDArray.scalar(s).broadcast(to: targetShape)
-        case let .node(id)?: source = try tensor(id).broadcast(to: targetShape)
-        case nil: throw TensorError("setter without a value")
-        }
-        switch live {
-        case let .floats(buffer, _): for (i, o) in offsets.enumerated() { buffer[base + o] = Float(source.data[i]) }
-        case let .ids(buffer, _): for (i, o) in offsets.enumerated() { buffer[base + o] = Int32(source.data[i]) }
-        }
-        // Reads recorded after this edit see it; reads before it keep their copies (id order).
-    }
-}
-
-extension IndexItem {
-    init(_ item: Nnsight_V1_IndexItem) {
-        switch item.item {
-        case let .at(i)?: self = .at(Int(i))
-        case let .slice(s)?: self = .slice(start: s.hasStart ? Int(s.start) : nil, stop: s.hasStop ? Int(s.stop) : nil,
-                                           step: s.hasStep ? Int(s.step) : nil)
-        case .ellipsis?: self = .ellipsis
-        case .newAxis?: self = .newAxis
-        case nil: self = .all
-        }
-    }
-
-    public var wire: Nnsight_V1_IndexItem {
-        switch self {
-        case let .at(i): .with { $0.at = Int64(i) }
-        case let .slice(start, stop, step): .with { item in
-                item.slice = .with {
-                    if let start { $0.start = Int64(start) }
-                    if let stop { $0.stop = Int64(stop) }
-                    if let step { $0.step = Int64(step) }
-                }
+    /// Copies the values that still view the live buffer (they outlive the hook, or it is about to
+    /// be written).
+    private func keepBeyondHook(_ ids: [UInt32]) {
+        for id in ids {
+            switch values[id] {
+            case let .tensor(t)? where t.isLive: values[id] = .tensor(t.contiguous())
+            case let .tuple(items)? where items.contains(where: { $0?.isLive == true }):
+                values[id] = .tuple(items.map { $0.map { $0.isLive ? $0.contiguous() : $0 } })
+            default: break
             }
-        case .ellipsis: .with { $0.ellipsis = true }
-        case .newAxis: .with { $0.newAxis = true }
         }
     }
 }

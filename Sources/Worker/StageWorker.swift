@@ -1,5 +1,7 @@
 import Engine
 import Foundation
+import Graph
+import GraphWire
 import Wire
 
 /// Why a worker stopped serving.
@@ -41,7 +43,7 @@ public struct StageEndpoints: Sendable {
 ///
 /// ```swift
 /// let worker = StageWorker(model: GPT2(weights: stageWeights), context: context, endpoints: endpoints)
-/// try worker.serve()   // until a Cancel with reason "shutdown"
+/// try worker.serve()   // until a Shutdown message
 /// ```
 public final class StageWorker {
     let model: GPT2
@@ -50,12 +52,12 @@ public final class StageWorker {
     var isLast: Bool { model.weights.hasHead }
 
     final class Request {
-        let fragment: Nnsight_V1_Graph
+        let fragment: TraceGraph
         let interpreter: Interpreter
         let state: InferenceState
         var sampler: Sampler
         var finished: [Bool]
-        init(fragment: Nnsight_V1_Graph, interpreter: Interpreter, state: InferenceState, sampler: Sampler, rows: Int) {
+        init(fragment: TraceGraph, interpreter: Interpreter, state: InferenceState, sampler: Sampler, rows: Int) {
             self.fragment = fragment
             self.interpreter = interpreter
             self.state = state
@@ -73,7 +75,8 @@ public final class StageWorker {
     private var releasedSet: Set<UInt64> = []
     static let releasedLimit = 4096
 
-    private func release(_ id: UInt64) {
+    /// Frees a trace's state (its KV cache and values); later activations of it are dropped.
+    func release(_ id: UInt64) {
         requests[id] = nil
         early[id] = nil
         guard releasedSet.insert(id).inserted else { return }
@@ -123,14 +126,14 @@ public final class StageWorker {
                 }
             }
             if Date().timeIntervalSince(lastSweep) > 1 {
-                dropExpiredRequests()
+                try dropExpiredRequests(coordinator: coordinator)
                 lastSweep = Date()
             }
             let ready = try ZMQSocket.poll(sockets, timeoutMs: 100)
             if ready.count > 1, ready[1], let control, let frames = try control.receive(timeoutMs: 0) {
                 lastHeard = Date()
                 switch (try? Framing.decode(frames.last ?? Data()))?.body {
-                case let .cancel(c)? where c.reason == "shutdown":
+                case .shutdown?:
                     return
                 case let .assignment(a)?:
                     // Re-sent when a stage was replaced: the next stage may have moved.
@@ -156,69 +159,104 @@ public final class StageWorker {
                 try send(coordinator, error.reply())
                 continue
             }
-            let id = envelope.requestID
-            switch envelope.body {
-            case let .submit(submit)?:
-                do {
-                    requests[id] = try makeRequest(submit.graph, id: id, coordinator: coordinator)
-                } catch {
-                    try send(coordinator, Framing.envelope(requestId: id) { $0.error = errorMessage(error) })
-                    continue
-                }
-                for pending in early.removeValue(forKey: id) ?? [] {
-                    try handleActivations(pending, coordinator: coordinator, next: next)
-                }
-            case .activations?:
-                if releasedSet.contains(id) { continue }
-                if requests[id] == nil {
-                    early[id, default: []].append(envelope)
-                } else {
-                    try handleActivations(envelope, coordinator: coordinator, next: next)
-                }
-            case .finished?:
-                release(id)
-            case let .cancel(cancel)?:
-                if cancel.reason == "shutdown" { return }
-                release(id)
-            default:
-                try send(coordinator, WireError.unknownMessage.reply(requestId: id))
-            }
+            if let reply = try handle(envelope, coordinator: coordinator, next: next) { try send(coordinator, reply) }
+            if case .shutdown? = envelope.body { return }
         }
     }
 
-    /// Frees the state of traces whose deadline passed (their coordinator will not finish them).
-    private func dropExpiredRequests() {
-        let now = UInt64(Date().timeIntervalSince1970 * 1000)
-        for (id, request) in requests where request.fragment.limits.deadlineUnixMs > 0 && request.fragment.limits.deadlineUnixMs < now {
-            requests[id] = nil
+    /// Handles one message from the input socket; returns an error reply for the coordinator, if any.
+    func handle(_ envelope: Envelope, coordinator: ZMQSocket, next: ZMQSocket?) throws -> Envelope? {
+        let id = envelope.requestID
+        switch envelope.body {
+        case let .submit(submit)?:
+            do throws(TraceError) {
+                requests[id] = try makeRequest(submit.graph, id: id, coordinator: coordinator)
+            } catch {
+                release(id)
+                return Framing.envelope(requestId: id) { $0.error = stageError(error).wire }
+            }
+            for pending in early.removeValue(forKey: id) ?? [] {
+                try handleActivations(pending, coordinator: coordinator, next: next)
+            }
+        case .activations?:
+            if releasedSet.contains(id) { return nil }
+            if requests[id] == nil {
+                early[id, default: []].append(envelope)
+                if earlyArrival[id] == nil { earlyArrival[id] = UInt64(Date().timeIntervalSince1970 * 1000) }
+            } else {
+                try handleActivations(envelope, coordinator: coordinator, next: next)
+            }
+        case .finished?, .cancel?:
+            release(id)
+        case .shutdown?:
+            return nil
+        default:
+            return WireError.unknownMessage.reply(requestId: id)
         }
-        early = early.filter { _, pending in !pending.isEmpty }
+        return nil
     }
+
+    /// Frees the state of traces whose deadline passed and tells the coordinator, which may
+    /// still be waiting for them. Activations that never found their trace expire with the
+    /// oldest deadline they could have had.
+    func dropExpiredRequests(coordinator: ZMQSocket, now: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)) throws {
+        for (id, request) in requests where request.fragment.limits.deadlineUnixMs > 0 && request.fragment.limits.deadlineUnixMs < now {
+            release(id)
+            let error = stageError(TraceError(.transport, "the trace's deadline passed on this stage at step \(request.interpreter.step)",
+                                              step: request.interpreter.step))
+            try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) { $0.error = error.wire; $0.error.code = .errorDeadline }))
+        }
+        let staleAfter = now &- UInt64(Self.earlyLifetimeMs)
+        for (id, pending) in early where pending.isEmpty || earlyArrival[id, default: now] < staleAfter {
+            release(id)
+        }
+        earlyArrival = earlyArrival.filter { early[$0.key] != nil }
+    }
+
+    /// Activations wait this long for their trace's fragment before they are dropped.
+    static let earlyLifetimeMs = 60_000
+    private var earlyArrival: [UInt64: UInt64] = [:]
 
     /// Traces this stage holds state for (a KV cache each).
     public var activeRequests: Int { requests.count }
+    /// Traces whose activations arrived before their fragment.
+    public var earlyRequests: Int { early.count }
 
-    private func errorMessage(_ error: Error) -> Nnsight_V1_Error {
-        if let e = error as? InterpreterError { return e.wire }
-        return .with {
-            $0.code = .errorInvalidGraph
-            $0.message = "stage \(model.layers.lowerBound)..<\(model.layers.upperBound): \(error)"
-        }
+    /// The error, located at this stage.
+    private func stageError(_ error: TraceError) -> TraceError {
+        var e = error
+        e.stage = e.stage ?? stageIndex
+        return e
     }
 
-    private func makeRequest(_ graph: Nnsight_V1_Graph, id: UInt64, coordinator: ZMQSocket) throws -> Request {
-        let rows = graph.invokes.filter { !$0.tokenIds.isEmpty }.count
-        let promptLength = graph.invokes.map(\.tokenIds.count).max() ?? 0
-        let capacity = promptLength + Int(max(graph.generation.maxNewTokens, 1)) - 1
-        let interpreter = try Interpreter(fragment: graph, layers: model.config.nLayer) { saved in
-            _ = try? coordinator.send(try Framing.encode(Framing.envelope(requestId: id) { $0.saved = saved }))
+    /// This stage's index in the pipeline (by its first layer), for error messages.
+    public var stageIndex: Int?
+
+    /// Whether a hook point fires on this stage.
+    func owns(_ point: HookPoint) -> Bool {
+        if let layer = point.module.layerIndex { return model.layers.contains(layer) }
+        if point.module == .wte || point.module == .wpe { return model.weights.hasEmbeddings }
+        return model.weights.hasHead
+    }
+
+    private func makeRequest(_ wire: Nnsight_V1_Graph, id: UInt64, coordinator: ZMQSocket) throws(TraceError) -> Request {
+        let graph = try TraceGraph(wire: wire, layers: model.config.nLayer)
+        let rows = graph.invokes.filter { !$0.isEmpty }.count
+        let promptLength = graph.invokes.map(\.count).max() ?? 0
+        guard rows > 0, graph.generation.maxNewTokens >= 1,
+              promptLength + graph.generation.maxNewTokens - 1 <= model.config.nPositions else {
+            throw TraceError(.invalidGraph, "the trace needs prompts and max_new_tokens >= 1 within n_positions = \(model.config.nPositions)")
         }
-        let s = graph.generation.sampling
-        let sampling = SamplingParameters(temperature: s.temperature, topK: Int(s.topK),
-                                          topP: s.topP == 0 ? 1 : s.topP, seed: s.seed)
+        let capacity = promptLength + graph.generation.maxNewTokens - 1
+        let interpreter = try Interpreter(fragment: graph, owns: owns) { saveID, step, value, append in
+            try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
+                $0.saved = .with { $0.saveID = saveID; $0.step = UInt32(step); $0.value = value.wire; $0.append = append }
+            }))
+        }
+        try graph.generation.sampling.validateAsTrace()
         return Request(fragment: graph, interpreter: interpreter,
                        state: InferenceState(config: model.config, layers: model.layers.count, batch: rows, capacity: capacity),
-                       sampler: Sampler(sampling), rows: rows)
+                       sampler: Sampler(graph.generation.sampling), rows: rows)
     }
 
     private func handleActivations(_ envelope: Envelope, coordinator: ZMQSocket, next: ZMQSocket?) throws {
@@ -227,31 +265,35 @@ public final class StageWorker {
         let a = envelope.activations
         do {
             let mask = try HostTensor(a.mask)
-            guard case let .int64(maskValues) = mask.storage, mask.shape.count == 2 else {
-                throw WireError.invalidTensor("mask must be int64 [B, T]")
+            guard case let .int64(maskValues) = mask.storage, mask.shape.count == 2, mask.shape[0] == request.finished.count else {
+                throw WireError.invalidTensor("mask must be int64 [B, T] with B = \(request.finished.count)")
             }
             let (B, T) = (mask.shape[0], mask.shape[1])
             var step = StepInput(batch: B, length: T, tokens: [], positions: [], mask: maskValues.map { UInt8(truncatingIfNeeded: $0) })
+            guard case let .int64(positions) = try HostTensor(a.positions).storage, positions.count == B * T else {
+                throw WireError.invalidTensor("positions must be int64 [B, T]")
+            }
+            step.positions = positions.map { Int32(truncatingIfNeeded: $0) }
             if model.weights.hasEmbeddings {
-                guard case let .int64(tokens) = try HostTensor(a.tokens).storage,
-                      case let .int64(positions) = try HostTensor(a.positions).storage else {
-                    throw WireError.invalidTensor("tokens and positions must be int64 [B, T]")
+                guard case let .int64(tokens) = try HostTensor(a.tokens).storage, tokens.count == B * T else {
+                    throw WireError.invalidTensor("tokens must be int64 [B, T]")
                 }
                 step.tokens = tokens.map { Int32(truncatingIfNeeded: $0) }
-                step.positions = positions.map { Int32(truncatingIfNeeded: $0) }
             }
             var hidden: [Float] = []
             if !model.weights.hasEmbeddings {
                 guard case let .float32(h) = try HostTensor(a.hidden).storage else { throw WireError.invalidTensor("hidden must be float32") }
                 hidden = h
             }
-            request.interpreter.step = Int(a.step)
-            try request.interpreter.importValues(a.values)
+            var imports: [UInt32: Tensor] = [:]
+            for value in a.values { imports[value.node] = try Tensor(wire: value.value) }
+            request.interpreter.beginStep(Int(a.step), imports: imports)
             let output = try hidden.withUnsafeBufferPointer { h in
                 try model.forward(step, hidden: model.weights.hasEmbeddings ? nil : h, state: request.state,
                                   hooks: request.interpreter)
             }
-            let carried = mergeValues(a.values, request.interpreter.exportedValues())
+            let exported = request.interpreter.endStep().map { id, value in Nnsight_V1_CrossValue.with { $0.node = id; $0.value = value.wire } }
+            let carried = mergeValues(a.values, exported)
             guard isLast else {
                 let out = Framing.envelope(requestId: id) {
                     $0.activations = .with {
@@ -266,45 +308,35 @@ public final class StageWorker {
                 return
             }
             let generation = request.fragment.generation
-            let eos = generation.hasEosTokenID ? Int(generation.eosTokenID) : nil
-            let tokens = request.sampler.nextTokens(output, finished: &request.finished, eos: eos,
-                                                    pad: Int(generation.padTokenID)).map(Int64.init)
+            let tokens = request.sampler.nextTokens(output, finished: &request.finished, eos: generation.eosTokenId,
+                                                    pad: generation.padTokenId)
             // In a ring the next step goes out first: the coordinator's copy is off the critical path.
             if let next, generation.continues(after: Int(a.step), finished: request.finished) {
-                try next.send(try Framing.encode(try nextStep(after: a, tokens: tokens, values: carried, id: id)))
+                let input = StepInput.decode(tokens: tokens, after: step.lastPositions)
+                try next.send(try Framing.encode(Framing.envelope(requestId: id) {
+                    $0.activations = .with {
+                        $0.step = a.step + 1
+                        $0.tokens = HostTensor(shape: [B, 1], ints: input.tokens.map(Int64.init)).wire
+                        $0.positions = HostTensor(shape: [B, 1], ints: input.positions.map(Int64.init)).wire
+                        $0.mask = HostTensor(shape: [B, 1], ints: input.mask.map(Int64.init)).wire
+                        $0.values = carried
+                    }
+                }))
             }
+            let finished = request.finished
             try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
-                $0.stepResult = .with { $0.step = a.step; $0.nextTokens = tokens; $0.values = carried }
+                $0.stepResult = .with { $0.step = a.step; $0.nextTokens = tokens.map(Int64.init); $0.values = carried; $0.finished = finished }
             }))
         } catch {
-            requests[id] = nil
-            try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
-                var e = errorMessage(error)
-                if e.step == 0 { e.step = a.step }
-                $0.error = e
-            }))
-        }
-    }
-
-    /// The first stage's input for the step after `a`: the sampled tokens at the positions after
-    /// `a`'s last ones, all attended (what the coordinator's `TraceSession` sends when it starts
-    /// the step).
-    private func nextStep(after a: Nnsight_V1_StepActivations, tokens: [Int64], values: [Nnsight_V1_CrossValue],
-                          id: UInt64) throws -> Envelope {
-        let positions = try HostTensor(a.positions)
-        guard case let .int64(p) = positions.storage, positions.shape.count == 2, positions.shape[0] == tokens.count,
-              positions.shape[1] > 0 else {
-            throw WireError.invalidTensor("positions must be int64 [B, T] on the last stage of a ring")
-        }
-        let (B, T) = (positions.shape[0], positions.shape[1])
-        return Framing.envelope(requestId: id) {
-            $0.activations = .with {
-                $0.step = a.step + 1
-                $0.tokens = HostTensor(shape: [B, 1], ints: tokens).wire
-                $0.positions = HostTensor(shape: [B, 1], ints: (0..<B).map { p[$0 * T + T - 1] + 1 }).wire
-                $0.mask = HostTensor(shape: [B, 1], ints: [Int64](repeating: 1, count: B)).wire
-                $0.values = values
+            release(id)
+            let traceError: TraceError = switch error {
+            case let e as TraceError: e
+            case let e as WireError: TraceError(.invalidGraph, e.description)
+            default: TraceError(.runtime, "\(error)")
             }
+            var e = stageError(traceError)
+            e.step = e.step ?? Int(a.step)
+            try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) { $0.error = e.wire }))
         }
     }
 

@@ -29,15 +29,33 @@ public struct WorkerProcess {
 
     let options: Options
     let log: Logger
+    /// The weights of a layer range: loaded from `options.model`, or given (in-process stages).
+    let load: @Sendable (GPT2Config, Range<Int>) throws -> GPT2
+    let config: GPT2Config?
+    let context: ZMQContext
 
     public init(_ options: Options, log: Logger = Logger(label: "nnsight.worker")) {
         self.options = options
         self.log = log
+        let directory = options.model
+        load = { config, layers in GPT2(weights: try GPT2Weights.load(directory: directory, config: config, layers: layers)) }
+        config = nil
+        context = ZMQContext()
     }
 
-    public func run() throws {
-        let config = try GPT2Config.load(directory: options.model)
-        let context = ZMQContext()
+    /// A stage of this process (local mode): the same registration, assignment and serving as a
+    /// worker process, over the caller's context (for `inproc://` endpoints), with weights in memory.
+    public init(_ options: Options, config: GPT2Config, context: ZMQContext, log: Logger = Logger(label: "nnsight.stage"),
+                load: @escaping @Sendable (Range<Int>) throws -> GPT2) {
+        self.options = options
+        self.log = log
+        self.config = config
+        self.context = context
+        self.load = { _, layers in try load(layers) }
+    }
+
+    public func run(shouldStop: () -> Bool = { false }) throws {
+        let config = try self.config ?? GPT2Config.load(directory: options.model)
         let input = try context.socket(.pull)
         try input.setMaxMessageSize(WireProtocol.defaultMaxMessageBytes)
         try input.bind(options.bind)
@@ -60,6 +78,7 @@ public struct WorkerProcess {
         let deadline = Date().addingTimeInterval(Double(options.assignmentTimeoutMs) / 1000)
         var lastHello = Date.distantPast
         while assignment == nil {
+            if shouldStop() { return }
             guard Date() < deadline else { throw WorkerError.noAssignment(seconds: options.assignmentTimeoutMs / 1000) }
             if Date().timeIntervalSince(lastHello) > 2 {
                 try control.send(try Framing.encode(hello))
@@ -69,13 +88,14 @@ public struct WorkerProcess {
             switch envelope.body {
             case let .assignment(a)?: assignment = a
             case let .error(e)?: throw WorkerError.refused(e.message)
+            case .shutdown?: return
             default: continue
             }
         }
         let stage = assignment!
         let layers = Int(stage.layerStart)..<Int(stage.layerEnd)
         log.info("assigned", metadata: ["layers": "\(layers)", "stage": "\(stage.stage)/\(stage.stageCount)"])
-        let model = GPT2(weights: try GPT2Weights.load(directory: options.model, config: config, layers: layers))
+        let model = try load(config, layers)
         let coordinator = try context.socket(.push)
         try coordinator.connect(stage.resultsAddress)
         let next = try stage.nextAddress.isEmpty ? nil : { () throws -> ZMQSocket in
@@ -89,9 +109,10 @@ public struct WorkerProcess {
         let worker = StageWorker(model: model, context: context,
                                  endpoints: StageEndpoints(input: address, next: stage.nextAddress.isEmpty ? nil : stage.nextAddress,
                                                            coordinator: stage.resultsAddress))
+        worker.stageIndex = Int(stage.stage)
         try worker.serve(input: input, next: next, coordinator: coordinator, control: control,
                          heartbeatMs: options.heartbeatMs, coordinatorTimeoutMs: options.coordinatorTimeoutMs,
-                         sender: options.workerId)
+                         sender: options.workerId, shouldStop: shouldStop)
         log.info("stopped")
     }
 }

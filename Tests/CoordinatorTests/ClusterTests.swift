@@ -21,7 +21,7 @@ import Worker
             }
             output = model.generator.output.save()
         }
-        return try output.value.data + last.items.flatMap(\.data)
+        return try output.value.doubles + last.items.flatMap(\.doubles)
     }
 
     @Test func eightConcurrentClientsGetExactlyTheirOwnResults() throws {

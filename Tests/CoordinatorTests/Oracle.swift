@@ -24,11 +24,11 @@ enum Oracle {
     static func list(_ value: Any?) throws -> [Any] { try #require(value as? [Any]) }
 
     /// Shape exact, values within 1e-4 + 1e-4 |expected| (ids exact).
-    static func expectMatch(_ actual: NDArray, _ golden: Any?, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectMatch(_ actual: Tensor, _ golden: Any?, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let expected = try tensor(golden)
         #expect(actual.shape == expected.shape, "\(what): shape \(actual.shape), golden \(expected.shape)", sourceLocation: sourceLocation)
         guard actual.count == expected.data.count else { return }
-        let bad = zip(actual.data, expected.data).enumerated().first { abs($1.0 - $1.1) > 1e-4 + 1e-4 * abs($1.1) }
+        let bad = zip(actual.doubles, expected.data).enumerated().first { abs($1.0 - $1.1) > 1e-4 + 1e-4 * abs($1.1) }
         #expect(bad == nil, "\(what): element \(bad?.offset ?? 0) is \(bad?.element.0 ?? 0), golden \(bad?.element.1 ?? 0)",
                 sourceLocation: sourceLocation)
     }

@@ -53,7 +53,7 @@ import Testing
             ("with model.generate('Hello', max_new_tokens=2) as tracer:\n    x = model.lm_head.output.argmax(dimension=-1)\n", 2, 9, "unexpected keyword argument 'dimension'"),
             ("with model.generate('Hello', max_new_tokens=2) as tracer:\n    x = model.transformer.h[7].output\n", 2, 9, "transformer.h[7]: index out of range for 4 layers"),
             ("with model.generate('Hello', max_new_tokens=2) as tracer:\n    x = model.transformer.foo\n", 2, 9, "has no attribute 'foo'"),
-            ("with model.generate('Hello', max_new_tokens=2) as tracer:\n    x = model.lm_head.output[0, 99].save()\n", 2, 1, "index 99 is out of bounds"),
+            ("with model.generate('Hello', max_new_tokens=2) as tracer:\n    x = model.lm_head.output[0, 99].save()\n", 2, 5, "index 99 is out of bounds"),
             ("with model.generate('Hello', max_new_tokens=2) as tracer:\n    for s in tracer.iter[1]:\n        x = model.lm_head.output.save()\nprint(s)\n", 4, 7, "name 's' is not defined"),
             ("with model.generate('Hello', max_new_tokens=2) as tracer:\n    h = model.transformer.h[0].output[0]\nprint(h)\n", 3, 7, "'h' was computed inside a trace but not saved"),
             ("x = [1, 2][5]\n", 1, 5, "index 5 out of range"),

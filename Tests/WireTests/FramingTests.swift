@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct FramingTests {
     @Test func everyMessageTypeRoundTrips() throws {
-        #expect(Samples.bodies.count == 10)
+        #expect(Samples.bodies.count == 11)
         for body in Samples.bodies {
             let envelope = Samples.envelope(body)
             let decoded = try Framing.decode(try Framing.encode(envelope))
@@ -13,16 +13,16 @@ import Testing
         }
     }
 
-    /// Catches an accidental schema change: these bytes are what version 1 puts on the wire.
+    /// Catches an accidental schema change: these bytes are what version 2 puts on the wire.
     @Test func goldenBytes() throws {
         let envelope = Samples.envelope(.saved(.with {
             $0.saveID = 3; $0.step = 1
             $0.value = HostTensor(shape: [1, 2], floats: [1, -2]).wire
         }), requestId: 7)
         let hex = try Framing.encode(envelope).map { String(format: "%02x", $0) }.joined()
-        // version 1 | request 7 | saved (field 14, 22 bytes): save_id 3, step 1, tensor (16 bytes):
+        // version 2 | request 7 | saved (field 14, 22 bytes): save_id 3, step 1, tensor (16 bytes):
         // shape [1, 2] packed, dtype FLOAT32, data 1.0 -2.0 little-endian.
-        #expect(hex == "0801" + "1007" + "7216" + "0803" + "1001" + "1a10" + "0a020102" + "1001" + "1a08" + "0000803f" + "000000c0")
+        #expect(hex == "0802" + "1007" + "7216" + "0803" + "1001" + "1a10" + "0a020102" + "1001" + "1a08" + "0000803f" + "000000c0")
     }
 
     /// The committed generated code was made from the committed schema (scripts/generate-proto.sh
@@ -56,8 +56,8 @@ import Testing
 
     @Test func wrongProtocolVersionIsRefused() throws {
         var envelope = Samples.envelope(Samples.bodies[0])
-        envelope.protocolVersion = 2
-        #expect(throws: WireError.versionMismatch(received: 2, expected: 1)) { try Framing.decode(try Framing.encode(envelope)) }
+        envelope.protocolVersion = 1
+        #expect(throws: WireError.versionMismatch(received: 1, expected: 2)) { try Framing.decode(try Framing.encode(envelope)) }
     }
 
     @Test func envelopeWithoutAKnownBodyIsRefused() throws {
@@ -88,7 +88,7 @@ import Testing
     }
 
     @Test func errorRepliesNameTheProblem() throws {
-        let reply = WireError.versionMismatch(received: 9, expected: 1).reply(requestId: 5)
+        let reply = WireError.versionMismatch(received: 9, expected: 2).reply(requestId: 5)
         #expect(reply.error.code == .errorVersionMismatch)
         #expect(reply.error.message.contains("protocol version 9"))
         #expect(try Framing.decode(try Framing.encode(reply)) == reply)

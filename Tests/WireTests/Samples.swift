@@ -13,12 +13,13 @@ enum Samples {
             .with { $0.id = 1; $0.steps = [0, 1, 2]; $0.invoke = 0; $0.line = 3
                 $0.read = .with { $0.path = "transformer.h.3"; $0.port = .output } },
             .with { $0.id = 2; $0.steps = [0]; $0.invoke = 0
-                $0.op = .with { $0.code = .opTupleItem; $0.inputs = [1]; $0.dim = 0 } },
-            .with { $0.id = 3; $0.steps = [0]; $0.invoke = -1
-                $0.op = .with { $0.code = .opIndex; $0.inputs = [2]
-                    $0.index = [.with { $0.at = 0 }, .with { $0.slice = .with { $0.start = -1 } }, .with { $0.ellipsis = true }] } },
-            .with { $0.id = 4; $0.steps = [1]; $0.op = .with { $0.code = .opMul; $0.inputs = [3]; $0.scalar = 2.5; $0.scalarOnLeft = true } },
-            .with { $0.id = 5; $0.steps = [1]; $0.set = .with { $0.target = 2; $0.index = [.with { $0.slice = .init() }]; $0.scalar = 0 } },
+                $0.op = .with { $0.name = "tuple_item"; $0.inputs = [1]; $0.attributes = [.with { $0.name = "item"; $0.int = 0 }] } },
+            .with { $0.id = 3; $0.steps = [0]; $0.invoke = -1; $0.column = 9
+                $0.op = .with { $0.name = "index"; $0.inputs = [2]
+                    $0.attributes = [.with { $0.name = "index"; $0.index = .with {
+                        $0.items = [.with { $0.at = 0 }, .with { $0.slice = .with { $0.start = -1 } }, .with { $0.ellipsis = true }] } }] } },
+            .with { $0.id = 4; $0.steps = [1]; $0.op = .with { $0.name = "mul"; $0.inputs = [3, 8] } },
+            .with { $0.id = 5; $0.steps = [1]; $0.set = .with { $0.target = 2; $0.index = [.with { $0.slice = .init() }]; $0.value = 8 } },
             .with { $0.id = 6; $0.steps = [2]; $0.save = .with { $0.node = 4; $0.saveID = 9 } },
             .with { $0.id = 7; $0.steps = [2]; $0.append = .with { $0.node = 3; $0.listID = 2 } },
             .with { $0.id = 8; $0.steps = [0]; $0.constant = .with { $0.value = tensor([2, 2]) } },
@@ -50,7 +51,8 @@ enum Samples {
             .stepResult(.with { $0.step = 4; $0.nextTokens = [1052, 808] }),
             .finished(.with { $0.steps = 5 }),
             .cancel(.with { $0.reason = "client went away" }),
-            .error(.with { $0.code = .errorInvalidGraph; $0.message = "no module h.40"; $0.node = 3; $0.module = "transformer.h.40"; $0.step = 1; $0.worker = "w-1" }),
+            .error(.with { $0.code = .errorInvalidGraph; $0.message = "no module h.40"; $0.node = 3; $0.module = "transformer.h.40"; $0.step = 1; $0.worker = "w-1"; $0.line = 4; $0.column = 7; $0.stage = 1 }),
+            .shutdown(.with { $0.reason = "the coordinator stops" }),
             .heartbeat(.with { $0.sentUnixMs = 1_790_000_000_000; $0.sender = "coordinator" }),
         ]
     }

@@ -1,4 +1,4 @@
-// proto-sha256: 7a3b4b2dcca99f65fd9604937d0bcfe89c50318280bcbc7ed487df35dd80d0b8
+// proto-sha256: 8ba29a7fdb048125348a48d461bb08aa3840a93835455ef2b81efaa7058bdb33
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -47,6 +47,9 @@ public nonisolated enum Nnsight_V1_DType: SwiftProtobuf.Enum, Swift.CaseIterable
 
   /// 8 bytes, two's complement little-endian
   case int64 // = 2
+
+  /// 1 byte, 0 or 1
+  case bool // = 3
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -58,6 +61,7 @@ public nonisolated enum Nnsight_V1_DType: SwiftProtobuf.Enum, Swift.CaseIterable
     case 0: self = .unspecified
     case 1: self = .float32
     case 2: self = .int64
+    case 3: self = .bool
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -67,6 +71,7 @@ public nonisolated enum Nnsight_V1_DType: SwiftProtobuf.Enum, Swift.CaseIterable
     case .unspecified: return 0
     case .float32: return 1
     case .int64: return 2
+    case .bool: return 3
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -76,6 +81,7 @@ public nonisolated enum Nnsight_V1_DType: SwiftProtobuf.Enum, Swift.CaseIterable
     .unspecified,
     .float32,
     .int64,
+    .bool,
   ]
 
 }
@@ -131,123 +137,6 @@ public nonisolated enum Nnsight_V1_Port: SwiftProtobuf.Enum, Swift.CaseIterable 
 
 }
 
-/// Tensor operations a worker can evaluate.
-public nonisolated enum Nnsight_V1_OpCode: SwiftProtobuf.Enum, Swift.CaseIterable {
-  public typealias RawValue = Int
-
-  /// invalid
-  case opUnspecified // = 0
-
-  /// inputs[0][index]
-  case opIndex // = 1
-
-  /// inputs[0] + inputs[1] (or + scalar), broadcasting
-  case opAdd // = 2
-
-  /// inputs[0] - inputs[1] (or - scalar)
-  case opSub // = 3
-
-  /// inputs[0] * inputs[1] (or * scalar)
-  case opMul // = 4
-
-  /// inputs[0] / inputs[1] (or / scalar)
-  case opDiv // = 5
-
-  /// -inputs[0]
-  case opNeg // = 6
-
-  /// |inputs[0]|
-  case opAbs // = 7
-
-  /// argmax along dim (int64 result)
-  case opArgmax // = 8
-
-  /// softmax along dim
-  case opSoftmax // = 9
-
-  /// sum along dim, or of everything without dim
-  case opSum // = 10
-
-  /// mean along dim, or of everything without dim
-  case opMean // = 11
-
-  /// max along dim, or of everything without dim
-  case opMax // = 12
-
-  /// a copy that later in-place edits of the source do not change
-  case opClone // = 13
-
-  /// element `dim` of a tuple-valued module output (`h[i].output[0]`)
-  case opTupleItem // = 14
-  case UNRECOGNIZED(Int)
-
-  public init() {
-    self = .opUnspecified
-  }
-
-  public init?(rawValue: Int) {
-    switch rawValue {
-    case 0: self = .opUnspecified
-    case 1: self = .opIndex
-    case 2: self = .opAdd
-    case 3: self = .opSub
-    case 4: self = .opMul
-    case 5: self = .opDiv
-    case 6: self = .opNeg
-    case 7: self = .opAbs
-    case 8: self = .opArgmax
-    case 9: self = .opSoftmax
-    case 10: self = .opSum
-    case 11: self = .opMean
-    case 12: self = .opMax
-    case 13: self = .opClone
-    case 14: self = .opTupleItem
-    default: self = .UNRECOGNIZED(rawValue)
-    }
-  }
-
-  public var rawValue: Int {
-    switch self {
-    case .opUnspecified: return 0
-    case .opIndex: return 1
-    case .opAdd: return 2
-    case .opSub: return 3
-    case .opMul: return 4
-    case .opDiv: return 5
-    case .opNeg: return 6
-    case .opAbs: return 7
-    case .opArgmax: return 8
-    case .opSoftmax: return 9
-    case .opSum: return 10
-    case .opMean: return 11
-    case .opMax: return 12
-    case .opClone: return 13
-    case .opTupleItem: return 14
-    case .UNRECOGNIZED(let i): return i
-    }
-  }
-
-  // The compiler won't synthesize support with the UNRECOGNIZED case.
-  public static let allCases: [Nnsight_V1_OpCode] = [
-    .opUnspecified,
-    .opIndex,
-    .opAdd,
-    .opSub,
-    .opMul,
-    .opDiv,
-    .opNeg,
-    .opAbs,
-    .opArgmax,
-    .opSoftmax,
-    .opSum,
-    .opMean,
-    .opMax,
-    .opClone,
-    .opTupleItem,
-  ]
-
-}
-
 /// What went wrong.
 public nonisolated enum Nnsight_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
@@ -286,6 +175,9 @@ public nonisolated enum Nnsight_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
   /// e.g. a layer range that is already served
   case errorRefused // = 11
   case errorInternal // = 12
+
+  /// an op failed while the trace ran (index out of range, ...)
+  case errorRuntime // = 13
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -307,6 +199,7 @@ public nonisolated enum Nnsight_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case 10: self = .errorDeadline
     case 11: self = .errorRefused
     case 12: self = .errorInternal
+    case 13: self = .errorRuntime
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -326,6 +219,7 @@ public nonisolated enum Nnsight_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case .errorDeadline: return 10
     case .errorRefused: return 11
     case .errorInternal: return 12
+    case .errorRuntime: return 13
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -345,6 +239,7 @@ public nonisolated enum Nnsight_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     .errorDeadline,
     .errorRefused,
     .errorInternal,
+    .errorRuntime,
   ]
 
 }
@@ -487,57 +382,132 @@ public nonisolated struct Nnsight_V1_ModuleRead: Sendable {
   /// output, input or inputs
   public var port: Nnsight_V1_Port = .unspecified
 
+  /// for PORT_INPUTS: "input_ids", "attention_mask" or "position_ids"
+  public var key: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
-/// A tensor operation node.
+/// A list of integers (an attribute value).
+public nonisolated struct Nnsight_V1_IntList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var values: [Int64] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// An index expression (an attribute value), as in `x[0, -1, 2:5]`.
+public nonisolated struct Nnsight_V1_Index: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var items: [Nnsight_V1_IndexItem] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A named attribute of an op: `dim`, `keepdim`, `index`, ...
+public nonisolated struct Nnsight_V1_Attribute: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var value: Nnsight_V1_Attribute.OneOf_Value? = nil
+
+  public var int: Int64 {
+    get {
+      if case .int(let v)? = value {return v}
+      return 0
+    }
+    set {value = .int(newValue)}
+  }
+
+  public var float: Double {
+    get {
+      if case .float(let v)? = value {return v}
+      return 0
+    }
+    set {value = .float(newValue)}
+  }
+
+  public var bool: Bool {
+    get {
+      if case .bool(let v)? = value {return v}
+      return false
+    }
+    set {value = .bool(newValue)}
+  }
+
+  public var string: String {
+    get {
+      if case .string(let v)? = value {return v}
+      return String()
+    }
+    set {value = .string(newValue)}
+  }
+
+  public var ints: Nnsight_V1_IntList {
+    get {
+      if case .ints(let v)? = value {return v}
+      return Nnsight_V1_IntList()
+    }
+    set {value = .ints(newValue)}
+  }
+
+  public var index: Nnsight_V1_Index {
+    get {
+      if case .index(let v)? = value {return v}
+      return Nnsight_V1_Index()
+    }
+    set {value = .index(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Value: Equatable, Sendable {
+    case int(Int64)
+    case float(Double)
+    case bool(Bool)
+    case string(String)
+    case ints(Nnsight_V1_IntList)
+    case index(Nnsight_V1_Index)
+
+  }
+
+  public init() {}
+}
+
+/// A tensor operation node: an op of the worker's op registry, by name ("add", "index",
+/// "argmax", "tuple_item", ...), with its inputs and attributes. The registry declares each op's
+/// arity, attributes, shape rule and kernel; a name it does not know is an invalid graph.
 public nonisolated struct Nnsight_V1_Op: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var code: Nnsight_V1_OpCode = .opUnspecified
+  public var name: String = String()
 
   /// ids of earlier nodes
   public var inputs: [UInt32] = []
 
-  /// for OP_INDEX
-  public var index: [Nnsight_V1_IndexItem] = []
-
-  /// for reductions, softmax, argmax, tuple items
-  public var dim: Int64 {
-    get {_dim ?? 0}
-    set {_dim = newValue}
-  }
-  /// Returns true if `dim` has been explicitly set.
-  public var hasDim: Bool {self._dim != nil}
-  /// Clears the value of `dim`. Subsequent reads from it will return its default value.
-  public mutating func clearDim() {self._dim = nil}
-
-  /// the right operand of arithmetic with a constant
-  public var scalar: Double {
-    get {_scalar ?? 0}
-    set {_scalar = newValue}
-  }
-  /// Returns true if `scalar` has been explicitly set.
-  public var hasScalar: Bool {self._scalar != nil}
-  /// Clears the value of `scalar`. Subsequent reads from it will return its default value.
-  public mutating func clearScalar() {self._scalar = nil}
-
-  /// reductions keep the reduced dim as size 1
-  public var keepdim: Bool = false
-
-  /// `2 - x` rather than `x - 2`
-  public var scalarOnLeft: Bool = false
+  /// at most one per name
+  public var attributes: [Nnsight_V1_Attribute] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
-
-  fileprivate var _dim: Int64? = nil
-  fileprivate var _scalar: Double? = nil
 }
 
 /// An in-place edit: `target[index] = value` (an empty index assigns the whole tensor).
@@ -546,41 +516,16 @@ public nonisolated struct Nnsight_V1_Setter: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// node id of a module read (or an index of one)
+  /// node id of a module read (or its [0])
   public var target: UInt32 = 0
 
   /// where to write
   public var index: [Nnsight_V1_IndexItem] = []
 
-  public var value: Nnsight_V1_Setter.OneOf_Value? = nil
-
-  /// a node's value, broadcast to the indexed shape
-  public var node: UInt32 {
-    get {
-      if case .node(let v)? = value {return v}
-      return 0
-    }
-    set {value = .node(newValue)}
-  }
-
-  /// a constant, e.g. `= 0`
-  public var scalar: Double {
-    get {
-      if case .scalar(let v)? = value {return v}
-      return 0
-    }
-    set {value = .scalar(newValue)}
-  }
+  /// a node's value (constants are nodes), broadcast to the indexed shape
+  public var value: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public nonisolated enum OneOf_Value: Equatable, Sendable {
-    /// a node's value, broadcast to the indexed shape
-    case node(UInt32)
-    /// a constant, e.g. `= 0`
-    case scalar(Double)
-
-  }
 
   public init() {}
 }
@@ -668,6 +613,9 @@ public nonisolated struct Nnsight_V1_Node: Sendable {
   public var hasAt: Bool {self._at != nil}
   /// Clears the value of `at`. Subsequent reads from it will return its default value.
   public mutating func clearAt() {self._at = nil}
+
+  /// trace source column, 0 if unknown
+  public var column: UInt32 = 0
 
   public var kind: Nnsight_V1_Node.OneOf_Kind? = nil
 
@@ -1088,6 +1036,9 @@ public nonisolated struct Nnsight_V1_StepResult: Sendable {
   /// values the graph needs at later steps, back to stage 0
   public var values: [Nnsight_V1_CrossValue] = []
 
+  /// per batch row: it has produced eos (the sampler decides, once)
+  public var finished: [Bool] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1120,6 +1071,19 @@ public nonisolated struct Nnsight_V1_Cancel: Sendable {
   public init() {}
 }
 
+/// Stop serving: a worker exits its serving loop (coordinator to workers).
+public nonisolated struct Nnsight_V1_Shutdown: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// An error, to whoever sent the offending message (or owns the failed trace).
 public nonisolated struct Nnsight_V1_Error: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -1128,24 +1092,50 @@ public nonisolated struct Nnsight_V1_Error: Sendable {
 
   public var code: Nnsight_V1_ErrorCode = .errorUnspecified
 
-  /// human-readable, names what was wrong
+  /// what was wrong, without the fields below
   public var message: String = String()
 
   /// the graph node it concerns, 0 if none
   public var node: UInt32 = 0
 
-  /// the module path it concerns, empty if none
+  /// the module it concerns as nnsight prints it, empty if none
   public var module: String = String()
 
   /// the generation step it concerns
-  public var step: UInt32 = 0
+  public var step: UInt32 {
+    get {_step ?? 0}
+    set {_step = newValue}
+  }
+  /// Returns true if `step` has been explicitly set.
+  public var hasStep: Bool {self._step != nil}
+  /// Clears the value of `step`. Subsequent reads from it will return its default value.
+  public mutating func clearStep() {self._step = nil}
 
   /// the worker it concerns, empty if none
   public var worker: String = String()
 
+  /// the trace script's line, 0 if unknown
+  public var line: UInt32 = 0
+
+  /// the trace script's column, 0 if unknown
+  public var column: UInt32 = 0
+
+  /// the pipeline stage it concerns
+  public var stage: UInt32 {
+    get {_stage ?? 0}
+    set {_stage = newValue}
+  }
+  /// Returns true if `stage` has been explicitly set.
+  public var hasStage: Bool {self._stage != nil}
+  /// Clears the value of `stage`. Subsequent reads from it will return its default value.
+  public mutating func clearStage() {self._stage = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _step: UInt32? = nil
+  fileprivate var _stage: UInt32? = nil
 }
 
 /// Liveness, both ways.
@@ -1266,6 +1256,14 @@ public nonisolated struct Nnsight_V1_Envelope: @unchecked Sendable {
     set {_uniqueStorage()._body = .heartbeat(newValue)}
   }
 
+  public var shutdown: Nnsight_V1_Shutdown {
+    get {
+      if case .shutdown(let v)? = _storage._body {return v}
+      return Nnsight_V1_Shutdown()
+    }
+    set {_uniqueStorage()._body = .shutdown(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -1279,6 +1277,7 @@ public nonisolated struct Nnsight_V1_Envelope: @unchecked Sendable {
     case cancel(Nnsight_V1_Cancel)
     case error(Nnsight_V1_Error)
     case heartbeat(Nnsight_V1_Heartbeat)
+    case shutdown(Nnsight_V1_Shutdown)
 
   }
 
@@ -1292,19 +1291,15 @@ public nonisolated struct Nnsight_V1_Envelope: @unchecked Sendable {
 fileprivate nonisolated let _protobuf_package = "nnsight.v1"
 
 nonisolated extension Nnsight_V1_DType: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0DTYPE_UNSPECIFIED\0\u{1}DTYPE_FLOAT32\0\u{1}DTYPE_INT64\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0DTYPE_UNSPECIFIED\0\u{1}DTYPE_FLOAT32\0\u{1}DTYPE_INT64\0\u{1}DTYPE_BOOL\0")
 }
 
 nonisolated extension Nnsight_V1_Port: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PORT_UNSPECIFIED\0\u{1}PORT_OUTPUT\0\u{1}PORT_INPUT\0\u{1}PORT_INPUTS\0")
 }
 
-nonisolated extension Nnsight_V1_OpCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OP_UNSPECIFIED\0\u{1}OP_INDEX\0\u{1}OP_ADD\0\u{1}OP_SUB\0\u{1}OP_MUL\0\u{1}OP_DIV\0\u{1}OP_NEG\0\u{1}OP_ABS\0\u{1}OP_ARGMAX\0\u{1}OP_SOFTMAX\0\u{1}OP_SUM\0\u{1}OP_MEAN\0\u{1}OP_MAX\0\u{1}OP_CLONE\0\u{1}OP_TUPLE_ITEM\0")
-}
-
 nonisolated extension Nnsight_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_UNSPECIFIED\0\u{1}ERROR_MALFORMED\0\u{1}ERROR_VERSION_MISMATCH\0\u{1}ERROR_TOO_LARGE\0\u{1}ERROR_UNKNOWN_MESSAGE\0\u{1}ERROR_INVALID_TENSOR\0\u{1}ERROR_INVALID_GRAPH\0\u{1}ERROR_MODEL_MISMATCH\0\u{1}ERROR_STEP_NOT_REACHED\0\u{1}ERROR_WORKER_LOST\0\u{1}ERROR_DEADLINE\0\u{1}ERROR_REFUSED\0\u{1}ERROR_INTERNAL\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_UNSPECIFIED\0\u{1}ERROR_MALFORMED\0\u{1}ERROR_VERSION_MISMATCH\0\u{1}ERROR_TOO_LARGE\0\u{1}ERROR_UNKNOWN_MESSAGE\0\u{1}ERROR_INVALID_TENSOR\0\u{1}ERROR_INVALID_GRAPH\0\u{1}ERROR_MODEL_MISMATCH\0\u{1}ERROR_STEP_NOT_REACHED\0\u{1}ERROR_WORKER_LOST\0\u{1}ERROR_DEADLINE\0\u{1}ERROR_REFUSED\0\u{1}ERROR_INTERNAL\0\u{1}ERROR_RUNTIME\0")
 }
 
 nonisolated extension Nnsight_V1_Tensor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1479,7 +1474,7 @@ nonisolated extension Nnsight_V1_Slice: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Nnsight_V1_ModuleRead: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModuleRead"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}port\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}port\0\u{1}key\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1489,6 +1484,7 @@ nonisolated extension Nnsight_V1_ModuleRead: SwiftProtobuf.Message, SwiftProtobu
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
       case 2: try { try decoder.decodeSingularEnumField(value: &self.port) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.key) }()
       default: break
       }
     }
@@ -1501,20 +1497,24 @@ nonisolated extension Nnsight_V1_ModuleRead: SwiftProtobuf.Message, SwiftProtobu
     if self.port != .unspecified {
       try visitor.visitSingularEnumField(value: self.port, fieldNumber: 2)
     }
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Nnsight_V1_ModuleRead, rhs: Nnsight_V1_ModuleRead) -> Bool {
     if lhs.path != rhs.path {return false}
     if lhs.port != rhs.port {return false}
+    if lhs.key != rhs.key {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
-nonisolated extension Nnsight_V1_Op: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".Op"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}inputs\0\u{1}index\0\u{1}dim\0\u{1}scalar\0\u{1}keepdim\0\u{3}scalar_on_left\0")
+nonisolated extension Nnsight_V1_IntList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".IntList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}values\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1522,13 +1522,125 @@ nonisolated extension Nnsight_V1_Op: SwiftProtobuf.Message, SwiftProtobuf._Messa
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularEnumField(value: &self.code) }()
-      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.inputs) }()
-      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.index) }()
-      case 4: try { try decoder.decodeSingularInt64Field(value: &self._dim) }()
-      case 5: try { try decoder.decodeSingularDoubleField(value: &self._scalar) }()
-      case 6: try { try decoder.decodeSingularBoolField(value: &self.keepdim) }()
-      case 7: try { try decoder.decodeSingularBoolField(value: &self.scalarOnLeft) }()
+      case 1: try { try decoder.decodeRepeatedInt64Field(value: &self.values) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.values.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.values, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_IntList, rhs: Nnsight_V1_IntList) -> Bool {
+    if lhs.values != rhs.values {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Nnsight_V1_Index: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Index"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}items\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.items) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.items.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.items, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_Index, rhs: Nnsight_V1_Index) -> Bool {
+    if lhs.items != rhs.items {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Nnsight_V1_Attribute: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Attribute"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}int\0\u{1}float\0\u{1}bool\0\u{1}string\0\u{1}ints\0\u{1}index\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try {
+        var v: Int64?
+        try decoder.decodeSingularInt64Field(value: &v)
+        if let v = v {
+          if self.value != nil {try decoder.handleConflictingOneOf()}
+          self.value = .int(v)
+        }
+      }()
+      case 3: try {
+        var v: Double?
+        try decoder.decodeSingularDoubleField(value: &v)
+        if let v = v {
+          if self.value != nil {try decoder.handleConflictingOneOf()}
+          self.value = .float(v)
+        }
+      }()
+      case 4: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.value != nil {try decoder.handleConflictingOneOf()}
+          self.value = .bool(v)
+        }
+      }()
+      case 5: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.value != nil {try decoder.handleConflictingOneOf()}
+          self.value = .string(v)
+        }
+      }()
+      case 6: try {
+        var v: Nnsight_V1_IntList?
+        var hadOneofValue = false
+        if let current = self.value {
+          hadOneofValue = true
+          if case .ints(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.value = .ints(v)
+        }
+      }()
+      case 7: try {
+        var v: Nnsight_V1_Index?
+        var hadOneofValue = false
+        if let current = self.value {
+          hadOneofValue = true
+          if case .index(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.value = .index(v)
+        }
+      }()
       default: break
       }
     }
@@ -1539,38 +1651,82 @@ nonisolated extension Nnsight_V1_Op: SwiftProtobuf.Message, SwiftProtobuf._Messa
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
-    if self.code != .opUnspecified {
-      try visitor.visitSingularEnumField(value: self.code, fieldNumber: 1)
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    switch self.value {
+    case .int?: try {
+      guard case .int(let v)? = self.value else { preconditionFailure() }
+      try visitor.visitSingularInt64Field(value: v, fieldNumber: 2)
+    }()
+    case .float?: try {
+      guard case .float(let v)? = self.value else { preconditionFailure() }
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 3)
+    }()
+    case .bool?: try {
+      guard case .bool(let v)? = self.value else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 4)
+    }()
+    case .string?: try {
+      guard case .string(let v)? = self.value else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 5)
+    }()
+    case .ints?: try {
+      guard case .ints(let v)? = self.value else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .index?: try {
+      guard case .index(let v)? = self.value else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_Attribute, rhs: Nnsight_V1_Attribute) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Nnsight_V1_Op: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Op"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}inputs\0\u{1}attributes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.inputs) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.attributes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
     }
     if !self.inputs.isEmpty {
       try visitor.visitPackedUInt32Field(value: self.inputs, fieldNumber: 2)
     }
-    if !self.index.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.index, fieldNumber: 3)
-    }
-    try { if let v = self._dim {
-      try visitor.visitSingularInt64Field(value: v, fieldNumber: 4)
-    } }()
-    try { if let v = self._scalar {
-      try visitor.visitSingularDoubleField(value: v, fieldNumber: 5)
-    } }()
-    if self.keepdim != false {
-      try visitor.visitSingularBoolField(value: self.keepdim, fieldNumber: 6)
-    }
-    if self.scalarOnLeft != false {
-      try visitor.visitSingularBoolField(value: self.scalarOnLeft, fieldNumber: 7)
+    if !self.attributes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.attributes, fieldNumber: 3)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Nnsight_V1_Op, rhs: Nnsight_V1_Op) -> Bool {
-    if lhs.code != rhs.code {return false}
+    if lhs.name != rhs.name {return false}
     if lhs.inputs != rhs.inputs {return false}
-    if lhs.index != rhs.index {return false}
-    if lhs._dim != rhs._dim {return false}
-    if lhs._scalar != rhs._scalar {return false}
-    if lhs.keepdim != rhs.keepdim {return false}
-    if lhs.scalarOnLeft != rhs.scalarOnLeft {return false}
+    if lhs.attributes != rhs.attributes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1578,7 +1734,7 @@ nonisolated extension Nnsight_V1_Op: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
 nonisolated extension Nnsight_V1_Setter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Setter"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}target\0\u{1}index\0\u{1}node\0\u{1}scalar\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}target\0\u{1}index\0\u{1}value\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1588,48 +1744,21 @@ nonisolated extension Nnsight_V1_Setter: SwiftProtobuf.Message, SwiftProtobuf._M
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.target) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.index) }()
-      case 3: try {
-        var v: UInt32?
-        try decoder.decodeSingularUInt32Field(value: &v)
-        if let v = v {
-          if self.value != nil {try decoder.handleConflictingOneOf()}
-          self.value = .node(v)
-        }
-      }()
-      case 4: try {
-        var v: Double?
-        try decoder.decodeSingularDoubleField(value: &v)
-        if let v = v {
-          if self.value != nil {try decoder.handleConflictingOneOf()}
-          self.value = .scalar(v)
-        }
-      }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.value) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
     if self.target != 0 {
       try visitor.visitSingularUInt32Field(value: self.target, fieldNumber: 1)
     }
     if !self.index.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.index, fieldNumber: 2)
     }
-    switch self.value {
-    case .node?: try {
-      guard case .node(let v)? = self.value else { preconditionFailure() }
-      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 3)
-    }()
-    case .scalar?: try {
-      guard case .scalar(let v)? = self.value else { preconditionFailure() }
-      try visitor.visitSingularDoubleField(value: v, fieldNumber: 4)
-    }()
-    case nil: break
+    if self.value != 0 {
+      try visitor.visitSingularUInt32Field(value: self.value, fieldNumber: 3)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1749,7 +1878,7 @@ nonisolated extension Nnsight_V1_Constant: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Node"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}steps\0\u{1}invoke\0\u{1}line\0\u{1}at\0\u{2}\u{5}read\0\u{1}op\0\u{1}set\0\u{1}save\0\u{1}append\0\u{1}constant\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}steps\0\u{1}invoke\0\u{1}line\0\u{1}at\0\u{1}column\0\u{2}\u{4}read\0\u{1}op\0\u{1}set\0\u{1}save\0\u{1}append\0\u{1}constant\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1762,6 +1891,7 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 3: try { try decoder.decodeSingularInt32Field(value: &self.invoke) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.line) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._at) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.column) }()
       case 10: try {
         var v: Nnsight_V1_ModuleRead?
         var hadOneofValue = false
@@ -1865,6 +1995,9 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try { if let v = self._at {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if self.column != 0 {
+      try visitor.visitSingularUInt32Field(value: self.column, fieldNumber: 6)
+    }
     switch self.kind {
     case .read?: try {
       guard case .read(let v)? = self.kind else { preconditionFailure() }
@@ -1901,6 +2034,7 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.invoke != rhs.invoke {return false}
     if lhs.line != rhs.line {return false}
     if lhs._at != rhs._at {return false}
+    if lhs.column != rhs.column {return false}
     if lhs.kind != rhs.kind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -2428,7 +2562,7 @@ nonisolated extension Nnsight_V1_SavedValue: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Nnsight_V1_StepResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StepResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}step\0\u{3}next_tokens\0\u{1}values\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}step\0\u{3}next_tokens\0\u{1}values\0\u{1}finished\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2439,6 +2573,7 @@ nonisolated extension Nnsight_V1_StepResult: SwiftProtobuf.Message, SwiftProtobu
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.step) }()
       case 2: try { try decoder.decodeRepeatedInt64Field(value: &self.nextTokens) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.values) }()
+      case 4: try { try decoder.decodeRepeatedBoolField(value: &self.finished) }()
       default: break
       }
     }
@@ -2454,6 +2589,9 @@ nonisolated extension Nnsight_V1_StepResult: SwiftProtobuf.Message, SwiftProtobu
     if !self.values.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.values, fieldNumber: 3)
     }
+    if !self.finished.isEmpty {
+      try visitor.visitPackedBoolField(value: self.finished, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2461,6 +2599,7 @@ nonisolated extension Nnsight_V1_StepResult: SwiftProtobuf.Message, SwiftProtobu
     if lhs.step != rhs.step {return false}
     if lhs.nextTokens != rhs.nextTokens {return false}
     if lhs.values != rhs.values {return false}
+    if lhs.finished != rhs.finished {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2526,9 +2665,39 @@ nonisolated extension Nnsight_V1_Cancel: SwiftProtobuf.Message, SwiftProtobuf._M
   }
 }
 
+nonisolated extension Nnsight_V1_Shutdown: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Shutdown"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_Shutdown, rhs: Nnsight_V1_Shutdown) -> Bool {
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Nnsight_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Error"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0\u{1}node\0\u{1}module\0\u{1}step\0\u{1}worker\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0\u{1}node\0\u{1}module\0\u{1}step\0\u{1}worker\0\u{1}line\0\u{1}column\0\u{1}stage\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2540,14 +2709,21 @@ nonisolated extension Nnsight_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.node) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.module) }()
-      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.step) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self._step) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.worker) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.line) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.column) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self._stage) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.code != .errorUnspecified {
       try visitor.visitSingularEnumField(value: self.code, fieldNumber: 1)
     }
@@ -2560,12 +2736,21 @@ nonisolated extension Nnsight_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.module.isEmpty {
       try visitor.visitSingularStringField(value: self.module, fieldNumber: 4)
     }
-    if self.step != 0 {
-      try visitor.visitSingularUInt32Field(value: self.step, fieldNumber: 5)
-    }
+    try { if let v = self._step {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 5)
+    } }()
     if !self.worker.isEmpty {
       try visitor.visitSingularStringField(value: self.worker, fieldNumber: 6)
     }
+    if self.line != 0 {
+      try visitor.visitSingularUInt32Field(value: self.line, fieldNumber: 7)
+    }
+    if self.column != 0 {
+      try visitor.visitSingularUInt32Field(value: self.column, fieldNumber: 8)
+    }
+    try { if let v = self._stage {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 9)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2574,8 +2759,11 @@ nonisolated extension Nnsight_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.message != rhs.message {return false}
     if lhs.node != rhs.node {return false}
     if lhs.module != rhs.module {return false}
-    if lhs.step != rhs.step {return false}
+    if lhs._step != rhs._step {return false}
     if lhs.worker != rhs.worker {return false}
+    if lhs.line != rhs.line {return false}
+    if lhs.column != rhs.column {return false}
+    if lhs._stage != rhs._stage {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2618,7 +2806,7 @@ nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{2}\u{8}hello\0\u{1}assignment\0\u{1}submit\0\u{1}activations\0\u{1}saved\0\u{3}step_result\0\u{1}finished\0\u{1}cancel\0\u{1}error\0\u{1}heartbeat\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{2}\u{8}hello\0\u{1}assignment\0\u{1}submit\0\u{1}activations\0\u{1}saved\0\u{3}step_result\0\u{1}finished\0\u{1}cancel\0\u{1}error\0\u{1}heartbeat\0\u{1}shutdown\0")
 
   fileprivate class _StorageClass {
     var _protocolVersion: UInt32 = 0
@@ -2787,6 +2975,19 @@ nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
             _storage._body = .heartbeat(v)
           }
         }()
+        case 20: try {
+          var v: Nnsight_V1_Shutdown?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .shutdown(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .shutdown(v)
+          }
+        }()
         default: break
         }
       }
@@ -2845,6 +3046,10 @@ nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
       case .heartbeat?: try {
         guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+      }()
+      case .shutdown?: try {
+        guard case .shutdown(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
       }()
       case nil: break
       }

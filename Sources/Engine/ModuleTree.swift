@@ -1,0 +1,214 @@
+/// The module tree of GPT-2 as nnsight shows it (Hugging Face's `GPT2LMHeadModel`): the one
+/// descriptor from which hook points, forward order, wire paths, envoys and script attributes
+/// derive. A module is one `ModuleSpec` entry; a module that the forward pass hooks also needs
+/// its `fire` call in `GPT2`.
+///
+/// ```swift
+/// let id = ModuleTree.id(path: "transformer.h.3.attn", layers: 12)!   // ModuleID.attn(3)
+/// ModuleTree.spec(id).outputTuple                                     // 2: (attn_output, None)
+/// ModuleTree.hookOrder(layers: 2).first                               // transformer.wte.input
+/// ```
+public enum ModuleTree {
+    /// Modules outside the layers, in forward order; `transformer.h` stands for the layers.
+    public static let top: [ModuleSpec] = [
+        ModuleSpec("transformer", input: .ids, output: .hidden, source: .modelInputs),
+        ModuleSpec("transformer.wte", input: .ids, output: .hidden),
+        ModuleSpec("transformer.wpe", input: .ids, output: .hidden),
+        ModuleSpec("transformer.h", source: .layerList),
+        ModuleSpec("transformer.ln_f", input: .hidden, output: .hidden),
+        ModuleSpec("lm_head", input: .hidden, output: .logits),
+        ModuleSpec("generator", output: .generated, source: .generator),
+    ]
+
+    /// The modules of every layer `transformer.h.<i>`, in forward order; "" is the block itself.
+    public static let perLayer: [ModuleSpec] = [
+        ModuleSpec("", input: .hidden, output: .hidden, outputTuple: 1),
+        ModuleSpec("ln_1", input: .hidden, output: .hidden),
+        ModuleSpec("attn", input: .hidden, output: .hidden, outputTuple: 2),
+        ModuleSpec("ln_2", input: .hidden, output: .hidden),
+        ModuleSpec("mlp", input: .hidden, output: .hidden),
+    ]
+
+    /// The keys of `model.transformer.inputs` the coordinator knows (what transformers passes).
+    public static let modelInputKeys = ["input_ids", "attention_mask", "position_ids"]
+
+    static let layerListIndex = Int32(top.firstIndex { $0.source == .layerList }!)
+
+    public static func spec(_ id: ModuleID) -> ModuleSpec {
+        id.layer < 0 ? top[Int(id.index)] : perLayer[Int(id.index)]
+    }
+
+    /// nnsight's module path, as the wire names it: "transformer.h.3.attn", "lm_head".
+    public static func path(_ id: ModuleID) -> String {
+        guard id.layer >= 0 else { return top[Int(id.index)].name }
+        let name = perLayer[Int(id.index)].name
+        return "transformer.h.\(id.layer)" + (name.isEmpty ? "" : "." + name)
+    }
+
+    /// The module at a wire path, nil when there is none (or the layer is out of range).
+    public static func id(path: String, layers: Int) -> ModuleID? {
+        if let i = top.firstIndex(where: { $0.name == path }) { return ModuleID(layer: -1, index: Int32(i)) }
+        let prefix = "transformer.h."
+        guard path.hasPrefix(prefix) else { return nil }
+        let rest = path.dropFirst(prefix.count)
+        let layerText = rest.prefix { $0 != "." }
+        guard let layer = Int(layerText), layer >= 0, layer < layers, String(layer) == layerText else { return nil }
+        let name = rest.dropFirst(layerText.count).drop { $0 == "." }
+        guard let i = perLayer.firstIndex(where: { $0.name == name }) else { return nil }
+        return ModuleID(layer: Int32(layer), index: Int32(i))
+    }
+
+    /// The direct children of a module (of the model root when nil), by attribute name.
+    public static func children(of parent: ModuleID?, layers: Int) -> [(name: String, id: ModuleID)] {
+        if let parent, parent.layer >= 0 {
+            let base = perLayer[Int(parent.index)].name
+            return perLayer.indices.compactMap { i in
+                let name = perLayer[i].name
+                guard let child = directChild(name, of: base) else { return nil }
+                return (child, ModuleID(layer: parent.layer, index: Int32(i)))
+            }
+        }
+        if parent?.index == layerListIndex {
+            return (0..<layers).map { ("\($0)", ModuleID(layer: Int32($0), index: 0)) }
+        }
+        let base = parent.map { top[Int($0.index)].name } ?? ""
+        return top.indices.compactMap { i in
+            guard let child = directChild(top[i].name, of: base) else { return nil }
+            return (child, ModuleID(layer: -1, index: Int32(i)))
+        }
+    }
+
+    private static func directChild(_ name: String, of base: String) -> String? {
+        guard name != base else { return nil }
+        if base.isEmpty { return name.isEmpty || name.contains(".") ? nil : name }
+        guard name.hasPrefix(base + ".") else { return nil }
+        let rest = name.dropFirst(base.count + 1)
+        return rest.contains(".") ? nil : String(rest)
+    }
+
+    /// Every hook point the forward pass fires, in the order it fires them in one step: a
+    /// module's input, then its submodules, then its output.
+    public static func hookOrder(layers: Int) -> [HookPoint] {
+        var points: [HookPoint] = []
+        func walk(_ specs: [ModuleSpec], layer: Int32) {
+            var open: [(name: String, id: ModuleID)] = []
+            func close(until name: String) {
+                while let last = open.last, !(last.name.isEmpty || name.hasPrefix(last.name + ".")) {
+                    points.append(HookPoint(last.id, .output))
+                    open.removeLast()
+                }
+            }
+            for (i, spec) in specs.enumerated() {
+                if spec.source == .layerList {
+                    close(until: spec.name + ".")
+                    for l in 0..<layers { walk(perLayer, layer: Int32(l)) }
+                    continue
+                }
+                guard spec.source == .hook else { continue }
+                close(until: spec.name)
+                let id = ModuleID(layer: layer, index: Int32(i))
+                points.append(HookPoint(id, .input))
+                open.append((spec.name, id))
+            }
+            close(until: "\u{0}")
+            while let last = open.popLast() { points.append(HookPoint(last.id, .output)) }
+        }
+        walk(top, layer: -1)
+        return points
+    }
+}
+
+/// One module of the tree: its path, the values at its ports and where they come from.
+public struct ModuleSpec: Sendable {
+    /// The path below its level: "transformer.wte" at the top, "attn" within a layer.
+    public let name: String
+    public let input: PortShape?
+    public let output: PortShape?
+    /// The output is a tuple of this many items in Hugging Face (`(hidden,)`, `(attn_output, None)`):
+    /// item 0 has the `output` shape, the others are None.
+    public let outputTuple: Int?
+    public let source: ModuleSource
+
+    init(_ name: String, input: PortShape? = nil, output: PortShape? = nil, outputTuple: Int? = nil, source: ModuleSource = .hook) {
+        self.name = name
+        self.input = input
+        self.output = output
+        self.outputTuple = outputTuple
+        self.source = source
+    }
+}
+
+/// Where a module's values come from.
+public enum ModuleSource: Sendable, Equatable {
+    /// Its input and output hooks fire in the forward pass, on the stage that owns the module.
+    case hook
+    /// `model.generator`: its output (prompt + generated ids) exists on the coordinator.
+    case generator
+    /// `model.transformer`: its `inputs` (input ids, attention mask, position ids) exist on the coordinator.
+    case modelInputs
+    /// `transformer.h`: the list of layers.
+    case layerList
+}
+
+/// The static shape of a port's value for a batch of `batch` rows and `tokens` new positions.
+public enum PortShape: Sendable, Equatable {
+    /// `[B, T, C]` float32
+    case hidden
+    /// `[B, T]` int64: token or position ids
+    case ids
+    /// `[B, T, V]` float32
+    case logits
+    /// `[B, T0 + steps]` int64: the prompt and every generated id
+    case generated
+
+    public func dims(batch: Int, tokens: Int, config: GPT2Config) -> [Int] {
+        switch self {
+        case .hidden: [batch, tokens, config.nEmbd]
+        case .ids, .generated: [batch, tokens]
+        case .logits: [batch, tokens, config.vocabSize]
+        }
+    }
+
+    public var isInteger: Bool { self == .ids || self == .generated }
+}
+
+/// A module of the tree: an index into `ModuleTree.top`, or into `ModuleTree.perLayer` of a layer.
+public struct ModuleID: Hashable, Sendable, CustomStringConvertible {
+    /// The layer, -1 outside the layers.
+    public let layer: Int32
+    public let index: Int32
+
+    public init(layer: Int32, index: Int32) {
+        self.layer = layer
+        self.index = index
+    }
+
+    /// As nnsight prints it: "transformer.h[3].attn".
+    public var description: String {
+        guard layer >= 0 else { return ModuleTree.top[Int(index)].name }
+        let name = ModuleTree.perLayer[Int(index)].name
+        return "transformer.h[\(layer)]" + (name.isEmpty ? "" : "." + name)
+    }
+
+    /// The layer a module belongs to, nil outside the layers.
+    public var layerIndex: Int? { layer >= 0 ? Int(layer) : nil }
+
+    private static func top(_ name: String) -> ModuleID {
+        ModuleID(layer: -1, index: Int32(ModuleTree.top.firstIndex { $0.name == name }!))
+    }
+    private static func slot(_ name: String) -> Int32 { Int32(ModuleTree.perLayer.firstIndex { $0.name == name }!) }
+
+    // The fire points of the forward pass, looked up once.
+    public static let wte = top("transformer.wte")
+    public static let wpe = top("transformer.wpe")
+    public static let lnF = top("transformer.ln_f")
+    public static let lmHead = top("lm_head")
+    public static let transformer = top("transformer")
+    public static let generator = top("generator")
+    private static let blockSlot = slot(""), ln1Slot = slot("ln_1"), attnSlot = slot("attn"), ln2Slot = slot("ln_2"), mlpSlot = slot("mlp")
+    public static func block(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: blockSlot) }
+    public static func ln1(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: ln1Slot) }
+    public static func attn(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: attnSlot) }
+    public static func ln2(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: ln2Slot) }
+    public static func mlp(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: mlpSlot) }
+}

@@ -1,0 +1,149 @@
+import Engine
+
+/// A port of a module that a node reads: `model.transformer.h[3].output`, `.input`, or one of
+/// `model.transformer.inputs` (`key`).
+public struct ModuleRead: Equatable, Sendable {
+    public enum Port: Sendable, Equatable { case input, output, inputs }
+    public var module: ModuleID
+    public var port: Port
+    /// The named input for `.inputs` ("input_ids", "attention_mask", "position_ids").
+    public var key: String
+
+    public init(_ module: ModuleID, _ port: Port, key: String = "") {
+        self.module = module
+        self.port = port
+        self.key = key
+    }
+
+    /// The hook point where a worker reads it; nil for values that exist on the coordinator.
+    public var hookPoint: HookPoint? {
+        guard ModuleTree.spec(module).source == .hook else { return nil }
+        switch port {
+        case .input: return HookPoint(module, .input)
+        case .output: return HookPoint(module, .output)
+        case .inputs: return nil
+        }
+    }
+
+    public var description: String {
+        port == .inputs ? "\(module).inputs[\"\(key)\"]" : "\(module).\(port == .input ? "input" : "output")"
+    }
+}
+
+/// What a node does.
+public enum NodeKind: Sendable {
+    case read(ModuleRead)
+    /// A registry op (`OpRegistry.spec(name)`) on earlier nodes' values.
+    case op(name: String, inputs: [UInt32], attributes: Attributes)
+    /// In-place edit: `target[index] = value`, where `target` is a module read (or its `[0]`).
+    case set(target: UInt32, index: [IndexItem], value: UInt32)
+    /// Streams `node`'s value back to the client under `saveID`.
+    case save(node: UInt32, saveID: UInt32)
+    /// Appends `node`'s value to the client's list `listID`.
+    case append(node: UInt32, listID: UInt32)
+    case constant(Tensor)
+
+    /// The nodes whose values this one uses.
+    public var inputs: [UInt32] {
+        switch self {
+        case .read, .constant: []
+        case let .op(_, inputs, _): inputs
+        case let .set(target, _, value): [target, value]
+        case let .save(node, _), let .append(node, _): [node]
+        }
+    }
+
+    public var isConstant: Bool {
+        if case .constant = self { return true }
+        return false
+    }
+}
+
+/// One node of an intervention graph, tagged with the generation steps it runs at, the invoke
+/// whose rows it sees (-1: the whole batch) and where in the script it was written.
+public struct GraphNode: Sendable {
+    public var id: UInt32
+    public var steps: [Int]
+    public var invoke: Int
+    public var line: Int
+    public var column: Int
+    public var kind: NodeKind
+    /// The hook point where it runs on a worker (set by the compiler).
+    public var at: HookPoint?
+
+    public init(id: UInt32, steps: [Int], invoke: Int = -1, line: Int = 0, column: Int = 0, kind: NodeKind, at: HookPoint? = nil) {
+        self.id = id
+        self.steps = steps
+        self.invoke = invoke
+        self.line = line
+        self.column = column
+        self.kind = kind
+        self.at = at
+    }
+
+    public var step: Int { steps.first ?? 0 }
+}
+
+/// How the next token is chosen and when generation stops.
+public struct GenerationSpec: Equatable, Sendable {
+    public var maxNewTokens: Int
+    public var sampling: SamplingParameters
+    public var eosTokenId: Int?
+    public var padTokenId: Int
+
+    public init(maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(), eosTokenId: Int? = nil, padTokenId: Int = 0) {
+        self.maxNewTokens = maxNewTokens
+        self.sampling = sampling
+        self.eosTokenId = eosTokenId
+        self.padTokenId = padTokenId
+    }
+
+    /// Whether generation goes on after step `step` (0-based): not at `maxNewTokens`, and not
+    /// once every row has produced eos. The one stop rule, for the last stage (which starts each
+    /// next step) and for the coordinator's record of the trace.
+    public func continues(after step: Int, finished: [Bool]) -> Bool {
+        step + 1 < maxNewTokens && !(eosTokenId != nil && finished.allSatisfy { $0 })
+    }
+}
+
+/// Bounds a trace must stay within.
+public struct GraphLimits: Equatable, Sendable {
+    public var maxNodes: Int
+    public var maxTensorBytes: Int
+    public var maxSteps: Int
+    /// Milliseconds since 1970; 0 for none.
+    public var deadlineUnixMs: UInt64
+
+    public init(maxNodes: Int = 0, maxTensorBytes: Int = 0, maxSteps: Int = 0, deadlineUnixMs: UInt64 = 0) {
+        self.maxNodes = maxNodes
+        self.maxTensorBytes = maxTensorBytes
+        self.maxSteps = maxSteps
+        self.deadlineUnixMs = deadlineUnixMs
+    }
+}
+
+/// A recorded trace, or the fragment of a compiled one that a stage runs.
+public struct TraceGraph: Sendable {
+    public var nodes: [GraphNode]
+    /// The prompt of each invoke, unpadded.
+    public var invokes: [[Int]]
+    public var generation: GenerationSpec
+    public var limits: GraphLimits
+    /// Nodes whose values this stage hands on to other stages.
+    public var exports: [UInt32]
+
+    public init(nodes: [GraphNode], invokes: [[Int]], generation: GenerationSpec, limits: GraphLimits = GraphLimits(), exports: [UInt32] = []) {
+        self.nodes = nodes
+        self.invokes = invokes
+        self.generation = generation
+        self.limits = limits
+        self.exports = exports
+    }
+}
+
+extension SamplingParameters {
+    /// `validate()`, as a trace error.
+    public func validateAsTrace() throws(TraceError) {
+        do { try validate() } catch { throw TraceError(.invalidGraph, "\(error)") }
+    }
+}
