@@ -62,7 +62,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "GraphWire", "Engine", "Wire", "Worker"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Engine", "Worker", "Wire", "Graph", "GraphWire", "nnsight-worker"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Script", "Engine", "Worker", "Wire", "Graph", "GraphWire", "nnsight-worker"]),
         .testTarget(name: "ScriptTests", dependencies: ["Script", "Coordinator", "Engine", "Graph", "nnsight", "nnsight-worker"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "nnsight-wire-echo"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineKernels", "nnsight"]),

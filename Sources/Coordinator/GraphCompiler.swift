@@ -12,7 +12,8 @@ struct CompiledTrace {
 }
 
 /// Compiles a recorded trace in passes, each a function of the one before:
-/// `validate` (every field a client controls) -> `classify` (worker, client or constant) ->
+/// `validate` (every field a client controls) -> `classify` (worker, client or constant; ops of
+/// constants folded) ->
 /// `place` (the earliest hook where a node's inputs exist: forward order x steps) -> `inferTypes`
 /// (static shapes and dtypes through the op registry) -> `partition` (the stage of every node, the
 /// values that cross stages, constants replicated where used, the client's nodes split off).
@@ -142,6 +143,20 @@ struct GraphCompiler {
                     throw invalid("node \(node.id): model.generator.output and transformer.inputs exist only on the coordinator and cannot be written into the model")
                 }
                 c.placement[node.id] = .worker
+            case let .op(name, inputs, attributes) where inputs.allSatisfy({ c.placement[$0] == .constant }):
+                // Constants only (`3.0 * vec` with a saved vec): folded here, with the registry's kernel.
+                let args = inputs.map { input -> Value in
+                    if case let .constant(t) = c.node(input).kind { return .tensor(t) }
+                    return .tuple([])
+                }
+                let folded: Value
+                do throws(OpError) { folded = try OpRegistry.spec(name)!.run(args, attributes) } catch { throw error.trace(.invalidGraph, at: node) }
+                guard case let .tensor(t) = folded else {
+                    c.placement[node.id] = .client
+                    continue
+                }
+                c.graph.nodes[c.index[node.id]!].kind = .constant(t.contiguous())
+                c.placement[node.id] = .constant
             default:
                 let inputs = node.kind.inputs.filter { c.placement[$0] != .constant }
                 let worker = inputs.filter { c.placement[$0] == .worker }

@@ -10,7 +10,7 @@ struct NNSight: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nnsight",
         abstract: "Run GPT-2 and look inside it while it generates.",
-        subcommands: [Generate.self, Run.self, Serve.self, Bench.self, BenchWire.self, BenchTrace.self, Info.self],
+        subcommands: [Generate.self, Run.self, Serve.self, Bench.self, BenchWire.self, BenchTrace.self, BenchMemory.self, Info.self],
         defaultSubcommand: Generate.self)
 
     static func main() {

@@ -1,4 +1,5 @@
 import Coordinator
+import Engine
 import Foundation
 import Testing
 
@@ -21,5 +22,24 @@ import Testing
         #expect(text.hasPrefix("This program is free software; you can redistribute it"))
         #expect(tokens.count == 2)
         #expect(try output.value.shape == [1, 24])
+
+        // The edit happened: the Engine with the same edit as a hook at step 1 gives the same
+        // tokens, and without it different ones.
+        final class ZeroLast: HookHandler {
+            func wants(_ p: HookPoint) -> Bool { p == HookPoint(.block(0), .output) }
+            func visit(_ p: HookPoint, _ v: HookValue) throws {
+                guard case let .floats(b, shape) = v else { return }
+                let (T, C) = (shape[1], shape[2])
+                for c in 0..<C { b[(T - 1) * C + c] = 0 }
+            }
+        }
+        let pipeline = try Pipeline(directory: directory)
+        let ids = model.tokenizer.encode("This program is free software; you can redistribute it")
+        let parameters = GenerationParameters(maxNewTokens: 12, eosTokenId: model.config.eosTokenId, padTokenId: model.tokenizer.endOfTextId)
+        let edited = try pipeline.generate(prompts: [ids], parameters) { $0 == 1 ? ZeroLast() : nil }.sequences[0]
+        let plain = try pipeline.generate(prompts: [ids], parameters).sequences[0]
+        #expect(try output.value[0].ints == edited)
+        #expect(edited != plain)
+        #expect(tokens.items.map { $0.ints[0] } == [edited[ids.count + 1], edited[ids.count + 2]])
     }
 }

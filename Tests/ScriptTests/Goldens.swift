@@ -52,10 +52,25 @@ enum Goldens {
             for (i, (x, y)) in zip(el, al).enumerated() { compare(x, y, "\(path)[\(i)]", &errors) }
             return
         }
-        if let en = e as? NSNumber, let an = a as? NSNumber {
+        if let ed = e as? [String: Any] {
+            guard let ad = a as? [String: Any] else { return errors.append("\(path): expected a dict, got \(type(of: a))") }
+            if Set(ed.keys) != Set(ad.keys) { errors.append("\(path): dict keys \(ed.keys.sorted()) vs \(ad.keys.sorted())") }
+            for (k, v) in ed { if let w = ad[k] { compare(v, w, "\(path)[\(k.debugDescription)]", &errors) } }
+            return
+        }
+        if e is NSNull {
+            if !(a is NSNull) { errors.append("\(path): expected null, got \(a)") }
+            return
+        }
+        if let en = e as? NSNumber {
+            guard let an = a as? NSNumber, !(a is String) else { return errors.append("\(path): expected the number \(en), got \(a)") }
             if abs(en.doubleValue - an.doubleValue) > 1e-4 + 1e-4 * abs(en.doubleValue) { errors.append("\(path): \(en) vs \(an)") }
             return
         }
-        if let es = e as? String, es != (a as? String) { errors.append("\(path): \(es.debugDescription) vs \(a)") }
+        if let es = e as? String {
+            if es != (a as? String) { errors.append("\(path): \(es.debugDescription) vs \(a)") }
+            return
+        }
+        errors.append("\(path): cannot compare \(type(of: e)) with \(type(of: a))")
     }
 }

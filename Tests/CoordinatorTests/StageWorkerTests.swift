@@ -1,0 +1,99 @@
+import Engine
+import Foundation
+import Graph
+import GraphWire
+import Testing
+import Wire
+@testable import Worker
+
+/// A stage's request lifecycle: fragments, early activations, release, expiry, bad fragments.
+@Suite(.serialized) struct StageWorkerTests {
+    let context = ZMQContext()
+    let results: ZMQSocket
+    let push: ZMQSocket
+    let worker: StageWorker
+
+    init() throws {
+        let tag = UUID().uuidString
+        results = try context.socket(.pull)
+        try results.bind("inproc://results-\(tag)")
+        push = try context.socket(.push)
+        try push.connect("inproc://results-\(tag)")
+        let config = try GPT2Config.load(directory: Oracle.model)
+        let model = GPT2(weights: try GPT2Weights.load(directory: Oracle.model, config: config))
+        worker = StageWorker(model: model, context: context, endpoints: StageEndpoints(input: "inproc://unused-\(tag)", next: nil, coordinator: ""))
+        worker.stageIndex = 0
+    }
+
+    func fragment(deadline: UInt64 = 0, save: Bool = true) -> Nnsight_V1_Graph {
+        let at = HookPoint(.mlp(1), .output)
+        var nodes = [GraphNode(id: 1, steps: [0], line: 3, column: 5, kind: .read(ModuleRead(.mlp(1), .output)), at: at)]
+        if save { nodes.append(GraphNode(id: 2, steps: [0], kind: .save(node: 1, saveID: 2), at: at)) }
+        return TraceGraph(nodes: nodes, invokes: [[5, 6, 7]], generation: GenerationSpec(maxNewTokens: 1, padTokenId: 1999),
+                          limits: GraphLimits(deadlineUnixMs: deadline)).wire
+    }
+
+    func submit(_ id: UInt64, _ graph: Nnsight_V1_Graph) -> Envelope { Framing.envelope(requestId: id) { $0.submit = .with { $0.graph = graph } } }
+
+    func activations(_ id: UInt64) -> Envelope {
+        Framing.envelope(requestId: id) {
+            $0.activations = .with {
+                $0.tokens = HostTensor(shape: [1, 3], ints: [5, 6, 7]).wire
+                $0.positions = HostTensor(shape: [1, 3], ints: [0, 1, 2]).wire
+                $0.mask = HostTensor(shape: [1, 3], ints: [1, 1, 1]).wire
+            }
+        }
+    }
+
+    func received() throws -> [Envelope] {
+        var out: [Envelope] = []
+        while let frames = try results.receive(timeoutMs: 100) { out.append(try Framing.decode(frames.last!)) }
+        return out
+    }
+
+    @Test func activationsThatOvertakeTheirFragmentWaitForIt() throws {
+        #expect(try worker.handle(activations(1), coordinator: push, next: nil) == nil)
+        #expect(worker.earlyRequests == 1 && worker.activeRequests == 0)
+        #expect(try worker.handle(submit(1, fragment()), coordinator: push, next: nil) == nil)
+        #expect(worker.earlyRequests == 0 && worker.activeRequests == 1)
+        let messages = try received()
+        #expect(messages.contains { if case let .saved(s)? = $0.body { s.saveID == 2 && s.value.shape == [1, 3, 64] } else { false } })
+        #expect(messages.contains { if case let .stepResult(r)? = $0.body { r.nextTokens.count == 1 && r.finished.count == 1 } else { false } })
+    }
+
+    @Test func releaseFreesTheTraceAndDropsItsLateActivations() throws {
+        _ = try worker.handle(submit(2, fragment()), coordinator: push, next: nil)
+        #expect(worker.activeRequests == 1)
+        _ = try worker.handle(Framing.envelope(requestId: 2) { $0.finished = .init() }, coordinator: push, next: nil)
+        #expect(worker.activeRequests == 0)
+        _ = try worker.handle(activations(2), coordinator: push, next: nil)
+        #expect(worker.earlyRequests == 0 && worker.activeRequests == 0)
+        #expect(try received().isEmpty)
+    }
+
+    @Test func expiredTracesAreReleasedAndReported() throws {
+        let past = UInt64(Date().timeIntervalSince1970 * 1000) - 1000
+        _ = try worker.handle(submit(3, fragment(deadline: past)), coordinator: push, next: nil)
+        _ = try worker.handle(activations(4), coordinator: push, next: nil)
+        #expect(worker.activeRequests == 1 && worker.earlyRequests == 1)
+        try worker.dropExpiredRequests(coordinator: push, now: UInt64(Date().timeIntervalSince1970 * 1000) + UInt64(StageWorker.earlyLifetimeMs) + 1)
+        #expect(worker.activeRequests == 0 && worker.earlyRequests == 0)
+        let errors = try received().compactMap { if case let .error(e)? = $0.body { e } else { nil } }
+        #expect(errors.count == 1 && errors[0].code == .errorDeadline && errors[0].hasStage && errors[0].message.contains("deadline passed"))
+    }
+
+    @Test func aBadFragmentIsATypedErrorNamingTheNode() throws {
+        var graph = fragment()
+        graph.nodes[0].read.path = "transformer.h.9.mlp"
+        let reply = try #require(try worker.handle(submit(5, graph), coordinator: push, next: nil))
+        let error = TraceError(wire: reply.error)
+        #expect(error.kind == .invalidGraph && error.node == 1 && error.line == 3 && error.column == 5 && error.stage == 0)
+        #expect(error.message.contains("unknown module 'transformer.h.9.mlp'"))
+        #expect(worker.activeRequests == 0)
+        // A node placed on a hook this stage does not run is refused up front.
+        let other = StageWorker(model: GPT2(weights: try GPT2Weights.load(directory: Oracle.model, config: try GPT2Config.load(directory: Oracle.model), layers: 2..<4)),
+                                context: context, endpoints: StageEndpoints(input: "inproc://x", next: nil, coordinator: ""))
+        let refused = try #require(try other.handle(submit(6, fragment()), coordinator: push, next: nil))
+        #expect(refused.error.message.contains("which this stage does not run"))
+    }
+}
