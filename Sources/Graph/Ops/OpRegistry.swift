@@ -111,10 +111,7 @@ public enum OpRegistry {
     static func tupleItem(_ t: ValueType, _ index: Int) throws(OpError) -> ValueType {
         switch t {
         case let .tuple(items):
-            let i = index < 0 ? index + items.count : index
-            guard i >= 0, i < items.count else { throw OpError("tuple index \(index) out of range (size \(items.count))") }
-            guard let item = items[i] else { throw OpError("output[\(index)] is None") }
-            return .tensor(item)
+            return .tensor(try item(items, index))
         case let .tensor(x):
             return .tensor(TensorType(shape: try IndexItem.shape(of: [.at(index)], on: x.shape), dtype: x.dtype))
         }
@@ -123,13 +120,18 @@ public enum OpRegistry {
     static func tupleItem(_ v: Value, _ index: Int) throws(OpError) -> Value {
         switch v {
         case let .tuple(items):
-            let i = index < 0 ? index + items.count : index
-            guard i >= 0, i < items.count else { throw OpError("tuple index \(index) out of range (size \(items.count))") }
-            guard let item = items[i] else { throw OpError("output[\(index)] is None") }
-            return .tensor(item)
+            return .tensor(try item(items, index))
         case let .tensor(x):
             return .tensor(try x.indexed([.at(index)]))
         }
+    }
+
+    /// Item `index` of a tuple (negative counts from the end); None items cannot be used.
+    static func item<T>(_ items: [T?], _ index: Int) throws(OpError) -> T {
+        let i = index < 0 ? index + items.count : index
+        guard i >= 0, i < items.count else { throw OpError("tuple index \(index) out of range (size \(items.count))") }
+        guard let item = items[i] else { throw OpError("output[\(index)] is None") }
+        return item
     }
 
     static func binary(_ name: String, _ op: Kernels.Binary) -> OpSpec {
