@@ -16,10 +16,7 @@ extension ScriptRunner {
             case (.model, "generator"): return .object(.generator)
             case (.model, "tokenizer"): return .object(.tokenizer)
             case (.model, "generate"), (.model, "trace"): return .method(base, name)
-            case (.transformer, "wte"): return .object(.module(model.transformer.wte))
-            case (.transformer, "wpe"): return .object(.module(model.transformer.wpe))
             case (.transformer, "h"): return .object(.layers)
-            case (.transformer, "ln_f"): return .object(.module(model.transformer.lnF))
             case (.transformer, "inputs"):
                 try requireTrace(name, loc)
                 let inputs = model.transformer.inputs
@@ -28,10 +25,10 @@ extension ScriptRunner {
                                       ("position_ids", .proxy(inputs.positionIds))])])
             case (.transformer, "output"), (.transformer, "input"):
                 throw fail(.unsupported, "model.transformer.\(name) is not supported; use model.transformer.h[-1].output or .inputs", loc)
-            case let (.block(b), "ln_1"): return .object(.module(b.ln1))
-            case let (.block(b), "attn"): return .object(.module(b.attn))
-            case let (.block(b), "ln_2"): return .object(.module(b.ln2))
-            case let (.block(b), "mlp"): return .object(.module(b.mlp))
+            // Submodules come from the Engine's module tree (ModuleTree), as the envoys do.
+            case (.transformer, _) where model.transformer.child(name) != nil: return .object(.module(model.transformer.child(name)!))
+            case let (.block(b), _) where b.child(name) != nil: return .object(.module(b.child(name)!))
+            case let (.module(m), _) where m.child(name) != nil: return .object(.module(m.child(name)!))
             case let (.block(b), "output"): try requireTrace(name, loc); return .proxy(b.output)
             case let (.block(b), "input"): try requireTrace(name, loc); return .proxy(b.input)
             case let (.module(m), "output"): try requireTrace(name, loc); return .proxy(m.output)
