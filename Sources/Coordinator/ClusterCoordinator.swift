@@ -84,8 +84,6 @@ public final class ClusterCoordinator {
     private var traces: [UInt64: Active] = [:]
     private var nextTrace: UInt64 = 1
     private var announcedReady = false
-    /// Traces accepted since the coordinator started.
-    public private(set) var submissions = 0
 
     /// - Parameter context: the ZeroMQ context (shared with in-process stages and clients for `inproc://`).
     public init(_ options: Options, context: ZMQContext = ZMQContext(), log: Logger = Logger(label: "nnsight.coordinator")) throws {
@@ -256,7 +254,6 @@ public final class ClusterCoordinator {
         }
         let id = nextTrace
         nextTrace += 1
-        submissions += 1
         let session = TraceSession(id: id, compiled: compiled, prompts: graph.invokes, generation: graph.generation)
         let deadline = graph.limits.deadlineUnixMs > 0
             ? Date(timeIntervalSince1970: Double(graph.limits.deadlineUnixMs) / 1000)

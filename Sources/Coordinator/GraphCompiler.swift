@@ -97,17 +97,10 @@ struct GraphCompiler {
             }
             switch node.kind {
             case let .read(read):
-                guard ModuleTree.id(path: ModuleTree.path(read.module), layers: config.nLayer) == read.module,
-                      read.hookPoint != nil || ModuleTree.spec(read.module).source != .hook else {
+                guard ModuleTree.id(path: ModuleTree.path(read.module), layers: config.nLayer) == read.module else {
                     throw invalid("unknown module '\(read.module)'")
                 }
-                let source = ModuleTree.spec(read.module).source
-                let valid = switch (source, read.port) {
-                case (.hook, .input), (.hook, .output), (.generator, .output): true
-                case (.modelInputs, .inputs): ModuleTree.modelInputKeys.contains(read.key)
-                default: false
-                }
-                guard valid else { throw invalid("\(read.module) has no \(read.port == .inputs ? "input '\(read.key)'" : "\(read.port)")") }
+                if let problem = read.problem { throw invalid(problem) }
             case let .op(name, inputs, attributes):
                 guard let spec = OpRegistry.spec(name) else { throw invalid("unknown op '\(name)'") }
                 do throws(OpError) { try spec.validate(inputs: inputs.count, attributes: attributes) } catch { throw error.trace(.invalidGraph, at: node) }
@@ -173,13 +166,7 @@ struct GraphCompiler {
 
     /// The module read a setter's target is (the read itself, or the read under `tuple_item`).
     func liveTarget(_ c: Compilation, _ target: UInt32) -> UInt32? {
-        switch c.node(target).kind {
-        case .read: return target
-        case let .op("tuple_item", inputs, _):
-            guard let first = inputs.first, case .read = c.node(first).kind else { return nil }
-            return first
-        default: return nil
-        }
+        NodeKind.assignableRead(target) { id in c.index[id].map { c.graph.nodes[$0].kind } }
     }
 
     // MARK: - pass 3: place
@@ -260,8 +247,7 @@ struct GraphCompiler {
 
     func stage(of hook: HookPoint) -> Int {
         if let layer = hook.module.layerIndex { return stages.firstIndex { $0.contains(layer) } ?? stages.count - 1 }
-        if hook.module == .wte || hook.module == .wpe { return 0 }
-        return stages.count - 1
+        return hook.module.precedesLayers ? 0 : stages.count - 1
     }
 
     func partition(_ c: Compilation) -> CompiledTrace {

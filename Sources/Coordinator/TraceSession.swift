@@ -61,15 +61,8 @@ final class TraceSession {
 
     /// Stage 0's input for the prompt pass; later steps start at the last stage (a ring).
     func firstActivations() -> Envelope {
-        let step = current, (B, T) = (current.batch, current.length)
-        return Framing.envelope(requestId: id) {
-            $0.activations = .with {
-                $0.step = 0
-                $0.tokens = HostTensor(shape: [B, T], ints: step.tokens.map(Int64.init)).wire
-                $0.positions = HostTensor(shape: [B, T], ints: step.positions.map(Int64.init)).wire
-                $0.mask = HostTensor(shape: [B, T], ints: step.mask.map(Int64.init)).wire
-            }
-        }
+        let input = Nnsight_V1_StepActivations(step: 0, input: current)
+        return Framing.envelope(requestId: id) { $0.activations = input }
     }
 
     /// Takes the last stage's result of the current step: one token per row and which rows have

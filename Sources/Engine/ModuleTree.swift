@@ -193,6 +193,10 @@ public struct ModuleID: Hashable, Sendable, CustomStringConvertible {
     /// The layer a module belongs to, nil outside the layers.
     public var layerIndex: Int? { layer >= 0 ? Int(layer) : nil }
 
+    /// Outside the layers and before them in forward order (the embeddings): the first stage's.
+    /// Modules after the layers (ln_f, lm_head) are the last stage's.
+    public var precedesLayers: Bool { layer < 0 && index < ModuleTree.layerListIndex }
+
     private static func top(_ name: String) -> ModuleID {
         ModuleID(layer: -1, index: Int32(ModuleTree.top.firstIndex { $0.name == name }!))
     }

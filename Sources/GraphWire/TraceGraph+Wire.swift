@@ -114,15 +114,16 @@ extension ModuleRead {
     /// The read at a wire path and port, or why there is none.
     public static func resolve(_ read: Nnsight_V1_ModuleRead, layers: Int) -> Result<ModuleRead, ModuleReadError> {
         guard let module = ModuleTree.id(path: read.path, layers: layers) else { return .failure(.unknownModule(read.path)) }
-        let spec = ModuleTree.spec(module)
-        switch (read.port, spec.source) {
-        case (.output, .hook), (.input, .hook), (.output, .generator):
-            return .success(ModuleRead(module, read.port == .input ? .input : .output))
-        case (.inputs, .modelInputs) where ModuleTree.modelInputKeys.contains(read.key):
-            return .success(ModuleRead(module, .inputs, key: read.key))
-        default:
-            return .failure(.noPort(read.path, "\(read.port)" + (read.key.isEmpty ? "" : " '\(read.key)'")))
+        let port: ModuleRead.Port
+        switch read.port {
+        case .input: port = .input
+        case .output: port = .output
+        case .inputs: port = .inputs
+        default: return .failure(.noPort(read.path))
         }
+        let resolved = ModuleRead(module, port, key: port == .inputs ? read.key : "")
+        if let problem = resolved.problem { return .failure(.invalidPort(problem)) }
+        return .success(resolved)
     }
 
     public var wire: Nnsight_V1_ModuleRead {
@@ -140,12 +141,14 @@ extension ModuleRead {
 
 public enum ModuleReadError: Error, CustomStringConvertible {
     case unknownModule(String)
-    case noPort(String, String)
+    case noPort(String)
+    case invalidPort(String)
 
     public var description: String {
         switch self {
         case let .unknownModule(path): "unknown module '\(path)'"
-        case let .noPort(path, port): "module '\(path)' has no \(port)"
+        case let .noPort(path): "a read of '\(path)' names no port"
+        case let .invalidPort(problem): problem
         }
     }
 }

@@ -7,7 +7,7 @@ import Graph
 /// soon as they exist. Values are freed after their last use. Only declarative ops run: no user code.
 ///
 /// ```swift
-/// let interpreter = try Interpreter(fragment: graph, owns: { _ in true }) { id, step, value, append in ... }
+/// let interpreter = try Interpreter(fragment: graph, layers: 12, owns: { _ in true }) { id, step, value, append in ... }
 /// interpreter.beginStep(0, imports: [:])
 /// _ = try model.forward(input, state: state, hooks: interpreter)
 /// let exports = interpreter.endStep()
@@ -24,6 +24,8 @@ public final class Interpreter: HookHandler {
     /// The run-order position of each value's last local use.
     private var lastUse: [UInt32: Int] = [:]
     private var sequence: [Int]  // node index -> run-order position
+    /// The run-order position of each step's last node.
+    private var stepEnd: [Int: Int] = [:]
     private let exports: [UInt32]
     private let exportSet: Set<UInt32>
     private var imported: [UInt32] = []
@@ -31,18 +33,20 @@ public final class Interpreter: HookHandler {
     private let invokeRows: [Int: Int]
     public private(set) var step = 0
 
-    /// - Parameter owns: whether a hook point fires on this stage (a node placed elsewhere would
-    ///   never run, and its saves never arrive: refused up front).
-    public init(fragment: TraceGraph, owns: (HookPoint) -> Bool, emit: @escaping Emit) throws(TraceError) {
+    /// - Parameters:
+    ///   - layers: the model's layer count (the forward order the nodes run in).
+    ///   - owns: whether a hook point fires on this stage (a node placed elsewhere would never
+    ///     run, and its saves never arrive: refused up front).
+    public init(fragment: TraceGraph, layers: Int, owns: (HookPoint) -> Bool, emit: @escaping Emit) throws(TraceError) {
         self.emit = emit
         exports = Array(Set(fragment.exports)).sorted()
         exportSet = Set(exports)
         var rows: [Int: Int] = [:]
         for (i, prompt) in fragment.invokes.enumerated() where !prompt.isEmpty { rows[i] = rows.count }
         invokeRows = rows
-        nodes = fragment.nodes
-        let order = Dictionary(ModuleTree.hookOrder(layers: Self.layers(of: fragment)).enumerated().map { ($1, $0) },
-                               uniquingKeysWith: { a, _ in a })
+        let nodes = fragment.nodes
+        self.nodes = nodes
+        let order = Dictionary(uniqueKeysWithValues: ModuleTree.hookOrder(layers: layers).enumerated().map { ($1, $0) })
         var byId: [UInt32: Int] = [:]
         var runnable: [(key: (Int, Int, UInt32), index: Int)] = []
         for (i, node) in nodes.enumerated() {
@@ -58,7 +62,9 @@ public final class Interpreter: HookHandler {
             }
             guard node.steps.count == 1, node.step >= 0 else { throw invalid("node \(node.id) must run at exactly one step") }
             if case let .set(target, _, _) = node.kind {
-                guard let t = byId[target], Self.liveTarget(nodes, t, byId) != nil, nodes[t].at == point else {
+                let known = byId
+                let read = NodeKind.assignableRead(target) { id in known[id].map { nodes[$0].kind } }
+                guard let read, nodes[byId[read]!].at == point else {
                     throw invalid("node \(node.id): only a module's output or input (or its [0]) read at the same hook can be assigned to")
                 }
             }
@@ -67,7 +73,10 @@ public final class Interpreter: HookHandler {
         }
         runnable.sort { $0.key < $1.key }
         sequence = [Int](repeating: -1, count: nodes.count)
-        for (position, entry) in runnable.enumerated() { sequence[entry.index] = position }
+        for (position, entry) in runnable.enumerated() {
+            sequence[entry.index] = position
+            stepEnd[entry.key.0] = position
+        }
         for s in table.keys {
             for point in table[s]!.keys { table[s]![point]!.sort { sequence[$0] < sequence[$1] } }
         }
@@ -75,22 +84,6 @@ public final class Interpreter: HookHandler {
             for input in nodes[entry.index].kind.inputs where constants[input] == nil {
                 lastUse[input] = max(lastUse[input] ?? -1, sequence[entry.index])
             }
-        }
-    }
-
-    /// The layer count a fragment's hook points need (for the forward order's index).
-    private static func layers(of fragment: TraceGraph) -> Int {
-        (fragment.nodes.compactMap { $0.at?.module.layerIndex }.max() ?? -1) + 1
-    }
-
-    /// The read a setter's target resolves to: the read itself, or the read under `tuple_item`.
-    private static func liveTarget(_ nodes: [GraphNode], _ index: Int, _ byId: [UInt32: Int]) -> Int? {
-        switch nodes[index].kind {
-        case .read: return index
-        case let .op("tuple_item", inputs, _):
-            guard let first = inputs.first, let i = byId[first], case .read = nodes[i].kind else { return nil }
-            return i
-        default: return nil
         }
     }
 
@@ -113,7 +106,7 @@ public final class Interpreter: HookHandler {
         }
         for id in imported { values[id] = nil }
         imported.removeAll(keepingCapacity: true)
-        let done = (table[step] ?? [:]).values.flatMap { $0 }.map { sequence[$0] }.max() ?? -1
+        let done = stepEnd[step] ?? -1
         for id in exports where (lastUse[id] ?? -1) <= done { values[id] = nil }
         return out
     }

@@ -197,8 +197,8 @@ public final class StageWorker {
     }
 
     /// Frees the state of traces whose deadline passed and tells the coordinator, which may
-    /// still be waiting for them. Activations that never found their trace expire with the
-    /// oldest deadline they could have had.
+    /// still be waiting for them. Activations whose fragment never came are dropped after
+    /// `earlyLifetimeMs`.
     func dropExpiredRequests(coordinator: ZMQSocket, now: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)) throws {
         for (id, request) in requests where request.fragment.limits.deadlineUnixMs > 0 && request.fragment.limits.deadlineUnixMs < now {
             release(id)
@@ -207,7 +207,7 @@ public final class StageWorker {
             try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) { $0.error = error.wire; $0.error.code = .errorDeadline }))
         }
         let staleAfter = now &- UInt64(Self.earlyLifetimeMs)
-        for (id, pending) in early where pending.isEmpty || earlyArrival[id, default: now] < staleAfter {
+        for id in early.keys where earlyArrival[id, default: now] < staleAfter {
             release(id)
         }
         earlyArrival = earlyArrival.filter { early[$0.key] != nil }
@@ -235,8 +235,7 @@ public final class StageWorker {
     /// Whether a hook point fires on this stage.
     func owns(_ point: HookPoint) -> Bool {
         if let layer = point.module.layerIndex { return model.layers.contains(layer) }
-        if point.module == .wte || point.module == .wpe { return model.weights.hasEmbeddings }
-        return model.weights.hasHead
+        return point.module.precedesLayers ? model.weights.hasEmbeddings : model.weights.hasHead
     }
 
     private func makeRequest(_ wire: Nnsight_V1_Graph, id: UInt64, coordinator: ZMQSocket) throws(TraceError) -> Request {
@@ -248,7 +247,7 @@ public final class StageWorker {
             throw TraceError(.invalidGraph, "the trace needs prompts and max_new_tokens >= 1 within n_positions = \(model.config.nPositions)")
         }
         let capacity = promptLength + graph.generation.maxNewTokens - 1
-        let interpreter = try Interpreter(fragment: graph, owns: owns) { saveID, step, value, append in
+        let interpreter = try Interpreter(fragment: graph, layers: model.config.nLayer, owns: owns) { saveID, step, value, append in
             try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
                 $0.saved = .with { $0.saveID = saveID; $0.step = UInt32(step); $0.value = value.wire; $0.append = append }
             }))
@@ -312,16 +311,9 @@ public final class StageWorker {
                                                     pad: generation.padTokenId)
             // In a ring the next step goes out first: the coordinator's copy is off the critical path.
             if let next, generation.continues(after: Int(a.step), finished: request.finished) {
-                let input = StepInput.decode(tokens: tokens, after: step.lastPositions)
-                try next.send(try Framing.encode(Framing.envelope(requestId: id) {
-                    $0.activations = .with {
-                        $0.step = a.step + 1
-                        $0.tokens = HostTensor(shape: [B, 1], ints: input.tokens.map(Int64.init)).wire
-                        $0.positions = HostTensor(shape: [B, 1], ints: input.positions.map(Int64.init)).wire
-                        $0.mask = HostTensor(shape: [B, 1], ints: input.mask.map(Int64.init)).wire
-                        $0.values = carried
-                    }
-                }))
+                let input = Nnsight_V1_StepActivations(step: Int(a.step) + 1, input: .decode(tokens: tokens, after: step.lastPositions),
+                                                       values: carried)
+                try next.send(try Framing.encode(Framing.envelope(requestId: id) { $0.activations = input }))
             }
             let finished = request.finished
             try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {

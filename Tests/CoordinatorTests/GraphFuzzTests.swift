@@ -89,7 +89,7 @@ import Worker
                 fragment.nodes = fragment.nodes.map { var n = $0; n.at = n.at ?? HookPoint(.mlp(1), .output); return n }
             }
             let interpreter: Interpreter
-            do throws(TraceError) { interpreter = try Interpreter(fragment: fragment, owns: { _ in true }) { _, _, _, _ in } } catch { continue }
+            do throws(TraceError) { interpreter = try Interpreter(fragment: fragment, layers: config.nLayer, owns: { _ in true }) { _, _, _, _ in } } catch { continue }
             let prompts = fragment.invokes.filter { !$0.isEmpty && $0.count < 100 && $0.allSatisfy { $0 >= 0 && $0 < 2000 } }
             guard !prompts.isEmpty, prompts.count == fragment.invokes.count else { continue }
             let batch = PaddedBatch(prompts: prompts, padTokenId: 1999)
@@ -122,11 +122,15 @@ import Worker
     @Test func randomBytesAreMalformedOrTyped() throws {
         var rng = SplitMix64(seed: 7)
         let valid = try Self.seeds[0].serializedData()
+        var decoded = 0
         for i in 0..<2000 {
             var bytes = i % 2 == 0 ? valid : Data((0..<Int(rng.next() % 200)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
             if i % 2 == 0 { for _ in 0..<3 { bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next()) } }
             guard let graph = try? Nnsight_V1_Graph(serializedBytes: bytes) else { continue }
+            decoded += 1
             _ = try Self.exercise(graph)
         }
+        // Byte flips of a valid graph often still parse: those reach the compiler and interpreter.
+        #expect(decoded > 25, "\(decoded) of 2000 parsed")
     }
 }

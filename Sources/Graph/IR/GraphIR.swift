@@ -28,6 +28,19 @@ public struct ModuleRead: Equatable, Sendable {
     public var description: String {
         port == .inputs ? "\(module).inputs[\"\(key)\"]" : "\(module).\(port == .input ? "input" : "output")"
     }
+
+    /// Why the module has no such port, nil when it has: hooked modules have an input and an
+    /// output, the generator an output, `transformer` its named inputs. The one rule for the
+    /// wire's decoder and the compiler.
+    public var problem: String? {
+        let valid = switch (ModuleTree.spec(module).source, port) {
+        case (.hook, .input), (.hook, .output), (.generator, .output): true
+        case (.modelInputs, .inputs): ModuleTree.modelInputKeys.contains(key)
+        default: false
+        }
+        guard !valid else { return nil }
+        return "\(module) has no " + (port == .inputs ? "input '\(key)'" : port == .input ? "input" : "output")
+    }
 }
 
 /// What a node does.
@@ -56,6 +69,19 @@ public enum NodeKind: Sendable {
     public var isConstant: Bool {
         if case .constant = self { return true }
         return false
+    }
+
+    /// The module read a setter writes through `target`: the read itself, or the read under
+    /// `tuple_item` (`h[i].output[0]`); nil when `target` is anything else. The one rule for the
+    /// compiler and the worker's interpreter.
+    public static func assignableRead(_ target: UInt32, kind: (UInt32) -> NodeKind?) -> UInt32? {
+        switch kind(target) {
+        case .read?: return target
+        case let .op("tuple_item", inputs, _)?:
+            guard let first = inputs.first, case .read? = kind(first) else { return nil }
+            return first
+        default: return nil
+        }
     }
 }
 

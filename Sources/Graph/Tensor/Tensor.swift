@@ -95,16 +95,26 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
-    /// The base address of a live buffer (to tell which values view it).
-    var liveBase: UnsafeMutableRawPointer? {
-        switch storage {
-        case let .liveFloats(b): UnsafeMutableRawPointer(b.baseAddress)
-        case let .liveIds(b): UnsafeMutableRawPointer(b.baseAddress)
-        default: nil
+    /// Row-major without gaps (checked without building the contiguous strides).
+    public var isContiguous: Bool {
+        var expected = 1
+        for d in stride(from: shape.count - 1, through: 0, by: -1) {
+            if shape[d] != 1, strides[d] != expected { return false }
+            expected *= shape[d]
         }
+        return true
     }
 
-    public var isContiguous: Bool { strides == Tensor.contiguousStrides(shape) }
+    /// Whether the storage array is exactly this tensor's elements (no view, no live buffer).
+    private var ownsExactly: Bool {
+        guard offset == 0, isContiguous else { return false }
+        switch storage {
+        case let .float32(a): return a.count == count
+        case let .int64(a): return a.count == count
+        case let .bool(a): return a.count == count
+        case .liveFloats, .liveIds: return false
+        }
+    }
 
     public static func contiguousStrides(_ shape: [Int]) -> [Int] {
         var strides = [Int](repeating: 1, count: shape.count)
@@ -144,6 +154,7 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 
     /// The elements as float32, row-major (ints and bools converted).
     public var floats: [Float] {
+        if ownsExactly, case let .float32(a) = storage { return a }
         var out: [Float] = []
         out.reserveCapacity(count)
         switch storage {
@@ -158,6 +169,7 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 
     /// The elements as int64, row-major (floats truncated toward zero, as torch's `.long()`).
     public var int64s: [Int64] {
+        if ownsExactly, case let .int64(a) = storage { return a }
         var out: [Int64] = []
         out.reserveCapacity(count)
         switch storage {
@@ -174,6 +186,7 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     public var bools: [Bool] {
         switch storage {
         case let .bool(a):
+            if ownsExactly { return a }
             var out: [Bool] = []
             out.reserveCapacity(count)
             forEachOffset { out.append(a[$0]) }
@@ -196,14 +209,7 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 
     /// A contiguous tensor that owns its elements (self when it already is one).
     public func contiguous() -> Tensor {
-        if isContiguous, offset == 0, !isLive {
-            switch storage {
-            case let .float32(a) where a.count == count: return self
-            case let .int64(a) where a.count == count: return self
-            case let .bool(a) where a.count == count: return self
-            default: break
-            }
-        }
+        if ownsExactly { return self }
         switch dtype {
         case .float32: return Tensor(shape: shape, floats: floats)
         case .int64: return Tensor(shape: shape, ints: int64s)
