@@ -21,6 +21,9 @@ enum ClientNodes {
                 case nil: return nil
                 }
             }
+            if let condition = node.condition {
+                guard let c = try tensor(condition), c.count == 1, c.bools[0] else { continue }
+            }
             switch node.kind {
             case let .read(read):
                 if read.module == .generator {

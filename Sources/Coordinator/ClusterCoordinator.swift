@@ -267,11 +267,23 @@ public final class ClusterCoordinator {
     }
 
     private func handleResult(_ frame: Data) throws {
-        guard let envelope = try? Framing.decode(frame), let active = traces[envelope.requestID] else { return }
+        let decoded: Envelope
+        do throws(WireError) { decoded = try Framing.decode(frame) } catch {
+            // A worker's message that does not validate ends its trace with the reason (the
+            // trace would otherwise wait for it until its deadline).
+            if let raw = try? Envelope(serializedBytes: frame), let active = traces[raw.requestID] {
+                finish(raw.requestID, error: self.error(.errorMalformed, "a worker sent an invalid message: \(error)", requestId: active.clientRequest))
+            }
+            return
+        }
+        guard let active = traces[decoded.requestID] else { return }
+        let envelope = decoded
         let session = active.session
         switch envelope.body {
         case let .saved(saved)?:
             session.received += 1
+            // A skipped save (its guarded branch did not run) is passed on too: the client's
+            // program-order output must not wait for it.
             reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.saved = saved })
         case let .stepResult(result)?:
             guard Int(result.step) == session.steps else { return }

@@ -92,7 +92,7 @@ struct GraphCompiler {
                 throw invalid("step \(node.step) is beyond max_new_tokens = \(g.maxNewTokens) (steps 0..<\(g.maxNewTokens) run)")
             }
             guard node.invoke >= -1, node.invoke < graph.invokes.count else { throw invalid("node \(node.id) names invoke \(node.invoke), which does not exist") }
-            for input in node.kind.inputs where c.index[input] == nil {
+            for input in node.dependencies where c.index[input] == nil {
                 throw invalid("node \(node.id) uses node \(input), which does not exist before it")
             }
             switch node.kind {
@@ -127,12 +127,13 @@ struct GraphCompiler {
             case .constant:
                 c.placement[node.id] = .constant
             case let .read(read):
+                guard node.condition == nil else { throw invalid("node \(node.id): a module read cannot be guarded (reads have no effect; guard what uses them)") }
                 c.placement[node.id] = read.hookPoint == nil ? .client : .worker
             case let .set(target, _, value):
                 guard let read = liveTarget(c, target), c.placement[read] == .worker else {
                     throw invalid("node \(node.id): only a module's output or input (or its [0]) can be assigned to")
                 }
-                guard c.placement[value] != .client else {
+                guard c.placement[value] != .client, node.condition.map({ c.placement[$0] != .client }) ?? true else {
                     throw invalid("node \(node.id): model.generator.output and transformer.inputs exist only on the coordinator and cannot be written into the model")
                 }
                 c.placement[node.id] = .worker
@@ -151,7 +152,7 @@ struct GraphCompiler {
                 c.graph.nodes[c.index[node.id]!].kind = .constant(t.contiguous())
                 c.placement[node.id] = .constant
             default:
-                let inputs = node.kind.inputs.filter { c.placement[$0] != .constant }
+                let inputs = node.dependencies.filter { c.placement[$0] != .constant }
                 let worker = inputs.filter { c.placement[$0] == .worker }
                 if worker.isEmpty {
                     c.placement[node.id] = .client
@@ -186,10 +187,20 @@ struct GraphCompiler {
                 if let valuePosition = c.position[value], valuePosition > targetPosition {
                     throw TraceError(.invalidGraph, "\(c.describe(value)) is used before it can exist: it is written into \(c.describe(read)), which runs earlier in the forward pass").at(node)
                 }
+                if let condition = node.condition, let conditionPosition = c.position[condition], conditionPosition > targetPosition {
+                    // The edit would have to happen before its condition is known. As in nnsight,
+                    // that is fine while the condition is false and an error when it holds.
+                    let message = "\(c.describe(read)) was requested but the model already ran past it: this edit's condition (\(c.describe(condition))) is computed later in the forward pass"
+                    c.graph.nodes[c.index[node.id]!].kind = .op(name: "fail_if", inputs: [condition], attributes: Attributes(["message": .string(message)]))
+                    c.graph.nodes[c.index[node.id]!].condition = nil
+                    c.position[node.id] = conditionPosition
+                    c.hook[node.id] = c.hook[condition]
+                    continue
+                }
                 c.position[node.id] = targetPosition
                 c.hook[node.id] = c.hook[read]
             default:
-                let latest = node.kind.inputs.filter { c.placement[$0] == .worker }.max { c.position[$0]! < c.position[$1]! }!
+                let latest = node.dependencies.filter { c.placement[$0] == .worker }.max { c.position[$0]! < c.position[$1]! }!
                 c.position[node.id] = c.position[latest]
                 c.hook[node.id] = c.hook[latest]
             }
@@ -206,37 +217,23 @@ struct GraphCompiler {
             let rows = node.invoke >= 0 ? 1 : batch
             let module = c.hook[node.id].map { "\($0)" }
             func fail(_ error: OpError) -> TraceError { error.trace(.invalidGraph, at: node, module: module) }
+            if let condition = node.condition, let type = c.types[condition] {
+                guard case let .tensor(t) = type, t.shape.reduce(1, *) == 1 else {
+                    throw fail(OpError("Boolean value of Tensor with more than one value is ambiguous (the condition has type \(type))"))
+                }
+            }
             switch node.kind {
             case let .constant(t):
                 c.types[node.id] = .tensor(TensorType(shape: t.shape, dtype: t.dtype))
             case let .read(read):
-                let tokens = node.step == 0 ? promptLength : 1
-                let spec = ModuleTree.spec(read.module)
-                switch read.port {
-                case .input, .output:
-                    guard spec.source == .hook, let shape = read.port == .input ? spec.input : spec.output else { continue }
-                    let t = TensorType(shape: shape.dims(batch: rows, tokens: tokens, config: config), dtype: shape.isInteger ? .int64 : .float32)
-                    if read.port == .output, let size = spec.outputTuple {
-                        c.types[node.id] = .tuple([t] + [TensorType?](repeating: nil, count: size - 1))
-                    } else {
-                        c.types[node.id] = .tensor(t)
-                    }
-                case .inputs:
-                    let length = read.key == "attention_mask" ? promptLength + node.step : tokens
-                    c.types[node.id] = .tensor(TensorType(shape: [rows, length], dtype: .int64))
-                }
+                c.types[node.id] = StaticTypes.read(read, step: node.step, rows: rows, promptLength: promptLength, config: config)
             case let .op(name, inputs, attributes):
                 let types = inputs.compactMap { c.types[$0] }
                 guard types.count == inputs.count, let spec = OpRegistry.spec(name) else { continue }
                 do throws(OpError) { c.types[node.id] = try spec.type(types, attributes) } catch { throw fail(error) }
             case let .set(target, index, value):
                 guard case let .tensor(t)? = c.types[target], case let .tensor(v)? = c.types[value] else { continue }
-                do throws(OpError) {
-                    let region = try IndexItem.shape(of: index.isEmpty ? [.ellipsis] : index, on: t.shape)
-                    guard (try? Kernels.broadcastShape(v.shape, region)) == region else {
-                        throw OpError("cannot broadcast shape \(v.shape) to \(region)")
-                    }
-                } catch { throw fail(error) }
+                do throws(OpError) { try StaticTypes.checkAssignment(target: t.shape, index: index, value: v.shape) } catch { throw fail(error) }
             case let .save(input, _), let .append(input, _):
                 if case .tuple? = c.types[input] { throw fail(OpError("node \(input) is a tuple; index it first (e.g. output[0])")) }
             }
@@ -261,14 +258,14 @@ struct GraphCompiler {
             switch c.placement[node.id] {
             case .client?:
                 client.append(node)
-                clientConstants.formUnion(node.kind.inputs.filter { c.placement[$0] == .constant })
+                clientConstants.formUnion(node.dependencies.filter { c.placement[$0] == .constant })
             case .worker?:
                 let hook = c.hook[node.id]!, s = stage(of: hook)
                 var placed = node
                 placed.steps = [c.position[node.id]!.step]
                 placed.at = hook
                 fragments[s].nodes.append(placed)
-                for input in node.kind.inputs {
+                for input in node.dependencies {
                     if c.placement[input] == .constant {
                         constantsUsed[s].insert(input)
                     } else if let from = c.hook[input], stage(of: from) != s {

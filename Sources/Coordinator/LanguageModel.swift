@@ -75,7 +75,7 @@ public final class LanguageModel {
 
     private func run(_ prompt: String?, maxNewTokens: Int, sampling: SamplingParameters, eos: Int?,
                      _ body: (Tracer) throws -> Void) throws {
-        let recorder = TraceRecorder(layers: config.nLayer, maxNewTokens: maxNewTokens)
+        let recorder = TraceRecorder(config: config, maxNewTokens: maxNewTokens)
         let tracer = Tracer(recorder: recorder, tokenize: tokenizer.encode)
         TraceRecorder.active = recorder
         defer { TraceRecorder.active = nil }
@@ -86,13 +86,22 @@ public final class LanguageModel {
         }
         TraceRecorder.active = nil
         if let first = recorder.problems.first { throw first }
+        if let assumed = recorder.shapesAssumedLength, assumed.length != recorder.promptLength {
+            throw TraceError(.invalidGraph, "a shape read here assumed prompts of \(assumed.length) tokens, but a later invoke makes the batch \(recorder.promptLength) tokens long: read shapes after the last invoke",
+                             line: assumed.line > 0 ? assumed.line : nil, column: assumed.column > 0 ? assumed.column : nil)
+        }
         let graph = TraceGraph(nodes: recorder.nodes, invokes: recorder.invokes,
                                generation: GenerationSpec(maxNewTokens: maxNewTokens, sampling: sampling, eosTokenId: eos,
                                                           padTokenId: tokenizer.endOfTextId))
         try backend.execute(graph) { event in
-            if case let .saved(id, _, value) = event {
+            switch event {
+            case let .saved(id, _, value):
                 if let saved = recorder.saves[id] { saved.result = .success(value) }
                 if let (list, slot) = recorder.appends[id] { list.values[slot] = value }
+            case let .skipped(id, _):
+                recorder.saves[id]?.skipped = true
+            case .tokens:
+                break
             }
             onEvent?(event)
         }
@@ -105,6 +114,8 @@ public enum TraceEvent: Sendable {
     case saved(id: UInt32, step: Int, value: Tensor)
     /// The token each batch row produced at a step.
     case tokens(step: Int, ids: [Int])
+    /// A save or append in a guarded branch that did not run at that step: it has no value.
+    case skipped(id: UInt32, step: Int)
 }
 
 extension LanguageModel {

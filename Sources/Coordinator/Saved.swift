@@ -13,8 +13,20 @@ public final class Saved {
 
     init(step: Int) { self.step = step }
 
-    /// False when generation stopped before the step that computes the value.
+    /// A value a script already holds, saved inside a trace (`torch.zeros(3).save()`).
+    public static func holding(_ value: Tensor) -> Saved {
+        let s = Saved(step: 0)
+        s.result = .success(value)
+        return s
+    }
+
+    /// False when generation stopped before the step that computes the value, or when the
+    /// value sits in a guarded branch that did not run.
     public var wasReached: Bool { result != nil }
+    /// The save sits in a guarded branch (`if` on a traced value) that did not run.
+    public internal(set) var skipped = false
+    /// Whether the trace has said what became of this value (it arrived, or its branch did not run).
+    public var isSettled: Bool { result != nil || skipped }
 
     /// The saved tensor; throws when generation stopped before the step that computes it, or
     /// when the trace failed.
@@ -23,7 +35,9 @@ public final class Saved {
             switch result {
             case let .success(v)?: return v
             case let .failure(e)?: throw e
-            case nil: throw TraceError.stepNotReached(step: step)
+            case nil:
+                if skipped { throw TraceError(.stepNotReached, "the value was not computed: the branch of the `if` that saves it did not run", step: step) }
+                throw TraceError.stepNotReached(step: step)
             }
         }
     }

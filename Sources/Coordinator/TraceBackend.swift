@@ -53,6 +53,8 @@ final class CoordinatorClient: TraceBackend {
             catch { throw TraceError(.transport, "the coordinator sent an invalid message: \(error)") }
             guard envelope.requestID == id else { continue }
             switch envelope.body {
+            case let .saved(saved)? where saved.skipped:
+                deliver(.skipped(id: saved.saveID, step: Int(saved.step)))
             case let .saved(saved)?:
                 do throws(WireError) {
                     deliver(.saved(id: saved.saveID, step: Int(saved.step), value: try Tensor(wire: saved.value)))

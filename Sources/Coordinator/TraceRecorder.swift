@@ -6,9 +6,17 @@ import Graph
 /// op, edit and save becomes a node tagged with the current generation step, invoke and source
 /// position.
 final class TraceRecorder {
-    let layers: Int
+    let config: GPT2Config
     let maxNewTokens: Int
+    var layers: Int { config.nLayer }
     var nodes: [GraphNode] = []
+    /// Every value's static type, known as it is recorded (`.shape` is a plain value).
+    var types: [UInt32: ValueType] = [:]
+    /// The guard of the branch being recorded (`if` on a traced value): nodes with effects
+    /// (edits, saves, appends, ops) carry it.
+    var condition: UInt32?
+    /// The prompt length that shapes read so far assumed (a later, longer invoke changes it).
+    var shapesAssumedLength: (length: Int, line: Int, column: Int)?
     var invokes: [[Int]] = []
     /// The step that module accesses refer to outside loops (`tracer.next()` advances it).
     var cursor = 0
@@ -28,10 +36,16 @@ final class TraceRecorder {
     var problems: [TraceError] = []
     private var nextId: UInt32 = 1
 
-    init(layers: Int, maxNewTokens: Int) {
-        self.layers = layers
+    init(config: GPT2Config, maxNewTokens: Int) {
+        self.config = config
         self.maxNewTokens = maxNewTokens
     }
+
+    /// Prompt lengths a front end found before recording (its invokes' literal prompts), so
+    /// shapes read in an early invoke already see the batch's padded length.
+    var plannedLengths: [Int] = []
+
+    var promptLength: Int { (invokes.map(\.count) + plannedLengths).max() ?? 0 }
 
     func problem(_ message: String) {
         problems.append(TraceError(.invalidGraph, message, line: currentLine > 0 ? currentLine : nil,
@@ -42,8 +56,56 @@ final class TraceRecorder {
     func add(_ kind: NodeKind) -> UInt32 {
         let id = nextId
         nextId += 1
-        nodes.append(GraphNode(id: id, steps: [currentStep], invoke: currentInvoke, line: currentLine, column: currentColumn, kind: kind))
+        var guarded: UInt32? = nil
+        if case .read = kind {} else if case .constant = kind {} else { guarded = condition }
+        let node = GraphNode(id: id, steps: [currentStep], invoke: currentInvoke, line: currentLine, column: currentColumn, kind: kind,
+                             condition: guarded)
+        nodes.append(node)
+        inferType(node)
         return id
+    }
+
+    /// The node's static type through the op registry; a rule that fails is a problem at the
+    /// node's line:column (the compiler checks the same again on what it receives).
+    private func inferType(_ node: GraphNode) {
+        switch node.kind {
+        case let .constant(t):
+            types[node.id] = .tensor(TensorType(shape: t.shape, dtype: t.dtype))
+        case let .read(read):
+            let rows = node.invoke >= 0 ? 1 : max(invokes.count, plannedLengths.count, 1)
+            types[node.id] = StaticTypes.read(read, step: node.step, rows: rows, promptLength: promptLength, config: config)
+        case let .op(name, inputs, attributes):
+            let known = inputs.compactMap { types[$0] }
+            guard known.count == inputs.count, let spec = OpRegistry.spec(name) else { return }
+            do throws(OpError) { types[node.id] = try spec.type(known, attributes) } catch { problem(origin(inputs) + error.description) }
+        case let .set(target, index, value):
+            guard case let .tensor(t)? = types[target], case let .tensor(v)? = types[value] else { return }
+            do throws(OpError) { try StaticTypes.checkAssignment(target: t.shape, index: index, value: v.shape) } catch { problem(origin([target]) + error.description) }
+        case .save, .append:
+            break
+        }
+    }
+
+    /// "transformer.h[0].output at step 0: ", the module value an op's inputs come from (for messages).
+    private func origin(_ inputs: [UInt32]) -> String {
+        var id = inputs.first
+        let byId = Dictionary(nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        while let current = id, let node = byId[current] {
+            switch node.kind {
+            case let .read(read):
+                let place = read.hookPoint.map { "\($0)" } ?? "\(read)"
+                return "\(place) at step \(node.step): "
+            case let .op(_, inputs, _): id = inputs.first
+            default: return ""
+            }
+        }
+        return ""
+    }
+
+    /// The static type of `node`, noting the prompt length it assumes.
+    func staticType(_ node: UInt32) -> ValueType? {
+        if shapesAssumedLength == nil, !invokes.isEmpty { shapesAssumedLength = (promptLength, currentLine, currentColumn) }
+        return types[node]
     }
 
     func read(_ read: ModuleRead) -> TraceValue {
@@ -51,7 +113,42 @@ final class TraceRecorder {
     }
 
     func op(_ name: String, _ inputs: [UInt32], _ attributes: Attributes = Attributes()) -> TraceValue {
-        TraceValue(recorder: self, node: add(.op(name: name, inputs: inputs, attributes: attributes)), isTuple: false)
+        let id = add(.op(name: name, inputs: inputs, attributes: attributes))
+        if case .tuple? = types[id] { return TraceValue(recorder: self, node: id, isTuple: true) }
+        return TraceValue(recorder: self, node: id, isTuple: false)
+    }
+
+    /// A condition's value as one bool (`bool(x)` of a one-element tensor), checked statically.
+    func truth(_ node: UInt32) -> UInt32 {
+        switch types[node] {
+        case let .tensor(t)? where t.shape.reduce(1, *) != 1:
+            problem("Boolean value of Tensor with more than one value is ambiguous (the condition has shape \(t.shape))")
+        case .tuple?:
+            problem("a tuple cannot be a condition; index it first (e.g. output[0])")
+        default: break
+        }
+        if case let .tensor(t)? = types[node], t.dtype == .bool, t.shape.isEmpty { return node }
+        let zero = constant(.scalar(Int64(0)))
+        let ne = add(.op(name: "ne", inputs: [node, zero], attributes: Attributes()))
+        // A 0-d bool, whatever the condition's one-element shape.
+        return add(.op(name: "reshape", inputs: [ne], attributes: Attributes(["shape": .ints([])])))
+    }
+
+    /// Runs `body` with nodes guarded by `condition` (a bool node) and the enclosing guard.
+    func guarded<T>(by condition: UInt32?, _ body: () throws -> T) rethrows -> T {
+        let outer = self.condition
+        if let condition, let outer {
+            self.condition = add(.op(name: "bitwise_and", inputs: [outer, condition], attributes: Attributes()))
+        } else {
+            self.condition = condition ?? outer
+        }
+        defer { self.condition = outer }
+        return try body()
+    }
+
+    /// `not condition` (for `else` and the branches after one that was taken).
+    func negation(_ condition: UInt32) -> UInt32 {
+        add(.op(name: "bitwise_not", inputs: [condition], attributes: Attributes()))
     }
 
     func constant(_ tensor: Tensor) -> UInt32 { add(.constant(tensor)) }

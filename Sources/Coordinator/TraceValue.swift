@@ -45,7 +45,13 @@ public final class TraceValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLi
     /// A module output that is a tuple in Hugging Face (`h[i]`, `h[i].attn`): `[0]` picks an item.
     let isTuple: Bool
     /// What `.save()` returned for this value: a later trace uses its value as a constant.
-    var saved: Saved?
+    public internal(set) var saved: Saved?
+    /// The name torch's autograd gives the op that made this value (`SliceBackward0`), nil
+    /// when it needs no gradient: front ends print it as torch's repr does.
+    public var gradFn: String?
+    /// Whether the value is a permuted view (after permute, transpose or expand), which torch
+    /// copies to reshape: front ends name the autograd op from it.
+    public var isPermutedView = false
 
     init(recorder: TraceRecorder?, node: UInt32, isTuple: Bool) {
         self.recorder = recorder

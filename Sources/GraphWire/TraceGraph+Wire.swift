@@ -81,7 +81,8 @@ extension GraphNode {
             }
             at = point
         }
-        self.init(id: node.id, steps: node.steps.map { Int($0) }, invoke: Int(node.invoke), line: line, column: column, kind: kind, at: at)
+        self.init(id: node.id, steps: node.steps.map { Int($0) }, invoke: Int(node.invoke), line: line, column: column, kind: kind, at: at,
+                  condition: node.condition == 0 ? nil : node.condition)
     }
 
     public var wire: Nnsight_V1_Node {
@@ -91,6 +92,7 @@ extension GraphNode {
             n.invoke = Int32(clamping: invoke)
             n.line = UInt32(clamping: line)
             n.column = UInt32(clamping: column)
+            n.condition = condition ?? 0
             if let at { n.at = ModuleRead(at.module, at.port == .input ? .input : .output).wire }
             switch kind {
             case let .read(read): n.read = read.wire

@@ -20,6 +20,15 @@ final class Expr {
         case boolOp(String, [Expr])
         case compare(Expr, [(String, Expr)])
         case listComp(Expr, target: Expr, iter: Expr, conditions: [Expr])
+        case lambda([Param], Expr)
+        /// `body if test else orelse`
+        case ifExp(test: Expr, body: Expr, orelse: Expr)
+    }
+
+    /// A function parameter, with its default.
+    struct Param {
+        var name: String
+        var defaultValue: Expr?
     }
 
     enum FPart {
@@ -50,7 +59,16 @@ final class Stmt {
         case ifStmt([(Expr, [Stmt])], [Stmt]?)
         case with([(Expr, Expr?)], [Stmt])
         case pass
-        case importIgnored
+        /// `import a.b as c`: (dotted path, bound name).
+        case importModules([(path: String, alias: String?)])
+        /// `from a.b import c as d`
+        case importFrom(String, [(name: String, alias: String?)])
+        case whileLoop(Expr, [Stmt])
+        case def(String, [Expr.Param], [Stmt])
+        case `return`(Expr?)
+        case `break`
+        case `continue`
+        case assert(Expr, Expr?)
     }
 
     let kind: Kind

@@ -28,7 +28,7 @@ enum Format {
         guard chars.count <= 1 else { throw runner.fail(.value, "invalid format specifier '\(spec)'", loc) }
 
         var v = try runner.resolved(value, loc)
-        if case let .tensor(t) = v, t.count == 1 { v = t.dtype == .float32 ? .float(t.doubles[0]) : .int(t.ints[0]) }
+        if case let .tensor(t, _) = v, t.count == 1 { v = t.dtype == .float32 ? .float(t.doubles[0]) : t.dtype == .bool ? .bool(t.bools[0]) : .int(t.ints[0]) }
         var body: String
         var numeric = true
         var negative = false

@@ -26,7 +26,7 @@ enum JSONExport {
         case let .tuple(t): return array(t)
         case let .size(d): return "[" + d.map(String.init).joined(separator: ", ") + "]"
         case .dict: return nil  // the oracle's harness skips dicts
-        case let .tensor(t): return tensor(t)
+        case let .tensor(t, _): return tensor(t)
         case let .saved(saved, _): return (try? saved.value).map(tensor)
         case let .range(a, b, s): return array(Swift.stride(from: a, to: b, by: s).map { .int($0) })
         default: return nil
@@ -43,13 +43,13 @@ enum JSONExport {
     }
 
     static func tensor(_ t: Tensor) -> String {
-        let data: [String] = t.dtype != .float32 ? t.int64s.map { String($0) } : t.floats.map { f in
+        let data: [String] = t.dtype == .bool ? t.bools.map { $0 ? "true" : "false" } : t.dtype != .float32 ? t.int64s.map { String($0) } : t.floats.map { f in
             if f.isNaN { return "NaN" }
             if f.isInfinite { return f < 0 ? "-Infinity" : "Infinity" }
             return "\(f)"
         }
         return "{\"shape\": [" + t.shape.map(String.init).joined(separator: ", ") + "], \"dtype\": \""
-            + (t.dtype == .float32 ? "float32" : "int64") + "\", \"data\": [" + data.joined(separator: ", ") + "]}"
+            + t.dtype.rawValue + "\", \"data\": [" + data.joined(separator: ", ") + "]}"
     }
 
     static func number(_ d: Double) -> String {

@@ -168,21 +168,55 @@ struct Lexer {
                 break
             }
             if ch == "\n" && !triple { throw fail("unterminated string literal", startLine, startColumn) }
-            if ch == "\\" && !raw {
+            if ch == "\\" && raw {
+                // A raw string keeps the backslash, which still protects the next character.
+                advance()
+                text.append("\\")
+                if let e = peek() { text.append(e); advance() }
+                continue
+            }
+            if ch == "\\" {
                 advance()
                 guard let e = peek() else { throw fail("unterminated string literal", startLine, startColumn) }
+                let (escapeLine, escapeColumn) = (line, column - 1)
+                advance()
                 switch e {
                 case "n": text.append("\n")
                 case "t": text.append("\t")
                 case "r": text.append("\r")
-                case "0": text.append("\0")
+                case "a": text.append("\u{07}")
+                case "b": text.append("\u{08}")
+                case "f": text.append("\u{0C}")
+                case "v": text.append("\u{0B}")
                 case "\\": text.append("\\")
                 case "'": text.append("'")
                 case "\"": text.append("\"")
                 case "\n": break
+                case "0"..."7":
+                    // Up to three octal digits.
+                    var digits = String(e)
+                    while digits.count < 3, let d = peek(), ("0"..."7").contains(d) { digits.append(d); advance() }
+                    text.unicodeScalars.append(Unicode.Scalar(UInt8(Int(digits, radix: 8)! & 0xFF)))
+                case "x", "u", "U":
+                    let count = e == "x" ? 2 : e == "u" ? 4 : 8
+                    var digits = ""
+                    while digits.count < count, let d = peek(), d.isHexDigit { digits.append(d); advance() }
+                    guard digits.count == count, let v = UInt32(digits, radix: 16), let scalar = Unicode.Scalar(v) else {
+                        throw ScriptError(.syntax, "(unicode error) truncated or invalid \\\(e) escape", file: file, line: escapeLine, column: escapeColumn)
+                    }
+                    text.unicodeScalars.append(scalar)
+                case "N":
+                    guard peek() == "{" else { throw ScriptError(.syntax, "(unicode error) malformed \\N character escape", file: file, line: escapeLine, column: escapeColumn) }
+                    advance()
+                    var name = ""
+                    while let d = peek(), d != "}", d != quote, d != "\n" { name.append(d); advance() }
+                    guard peek() == "}", let scalar = UnicodeNames.scalar(named: name) else {
+                        throw ScriptError(.syntax, "(unicode error) unknown Unicode character name '\(name)'", file: file, line: escapeLine, column: escapeColumn)
+                    }
+                    advance()
+                    text.unicodeScalars.append(scalar)
                 default: text.append("\\"); text.append(e)
                 }
-                advance()
                 continue
             }
             text.append(ch)

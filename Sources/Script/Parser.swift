@@ -12,11 +12,9 @@ struct Parser {
     }
 
     static let unsupportedKeywords: [String: String] = [
-        "while": "while loops", "def": "function definitions (def)", "class": "class definitions",
-        "lambda": "lambda expressions", "return": "return", "try": "try statements", "raise": "raise",
-        "del": "del", "global": "global", "nonlocal": "nonlocal", "async": "async", "await": "await",
-        "yield": "yield", "assert": "assert", "break": "break", "continue": "continue", "from": "from-imports",
-        "match": "match statements",
+        "class": "class definitions", "try": "try statements", "raise": "raise statements",
+        "del": "del statements", "global": "global statements", "nonlocal": "nonlocal statements", "async": "async",
+        "await": "await", "yield": "yield", "match": "match statements", "except": "except clauses", "finally": "finally clauses",
     ]
 
     var current: Token { tokens[p] }
@@ -104,6 +102,21 @@ struct Parser {
                 let body = try block()
                 if isName("else") { throw fail(.unsupported, "for-else is not supported in trace scripts") }
                 return [Stmt(.forLoop(target, iter, body), loc)]
+            case "while":
+                p += 1
+                let test = try expression()
+                let body = try block()
+                if isName("else") { throw fail(.unsupported, "while-else is not supported in trace scripts") }
+                return [Stmt(.whileLoop(test, body), loc)]
+            case "def":
+                p += 1
+                guard case let .name(name) = current.kind else { throw fail("expected a function name\(describeCurrent)") }
+                p += 1
+                try expectOp("(")
+                let params = try parameters(closing: ")")
+                try expectOp(")")
+                if isOp("->") { p += 1; _ = try expression() }
+                return [Stmt(.def(name, params, try block()), loc)]
             case "with":
                 p += 1
                 var items: [(Expr, Expr?)] = []
@@ -141,24 +154,48 @@ struct Parser {
         if isName("pass") { p += 1; return Stmt(.pass, loc) }
         if isName("import") {
             p += 1
+            var modules: [(path: String, alias: String?)] = []
             repeat {
                 if isOp(",") { p += 1 }
-                guard case let .name(module) = current.kind else { throw fail("expected a module name") }
-                var full = module
-                p += 1
-                while isOp(".") {
-                    p += 1
-                    guard case let .name(part) = current.kind else { throw fail("expected a module name") }
-                    full += "." + part
-                    p += 1
-                }
-                let root = full.split(separator: ".").first.map(String.init) ?? full
-                guard ["torch", "nnsight"].contains(root) else {
-                    throw fail(.unsupported, "import of '\(full)' is not supported (only torch and nnsight imports are accepted, and ignored)", at: loc)
-                }
-                if isName("as") { p += 2 }
+                let path = try dottedName()
+                var alias: String?
+                if isName("as") { p += 1; alias = try name() }
+                modules.append((path, alias))
             } while isOp(",")
-            return Stmt(.importIgnored, loc)
+            return Stmt(.importModules(modules), loc)
+        }
+        if isName("from") {
+            p += 1
+            let module = try dottedName()
+            guard isName("import") else { throw fail("expected 'import'\(describeCurrent)") }
+            p += 1
+            let parenthesized = isOp("(")
+            if parenthesized { p += 1 }
+            var names: [(name: String, alias: String?)] = []
+            repeat {
+                if isOp(",") { p += 1; if parenthesized && isOp(")") { break } }
+                if isOp("*") { throw fail(.unsupported, "'from \(module) import *' is not supported in trace scripts") }
+                let n = try name()
+                var alias: String?
+                if isName("as") { p += 1; alias = try name() }
+                names.append((n, alias))
+            } while isOp(",")
+            if parenthesized { try expectOp(")") }
+            return Stmt(.importFrom(module, names), loc)
+        }
+        if isName("return") {
+            p += 1
+            if current.kind == .newline || current.kind == .end || isOp(";") { return Stmt(.return(nil), loc) }
+            return Stmt(.return(try expressionList()), loc)
+        }
+        if isName("break") { p += 1; return Stmt(.break, loc) }
+        if isName("continue") { p += 1; return Stmt(.continue, loc) }
+        if isName("assert") {
+            p += 1
+            let test = try expression()
+            var message: Expr?
+            if isOp(",") { p += 1; message = try expression() }
+            return Stmt(.assert(test, message), loc)
         }
         if case let .name(word) = current.kind, let construct = Self.unsupportedKeywords[word] {
             throw fail(.unsupported, "\(construct) are not supported in trace scripts")
@@ -181,6 +218,38 @@ struct Parser {
             return Stmt(.assign(targets, value), loc)
         }
         return Stmt(.expr(first), loc)
+    }
+
+    mutating func name() throws(ScriptError) -> String {
+        guard case let .name(n) = current.kind else { throw fail("expected a name\(describeCurrent)") }
+        p += 1
+        return n
+    }
+
+    mutating func dottedName() throws(ScriptError) -> String {
+        var full = try name()
+        while isOp(".") {
+            p += 1
+            full += "." + (try name())
+        }
+        return full
+    }
+
+    /// `a, b=1` up to `closing` (`)` for def, `:` for lambda).
+    mutating func parameters(closing: String) throws(ScriptError) -> [Expr.Param] {
+        var params: [Expr.Param] = []
+        while !isOp(closing) {
+            if isOp("*") || isOp("**") { throw fail(.unsupported, "*args and **kwargs parameters are not supported in trace scripts") }
+            let n = try name()
+            if isOp(":") && closing != ":" { p += 1; _ = try expression() }  // an annotation
+            var defaultValue: Expr?
+            if isOp("=") { p += 1; defaultValue = try expression() }
+            else if params.contains(where: { $0.defaultValue != nil }) { throw fail("non-default argument follows default argument") }
+            guard !params.contains(where: { $0.name == n }) else { throw fail("duplicate argument '\(n)' in function definition") }
+            params.append(Expr.Param(name: n, defaultValue: defaultValue))
+            if isOp(",") { p += 1 } else { break }
+        }
+        return params
     }
 
     func checkTarget(_ e: Expr) throws(ScriptError) {
@@ -219,9 +288,22 @@ struct Parser {
     }
 
     mutating func expression() throws(ScriptError) -> Expr {
-        if isName("lambda") { throw fail(.unsupported, "lambda expressions are not supported in trace scripts") }
+        let loc = location
+        if isName("lambda") {
+            p += 1
+            let params = try parameters(closing: ":")
+            try expectOp(":")
+            return Expr(.lambda(params, try expression()), loc)
+        }
         let e = try orTest()
-        if isName("if") { throw fail(.unsupported, "conditional expressions (x if c else y) are not supported in trace scripts") }
+        // `x if c else y` (a comprehension's filter follows its iterable, parsed as orTest).
+        if isName("if") {
+            p += 1
+            let test = try orTest()
+            guard isName("else") else { throw fail("expected 'else' in a conditional expression\(describeCurrent)") }
+            p += 1
+            return Expr(.ifExp(test: test, body: e, orelse: try expression()), loc)
+        }
         return e
     }
 
@@ -247,7 +329,7 @@ struct Parser {
 
     mutating func comparison() throws(ScriptError) -> Expr {
         let loc = location
-        let first = try arith()
+        let first = try bitOr()
         var rest: [(String, Expr)] = []
         while true {
             var op: String?
@@ -260,9 +342,23 @@ struct Parser {
                 if isName("not") { p += 1; op = "is not" } else { op = "is" }
             }
             guard let op else { break }
-            rest.append((op, try arith()))
+            rest.append((op, try bitOr()))
         }
         return rest.isEmpty ? first : Expr(.compare(first, rest), loc)
+    }
+
+    mutating func bitOr() throws(ScriptError) -> Expr { try binaryLevel(["|"]) { (p) throws(ScriptError) in try p.bitXor() } }
+    mutating func bitXor() throws(ScriptError) -> Expr { try binaryLevel(["^"]) { (p) throws(ScriptError) in try p.bitAnd() } }
+    mutating func bitAnd() throws(ScriptError) -> Expr { try binaryLevel(["&"]) { (p) throws(ScriptError) in try p.arith() } }
+
+    mutating func binaryLevel(_ ops: [String], _ next: (inout Parser) throws(ScriptError) -> Expr) throws(ScriptError) -> Expr {
+        var left = try next(&self)
+        while case let .op(op) = current.kind, ops.contains(op) {
+            let loc = location
+            p += 1
+            left = Expr(.binary(op, left, try next(&self)), loc)
+        }
+        return left
     }
 
     mutating func arith() throws(ScriptError) -> Expr {
@@ -281,7 +377,6 @@ struct Parser {
         while isOp("*") || isOp("/") || isOp("//") || isOp("%") || isOp("@") {
             let loc = location
             guard case let .op(op) = current.kind else { break }
-            if op == "@" { throw fail(.unsupported, "matrix multiplication (@) is not supported in trace scripts") }
             p += 1
             left = Expr(.binary(op, left, try factor()), loc)
         }
@@ -295,7 +390,10 @@ struct Parser {
             p += 1
             return Expr(.unary(op, try factor()), loc)
         }
-        if isOp("~") { throw fail(.unsupported, "bitwise operators are not supported in trace scripts") }
+        if isOp("~") {
+            p += 1
+            return Expr(.unary("~", try factor()), loc)
+        }
         return try power()
     }
 

@@ -11,6 +11,87 @@ final class PyList {
     init(_ items: [PyValue] = []) { self.items = items }
 }
 
+/// A Python dict (a reference, insertion-ordered). Keys are strings, ints or bools.
+final class PyDict {
+    var entries: [(key: PyValue, value: PyValue)]
+    var saved = false
+    init(_ entries: [(key: PyValue, value: PyValue)] = []) { self.entries = entries }
+
+    static func hashKey(_ k: PyValue) -> String? {
+        switch k {
+        case let .str(s): "s" + s
+        case let .int(i): "i\(i)"
+        case let .bool(b): "i\(b ? 1 : 0)"
+        case let .float(f) where f == f.rounded() && abs(f) < 1e15: "i\(Int(f))"
+        case let .float(f): "f\(f)"
+        case .none: "n"
+        case let .tuple(items):
+            items.map(hashKey).allSatisfy { $0 != nil } ? "t(" + items.map { hashKey($0)! }.joined(separator: ",") + ")" : nil
+        default: nil
+        }
+    }
+
+    func index(of key: PyValue) -> Int? {
+        guard let h = Self.hashKey(key) else { return nil }
+        return entries.firstIndex { Self.hashKey($0.key) == h }
+    }
+
+    subscript(_ key: PyValue) -> PyValue? {
+        get { index(of: key).map { entries[$0].value } }
+        set {
+            if let i = index(of: key) {
+                if let newValue { entries[i].value = newValue } else { entries.remove(at: i) }
+            } else if let newValue {
+                entries.append((key, newValue))
+            }
+        }
+    }
+}
+
+/// A `def` or a `lambda`: parameters, a body, and the local names it closes over.
+final class PyFunction {
+    let name: String
+    let params: [Expr.Param]
+    let defaults: [PyValue?]
+    enum Body { case statements([Stmt]), expression(Expr) }
+    let body: Body
+    let captured: [String: PyValue]
+    init(name: String, params: [Expr.Param], defaults: [PyValue?], body: Body, captured: [String: PyValue]) {
+        self.name = name
+        self.params = params
+        self.defaults = defaults
+        self.body = body
+        self.captured = captured
+    }
+}
+
+/// A Python value computed from traced values that does not flow back into the model
+/// (`x.item()`, an f-string, `tokenizer.decode(tok)`): the client computes it once the traced
+/// values it needs have arrived. `graph` gives the same value as a graph node, when it is a
+/// number, for conditions (`if x.item() > 0:`).
+final class Deferred {
+    let needs: [TraceValue]
+    let compute: () throws -> PyValue
+    private let makeGraph: (() -> TraceValue?)?
+    private var graphValue: TraceValue??
+    /// `nnsight.save(...)`d: it outlives the trace as its computed value.
+    var saved = false
+
+    init(needs: [TraceValue], graph: (() -> TraceValue?)? = nil, compute: @escaping () throws -> PyValue) {
+        self.needs = needs
+        self.makeGraph = graph
+        self.compute = compute
+    }
+
+    /// The value as a graph node (recorded on first use), nil when it has none (a string).
+    var graph: TraceValue? {
+        if let graphValue { return graphValue }
+        let g = makeGraph?()
+        graphValue = .some(g)
+        return g
+    }
+}
+
 /// Objects of the nnsight world a script can reach.
 enum PyObject {
     case model
@@ -26,6 +107,10 @@ enum PyObject {
     case generateContext(prompt: String?, maxNewTokens: Int, sampling: SamplingParameters)
     case traceContext(prompt: String?)
     case invokeContext(Tracer, prompt: String?)
+    /// `torch`, `torch.nn`, `torch.nn.functional`, `nnsight`, `math`, and `torch.Tensor` (for isinstance).
+    case namespace(String)
+    /// `torch.no_grad()`, `torch.inference_mode()`: a context that turns autograd names off.
+    case noGrad
 }
 
 /// A value of the script interpreter.
@@ -37,20 +122,25 @@ indirect enum PyValue {
     case str(String)
     case list(PyList)
     case tuple([PyValue])
-    case dict([(String, PyValue)])
-    case tensor(Tensor)
+    case dict(PyDict)
+    /// A tensor the script holds, with torch's autograd name for its repr (`grad_fn=<...>`).
+    case tensor(Tensor, grad: String? = nil)
     case size([Int])
     case range(Int, Int, Int)
+    case dtype(DType)
     /// A value inside a trace; its real value exists only on a worker.
     case proxy(TraceValue)
     /// A `.save()`d value: a proxy while recording, a tensor once the trace has run.
     case saved(Saved, TraceValue)
+    /// A Python value the client computes from traced values when they arrive.
+    case deferred(Deferred)
     /// A proxy that was not saved, after its trace ended.
     case unsaved(String)
     case object(PyObject)
     case steps(StepSequence)
     case builtin(String)
     case method(PyValue, String)
+    case function(PyFunction)
 
     var typeName: String {
         switch self {
@@ -62,14 +152,16 @@ indirect enum PyValue {
         case .list: "list"
         case .tuple: "tuple"
         case .dict: "dict"
-        case .tensor, .saved: "Tensor"
+        case .tensor, .saved, .proxy: "Tensor"
         case .size: "torch.Size"
         case .range: "range"
-        case .proxy: "InterventionProxy"
+        case .dtype: "torch.dtype"
+        case .deferred: "value"
         case .unsaved: "unsaved proxy"
         case .object: "Envoy"
         case .steps: "iterator"
         case .builtin, .method: "builtin_function_or_method"
+        case .function: "function"
         }
     }
 }
@@ -110,21 +202,5 @@ enum Repr {
         }
         out.append(quote)
         return out
-    }
-
-    /// torch's repr: `tensor(1052)`, `tensor([1, 2])`, floats with 4 decimals.
-    static func tensor(_ t: Tensor) -> String {
-        let data = t.doubles
-        func element(_ v: Double) -> String {
-            t.dtype == .int64 ? String(Int(v)) : String(format: "%.4f", v)
-        }
-        func nested(_ offset: Int, _ dim: Int, indent: Int) -> String {
-            if dim == t.shape.count { return element(data[offset]) }
-            let stride = t.shape[(dim + 1)...].reduce(1, *)
-            let parts = (0..<t.shape[dim]).map { nested(offset + $0 * stride, dim + 1, indent: indent + 1) }
-            let separator = dim == t.shape.count - 1 ? ", " : ",\n" + String(repeating: " ", count: indent + 1)
-            return "[" + parts.joined(separator: separator) + "]"
-        }
-        return "tensor(" + nested(0, 0, indent: 7) + ")"
     }
 }

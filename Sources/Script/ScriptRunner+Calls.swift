@@ -3,11 +3,6 @@ import Engine
 import Foundation
 import Graph
 
-enum Builtins {
-    static let names: Set<String> = ["print", "len", "range", "enumerate", "zip", "list", "tuple", "str", "int", "float",
-                                     "bool", "abs", "min", "max", "sum", "round", "sorted", "reversed", "isinstance", "dict", "repr"]
-}
-
 extension ScriptRunner {
     func call(_ f: PyValue, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> PyValue {
         func expectKeywords(_ allowed: Set<String>, _ what: String) throws {
@@ -24,15 +19,30 @@ extension ScriptRunner {
             }
         }
         switch f {
+        case let .function(function):
+            return try callFunction(function, args, kwargs, loc)
         case .object(.tokenizer):
             try expectKeywords(["return_tensors", "padding"], "tokenizer")
             guard case let .str(text)? = args.first else { throw fail(.type, "model.tokenizer(...) takes a string", loc) }
             let ids = model.tokenizer.encode(text)
-            return .dict([("input_ids", .list(PyList(ids.map { .int($0) }))),
-                          ("attention_mask", .list(PyList(ids.map { _ in .int(1) })))])
+            return .dict(PyDict([(.str("input_ids"), .list(PyList(ids.map { .int($0) }))),
+                                 (.str("attention_mask"), .list(PyList(ids.map { _ in .int(1) })))]))
         case let .builtin(name):
-            return try builtin(name, args, kwargs, loc, expectKeywords)
-        case let .method(base, name):
+            if !resolving, tracing > 0, needsClient(name, args + kwargs.values.map { $0 }) {
+                return deferred(args + kwargs.values.map { $0 }) { [unowned self] in try builtin(name, args, kwargs, loc) }
+            }
+            return try builtin(name, args, kwargs, loc)
+        case let .method(.object(.namespace(ns)), name):
+            return try namespaceCall(ns, name, args, kwargs, loc)
+        case let .method(base0, name):
+            let base: PyValue
+            if resolving, case .deferred = base0 { base = try resolved(base0, loc) } else { base = base0 }
+            // Pure operations on client values become client values; a list's append does not.
+            if case .deferred = base, let lifted = try lift([base] + args, loc, { [self] in try call(f, args, kwargs, loc) }) { return lifted }
+            if case .str = base, let lifted = try lift(args, loc, { [self] in try call(f, args, kwargs, loc) }) { return lifted }
+            if case .str = base, !resolving, tracing > 0, args.contains(where: { !needs(of: $0).isEmpty && !isTensorLike($0) }) {
+                return deferred(args) { [unowned self] in try call(f, args, kwargs, loc) }
+            }
             switch (base, name) {
             case (.object(.model), "generate"), (.object(.model), "trace"):
                 try expectKeywords(["max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "seed", "remote", "scan", "validate"], name)
@@ -58,7 +68,7 @@ extension ScriptRunner {
                 try expectKeywords([], name)
                 return .steps(t.all())
             case let (.object(.tracer(t)), "next"):
-                try expectKeywords([], name)
+                try expectKeywords(["step"], name)
                 t.next()
                 return .none
             case let (.object(.tracer(t)), "invoke"):
@@ -68,52 +78,335 @@ extension ScriptRunner {
                     return .object(.invokeContext(t, prompt: s))
                 }
                 return .object(.invokeContext(t, prompt: nil))
-            case (.object(.tokenizer), "decode"):
-                try expectKeywords(["skip_special_tokens"], name)
-                guard let arg = args.first else { throw fail(.type, "decode() missing the token ids", loc) }
+            case (.object(.tokenizer), "decode"), (.object(.tokenizer), "batch_decode"), (.object(.tokenizer), "convert_ids_to_tokens"):
+                try expectKeywords(["skip_special_tokens", "clean_up_tokenization_spaces"], name)
+                guard let arg = args.first else { throw fail(.type, "\(name)() missing the token ids", loc) }
+                if !resolving, tracing > 0, !needs(of: arg).isEmpty {
+                    return deferred([arg]) { [unowned self] in try call(f, args, kwargs, loc) }
+                }
+                if name == "batch_decode" {
+                    return .list(PyList(try iterate(arg, loc).map { .str(model.tokenizer.decode(try ids($0, loc))) }))
+                }
+                if name == "convert_ids_to_tokens" {
+                    return .list(PyList(try ids(arg, loc).map { .str(model.tokenizer.decode([$0])) }))
+                }
                 return .str(model.tokenizer.decode(try ids(arg, loc)))
             case (.object(.tokenizer), "encode"):
-                try expectKeywords(["add_special_tokens"], name)
+                try expectKeywords(["add_special_tokens", "return_tensors"], name)
                 guard case let .str(s)? = args.first else { throw fail(.type, "encode() takes a string", loc) }
                 return .list(PyList(model.tokenizer.encode(s).map { .int($0) }))
-            case let (.list(list), "append"):
-                guard args.count == 1 else { throw fail(.type, "append() takes exactly one argument", loc) }
-                list.items.append(try appendable(args[0], loc))
-                return .none
-            case let (.list(list), "save"):
-                list.saved = true
-                return base
-            case (.int, "save"), (.float, "save"), (.bool, "save"), (.tuple, "save"), (.str, "save"):
-                return base
-            case let (.proxy(p), _), let (.saved(_, p), _):
-                if tracing > 0 || { if case .proxy = base { return true } else { return false } }() {
-                    return try proxyMethod(p, name, args, kwargs, loc, expectKeywords)
-                }
-                return try tensorMethod(try resolved(base, loc), name, args, kwargs, loc, expectKeywords)
-            case (.tensor, _):
-                return try tensorMethod(base, name, args, kwargs, loc, expectKeywords)
-            case let (.str(s), "join"):
-                return .str(try iterate(args.first ?? .list(PyList()), loc).map { try str($0, loc) }.joined(separator: s))
-            case let (.str(s), "strip"): return .str(s.trimmingCharacters(in: .whitespacesAndNewlines))
-            case let (.str(s), "upper"): return .str(s.uppercased())
-            case let (.str(s), "lower"): return .str(s.lowercased())
-            case let (.str(s), "split"):
-                return .list(PyList(s.split(whereSeparator: { $0.isWhitespace }).map { .str(String($0)) }))
-            case let (.dict(d), "keys"): return .list(PyList(d.map { .str($0.0) }))
-            case let (.dict(d), "values"): return .list(PyList(d.map(\.1)))
-            case let (.dict(d), "items"): return .list(PyList(d.map { .tuple([.str($0.0), $0.1]) }))
+            case (.proxy, _), (.saved, _), (.tensor, _):
+                return try tensorMethod(base, name, args, kwargs, loc)
+            case let (.list(list), _): return try listMethod(list, base, name, args, loc)
+            case let (.str(s), _): return try stringMethod(s, name, args, kwargs, loc)
+            case let (.dict(d), _): return try dictMethod(d, base, name, args, loc)
+            case (_, "save"): return try saveValue(base, loc)
+            case let (.float(x), "is_integer"): return .bool(x == x.rounded())
+            case let (.size(s), "numel"): return .int(s.reduce(1, *))
             default:
-                throw fail(.attribute, "'\(base.typeName)' object has no method '\(name)'", loc)
+                throw fail(.attribute, "'\(base.typeName)' object has no attribute '\(name)'", loc)
             }
         default:
             throw fail(.type, "'\(f.typeName)' object is not callable", loc)
         }
     }
 
-    /// Inside a trace, appending a traced value saves it (nnsight's saved list).
+    /// Builtins that read their arguments' values run on the client when one is a client
+    /// value; structural ones (len, zip, range, ...) work on the static structure.
+    func needsClient(_ name: String, _ args: [PyValue]) -> Bool {
+        switch name {
+        case "print", "isinstance", "len", "range", "zip", "enumerate", "list", "tuple", "dict", "reversed":
+            return false
+        case "sum", "min", "max", "sorted", "str", "repr", "round", "abs", "int", "float", "bool", "any", "all", "set", "type", "map", "filter":
+            return args.contains { v in
+                if case .deferred = v { return true }
+                switch v {
+                case .list, .tuple, .dict: return needs(of: v).contains { _ in true } && !isTensorLike(v)
+                default: return false
+                }
+            }
+        default:
+            return args.contains { if case .deferred = $0 { true } else { false } }
+        }
+    }
+
+    func namespaceCall(_ ns: String, _ name: String, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> PyValue {
+        switch ns {
+        case "nnsight":
+            switch name {
+            case "save":
+                guard args.count == 1 else { throw fail(.type, "nnsight.save() takes one value", loc) }
+                return try saveValue(args[0], loc)
+            case "list": return .list(PyList())
+            default: throw fail(.attribute, "module 'nnsight' has no attribute '\(name)' (or it is not supported in trace scripts)", loc)
+            }
+        case "math":
+            guard let x = args.first.flatMap({ number((try? resolved($0, loc)) ?? .none) }) else {
+                if let first = args.first, isTraced(first) { return deferred(args) { [unowned self] in try namespaceCall(ns, name, args, kwargs, loc) } }
+                throw fail(.type, "math.\(name)() takes a number", loc)
+            }
+            switch name {
+            case "sqrt":
+                guard x >= 0 else { throw fail(.value, "math domain error", loc) }
+                return .float(x.squareRoot())
+            case "log":
+                guard x > 0 else { throw fail(.value, "math domain error", loc) }
+                if args.count > 1, let b = number(try resolved(args[1], loc)) { return .float(Foundation.log(x) / Foundation.log(b)) }
+                return .float(Foundation.log(x))
+            case "exp": return .float(Foundation.exp(x))
+            case "floor": return .int(Int(x.rounded(.down)))
+            case "ceil": return .int(Int(x.rounded(.up)))
+            case "fabs": return .float(Swift.abs(x))
+            case "isnan": return .bool(x.isNaN)
+            case "isinf": return .bool(x.isInfinite)
+            case "isfinite": return .bool(x.isFinite)
+            case "tanh": return .float(Foundation.tanh(x))
+            case "pow":
+                guard args.count == 2, let y = number(try resolved(args[1], loc)) else { throw fail(.type, "math.pow() takes two numbers", loc) }
+                return .float(Foundation.pow(x, y))
+            default: throw fail(.attribute, "module 'math' has no attribute '\(name)' (or it is not supported in trace scripts)", loc)
+            }
+        case "torch", "torch.nn.functional", "torch.nn":
+            return try torchFunction(name, args, kwargs, loc)
+        default:
+            throw fail(.attribute, "'\(ns)' has no attribute '\(name)'", loc)
+        }
+    }
+
+    // MARK: - functions
+
+    func callFunction(_ function: PyFunction, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> PyValue {
+        guard callDepth < Self.maxCallDepth else {
+            throw fail(.runtime, "RecursionError: maximum recursion depth exceeded (\(Self.maxCallDepth) calls) in '\(function.name)'", loc)
+        }
+        guard args.count <= function.params.count else {
+            throw fail(.type, "\(function.name)() takes \(function.params.count) positional arguments but \(args.count) were given", loc)
+        }
+        var scope = function.captured
+        for (i, param) in function.params.enumerated() {
+            if i < args.count {
+                guard kwargs[param.name] == nil else { throw fail(.type, "\(function.name)() got multiple values for argument '\(param.name)'", loc) }
+                scope[param.name] = args[i]
+            } else if let v = kwargs[param.name] {
+                scope[param.name] = v
+            } else if let d = function.defaults[i] {
+                scope[param.name] = d
+            } else {
+                throw fail(.type, "\(function.name)() missing 1 required positional argument: '\(param.name)'", loc)
+            }
+        }
+        if let bad = kwargs.keys.sorted().first(where: { k in !function.params.contains { $0.name == k } }) {
+            throw fail(.type, "\(function.name)() got an unexpected keyword argument '\(bad)'", loc)
+        }
+        callDepth += 1
+        locals.append(scope)
+        defer {
+            locals.removeLast()
+            callDepth -= 1
+        }
+        switch function.body {
+        case let .expression(e): return try eval(e)
+        case let .statements(body):
+            do { try exec(body) } catch let Flow.returnValue(v) { return v }
+            catch Flow.breakLoop { throw fail(.syntax, "'break' outside loop", loc) }
+            catch Flow.continueLoop { throw fail(.syntax, "'continue' not properly in loop", loc) }
+            return .none
+        }
+    }
+
+    // MARK: - methods of Python values
+
+    func listMethod(_ list: PyList, _ base: PyValue, _ name: String, _ args: [PyValue], _ loc: SourceLocation) throws -> PyValue {
+        switch name {
+        case "append":
+            guard args.count == 1 else { throw fail(.type, "append() takes exactly one argument (\(args.count) given)", loc) }
+            list.items.append(try appendable(args[0], loc))
+            return .none
+        case "extend":
+            guard args.count == 1 else { throw fail(.type, "extend() takes exactly one argument", loc) }
+            list.items += try iterate(args[0], loc).map { try appendable($0, loc) }
+            return .none
+        case "insert":
+            guard args.count == 2, case let .int(i) = args[0] else { throw fail(.type, "insert() takes an index and a value", loc) }
+            let k = min(max(i < 0 ? i + list.items.count : i, 0), list.items.count)
+            list.items.insert(try appendable(args[1], loc), at: k)
+            return .none
+        case "pop":
+            guard !list.items.isEmpty else { throw fail(.index, "pop from empty list", loc) }
+            let i: Int = { if case let .int(i)? = args.first { return i } else { return -1 } }()
+            let k = i < 0 ? i + list.items.count : i
+            guard k >= 0, k < list.items.count else { throw fail(.index, "pop index out of range", loc) }
+            return list.items.remove(at: k)
+        case "index":
+            guard let v = args.first, let k = try list.items.firstIndex(where: { try equal($0, v) }) else { throw fail(.value, "value is not in list", loc) }
+            return .int(k)
+        case "count":
+            guard let v = args.first else { throw fail(.type, "count() takes exactly one argument", loc) }
+            return .int(try list.items.filter { try equal($0, v) }.count)
+        case "reverse": list.items.reverse(); return .none
+        case "sort": list.items = try list.items.sorted { try compare("<", try resolved($0, loc), try resolved($1, loc), loc) }; return .none
+        case "copy": return .list(PyList(list.items))
+        case "clear": list.items.removeAll(); return .none
+        case "save": return try saveValue(base, loc)
+        default: throw fail(.attribute, "'list' object has no attribute '\(name)'", loc)
+        }
+    }
+
+    func dictMethod(_ dict: PyDict, _ base: PyValue, _ name: String, _ args: [PyValue], _ loc: SourceLocation) throws -> PyValue {
+        switch name {
+        case "keys": return .list(PyList(dict.entries.map(\.key)))
+        case "values": return .list(PyList(dict.entries.map(\.value)))
+        case "items": return .list(PyList(dict.entries.map { .tuple([$0.key, $0.value]) }))
+        case "get":
+            guard let key = args.first else { throw fail(.type, "get() takes a key", loc) }
+            return dict[try resolved(key, loc)] ?? (args.count > 1 ? args[1] : .none)
+        case "pop":
+            guard let key = args.first else { throw fail(.type, "pop() takes a key", loc) }
+            guard let v = dict[try resolved(key, loc)] else {
+                if args.count > 1 { return args[1] }
+                throw fail(.key, try repr(key, loc), loc)
+            }
+            dict[key] = nil
+            return v
+        case "setdefault":
+            guard let key = args.first else { throw fail(.type, "setdefault() takes a key", loc) }
+            if let v = dict[key] { return v }
+            dict[key] = args.count > 1 ? args[1] : PyValue.none
+            return args.count > 1 ? args[1] : .none
+        case "update":
+            guard case let .dict(other)? = args.first else { throw fail(.type, "update() takes a dict", loc) }
+            for (k, v) in other.entries { dict[k] = v }
+            return .none
+        case "copy": return .dict(PyDict(dict.entries))
+        case "save": return try saveValue(base, loc)
+        default: throw fail(.attribute, "'dict' object has no attribute '\(name)'", loc)
+        }
+    }
+
+    func stringMethod(_ s: String, _ name: String, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> PyValue {
+        func text(_ i: Int) throws -> String? {
+            guard i < args.count else { return nil }
+            guard case let .str(t) = try resolved(args[i], loc) else {
+                if case .none = args[i] { return nil }
+                throw fail(.type, "\(name)() argument must be str, not \(args[i].typeName)", loc)
+            }
+            return t
+        }
+        func trimmed(_ chars: String?, leading: Bool, trailing: Bool) -> String {
+            let set = chars.map { Set($0) }
+            func drop(_ c: Character) -> Bool { set.map { $0.contains(c) } ?? c.isWhitespace }
+            var scalars = Substring(s)
+            if leading { while let c = scalars.first, drop(c) { scalars.removeFirst() } }
+            if trailing { while let c = scalars.last, drop(c) { scalars.removeLast() } }
+            return String(scalars)
+        }
+        switch name {
+        case "join":
+            return .str(try iterate(args.first ?? .list(PyList()), loc).map { v -> String in
+                guard case let .str(t) = try resolved(v, loc) else { throw fail(.type, "sequence item: expected str instance, \(v.typeName) found", loc) }
+                return t
+            }.joined(separator: s))
+        case "strip": return .str(trimmed(try text(0), leading: true, trailing: true))
+        case "lstrip": return .str(trimmed(try text(0), leading: true, trailing: false))
+        case "rstrip": return .str(trimmed(try text(0), leading: false, trailing: true))
+        case "upper": return .str(s.uppercased())
+        case "lower": return .str(s.lowercased())
+        case "title": return .str(s.capitalized)
+        case "capitalize": return .str(s.prefix(1).uppercased() + s.dropFirst().lowercased())
+        case "isdigit": return .bool(!s.isEmpty && s.allSatisfy(\.isNumber))
+        case "isalpha": return .bool(!s.isEmpty && s.allSatisfy(\.isLetter))
+        case "replace":
+            guard let old = try text(0), let new = try text(1) else { throw fail(.type, "replace() takes two strings", loc) }
+            return .str(s.replacingOccurrences(of: old, with: new))
+        case "split":
+            if let sep = try text(0) {
+                guard !sep.isEmpty else { throw fail(.value, "empty separator", loc) }
+                return .list(PyList(s.components(separatedBy: sep).map { .str($0) }))
+            }
+            return .list(PyList(s.split(whereSeparator: { $0.isWhitespace }).map { .str(String($0)) }))
+        case "splitlines": return .list(PyList(s.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map { .str(String($0)) }.dropLast(s.hasSuffix("\n") ? 1 : 0)))
+        case "startswith", "endswith":
+            guard let t = try text(0) else { throw fail(.type, "\(name)() takes a string", loc) }
+            return .bool(name == "startswith" ? s.hasPrefix(t) : s.hasSuffix(t))
+        case "find":
+            guard let t = try text(0) else { throw fail(.type, "find() takes a string", loc) }
+            guard let r = s.range(of: t) else { return .int(-1) }
+            return .int(s.distance(from: s.startIndex, to: r.lowerBound))
+        case "count":
+            guard let t = try text(0), !t.isEmpty else { return .int(s.count + 1) }
+            return .int(s.components(separatedBy: t).count - 1)
+        case "zfill":
+            guard case let .int(w)? = args.first else { throw fail(.type, "zfill() takes an int", loc) }
+            return .str(String(repeating: "0", count: max(0, w - s.count)) + s)
+        case "ljust", "rjust", "center":
+            guard case let .int(w)? = args.first else { throw fail(.type, "\(name)() takes an int", loc) }
+            let fill = try text(1) ?? " "
+            let pad = max(0, w - s.count)
+            let f = Character(fill)
+            switch name {
+            case "ljust": return .str(s + String(repeating: f, count: pad))
+            case "rjust": return .str(String(repeating: f, count: pad) + s)
+            default:
+                let left = pad / 2 + (pad % 2 == 1 && w % 2 == 1 ? 1 : 0)
+                return .str(String(repeating: f, count: left) + s + String(repeating: f, count: pad - left))
+            }
+        case "format":
+            return .str(try strFormat(s, args, kwargs, loc))
+        case "save": return .str(s)
+        default: throw fail(.attribute, "'str' object has no attribute '\(name)'", loc)
+        }
+    }
+
+    /// `"{} and {name:.2f}".format(...)`.
+    func strFormat(_ format: String, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> String {
+        var out = ""
+        var next = 0
+        var chars = Array(format)[...]
+        while let c = chars.popFirst() {
+            if c == "{" {
+                if chars.first == "{" { chars.removeFirst(); out.append("{"); continue }
+                var field = ""
+                while let d = chars.first, d != "}" { field.append(d); chars.removeFirst() }
+                guard chars.popFirst() == "}" else { throw fail(.value, "Single '{' encountered in format string", loc) }
+                var name = field, spec = ""
+                if let colon = field.firstIndex(of: ":") { name = String(field[..<colon]); spec = String(field[field.index(after: colon)...]) }
+                var conversion: Character?
+                if let bang = name.firstIndex(of: "!") { conversion = name[name.index(after: bang)...].first; name = String(name[..<bang]) }
+                let value: PyValue
+                if name.isEmpty {
+                    guard next < args.count else { throw fail(.index, "Replacement index \(next) out of range for positional args tuple", loc) }
+                    value = args[next]
+                    next += 1
+                } else if let i = Int(name) {
+                    guard i < args.count else { throw fail(.index, "Replacement index \(i) out of range for positional args tuple", loc) }
+                    value = args[i]
+                } else {
+                    guard let v = kwargs[name] else { throw fail(.key, Repr.string(name), loc) }
+                    value = v
+                }
+                let shown: PyValue = conversion == "r" ? .str(try repr(value, loc)) : conversion == "s" ? .str(try str(value, loc)) : value
+                out += try Format.apply(spec, to: shown, self, loc)
+            } else if c == "}" {
+                if chars.first == "}" { chars.removeFirst() }
+                out.append("}")
+            } else {
+                out.append(c)
+            }
+        }
+        return out
+    }
+
+    /// Inside a trace, appending a traced value saves it (nnsight's saved list); a client value
+    /// is observed so that it can be computed.
     func appendable(_ v: PyValue, _ loc: SourceLocation) throws -> PyValue {
+        guard tracing > 0, !resolving else { return v }
         switch v {
-        case let .proxy(p): return .saved(p.save(), p)
+        case let .proxy(p):
+            if p.isTupleValue { throw fail(.type, "a tuple output cannot be saved as a whole; append its items (e.g. output[0])", loc) }
+            return .saved(p.save(), p)
+        case .deferred, .list, .tuple, .dict:
+            observe(needs(of: v))
+            return v
         default: return v
         }
     }
@@ -121,209 +414,10 @@ extension ScriptRunner {
     func ids(_ v: PyValue, _ loc: SourceLocation) throws -> [Int] {
         switch try resolved(v, loc) {
         case let .int(i): return [i]
-        case let .tensor(t): return t.ints
+        case let .tensor(t, _): return t.ints
         case let .list(l): return try l.items.flatMap { try ids($0, loc) }
         case let .tuple(t): return try t.flatMap { try ids($0, loc) }
         default: throw fail(.type, "token ids must be ints, a list of ints or a tensor", loc)
-        }
-    }
-
-    func dimArgument(_ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> Int? {
-        guard let v = kwargs["dim"] ?? args.first else { return nil }
-        switch v {
-        case let .int(i): return i
-        case .none: return nil
-        default: throw fail(.type, "dim must be an integer", loc)
-        }
-    }
-
-    func proxyMethod(_ p: TraceValue, _ name: String, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation,
-                     _ expectKeywords: (Set<String>, String) throws -> Void) throws -> PyValue {
-        let keepdim: Bool = { if case .bool(true)? = kwargs["keepdim"] { true } else { false } }()
-        switch name {
-        case "save":
-            try expectKeywords([], name)
-            return .saved(p.save(), p)
-        case "argmax": try expectKeywords(["dim", "keepdim"], name); return .proxy(p.argmax(dim: try dimArgument(args, kwargs, loc), keepdim: keepdim))
-        case "softmax":
-            try expectKeywords(["dim"], name)
-            guard let dim = try dimArgument(args, kwargs, loc) else { throw fail(.type, "softmax() needs dim", loc) }
-            return .proxy(p.softmax(dim: dim))
-        case "sum": try expectKeywords(["dim", "keepdim"], name); return .proxy(p.sum(dim: try dimArgument(args, kwargs, loc), keepdim: keepdim))
-        case "mean": try expectKeywords(["dim", "keepdim"], name); return .proxy(p.mean(dim: try dimArgument(args, kwargs, loc), keepdim: keepdim))
-        case "max": try expectKeywords(["dim", "keepdim"], name); return .proxy(p.max(dim: try dimArgument(args, kwargs, loc), keepdim: keepdim))
-        case "abs": try expectKeywords([], name); return .proxy(p.abs())
-        case "clone": try expectKeywords([], name); return .proxy(p.clone())
-        case "item", "tolist":
-            throw fail(.unsupported, "\(name)() needs the value, which exists after the trace: save it and call \(name)() afterwards", loc)
-        default: throw fail(.attribute, "traced values have no method '\(name)'", loc)
-        }
-    }
-
-    func tensorMethod(_ v: PyValue, _ name: String, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation,
-                      _ expectKeywords: (Set<String>, String) throws -> Void) throws -> PyValue {
-        guard case let .tensor(t) = v else { throw fail(.type, "not a tensor", loc) }
-        let keepdim: Bool = { if case .bool(true)? = kwargs["keepdim"] { true } else { false } }()
-        do {
-            switch name {
-            case "tolist":
-                let data = t.doubles
-                func nested(_ offset: Int, _ dim: Int) -> PyValue {
-                    if dim == t.rank { return t.dtype == .float32 ? .float(data[offset]) : .int(Int(data[offset])) }
-                    let stride = t.shape[(dim + 1)...].reduce(1, *)
-                    return .list(PyList((0..<t.shape[dim]).map { nested(offset + $0 * stride, dim + 1) }))
-                }
-                return nested(0, 0)
-            case "item":
-                guard t.count == 1 else { throw fail(.value, "a Tensor with \(t.count) elements cannot be converted to Scalar", loc) }
-                return t.dtype == .float32 ? .float(t.doubles[0]) : .int(t.ints[0])
-            case "argmax", "sum", "mean", "max":
-                if name == "argmax" { try expectKeywords(["dim", "keepdim"], name) }
-                var attributes = Attributes(["keepdim": .bool(keepdim)])
-                if let dim = try dimArgument(args, kwargs, loc) { attributes["dim"] = .int(dim) }
-                return .tensor(try Self.op(name, [t], attributes))
-            case "softmax":
-                var attributes = Attributes()
-                if let dim = try dimArgument(args, kwargs, loc) { attributes["dim"] = .int(dim) }
-                return .tensor(try Self.op(name, [t], attributes))
-            case "abs": return .tensor(try Self.op("abs", [t]))
-            case "clone", "save", "detach", "cpu": return v
-            case "size":
-                if let d = try dimArgument(args, kwargs, loc) { return .int(t.shape[d < 0 ? d + t.rank : d]) }
-                return .size(t.shape)
-            case "dim": return .int(t.rank)
-            default: throw fail(.attribute, "'Tensor' object has no attribute '\(name)'", loc)
-            }
-        } catch let error as OpError {
-            throw fail(.runtime, error.description, loc)
-        }
-    }
-
-    /// An op of the graph's registry on tensors the script holds (one implementation for worker,
-    /// coordinator and script); an op with several outputs gives its first, as `max(dim).values`.
-    static func op(_ name: String, _ inputs: [Tensor], _ attributes: Attributes = Attributes()) throws(OpError) -> Tensor {
-        guard let spec = OpRegistry.spec(name) else { throw OpError("unknown op '\(name)'") }
-        switch try spec.run(inputs.map(Value.tensor), attributes) {
-        case let .tensor(t): return t
-        case let .tuple(items):
-            guard let first = items.first, let t = first else { throw OpError("\(name) returned no tensor") }
-            return t
-        }
-    }
-
-    func builtin(_ name: String, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation,
-                 _ expectKeywords: (Set<String>, String) throws -> Void) throws -> PyValue {
-        func one() throws -> PyValue {
-            guard args.count == 1 else { throw fail(.type, "\(name)() takes exactly one argument (\(args.count) given)", loc) }
-            return try resolved(args[0], loc)
-        }
-        switch name {
-        case "print":
-            try expectKeywords(["sep", "end", "flush"], name)
-            let sep = try kwargs["sep"].map { try str($0, loc) } ?? " "
-            let end = try kwargs["end"].map { try str($0, loc) } ?? "\n"
-            let text = try args.map { try str($0, loc) }.joined(separator: sep) + end
-            stdout += text
-            echo?(text)
-            return .none
-        case "len":
-            switch try one() {
-            case let .list(l): return .int(l.items.count)
-            case let .tuple(t): return .int(t.count)
-            case let .str(s): return .int(s.count)
-            case let .dict(d): return .int(d.count)
-            case let .size(d): return .int(d.count)
-            case let .range(a, b, s): return .int(Swift.max(0, (b - a + s - 1) / s))
-            case let .tensor(t):
-                guard let n = t.shape.first else { throw fail(.type, "len() of a 0-d tensor", loc) }
-                return .int(n)
-            case let v: throw fail(.type, "object of type '\(v.typeName)' has no len()", loc)
-            }
-        case "range":
-            try expectKeywords([], name)
-            let ints = try args.map { v -> Int in
-                guard case let .int(i) = try resolved(v, loc) else { throw fail(.type, "range() takes integers", loc) }
-                return i
-            }
-            switch ints.count {
-            case 1: return .range(0, ints[0], 1)
-            case 2: return .range(ints[0], ints[1], 1)
-            case 3:
-                guard ints[2] > 0 else { throw fail(.unsupported, "range() with a step below 1 is not supported", loc) }
-                return .range(ints[0], ints[1], ints[2])
-            default: throw fail(.type, "range expected 1 to 3 arguments, got \(ints.count)", loc)
-            }
-        case "enumerate":
-            try expectKeywords(["start"], name)
-            let start = try kwargs["start"].map { v -> Int in if case let .int(i) = v { return i }; throw fail(.type, "start must be an int", loc) } ?? 0
-            return .list(PyList(try iterate(try one(), loc).enumerated().map { .tuple([.int($0.offset + start), $0.element]) }))
-        case "zip":
-            let lists = try args.map { try iterate($0, loc) }
-            let n = lists.map(\.count).min() ?? 0
-            return .list(PyList((0..<n).map { i in .tuple(lists.map { $0[i] }) }))
-        case "list":
-            if args.isEmpty { return .list(PyList()) }
-            return .list(PyList(try iterate(try one(), loc)))
-        case "tuple":
-            if args.isEmpty { return .tuple([]) }
-            return .tuple(try iterate(try one(), loc))
-        case "dict": return .dict([])
-        case "str": return .str(args.isEmpty ? "" : try str(try one(), loc))
-        case "repr": return .str(try repr(try one(), loc))
-        case "int":
-            switch try one() {
-            case let .int(i): return .int(i)
-            case let .float(f): return .int(Int(f))
-            case let .bool(b): return .int(b ? 1 : 0)
-            case let .str(s):
-                guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else { throw fail(.value, "invalid literal for int(): \(Repr.string(s))", loc) }
-                return .int(i)
-            case let .tensor(t) where t.count == 1: return .int(t.ints[0])
-            case let v: throw fail(.type, "int() argument must be a number, not '\(v.typeName)'", loc)
-            }
-        case "float":
-            switch try one() {
-            case let .str(s):
-                guard let f = Double(s.trimmingCharacters(in: .whitespaces)) else { throw fail(.value, "could not convert string to float: \(Repr.string(s))", loc) }
-                return .float(f)
-            case let .tensor(t) where t.count == 1: return .float(t.doubles[0])
-            case let v:
-                guard let f = number(v) else { throw fail(.type, "float() argument must be a number, not '\(v.typeName)'", loc) }
-                return .float(f)
-            }
-        case "bool": return .bool(try truth(try one(), loc))
-        case "abs":
-            switch try one() {
-            case let .int(i): return .int(Swift.abs(i))
-            case let .tensor(t): return .tensor(try Self.op("abs", [t]))
-            case let v:
-                guard let f = number(v) else { throw fail(.type, "bad operand type for abs()", loc) }
-                return .float(Swift.abs(f))
-            }
-        case "min", "max", "sum":
-            let items = args.count == 1 ? try iterate(args[0], loc) : args
-            if name == "sum" {
-                return try items.reduce(PyValue.int(0)) { try binary("+", $0, $1, loc) }
-            }
-            guard var best = items.first else { throw fail(.value, "\(name)() arg is an empty sequence", loc) }
-            for item in items.dropFirst() where try compare(name == "min" ? "<" : ">", item, best, loc) { best = item }
-            return best
-        case "round":
-            guard let x = number(try resolved(args.first ?? .none, loc)) else { throw fail(.type, "round() takes a number", loc) }
-            if args.count > 1, case let .int(n) = args[1] {
-                let scale = pow(10, Double(n))
-                return .float((x * scale).rounded(.toNearestOrEven) / scale)
-            }
-            return .int(Int(x.rounded(.toNearestOrEven)))
-        case "sorted":
-            let items = try iterate(try one(), loc)
-            return .list(PyList(try items.sorted { try compare("<", $0, $1, loc) }))
-        case "reversed":
-            return .list(PyList(try iterate(try one(), loc).reversed()))
-        case "isinstance":
-            throw fail(.unsupported, "isinstance() is not supported in trace scripts", loc)
-        default:
-            throw fail(.name, "name '\(name)' is not defined", loc)
         }
     }
 }

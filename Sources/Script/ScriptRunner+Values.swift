@@ -4,179 +4,73 @@ import Foundation
 import Graph
 
 extension ScriptRunner {
-    // MARK: - attributes
+    // MARK: - resolution
 
-    func attribute(_ base: PyValue, _ name: String, _ loc: SourceLocation) throws -> PyValue {
-        func missing() -> ScriptError { fail(.attribute, "'\(base.typeName)' object has no attribute '\(name)'", loc) }
-        switch base {
-        case let .object(object):
-            switch (object, name) {
-            case (.model, "transformer"): return .object(.transformer)
-            case (.model, "lm_head"): return .object(.module(model.lmHead))
-            case (.model, "generator"): return .object(.generator)
-            case (.model, "tokenizer"): return .object(.tokenizer)
-            case (.model, "generate"), (.model, "trace"): return .method(base, name)
-            case (.transformer, "h"): return .object(.layers)
-            case (.transformer, "inputs"):
-                try requireTrace(name, loc)
-                let inputs = model.transformer.inputs
-                return .tuple([.tuple([.proxy(inputs.inputIds)]),
-                               .dict([("input_ids", .proxy(inputs.inputIds)), ("attention_mask", .proxy(inputs.attentionMask)),
-                                      ("position_ids", .proxy(inputs.positionIds))])])
-            case (.transformer, "output"), (.transformer, "input"):
-                throw fail(.unsupported, "model.transformer.\(name) is not supported; use model.transformer.h[-1].output or .inputs", loc)
-            // Submodules come from the Engine's module tree (ModuleTree), as the envoys do.
-            case (.transformer, _) where model.transformer.child(name) != nil: return .object(.module(model.transformer.child(name)!))
-            case let (.block(b), _) where b.child(name) != nil: return .object(.module(b.child(name)!))
-            case let (.module(m), _) where m.child(name) != nil: return .object(.module(m.child(name)!))
-            case let (.block(b), "output"): try requireTrace(name, loc); return .proxy(b.output)
-            case let (.block(b), "input"): try requireTrace(name, loc); return .proxy(b.input)
-            case let (.module(m), "output"): try requireTrace(name, loc); return .proxy(m.output)
-            case let (.module(m), "input"): try requireTrace(name, loc); return .proxy(m.input)
-            case (.generator, "output"): try requireTrace(name, loc); return .proxy(model.generator.output)
-            case (.tokenizer, "decode"), (.tokenizer, "encode"): return .method(base, name)
-            case (.tokenizer, "padding_side"): return .str("left")
-            case (.tokenizer, "pad_token_id"), (.tokenizer, "eos_token_id"): return .int(model.tokenizer.endOfTextId)
-            case let (.tracer(t), "iter"): return .object(.stepIndexer(t))
-            case let (.tracer(t), "result"): return .proxy(t.result)
-            case (.tracer, "all"), (.tracer, "next"), (.tracer, "invoke"): return .method(base, name)
-            default: throw missing()
+    /// A saved value becomes its tensor once its trace has run; on the client (resolving),
+    /// traced values become their tensors and deferred values their results.
+    func resolved(_ v: PyValue, _ loc: SourceLocation) throws -> PyValue {
+        switch v {
+        case let .saved(saved, proxy):
+            if tracing > 0 && !resolving { return .proxy(proxy) }
+            do { return .tensor(try saved.value, grad: gradEnabledName(proxy.gradFn)) } catch {
+                if resolving { throw ClientWait() }
+                throw fail(.runtime, error.description, loc)
             }
-        case .proxy, .saved:
-            let v = try resolved(base, loc)
-            if case .tensor = v { return try tensorAttribute(v, name, loc) }
-            switch name {
-            case "save", "argmax", "softmax", "sum", "mean", "max", "abs", "clone", "item", "tolist": return .method(base, name)
-            case "shape":
-                throw fail(.unsupported, "the shape of a traced value is known after the trace; save it and read .shape afterwards", loc)
-            default: throw missing()
-            }
-        case .tensor: return try tensorAttribute(base, name, loc)
-        case .list:
-            guard ["append", "save"].contains(name) else { throw missing() }
-            return .method(base, name)
-        case .str:
-            guard ["join", "strip", "split", "upper", "lower", "replace", "startswith", "endswith", "format"].contains(name) else { throw missing() }
-            return .method(base, name)
-        case .dict:
-            guard ["keys", "values", "items", "get"].contains(name) else { throw missing() }
-            return .method(base, name)
-        case .int, .float, .bool, .tuple:
-            if name == "save" { return .method(base, name) }
-            throw missing()
-        default: throw missing()
-        }
-    }
-
-    func tensorAttribute(_ base: PyValue, _ name: String, _ loc: SourceLocation) throws -> PyValue {
-        guard case let .tensor(t) = base else { throw fail(.attribute, "not a tensor", loc) }
-        switch name {
-        case "shape": return .size(t.shape)
-        case "ndim": return .int(t.rank)
-        case "dtype": return .str("torch.\(t.dtype.rawValue)")
-        default: return .method(base, name)
-        }
-    }
-
-    func requireTrace(_ what: String, _ loc: SourceLocation) throws {
-        guard tracing > 0 else {
-            throw fail(.runtime, "'.\(what)' can only be read inside a `with model.generate(...)` or `with model.trace(...)` block", loc)
-        }
-    }
-
-    // MARK: - subscripts
-
-    func tensorIndex(_ items: [Expr.SubscriptItem], _ loc: SourceLocation) throws -> [TensorIndex] {
-        func int(_ e: Expr?) throws -> Int? {
-            guard let e else { return nil }
-            switch try resolved(try eval(e), e.location) {
-            case let .int(i): return i
-            case .none: return nil
-            case let .tensor(t) where t.count == 1 && t.dtype == .int64: return t.ints[0]
-            default: throw fail(.type, "slice indices must be integers or None", e.location)
-            }
-        }
-        return try items.map { item in
-            switch item {
-            case let .slice(a, b, c): return .slice(try int(a), try int(b), step: try int(c))
-            case let .index(e):
-                if case .ellipsis = e.kind { return .ellipsis }
-                if case .none = e.kind { return .newAxis }
-                guard let i = try int(e) else { return .newAxis }
-                return .at(i)
-            }
-        }
-    }
-
-    func subscriptValue(_ base: PyValue, _ items: [Expr.SubscriptItem], _ loc: SourceLocation) throws -> PyValue {
-        let value = try resolved(base, loc)
-        switch value {
-        case let .proxy(p): return .proxy(p.index(try tensorIndex(items, loc)))
-        case let .tensor(t):
-            do { return .tensor(try t.indexed(try tensorIndex(items, loc).map(\.item))) }
-            catch let error as OpError { throw fail(.index, error.description, loc) }
-        case .object(.layers):
-            guard items.count == 1, case let .index(e) = items[0], case let .int(i) = try eval(e) else {
-                throw fail(.type, "model.transformer.h takes one integer index", loc)
-            }
-            guard i >= -model.transformer.h.count, i < model.transformer.h.count else {
-                throw fail(.index, "transformer.h[\(i)]: index out of range for \(model.transformer.h.count) layers", loc)
-            }
-            return .object(.block(model.transformer.h[i]))
-        case let .object(.stepIndexer(tracer)):
-            guard items.count == 1 else { throw fail(.type, "tracer.iter takes one index", loc) }
-            switch items[0] {
-            case let .slice(a, b, c):
-                func int(_ e: Expr?) throws -> Int? {
-                    guard let e else { return nil }
-                    guard case let .int(i) = try eval(e) else { throw fail(.type, "step bounds must be integers", e.location) }
-                    return i
-                }
-                let (start, stop, step) = (try int(a) ?? 0, try int(b), try int(c) ?? 1)
-                guard step > 0 else { throw fail(.value, "step must be positive", loc) }
-                if let stop { return .steps(tracer.iter[Array(Swift.stride(from: start, to: stop, by: step))]) }
-                return .steps(tracer.iter[Array(Swift.stride(from: start, to: max(start, tracer.maxNewTokens), by: step))])
-            case let .index(e):
-                switch try eval(e) {
-                case let .int(i): return .steps(tracer.iter[i])
-                case let .list(l):
-                    return .steps(tracer.iter[try l.items.map { v -> Int in
-                        guard case let .int(i) = v else { throw fail(.type, "step lists hold integers", e.location) }
-                        return i
-                    }])
-                default: throw fail(.type, "tracer.iter takes a slice, an int or a list of ints", e.location)
-                }
-            }
-        case let .list(l): return try sequenceIndex(l.items, items, loc, wrap: { .list(PyList($0)) })
-        case let .tuple(t): return try sequenceIndex(t, items, loc, wrap: { .tuple($0) })
-        case let .size(d): return try sequenceIndex(d.map { .int($0) }, items, loc, wrap: { .tuple($0) })
-        case let .str(s): return try sequenceIndex(s.map { .str(String($0)) }, items, loc, wrap: { .str($0.map { if case let .str(c) = $0 { c } else { "" } }.joined()) })
-        case let .dict(d):
-            guard items.count == 1, case let .index(e) = items[0], case let .str(key) = try eval(e) else {
-                throw fail(.type, "dict keys are strings", loc)
-            }
-            guard let v = d.first(where: { $0.0 == key })?.1 else { throw fail(.key, Repr.string(key), loc) }
-            return v
+        case let .proxy(p) where resolving:
+            return try arrived(p, grad: gradEnabledName(p.gradFn))
+        case let .deferred(d) where resolving || tracing == 0:
+            return try resolved(try d.compute(), loc)
         default:
-            throw fail(.type, "'\(value.typeName)' object is not subscriptable", loc)
+            return v
         }
     }
 
-    func sequenceIndex(_ items: [PyValue], _ index: [Expr.SubscriptItem], _ loc: SourceLocation,
-                       wrap: ([PyValue]) -> PyValue) throws -> PyValue {
-        guard index.count == 1 else { throw fail(.type, "sequence indices must be integers or slices, not tuple", loc) }
-        let n = items.count
-        switch try tensorIndex(index, loc)[0] {
-        case let .at(i):
-            let k = i < 0 ? i + n : i
-            guard k >= 0, k < n else { throw fail(.index, "index \(i) out of range", loc) }
-            return items[k]
-        case let .slice(a, b, step):
-            func clamp(_ v: Int?, _ d: Int) -> Int { v.map { min(max($0 < 0 ? $0 + n : $0, 0), n) } ?? d }
-            let (lo, hi, st) = (clamp(a, 0), clamp(b, n), step ?? 1)
-            guard st > 0 else { throw fail(.unsupported, "negative slice steps are not supported", loc) }
-            return wrap(lo < hi ? Swift.stride(from: lo, to: hi, by: st).map { items[$0] } : [])
-        default: throw fail(.type, "unsupported index", loc)
+    func gradEnabledName(_ name: String?) -> String? { name }
+
+    func truth(_ v: PyValue, _ loc: SourceLocation) throws -> Bool {
+        switch try resolved(v, loc) {
+        case .none: return false
+        case let .bool(b): return b
+        case let .int(i): return i != 0
+        case let .float(f): return f != 0
+        case let .str(s): return !s.isEmpty
+        case let .list(l): return !l.items.isEmpty
+        case let .tuple(t): return !t.isEmpty
+        case let .dict(d): return !d.entries.isEmpty
+        case let .size(s): return !s.isEmpty
+        case let .range(a, b, s): return (s > 0 && a < b)
+        case let .tensor(t, _):
+            guard t.count == 1 else { throw fail(.runtime, "Boolean value of Tensor with more than one value is ambiguous", loc) }
+            return t.bools[0]
+        case .proxy, .deferred:
+            throw fail(.unsupported, "the truth of a traced value is only known while the model runs; use it in an if statement (a guarded branch)", loc)
+        default: return true
+        }
+    }
+
+    func iterate(_ v: PyValue, _ loc: SourceLocation) throws -> [PyValue] {
+        switch try resolved(v, loc) {
+        case let .list(l): return l.items
+        case let .tuple(t): return t
+        case let .range(a, b, s): return Swift.stride(from: a, to: b, by: s).map { .int($0) }
+        case let .str(s): return s.map { .str(String($0)) }
+        case let .size(d): return d.map { .int($0) }
+        case let .dict(d): return d.entries.map(\.key)
+        case let .tensor(t, grad):
+            guard let n = t.shape.first else { throw fail(.type, "iteration over a 0-d tensor", loc) }
+            return try (0..<n).map { i throws(OpError) in .tensor(try t[i].contiguous(), grad: grad.map { _ in "UnbindBackward0" }) }
+        case let .proxy(p):
+            // The first dim is static: the loop unrolls over its rows.
+            if p.isTupleValue, case let .tuple(items)? = p.type {
+                return try (0..<items.count).map { try subscriptProxy(p, [.at($0)], loc) }
+            }
+            guard let shape = p.shape else { throw fail(.type, "the length of this traced value is known only after the trace", loc) }
+            guard let n = shape.first else { throw fail(.type, "iteration over a 0-d tensor", loc) }
+            return try (0..<n).map { try subscriptProxy(p, [.at($0)], loc) }
+        case .deferred:
+            throw fail(.unsupported, "iterating over a value computed from traced values needs its length while recording; iterate over x.tolist() of a traced tensor, or over range(x.shape[d])", loc)
+        case let .steps(s): return s.map { .int($0) }
+        default: throw fail(.type, "'\(v.typeName)' object is not iterable", loc)
         }
     }
 
@@ -191,55 +85,29 @@ extension ScriptRunner {
         }
     }
 
+    static let tensorOps: [String: String] = [
+        "+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul",
+        "&": "bitwise_and", "|": "bitwise_or", "^": "bitwise_xor",
+        "==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge",
+    ]
+
     func binary(_ op: String, _ a0: PyValue, _ b0: PyValue, _ loc: SourceLocation) throws -> PyValue {
+        if let lifted = try lift([a0, b0], loc, graph: { [self] in
+            guard let name = Self.tensorOps[op], let x = graphForm(a0), let y = graphForm(b0) else { return nil }
+            return TraceValue.applyIfTyped(name, [x, y])
+        }, { [self] in try binary(op, a0, b0, loc) }) { return lifted }
         let a = try resolved(a0, loc), b = try resolved(b0, loc)
-        // Traced values record an op; tensors compute now.
-        if case .proxy = a {} else if case .proxy = b {} else if case .tensor = a {} else if case .tensor = b {} else {
-            return try plainBinary(op, a, b, loc)
+        if isTensorLike(a) || isTensorLike(b) {
+            guard let name = Self.tensorOps[op] else { throw fail(.unsupported, "operator \(op) on tensors is not supported", loc) }
+            return try torchOp(name, [a, b], Attributes(), loc)
         }
-        let kind: (Kernels.Binary, String)
-        switch op {
-        case "+": kind = (.add, "+")
-        case "-": kind = (.sub, "-")
-        case "*": kind = (.mul, "*")
-        case "/": kind = (.div, "/")
-        default: throw fail(.unsupported, "operator \(op) on tensors is not supported", loc)
-        }
-        switch (a, b) {
-        case let (.proxy(p), .proxy(q)): return .proxy(traced(kind.0, p, q))
-        case let (.proxy(p), other):
-            guard let x = constant(other) else { throw fail(.type, "cannot combine a traced value with \(other.typeName)", loc) }
-            return .proxy(traced(kind.0, p, x))
-        case let (other, .proxy(q)):
-            guard let x = constant(other) else { throw fail(.type, "cannot combine \(other.typeName) with a traced value", loc) }
-            return .proxy(traced(kind.0, x, q))
-        default:
-            func tensor(_ v: PyValue) throws -> Tensor {
-                if case let .tensor(t) = v { return t }
-                if let c = constant(v)?.literal { return c }
-                throw fail(.type, "unsupported operand type for \(op): '\(v.typeName)'", loc)
-            }
-            do { return .tensor(try Kernels.binary(kind.0, try tensor(a), try tensor(b))) }
-            catch let error as OpError { throw fail(.runtime, error.description, loc) }
-        }
+        return try plainBinary(op, a, b, loc)
     }
 
-    /// A Python number as a graph constant: int stays int64, float is float32 (torch's scalars).
-    func constant(_ v: PyValue) -> TraceValue? {
+    func isTensorLike(_ v: PyValue) -> Bool {
         switch v {
-        case let .int(i): .constant(i)
-        case let .bool(b): .constant(b ? 1 : 0)
-        case let .float(f): .constant(f)
-        default: nil
-        }
-    }
-
-    func traced(_ op: Kernels.Binary, _ a: TraceValue, _ b: TraceValue) -> TraceValue {
-        switch op {
-        case .add: a + b
-        case .sub: a - b
-        case .mul: a * b
-        case .div: a / b
+        case .tensor, .proxy, .saved: true
+        default: false
         }
     }
 
@@ -250,22 +118,27 @@ extension ScriptRunner {
         case let ("+", .tuple(x), .tuple(y)): return .tuple(x + y)
         case let ("*", .str(x), .int(n)): return .str(String(repeating: x, count: max(0, n)))
         case let ("*", .list(x), .int(n)): return .list(PyList(Array([[PyValue]](repeating: x.items, count: max(0, n)).joined())))
-        case let ("%", .str(x), _): return .str(x)  // old-style formatting is not supported beyond identity
+        case let ("%", .str(x), v): return .str(try percentFormat(x, v, loc))
         default: break
         }
-        if case let .int(x) = a, case let .int(y) = b {
+        if case let .int(x) = a.asInt, case let .int(y) = b.asInt, !(a.isFloat || b.isFloat) {
             switch op {
-            case "+": return .int(x + y)
-            case "-": return .int(x - y)
-            case "*": return .int(x * y)
-            case "/": return .float(Double(x) / Double(y))
+            case "+": return .int(x &+ y)
+            case "-": return .int(x &- y)
+            case "*": return .int(x &* y)
+            case "/":
+                guard y != 0 else { throw fail(.value, "division by zero", loc) }
+                return .float(Double(x) / Double(y))
             case "//":
-                guard y != 0 else { throw fail(.value, "integer division by zero", loc) }
+                guard y != 0 else { throw fail(.value, "integer division or modulo by zero", loc) }
                 return .int(Int((Double(x) / Double(y)).rounded(.down)))
             case "%":
-                guard y != 0 else { throw fail(.value, "integer modulo by zero", loc) }
+                guard y != 0 else { throw fail(.value, "integer division or modulo by zero", loc) }
                 return .int(((x % y) + y) % y)
             case "**": return y >= 0 ? .int(Int(pow(Double(x), Double(y)))) : .float(pow(Double(x), Double(y)))
+            case "&": return .int(x & y)
+            case "|": return .int(x | y)
+            case "^": return .int(x ^ y)
             default: break
             }
         }
@@ -282,19 +155,76 @@ extension ScriptRunner {
         case "//": return .float((x / y).rounded(.down))
         case "%": return .float(x - y * (x / y).rounded(.down))
         case "**": return .float(pow(x, y))
-        default: throw fail(.unsupported, "operator \(op) is not supported", loc)
+        default: throw fail(.type, "unsupported operand type(s) for \(op): '\(a.typeName)' and '\(b.typeName)'", loc)
         }
     }
 
-    func compare(_ op: String, _ a0: PyValue, _ b0: PyValue, _ loc: SourceLocation) throws -> Bool {
+    /// `"%d items" % n`, `"%s=%.3f" % (a, b)`.
+    func percentFormat(_ format: String, _ args: PyValue, _ loc: SourceLocation) throws -> String {
+        var values: [PyValue] = { if case let .tuple(t) = args { return t } else { return [args] } }()
+        var out = ""
+        var chars = Array(format)[...]
+        while let c = chars.popFirst() {
+            guard c == "%" else { out.append(c); continue }
+            var spec = ""
+            while let d = chars.first, !"sdifreEgGx%".contains(d) { spec.append(d); chars.removeFirst() }
+            guard let type = chars.popFirst() else { throw fail(.value, "incomplete format", loc) }
+            if type == "%" { out.append("%"); continue }
+            guard !values.isEmpty else { throw fail(.type, "not enough arguments for format string", loc) }
+            let v = values.removeFirst()
+            switch type {
+            case "s": out += try Format.apply(spec, to: .str(try str(v, loc)), self, loc)
+            case "r": out += try Format.apply(spec, to: .str(try repr(v, loc)), self, loc)
+            case "i": out += try Format.apply(spec + "d", to: v, self, loc)
+            default: out += try Format.apply(spec + String(type), to: v, self, loc)
+            }
+        }
+        guard values.isEmpty else { throw fail(.type, "not all arguments converted during string formatting", loc) }
+        return out
+    }
+
+    /// A comparison: tensors (and traced values) compare elementwise; Python values as Python.
+    func compareValue(_ op: String, _ a0: PyValue, _ b0: PyValue, _ loc: SourceLocation) throws -> PyValue {
+        if op == "is" || op == "is not" {
+            let same = try identical(a0, b0)
+            return .bool(op == "is" ? same : !same)
+        }
+        if let lifted = try lift([a0, b0], loc, graph: { [self] in
+            guard let name = Self.tensorOps[op], let x = graphForm(a0), let y = graphForm(b0) else { return nil }
+            return TraceValue.applyIfTyped(name, [x, y])
+        }, { [self] in try compareValue(op, a0, b0, loc) }) { return lifted }
         let a = try resolved(a0, loc), b = try resolved(b0, loc)
-        if case .proxy = a { throw fail(.unsupported, "comparisons of traced values are not supported while recording", loc) }
+        if op != "in" && op != "not in" && (isTensorLike(a) || isTensorLike(b)) {
+            return try torchOp(Self.tensorOps[op]!, [a, b], Attributes(), loc)
+        }
+        return .bool(try compare(op, a, b, loc))
+    }
+
+    /// `is`: None, bools and the same object.
+    func identical(_ a: PyValue, _ b: PyValue) throws -> Bool {
+        switch (a, b) {
+        case (.none, .none): return true
+        case let (.bool(x), .bool(y)): return x == y
+        case let (.list(x), .list(y)): return x === y
+        case let (.dict(x), .dict(y)): return x === y
+        case let (.proxy(x), .proxy(y)): return x === y
+        case (.none, _), (_, .none), (.bool, _), (_, .bool): return false
+        default: return (try? equal(a, b)) ?? false
+        }
+    }
+
+    func compare(_ op: String, _ a: PyValue, _ b: PyValue, _ loc: SourceLocation) throws -> Bool {
         switch op {
         case "in", "not in":
-            let found = try iterate(b, loc).contains { (try? equal(a, $0)) ?? false }
+            let found: Bool
+            switch b {
+            case let .str(s):
+                guard case let .str(sub) = a else { throw fail(.type, "'in <string>' requires string as left operand, not \(a.typeName)", loc) }
+                found = sub.isEmpty || s.contains(sub)
+            case let .dict(d): found = d.index(of: a) != nil
+            default: found = try iterate(b, loc).contains { (try? equal(a, $0)) ?? false }
+            }
             return op == "in" ? found : !found
-        case "is": return try equal(a, b) && isNoneOrBool(a)
-        case "is not": return !(try equal(a, b) && isNoneOrBool(a))
         case "==": return try equal(a, b)
         case "!=": return !(try equal(a, b))
         default: break
@@ -302,18 +232,17 @@ extension ScriptRunner {
         if case let .str(x) = a, case let .str(y) = b {
             switch op { case "<": return x < y; case "<=": return x <= y; case ">": return x > y; default: return x >= y }
         }
-        func scalar(_ v: PyValue) -> Double? {
-            if case let .tensor(t) = v, t.count == 1 { return t.doubles[0] }
-            return number(v)
-        }
-        guard let x = scalar(a), let y = scalar(b) else {
+        if case let .list(x) = a, case let .list(y) = b { return try compareSequences(op, x.items, y.items, loc) }
+        if case let .tuple(x) = a, case let .tuple(y) = b { return try compareSequences(op, x, y, loc) }
+        guard let x = number(a), let y = number(b) else {
             throw fail(.type, "'\(op)' not supported between instances of '\(a.typeName)' and '\(b.typeName)'", loc)
         }
         switch op { case "<": return x < y; case "<=": return x <= y; case ">": return x > y; default: return x >= y }
     }
 
-    func isNoneOrBool(_ v: PyValue) -> Bool {
-        switch v { case .none, .bool: true; default: false }
+    func compareSequences(_ op: String, _ x: [PyValue], _ y: [PyValue], _ loc: SourceLocation) throws -> Bool {
+        for (u, v) in zip(x, y) where !(try equal(u, v)) { return try compare(op, u, v, loc) }
+        switch op { case "<": return x.count < y.count; case "<=": return x.count <= y.count; case ">": return x.count > y.count; default: return x.count >= y.count }
     }
 
     func equal(_ a: PyValue, _ b: PyValue) throws -> Bool {
@@ -325,7 +254,8 @@ extension ScriptRunner {
         case let (.size(x), .size(y)): return x == y
         case let (.size(x), .tuple(y)), let (.tuple(y), .size(x)):
             return x.count == y.count && zip(x, y).allSatisfy { if case let .int(i) = $1 { i == $0 } else { false } }
-        case let (.tensor(t), other), let (other, .tensor(t)):
+        case let (.dtype(x), .dtype(y)): return x == y
+        case let (.tensor(t, _), other), let (other, .tensor(t, _)):
             guard t.count == 1, let x = number(other) else { return false }
             return t.doubles[0] == x
         default:
@@ -334,7 +264,7 @@ extension ScriptRunner {
         }
     }
 
-    // MARK: - repr
+    // MARK: - repr and str
 
     func repr(_ v0: PyValue, _ loc: SourceLocation) throws -> String {
         let v = try resolved(v0, loc)
@@ -348,16 +278,22 @@ extension ScriptRunner {
         case let .tuple(t):
             let inner = try t.map { try repr($0, loc) }
             return "(" + inner.joined(separator: ", ") + (t.count == 1 ? ",)" : ")")
-        case let .dict(d): return "{" + (try d.map { Repr.string($0.0) + ": " + (try repr($0.1, loc)) }).joined(separator: ", ") + "}"
-        case let .tensor(t): return Repr.tensor(t)
+        case let .dict(d): return "{" + (try d.entries.map { (try repr($0.key, loc)) + ": " + (try repr($0.value, loc)) }).joined(separator: ", ") + "}"
+        case let .tensor(t, grad): return TorchRepr.repr(t, grad: grad)
         case let .size(d): return "torch.Size([" + d.map(String.init).joined(separator: ", ") + "])"
         case let .range(a, b, s): return s == 1 ? "range(\(a), \(b))" : "range(\(a), \(b), \(s))"
+        case let .dtype(d): return "torch.\(d.rawValue)"
         case .proxy: return "InterventionProxy(traced value)"
+        case .deferred: return "<client value>"
         case .object(.model): return "LanguageModel(GPT2LMHeadModel)"
+        case .object(.namespace("torch.Tensor")): return "<class 'torch.Tensor'>"
+        case let .object(.namespace(n)): return "<module '\(n)'>"
         case .object: return "<Envoy>"
         case .steps: return "<iterator>"
+        case let .builtin(n) where PyValue.typeNames.contains(n): return "<class '\(n)'>"
         case let .builtin(n): return "<built-in function \(n)>"
         case let .method(_, n): return "<bound method \(n)>"
+        case let .function(f): return "<function \(f.name)>"
         case let .unsaved(n): return "<unsaved \(n)>"
         case .saved: return "<saved>"
         }
@@ -368,5 +304,34 @@ extension ScriptRunner {
         if case let .str(s) = v { return s }
         return try repr(v, loc)
     }
+
+    /// An f-string: computed now, or on the client when a part is traced.
+    func formatted(_ parts: [(PyValue, Character?, String, SourceLocation)], _ loc: SourceLocation) throws -> PyValue {
+        if !resolving, tracing > 0, parts.contains(where: { isTraced($0.0) }) {
+            return deferred(parts.map(\.0)) { [unowned self] in try formatted(parts, loc) }
+        }
+        var out = ""
+        for (value, conversion, spec, at) in parts {
+            let v = try resolved(value, at)
+            if conversion == "r" { out += try Format.apply(spec, to: .str(try repr(v, at)), self, at) }
+            else if conversion == "s" { out += try Format.apply(spec, to: .str(try str(v, at)), self, at) }
+            else { out += try Format.apply(spec, to: v, self, at) }
+        }
+        return .str(out)
+    }
 }
 
+extension PyValue {
+    /// Ints and bools as an int (Python's bool is an int).
+    var asInt: PyValue {
+        switch self {
+        case let .bool(b): .int(b ? 1 : 0)
+        default: self
+        }
+    }
+
+    var isFloat: Bool { if case .float = self { true } else { false } }
+
+    /// Builtins that are types (`type(x)` gives one).
+    static let typeNames: Set<String> = ["int", "float", "str", "bool", "list", "dict", "tuple", "NoneType", "range", "function"]
+}

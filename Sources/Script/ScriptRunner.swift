@@ -5,6 +5,9 @@ import Graph
 
 /// Runs a trace script written in nnsight's Python syntax against a `LanguageModel`: the
 /// evaluator records into the same Swift tracing API (no second implementation of the semantics).
+/// Inside a trace, traced values carry static shapes, Python code on their values runs on the
+/// client when they arrive (in program order, streamed), and `if` on a traced value becomes a
+/// guarded region of the graph.
 ///
 /// ```swift
 /// let runner = ScriptRunner(model: model)
@@ -15,6 +18,8 @@ public final class ScriptRunner {
     let model: LanguageModel
     let file: String
     var globals: [String: PyValue] = [:]
+    /// Function scopes, innermost last (empty at module level).
+    var locals: [[String: PyValue]] = []
     var stdout = ""
     /// Depth of `with model.generate/trace` blocks being recorded.
     var tracing = 0
@@ -23,6 +28,23 @@ public final class ScriptRunner {
     /// The tracer of the trace being recorded, told each statement's line.
     var activeTracer: Tracer?
     var echo: ((String) -> Void)?
+    /// Whether autograd names are on (`torch.no_grad()` turns them off).
+    var gradEnabled = true
+    /// Depth of function calls (recursion is limited).
+    var callDepth = 0
+    /// `torch.manual_seed` state for `torch.randn` / `torch.rand`.
+    var random = TorchRandom(seed: 0)
+    /// Client-side evaluation: computing deferred values with traced values resolved to tensors.
+    var resolving = false
+    /// Output and other client work waiting for traced values, in program order.
+    var pending: [ClientAction] = []
+    /// The first error client-side work raised while the trace ran.
+    var clientError: Error?
+    /// Traced values the script saved (`.save()` marks the value itself, as in nnsight).
+    var userSaved: Set<ObjectIdentifier> = []
+
+    static let maxCallDepth = 200
+    static let maxWhileIterations = 1_000_000
 
     public struct Outcome {
         public var stdout: String
@@ -50,6 +72,8 @@ public final class ScriptRunner {
             try exec(module)
         } catch let error as ScriptError {
             failure = error
+        } catch let flow as Flow {
+            failure = ScriptError(.syntax, flow.outsideMessage, file: file, line: 0, column: 0)
         } catch {
             failure = ScriptError(.runtime, "\(error)", file: file, line: 0, column: 0)
         }
@@ -58,6 +82,43 @@ public final class ScriptRunner {
 
     func fail(_ kind: ScriptError.Kind, _ message: String, _ loc: SourceLocation) -> ScriptError {
         ScriptError(kind, message, file: file, line: loc.line, column: loc.column)
+    }
+
+    func write(_ text: String) {
+        stdout += text
+        echo?(text)
+    }
+
+    /// `break`, `continue` and `return`, unwinding to their loop or call. `@unchecked Sendable`:
+    /// it never leaves the runner's thread (Error requires Sendable).
+    enum Flow: Error, @unchecked Sendable {
+        case breakLoop, continueLoop
+        case returnValue(PyValue)
+
+        var outsideMessage: String {
+            switch self {
+            case .breakLoop: "'break' outside loop"
+            case .continueLoop: "'continue' not properly in loop"
+            case .returnValue: "'return' outside function"
+            }
+        }
+    }
+
+    // MARK: - names
+
+    func lookup(_ name: String) -> PyValue? {
+        if let scope = locals.last, let v = scope[name] { return v }
+        if let v = globals[name] { return v }
+        return nil
+    }
+
+    func bind(_ name: String, _ value: PyValue) {
+        if !locals.isEmpty {
+            locals[locals.count - 1][name] = value
+            return
+        }
+        globals[name] = value
+        if tracing > 0 { boundInTrace.insert(name) }
     }
 
     // MARK: - statements
@@ -70,31 +131,78 @@ public final class ScriptRunner {
         activeTracer?.sourceLine = s.location.line
         activeTracer?.sourceColumn = s.location.column
         switch s.kind {
-        case .pass, .importIgnored: return
+        case .pass: return
+        case let .importModules(modules):
+            for (path, alias) in modules {
+                let root = String(path.split(separator: ".").first ?? "")
+                guard Namespaces.known(path) else {
+                    throw fail(.unsupported, "import of '\(path)' is not supported (torch, torch.nn, torch.nn.functional, nnsight and math are)", s.location)
+                }
+                if let alias { bind(alias, .object(.namespace(path))) } else { bind(root, .object(.namespace(root))) }
+            }
+        case let .importFrom(module, names):
+            for (name, alias) in names {
+                guard let value = Namespaces.member(module, name) else {
+                    throw fail(.unsupported, "'from \(module) import \(name)' is not supported", s.location)
+                }
+                bind(alias ?? name, value)
+            }
         case let .expr(e): _ = try eval(e)
         case let .assign(targets, value):
             let v = try eval(value)
             for t in targets { try assign(t, v) }
         case let .augAssign(target, op, value):
+            // `x[...] += v` on a traced value edits in place, as torch's `+=` does.
             let current = try eval(target)
             try assign(target, try binary(op, current, try eval(value), s.location))
         case let .ifStmt(branches, orelse):
-            for (test, body) in branches where try truth(try eval(test), test.location) {
-                return try exec(body)
-            }
-            if let orelse { try exec(orelse) }
+            try execIf(branches, orelse)
         case let .forLoop(target, iterable, body):
             let it = try eval(iterable)
+            let items: [PyValue]
             if case let .steps(sequence) = it {
-                for step in sequence {
-                    try assign(target, .int(step))
-                    try exec(body)
-                }
+                do {
+                    for step in sequence {
+                        try assign(target, .int(step))
+                        do { try exec(body) } catch Flow.continueLoop { continue }
+                    }
+                } catch Flow.breakLoop {}
                 return
             }
-            for item in try iterate(it, iterable.location) {
-                try assign(target, item)
-                try exec(body)
+            items = try iterate(it, iterable.location)
+            do {
+                for item in items {
+                    try assign(target, item)
+                    do { try exec(body) } catch Flow.continueLoop { continue }
+                }
+            } catch Flow.breakLoop {}
+        case let .whileLoop(test, body):
+            var count = 0
+            do {
+                while true {
+                    let v = try eval(test)
+                    if isTraced(v) {
+                        throw fail(.unsupported, "a while loop on a traced value cannot be compiled: how often it runs would depend on a value that exists only while the model runs. Loop over a static bound instead (for i in range(n) or tracer.iter[...]) and guard the body with if", test.location)
+                    }
+                    guard try truth(v, test.location) else { break }
+                    count += 1
+                    guard count <= Self.maxWhileIterations else {
+                        throw fail(.runtime, "while loop ran over \(Self.maxWhileIterations) iterations (the limit for trace scripts)", s.location)
+                    }
+                    do { try exec(body) } catch Flow.continueLoop { continue }
+                }
+            } catch Flow.breakLoop {}
+        case let .def(name, params, body):
+            bind(name, .function(try makeFunction(name, params, .statements(body))))
+        case let .return(value):
+            guard !locals.isEmpty else { throw fail(.syntax, "'return' outside function", s.location) }
+            throw Flow.returnValue(try value.map(eval) ?? .none)
+        case .break: throw Flow.breakLoop
+        case .continue: throw Flow.continueLoop
+        case let .assert(test, message):
+            let v = try eval(test)
+            guard try truth(v, test.location) else {
+                throw fail(.runtime, "AssertionError" + (try message.map { ": " + (try str(try eval($0), $0.location)) } ?? ""), s.location)
             }
         case let .with(items, body):
             guard items.count == 1 else { throw fail(.unsupported, "with statements with several contexts are not supported", s.location) }
@@ -104,79 +212,20 @@ public final class ScriptRunner {
         }
     }
 
-    func enter(_ context: PyValue, as name: Expr?, body: [Stmt], at loc: SourceLocation) throws {
-        guard case let .object(object) = context else {
-            throw fail(.type, "'\(context.typeName)' object does not support the context manager protocol", loc)
-        }
-        switch object {
-        case let .generateContext(prompt, maxNewTokens, sampling):
-            try runTrace(at: loc) {
-                try model.generate(prompt, maxNewTokens: maxNewTokens, sampling: sampling) { tracer in
-                    activeTracer = tracer
-                    if let name { try assign(name, .object(.tracer(tracer))) }
-                    try exec(body)
-                }
-            }
-        case let .traceContext(prompt):
-            try runTrace(at: loc) {
-                try model.trace(prompt) { tracer in
-                    activeTracer = tracer
-                    if let name { try assign(name, .object(.tracer(tracer))) }
-                    try exec(body)
-                }
-            }
-        case let .invokeContext(tracer, prompt):
-            try tracer.invoke(prompt) { try exec(body) }
-        default:
-            throw fail(.type, "this object does not support the context manager protocol", loc)
-        }
-    }
-
-    /// Runs a recorded trace; afterwards, names bound to proxies that were not saved are marked.
-    func runTrace(at loc: SourceLocation, _ body: () throws -> Void) throws {
-        tracing += 1
-        defer {
-            tracing -= 1
-            activeTracer = nil
-            for (name, value) in globals {
-                switch value {
-                case .proxy, .object(.tracer): globals[name] = .unsaved(name)
-                case .saved: break
-                case let .list(list) where boundInTrace.contains(name) && !list.saved: globals[name] = nil
-                case let .list(list):
-                    // Appends at steps generation never reached did not happen (as in nnsight).
-                    list.items.removeAll { item in
-                        if case let .saved(saved, _) = item { return !saved.wasReached }
-                        return false
-                    }
-                default:
-                    // Plain values bound inside the trace (loop variables, temporaries) stay there.
-                    if boundInTrace.contains(name) { globals[name] = nil }
-                }
-            }
-            if tracing == 0 { boundInTrace = [] }
-        }
-        do {
-            try body()
-        } catch let error as ScriptError {
-            throw error
-        } catch let error as TraceError {
-            // Errors name the node's script position: point there.
-            var at = loc
-            if let line = error.line, line > 0 { at = SourceLocation(line: line, column: error.column ?? 1) }
-            throw fail(.runtime, error.description, at)
-        }
+    func makeFunction(_ name: String, _ params: [Expr.Param], _ body: PyFunction.Body) throws -> PyFunction {
+        let defaults = try params.map { try $0.defaultValue.map(eval) }
+        return PyFunction(name: name, params: params, defaults: defaults, body: body, captured: locals.last ?? [:])
     }
 
     func assign(_ target: Expr, _ value: PyValue) throws {
         switch target.kind {
         case let .name(n):
-            globals[n] = value
-            if tracing > 0 { boundInTrace.insert(n) }
+            bind(n, try guardedAssignment(n, value))
         case let .tuple(items), let .list(items):
             let values = try iterate(value, target.location)
             guard values.count == items.count else {
-                throw fail(.value, "cannot unpack \(values.count) values into \(items.count) names", target.location)
+                throw fail(.value, values.count > items.count ? "too many values to unpack (expected \(items.count))"
+                    : "not enough values to unpack (expected \(items.count), got \(values.count))", target.location)
             }
             for (t, v) in zip(items, values) { try assign(t, v) }
         case let .subscript(base, items):
@@ -184,15 +233,12 @@ public final class ScriptRunner {
             switch container {
             case let .proxy(p), let .saved(_, p):
                 let index = try tensorIndex(items, target.location)
-                let rhs: TraceValue
-                switch value {
-                case let .proxy(v), let .saved(_, v): rhs = v
-                case let .int(i): rhs = TraceValue.constant(i)
-                case let .float(f): rhs = TraceValue.constant(f)
-                case let .bool(b): rhs = TraceValue.constant(b ? 1 : 0)
-                default: throw fail(.type, "cannot assign a \(value.typeName) into a tensor", target.location)
-                }
-                p.assign(index, rhs)
+                p.assign(index, try traceOperand(value, target.location))
+                try checkRecording(target.location)
+            case let .tensor(t, grad):
+                // A tensor the script made (torch.zeros(...)): written like torch writes it.
+                let index = try tensorIndex(items, target.location)
+                bind(name: base, .tensor(try Self.written(t, index.map(\.item), try tensorOperand(value, target.location), target.location, self), grad: grad))
             case let .list(list):
                 guard items.count == 1, case let .index(ie) = items[0], case let .int(i) = try eval(ie) else {
                     throw fail(.unsupported, "only list[i] = value is supported", target.location)
@@ -200,6 +246,11 @@ public final class ScriptRunner {
                 let k = i < 0 ? i + list.items.count : i
                 guard k >= 0, k < list.items.count else { throw fail(.index, "list assignment index out of range", target.location) }
                 list.items[k] = value
+            case let .dict(dict):
+                guard items.count == 1, case let .index(ie) = items[0] else { throw fail(.type, "dict keys take one index", target.location) }
+                let key = try resolved(try eval(ie), ie.location)
+                guard PyDict.hashKey(key) != nil else { throw fail(.type, "unhashable type: '\(key.typeName)'", ie.location) }
+                dict[key] = try appendable(value, target.location)
             default:
                 throw fail(.type, "'\(container.typeName)' object does not support item assignment", target.location)
             }
@@ -210,12 +261,17 @@ public final class ScriptRunner {
         }
     }
 
+    /// Rebinds the name a subscript assignment's base names (tensors are values here).
+    func bind(name base: Expr, _ value: PyValue) {
+        if case let .name(n) = base.kind { bind(n, value) }
+    }
+
     // MARK: - expressions
 
     func eval(_ e: Expr) throws -> PyValue {
         switch e.kind {
         case let .name(n):
-            if let v = globals[n] {
+            if let v = lookup(n) {
                 if case let .unsaved(name) = v {
                     throw fail(.name, "'\(name)' was computed inside a trace but not saved; call .save() on it", e.location)
                 }
@@ -230,24 +286,24 @@ public final class ScriptRunner {
         case .none: return .none
         case .ellipsis: throw fail(.unsupported, "'...' is only supported inside an index", e.location)
         case let .fstring(parts):
-            var out = ""
+            var values: [(PyValue, Character?, String, SourceLocation)] = []
             for part in parts {
                 switch part {
-                case let .literal(s): out += s
-                case let .value(expr, conversion, spec):
-                    let v = try resolved(try eval(expr), expr.location)
-                    if conversion == "r" { out += try Format.apply(spec, to: .str(try repr(v, expr.location)), self, expr.location) }
-                    else { out += try Format.apply(spec, to: v, self, expr.location) }
+                case let .literal(s): values.append((.str(s), nil, "", e.location))
+                case let .value(expr, conversion, spec): values.append((try eval(expr), conversion, spec, expr.location))
                 }
             }
-            return .str(out)
+            return try formatted(values, e.location)
         case let .list(items): return .list(PyList(try items.map(eval)))
         case let .tuple(items): return .tuple(try items.map(eval))
         case let .dict(pairs):
-            return .dict(try pairs.map { k, v in
-                guard case let .str(key) = try eval(k) else { throw fail(.unsupported, "only string dict keys are supported", k.location) }
-                return (key, try eval(v))
-            })
+            let dict = PyDict()
+            for (k, v) in pairs {
+                let key = try resolved(try eval(k), k.location)
+                guard PyDict.hashKey(key) != nil else { throw fail(.type, "unhashable type: '\(key.typeName)'", k.location) }
+                dict[key] = try eval(v)
+            }
+            return .dict(dict)
         case let .attribute(base, name): return try attribute(try eval(base), name, e.location)
         case let .subscript(base, items): return try subscriptValue(try eval(base), items, e.location)
         case let .call(function, args, kwargs):
@@ -257,93 +313,96 @@ public final class ScriptRunner {
             for (name, v) in kwargs { k[name] = try eval(v) }
             return try call(f, a, k, e.location)
         case let .binary(op, a, b): return try binary(op, try eval(a), try eval(b), e.location)
-        case let .unary(op, a):
-            let v = try eval(a)
-            switch op {
-            case "not": return .bool(!(try truth(v, e.location)))
-            case "+": return v
-            default:
-                switch try resolved(v, e.location) {
-                case let .int(i): return .int(-i)
-                case let .float(f): return .float(-f)
-                case let .bool(b): return .int(b ? -1 : 0)
-                case let .tensor(t): return .tensor(try Self.op("neg", [t]))
-                case let .proxy(p): return .proxy(-p)
-                default: throw fail(.type, "bad operand type for unary -: '\(v.typeName)'", e.location)
-                }
-            }
-        case let .boolOp(op, items):
-            var last: PyValue = .none
-            for item in items {
-                last = try eval(item)
-                let t = try truth(last, item.location)
-                if op == "and" && !t { return last }
-                if op == "or" && t { return last }
-            }
-            return last
+        case let .unary(op, a): return try unary(op, try eval(a), e.location)
+        case let .boolOp(op, items): return try boolOp(op, items)
         case let .compare(first, rest):
             var left = try eval(first)
+            if rest.count == 1 { return try compareValue(rest[0].0, left, try eval(rest[0].1), rest[0].1.location) }
             for (op, expr) in rest {
                 let right = try eval(expr)
-                guard try compare(op, left, right, expr.location) else { return .bool(false) }
+                guard try truth(try compareValue(op, left, right, expr.location), expr.location) else { return .bool(false) }
                 left = right
             }
             return .bool(true)
         case let .listComp(element, target, iterable, conditions):
             var out: [PyValue] = []
             let saved = globals
+            let scope = locals.last
             defer {
                 // Comprehension variables do not leak into the script's scope.
-                for (k, _) in globals where saved[k] == nil { globals[k] = nil }
+                if locals.isEmpty { for (k, _) in globals where saved[k] == nil { globals[k] = nil } }
+                else if let scope { locals[locals.count - 1] = scope }
             }
             for item in try iterate(try eval(iterable), iterable.location) {
                 try assign(target, item)
                 if try conditions.allSatisfy({ try truth(try eval($0), $0.location) }) { out.append(try eval(element)) }
             }
             return .list(PyList(out))
+        case let .lambda(params, body):
+            return .function(try makeFunction("<lambda>", params, .expression(body)))
+        case let .ifExp(test, body, orelse):
+            let t = try eval(test)
+            if isTraced(t) {
+                throw fail(.unsupported, "a conditional expression on a traced value is not supported; use torch.where(condition, a, b) or an if statement", test.location)
+            }
+            return try truth(t, test.location) ? try eval(body) : try eval(orelse)
         }
     }
 
-    /// A saved value becomes its tensor once its trace has run.
-    func resolved(_ v: PyValue, _ loc: SourceLocation) throws -> PyValue {
-        guard case let .saved(saved, proxy) = v else { return v }
-        if tracing > 0 { return .proxy(proxy) }
-        do { return .tensor(try saved.value) } catch { throw fail(.runtime, error.description, loc) }
-    }
-
-    func truth(_ v: PyValue, _ loc: SourceLocation) throws -> Bool {
-        switch try resolved(v, loc) {
-        case .none: return false
-        case let .bool(b): return b
-        case let .int(i): return i != 0
-        case let .float(f): return f != 0
-        case let .str(s): return !s.isEmpty
-        case let .list(l): return !l.items.isEmpty
-        case let .tuple(t): return !t.isEmpty
-        case let .dict(d): return !d.isEmpty
-        case let .tensor(t):
-            guard t.count == 1 else { throw fail(.runtime, "Boolean value of Tensor with more than one value is ambiguous", loc) }
-            return t.doubles[0] != 0
-        case .proxy:
-            throw fail(.unsupported, "the truth of a traced value is unknown while recording; branch on the step or on plain values", loc)
-        default: return true
+    func unary(_ op: String, _ v: PyValue, _ loc: SourceLocation) throws -> PyValue {
+        if let lifted = try lift([v], loc, graph: { [self] in
+            guard let g = graphForm(v) else { return nil }
+            return op == "-" ? TraceValue.applyIfTyped("neg", [g]) : op == "not" ? activeTracer?.negation(activeTracer!.truth(g)!) : g
+        }, { [self] in try unary(op, v, loc) }) { return lifted }
+        switch op {
+        case "not":
+            if case let .proxy(p) = try resolved(v, loc), let tracer = activeTracer, let t = tracer.truth(p) {
+                return .proxy(tracer.negation(t) ?? t)
+            }
+            return .bool(!(try truth(v, loc)))
+        case "+": return v
+        case "~":
+            switch try resolved(v, loc) {
+            case let .int(i): return .int(~i)
+            case let .bool(b): return .int(b ? -2 : -1)
+            case .tensor, .proxy: return try torchOp("bitwise_not", [v], Attributes(), loc)
+            default: throw fail(.type, "bad operand type for unary ~: '\(v.typeName)'", loc)
+            }
+        default:
+            switch try resolved(v, loc) {
+            case let .int(i): return .int(-i)
+            case let .float(f): return .float(-f)
+            case let .bool(b): return .int(b ? -1 : 0)
+            case .tensor, .proxy: return try torchOp("neg", [v], Attributes(), loc)
+            default: throw fail(.type, "bad operand type for unary -: '\(v.typeName)'", loc)
+            }
         }
     }
 
-    func iterate(_ v: PyValue, _ loc: SourceLocation) throws -> [PyValue] {
-        switch try resolved(v, loc) {
-        case let .list(l): return l.items
-        case let .tuple(t): return t
-        case let .range(a, b, s): return Swift.stride(from: a, to: b, by: s).map { .int($0) }
-        case let .str(s): return s.map { .str(String($0)) }
-        case let .size(d): return d.map { .int($0) }
-        case let .dict(d): return d.map { .str($0.0) }
-        case let .tensor(t):
-            guard let n = t.shape.first else { throw fail(.type, "iteration over a 0-d tensor", loc) }
-            return try (0..<n).map { i throws(OpError) in .tensor(try t[i].contiguous()) }
-        case let .steps(s): return s.map { .int($0) }
-        default: throw fail(.type, "'\(v.typeName)' object is not iterable", loc)
+    /// `and`/`or`: Python's short circuit on plain values; on traced values, a graph condition.
+    func boolOp(_ op: String, _ items: [Expr]) throws -> PyValue {
+        var last: PyValue = .none
+        var traced: TraceValue?
+        for item in items {
+            last = try eval(item)
+            if isTraced(last), !resolving {
+                guard let g = graphForm(last), let tracer = activeTracer, let t = tracer.truth(g) else {
+                    throw fail(.unsupported, "this condition needs a value that exists only on the client; conditions must be tensor expressions", item.location)
+                }
+                traced = traced.map { TraceValue.apply(op == "and" ? "bitwise_and" : "bitwise_or", [$0, t]) } ?? t
+                try checkRecording(item.location)
+                continue
+            }
+            let t = try truth(last, item.location)
+            if op == "and" && !t { return traced == nil ? last : .bool(false) }
+            if op == "or" && t { return traced == nil ? last : .bool(true) }
         }
+        return traced.map { .proxy($0) } ?? last
     }
 }
 
+enum Builtins {
+    static let names: Set<String> = ["print", "len", "range", "enumerate", "zip", "list", "tuple", "str", "int", "float",
+                                     "bool", "abs", "min", "max", "sum", "round", "sorted", "reversed", "isinstance", "dict",
+                                     "repr", "type", "any", "all", "map", "filter", "set", "dir"]
+}

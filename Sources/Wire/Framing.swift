@@ -38,7 +38,7 @@ public enum Framing {
             throw .versionMismatch(received: envelope.protocolVersion, expected: WireProtocol.version)
         }
         guard let body = envelope.body else { throw .unknownMessage }
-        for tensor in tensors(in: body) { _ = try HostTensor(tensor, limits: tensorLimits) }
+        for tensor in tensors(in: body) { try HostTensor.validate(tensor, limits: tensorLimits) }
         return envelope
     }
 
@@ -48,7 +48,7 @@ public enum Framing {
         case let .activations(a):
             return [a.hidden, a.tokens, a.positions, a.mask].filter { $0.dtype != .unspecified || !$0.data.isEmpty || !$0.shape.isEmpty }
                 + a.values.map(\.value)
-        case let .saved(s): return [s.value]
+        case let .saved(s): return s.skipped ? [] : [s.value]
         case let .submit(s): return s.graph.nodes.compactMap { node in
                 if case let .constant(c)? = node.kind { return c.value }
                 return nil

@@ -37,6 +37,31 @@ public struct HostTensor: Equatable, Sendable {
         public init() {}
     }
 
+    /// Checks a wire tensor's rank, size and byte count against its dtype (float32, int64 or
+    /// bool) without decoding it.
+    public static func validate(_ tensor: Nnsight_V1_Tensor, limits: Limits = Limits()) throws(WireError) {
+        guard tensor.shape.count <= limits.maxRank else {
+            throw .invalidTensor("rank \(tensor.shape.count) exceeds \(limits.maxRank)")
+        }
+        var count = 1
+        for d in tensor.shape {
+            guard d >= 0, d <= Int64(limits.maxBytes) else { throw .invalidTensor("dimension \(d) in shape \(tensor.shape)") }
+            let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
+            guard !overflow, product <= limits.maxBytes else { throw .invalidTensor("shape \(tensor.shape) is too large") }
+            count = product
+        }
+        let size: Int
+        switch tensor.dtype {
+        case .float32: size = 4
+        case .int64: size = 8
+        case .bool: size = 1
+        default: throw .invalidTensor("unsupported dtype \(tensor.dtype)")
+        }
+        guard tensor.data.count == count * size else {
+            throw .invalidTensor("shape \(tensor.shape) of \(tensor.dtype) needs \(count * size) bytes, got \(tensor.data.count)")
+        }
+    }
+
     /// Decodes and validates a wire tensor: one copy, no per-element work.
     public init(_ tensor: Nnsight_V1_Tensor, limits: Limits = Limits()) throws(WireError) {
         guard tensor.shape.count <= limits.maxRank else {

@@ -13,8 +13,9 @@ import Graph
 /// let exports = interpreter.endStep()
 /// ```
 public final class Interpreter: HookHandler {
-    /// Sends a saved (or appended) value on; a failure ends the trace.
-    public typealias Emit = (_ id: UInt32, _ step: Int, _ value: Tensor, _ append: Bool) throws -> Void
+    /// Sends a saved (or appended) value on; nil when the save sits in a guarded branch that did
+    /// not run (the coordinator counts it as arrived). A failure ends the trace.
+    public typealias Emit = (_ id: UInt32, _ step: Int, _ value: Tensor?, _ append: Bool) throws -> Void
 
     private var table: [Int: [HookPoint: [Int]]] = [:]
     private var current: [HookPoint: [Int]] = [:]
@@ -31,6 +32,10 @@ public final class Interpreter: HookHandler {
     private var imported: [UInt32] = []
     private let emit: Emit
     private let invokeRows: [Int: Int]
+    /// Nodes this stage runs (a value missing from elsewhere was skipped upstream).
+    private let local: Set<UInt32>
+    /// Nodes a guard skipped, and the nodes that needed them.
+    private var skipped: Set<UInt32> = []
     public private(set) var step = 0
 
     /// - Parameters:
@@ -49,6 +54,7 @@ public final class Interpreter: HookHandler {
         let order = Dictionary(uniqueKeysWithValues: ModuleTree.hookOrder(layers: layers).enumerated().map { ($1, $0) })
         var byId: [UInt32: Int] = [:]
         var runnable: [(key: (Int, Int, UInt32), index: Int)] = []
+        local = Set(nodes.map(\.id))
         for (i, node) in nodes.enumerated() {
             func invalid(_ message: String) -> TraceError { TraceError(.invalidGraph, message).at(node) }
             guard byId[node.id] == nil else { throw invalid("node id \(node.id) is used twice") }
@@ -81,7 +87,7 @@ public final class Interpreter: HookHandler {
             for point in table[s]!.keys { table[s]![point]!.sort { sequence[$0] < sequence[$1] } }
         }
         for entry in runnable {
-            for input in nodes[entry.index].kind.inputs where constants[input] == nil {
+            for input in nodes[entry.index].dependencies where constants[input] == nil {
                 lastUse[input] = max(lastUse[input] ?? -1, sequence[entry.index])
             }
         }
@@ -156,7 +162,28 @@ public final class Interpreter: HookHandler {
         return try base.indexed([.slice(start: row, stop: row + 1, step: 1)])
     }
 
+    /// Whether a guard (or a skipped input) says this node does not run.
+    private func skips(_ node: GraphNode) throws(OpError) -> Bool {
+        for input in node.dependencies where skipped.contains(input) || (values[input] == nil && constants[input] == nil && !local.contains(input)) {
+            _ = input
+            return true
+        }
+        guard let condition = node.condition else { return false }
+        let c = try tensor(condition)
+        guard c.count == 1 else { throw OpError("Boolean value of Tensor with more than one value is ambiguous") }
+        return !c.bools[0]
+    }
+
     private func run(_ node: GraphNode, at point: HookPoint, live: HookValue, created: inout [UInt32]) throws(OpError) {
+        if try skips(node) {
+            skipped.insert(node.id)
+            switch node.kind {
+            case let .save(_, id): try send(id, nil, append: false)
+            case let .append(_, id): try send(id, nil, append: true)
+            default: break
+            }
+            return
+        }
         switch node.kind {
         case .read:
             let view = try self.view(live, invoke: node.invoke)
@@ -188,13 +215,13 @@ public final class Interpreter: HookHandler {
         if lastUse[node.id] == nil, !exportSet.contains(node.id) { values[node.id] = nil }
     }
 
-    private func send(_ id: UInt32, _ value: Tensor, append: Bool) throws(OpError) {
+    private func send(_ id: UInt32, _ value: Tensor?, append: Bool) throws(OpError) {
         do { try emit(id, step, value, append) } catch { throw OpError("the saved value could not be sent: \(error)") }
     }
 
     /// Frees inputs whose last use this was.
     private func release(inputsOf node: GraphNode, at position: Int) {
-        for input in node.kind.inputs where lastUse[input] == position && !exportSet.contains(input) {
+        for input in node.dependencies where lastUse[input] == position && !exportSet.contains(input) {
             values[input] = nil
         }
     }

@@ -249,7 +249,12 @@ public final class StageWorker {
         let capacity = promptLength + graph.generation.maxNewTokens - 1
         let interpreter = try Interpreter(fragment: graph, layers: model.config.nLayer, owns: owns) { saveID, step, value, append in
             try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
-                $0.saved = .with { $0.saveID = saveID; $0.step = UInt32(step); $0.value = value.wire; $0.append = append }
+                $0.saved = .with {
+                    $0.saveID = saveID
+                    $0.step = UInt32(step)
+                    $0.append = append
+                    if let value { $0.value = value.wire } else { $0.skipped = true }
+                }
             }))
         }
         try graph.generation.sampling.validateAsTrace()

@@ -102,7 +102,7 @@ struct GraphCompilerTests {
                     ["line 7:5", "transformer.h[1].mlp.output", "shapes [1, 4, 64] and [1, 5, 64] cannot be broadcast together"])
         expectError(graph([node(1, read(.mlp(0))), node(2, op("index", [1], ["index": .index([.all, .all, .slice(start: 0, stop: 3, step: nil)])])),
                            node(3, .set(target: 1, index: [], value: 2))]),
-                    ["cannot broadcast shape [1, 5, 3] to [1, 5, 64]"])
+                    ["value tensor of shape [1, 5, 3] cannot be broadcast to indexing result of shape [1, 5, 64]"])
         expectError(graph([node(1, read(.lmHead)), node(2, op("index", [1], ["index": .index([.at(0), .at(50)])]))]),
                     ["at step 0", "lm_head.output", "index 50 is out of bounds for dimension 1 with size 5"])
     }

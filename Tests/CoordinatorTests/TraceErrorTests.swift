@@ -55,7 +55,7 @@ import Worker
 
     @Test(arguments: [1, 2]) func shapeMismatchInAnEdit(stages: Int) throws {
         let model = try LanguageModel.load(Oracle.model, stages: stages)
-        try expectError(model, containing: ["transformer.h[0].output", "cannot broadcast shape [1, 12, 3] to [1, 12, 64]"]) { _ in
+        try expectError(model, containing: ["transformer.h[0].output", "value tensor of shape [1, 12, 3] cannot be broadcast to indexing result of shape [1, 12, 64]"]) { _ in
             model.transformer.h[0].output[0][.all] = model.transformer.h[0].mlp.output[.all, .all, .slice(0, 3)]
         }
     }

@@ -96,8 +96,12 @@ public struct GraphNode: Sendable {
     public var kind: NodeKind
     /// The hook point where it runs on a worker (set by the compiler).
     public var at: HookPoint?
+    /// A guard (`if` on a traced value): the node runs only where this node's value (one
+    /// element) is nonzero. A node whose guard or input was skipped is skipped too.
+    public var condition: UInt32?
 
-    public init(id: UInt32, steps: [Int], invoke: Int = -1, line: Int = 0, column: Int = 0, kind: NodeKind, at: HookPoint? = nil) {
+    public init(id: UInt32, steps: [Int], invoke: Int = -1, line: Int = 0, column: Int = 0, kind: NodeKind, at: HookPoint? = nil,
+                condition: UInt32? = nil) {
         self.id = id
         self.steps = steps
         self.invoke = invoke
@@ -105,9 +109,16 @@ public struct GraphNode: Sendable {
         self.column = column
         self.kind = kind
         self.at = at
+        self.condition = condition
     }
 
     public var step: Int { steps.first ?? 0 }
+
+    /// The values this node needs before it can run: its inputs and its guard.
+    public var dependencies: [UInt32] {
+        guard let condition else { return kind.inputs }
+        return kind.inputs + [condition]
+    }
 }
 
 /// How the next token is chosen and when generation stops.

@@ -55,7 +55,9 @@ public struct OpSpec: Sendable {
 /// let y = try add.run([.tensor(x), .tensor(.scalar(Float(1)))], Attributes())
 /// ```
 public enum OpRegistry {
-    public static let ops: [OpSpec] = [
+    public static let ops: [OpSpec] = core + torch
+
+    static let core: [OpSpec] = [
         OpSpec("index", arity: 1...1, attributes: [AttributeSpec("index", .index, required: true)],
                type: { t, a throws(OpError) in
                    .tensor(TensorType(shape: try IndexItem.shape(of: a.index("index"), on: try tensor(t[0]).shape), dtype: try tensor(t[0]).dtype))

@@ -82,6 +82,25 @@ public struct Attributes: Equatable, Sendable {
         return false
     }
 
+    /// A float attribute (an int one is taken as its value, as Python would).
+    public func double(_ name: String) -> Double? {
+        switch values[name] {
+        case let .float(v)?: v
+        case let .int(v)?: Double(v)
+        default: nil
+        }
+    }
+
+    public func ints(_ name: String) -> [Int]? {
+        if case let .ints(v)? = values[name] { return v }
+        return nil
+    }
+
+    public func string(_ name: String) -> String? {
+        if case let .string(v)? = values[name] { return v }
+        return nil
+    }
+
     public func index(_ name: String) -> [IndexItem] {
         if case let .index(v)? = values[name] { return v }
         return []

@@ -1,4 +1,4 @@
-// proto-sha256: 8ba29a7fdb048125348a48d461bb08aa3840a93835455ef2b81efaa7058bdb33
+// proto-sha256: 19fc295d264daec445db6697084f7c4eb4c0a479f5631aabc86faf3625269830
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -617,6 +617,11 @@ public nonisolated struct Nnsight_V1_Node: Sendable {
   /// trace source column, 0 if unknown
   public var column: UInt32 = 0
 
+  /// a guard (`if` on a traced value): runs only where node `condition`
+  public var condition: UInt32 = 0
+
+  /// (one element) is nonzero; 0 = always. A node whose condition or
+  /// input was skipped is skipped too; a skipped save sends `skipped`.
   public var kind: Nnsight_V1_Node.OneOf_Kind? = nil
 
   public var read: Nnsight_V1_ModuleRead {
@@ -669,6 +674,8 @@ public nonisolated struct Nnsight_V1_Node: Sendable {
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
+  /// (one element) is nonzero; 0 = always. A node whose condition or
+  /// input was skipped is skipped too; a skipped save sends `skipped`.
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
     case read(Nnsight_V1_ModuleRead)
     case op(Nnsight_V1_Op)
@@ -1014,6 +1021,9 @@ public nonisolated struct Nnsight_V1_SavedValue: Sendable {
 
   /// true for a list append
   public var append: Bool = false
+
+  /// the save sits in a guarded branch that did not run: no value
+  public var skipped: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1878,7 +1888,7 @@ nonisolated extension Nnsight_V1_Constant: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Node"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}steps\0\u{1}invoke\0\u{1}line\0\u{1}at\0\u{1}column\0\u{2}\u{4}read\0\u{1}op\0\u{1}set\0\u{1}save\0\u{1}append\0\u{1}constant\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}steps\0\u{1}invoke\0\u{1}line\0\u{1}at\0\u{1}column\0\u{1}condition\0\u{2}\u{3}read\0\u{1}op\0\u{1}set\0\u{1}save\0\u{1}append\0\u{1}constant\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1892,6 +1902,7 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.line) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._at) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.column) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.condition) }()
       case 10: try {
         var v: Nnsight_V1_ModuleRead?
         var hadOneofValue = false
@@ -1998,6 +2009,9 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.column != 0 {
       try visitor.visitSingularUInt32Field(value: self.column, fieldNumber: 6)
     }
+    if self.condition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.condition, fieldNumber: 7)
+    }
     switch self.kind {
     case .read?: try {
       guard case .read(let v)? = self.kind else { preconditionFailure() }
@@ -2035,6 +2049,7 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.line != rhs.line {return false}
     if lhs._at != rhs._at {return false}
     if lhs.column != rhs.column {return false}
+    if lhs.condition != rhs.condition {return false}
     if lhs.kind != rhs.kind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -2513,7 +2528,7 @@ nonisolated extension Nnsight_V1_StepActivations: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Nnsight_V1_SavedValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SavedValue"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}save_id\0\u{1}step\0\u{1}value\0\u{1}append\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}save_id\0\u{1}step\0\u{1}value\0\u{1}append\0\u{1}skipped\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2525,6 +2540,7 @@ nonisolated extension Nnsight_V1_SavedValue: SwiftProtobuf.Message, SwiftProtobu
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.step) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._value) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.append) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.skipped) }()
       default: break
       }
     }
@@ -2547,6 +2563,9 @@ nonisolated extension Nnsight_V1_SavedValue: SwiftProtobuf.Message, SwiftProtobu
     if self.append != false {
       try visitor.visitSingularBoolField(value: self.append, fieldNumber: 4)
     }
+    if self.skipped != false {
+      try visitor.visitSingularBoolField(value: self.skipped, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2555,6 +2574,7 @@ nonisolated extension Nnsight_V1_SavedValue: SwiftProtobuf.Message, SwiftProtobu
     if lhs.step != rhs.step {return false}
     if lhs._value != rhs._value {return false}
     if lhs.append != rhs.append {return false}
+    if lhs.skipped != rhs.skipped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,500 @@
+import Coordinator
+import Engine
+import Foundation
+import Graph
+
+/// torch on script values: every op is one op of the graph's registry, computed now when its
+/// operands are tensors the script holds, recorded as a node when one is traced. Tensor methods
+/// and `torch.`/`torch.nn.functional.` functions share one table.
+extension ScriptRunner {
+    // MARK: - operands
+
+    /// A value as an input of a recorded op: traced values as they are, tensors and numbers as constants.
+    func traceOperand(_ v: PyValue, _ loc: SourceLocation) throws -> TraceValue {
+        switch try resolved(v, loc) {
+        case let .proxy(p): return p
+        case let .saved(_, p): return p
+        case let .tensor(t, _): return .constant(t)
+        case let .int(i): return .constant(i)
+        case let .float(f): return .constant(f)
+        case let .bool(b): return .constant(Tensor(shape: [], bools: [b]))
+        case let .list(l): return .constant(try tensorLiteral(.list(l), dtype: nil, loc))
+        case let .tuple(t): return .constant(try tensorLiteral(.tuple(t), dtype: nil, loc))
+        case .deferred: throw fail(.unsupported, "a value computed on the client (.item(), .tolist(), a string) cannot flow back into the model; keep it a tensor", loc)
+        case let other: throw fail(.type, "expected a tensor, got \(other.typeName)", loc)
+        }
+    }
+
+    /// A value as a tensor the script holds.
+    func tensorOperand(_ v: PyValue, _ loc: SourceLocation) throws -> Tensor {
+        switch try resolved(v, loc) {
+        case let .tensor(t, _): return t
+        case let .int(i): return .scalar(Int64(i))
+        case let .float(f): return .scalar(Float(f))
+        case let .bool(b): return Tensor(shape: [], bools: [b])
+        case let .list(l): return try tensorLiteral(.list(l), dtype: nil, loc)
+        case let .tuple(t): return try tensorLiteral(.tuple(t), dtype: nil, loc)
+        case let other: throw fail(.type, "expected a tensor, got \(other.typeName)", loc)
+        }
+    }
+
+    /// `torch.tensor(data)`: nested lists of numbers; the dtype torch infers (bool < int < float).
+    func tensorLiteral(_ v: PyValue, dtype: DType?, _ loc: SourceLocation) throws -> Tensor {
+        var shape: [Int] = []
+        var flat: [Double] = []
+        var kind = 0  // 0 bool, 1 int, 2 float
+        func walk(_ v: PyValue, _ depth: Int) throws {
+            switch try resolved(v, loc) {
+            case let .list(l): try sequence(l.items, depth)
+            case let .tuple(t): try sequence(t, depth)
+            case let .bool(b): try leaf(b ? 1 : 0, 0, depth)
+            case let .int(i): try leaf(Double(i), 1, depth)
+            case let .float(f): try leaf(f, 2, depth)
+            case let .tensor(t, _) where t.count == 1: try leaf(t.doubles[0], t.dtype == .float32 ? 2 : t.dtype == .int64 ? 1 : 0, depth)
+            case let other: throw fail(.type, "torch.tensor() takes numbers and lists of numbers, not \(other.typeName)", loc)
+            }
+        }
+        func sequence(_ items: [PyValue], _ depth: Int) throws {
+            if depth == shape.count { shape.append(items.count) }
+            guard depth < shape.count, shape[depth] == items.count else { throw fail(.value, "expected a sequence of length \(shape[depth]) at dim \(depth) (got \(items.count))", loc) }
+            for item in items { try walk(item, depth + 1) }
+        }
+        func leaf(_ x: Double, _ k: Int, _ depth: Int) throws {
+            guard depth == shape.count || (shape.isEmpty && depth == 0) else { throw fail(.value, "torch.tensor(): ragged nested sequence", loc) }
+            kind = max(kind, k)
+            flat.append(x)
+        }
+        try walk(v, 0)
+        switch dtype ?? (kind == 2 ? .float32 : kind == 1 ? .int64 : .bool) {
+        case .float32: return Tensor(shape: shape, floats: flat.map(Float.init))
+        case .int64: return Tensor(shape: shape, ints: flat.map { Int64($0) })
+        case .bool: return Tensor(shape: shape, bools: flat.map { $0 != 0 })
+        }
+    }
+
+    func gradOf(_ v: PyValue) -> String? {
+        switch v {
+        case let .tensor(_, g): g
+        case let .proxy(p), let .saved(_, p): p.gradFn
+        default: nil
+        }
+    }
+
+    func rankOf(_ v: PyValue) -> Int {
+        switch v {
+        case let .tensor(t, _): t.rank
+        case let .proxy(p), let .saved(_, p): p.shape?.count ?? 0
+        default: 0
+        }
+    }
+
+    func permutedOf(_ v: PyValue) -> Bool {
+        switch v {
+        case let .tensor(t, _): !t.isContiguous
+        case let .proxy(p), let .saved(_, p): p.isPermutedView
+        default: false
+        }
+    }
+
+    /// Runs or records op `name` of the registry on `operands`.
+    func torchOp(_ name: String, _ operands: [PyValue], _ attributes: Attributes, _ loc: SourceLocation) throws -> PyValue {
+        let values = try operands.map { try resolved($0, loc) }
+        let info = values.map { (grad: gradOf($0), rank: rankOf($0), permuted: permutedOf($0)) }
+        if !resolving, values.contains(where: { if case .proxy = $0 { true } else { false } }) {
+            let inputs = try values.map { try traceOperand($0, loc) }
+            activeTracer?.sourceLine = loc.line
+            activeTracer?.sourceColumn = loc.column
+            let out = TraceValue.apply(name, inputs, attributes)
+            try checkRecording(loc)
+            let dtype: DType = switch out.type {
+            case let .tensor(t)?: t.dtype
+            case let .tuple(items)?: items.first??.dtype ?? .float32
+            case nil: .float32
+            }
+            out.gradFn = Autograd.op(name, attributes, inputs: info, output: dtype, enabled: gradEnabled)
+            out.isPermutedView = ["permute", "transpose", "expand"].contains(name)
+                || (["index", "unsqueeze", "squeeze"].contains(name) && info.first?.permuted == true)
+            return .proxy(out)
+        }
+        let tensors = try values.map { try tensorOperand($0, loc) }
+        guard let spec = OpRegistry.spec(name) else { throw fail(.attribute, "unknown op '\(name)'", loc) }
+        let result: Value
+        do throws(OpError) { result = try spec.run(tensors.map(Value.tensor), attributes) } catch {
+            throw fail(.runtime, error.description, loc)
+        }
+        switch result {
+        case let .tensor(t):
+            return .tensor(t, grad: Autograd.op(name, attributes, inputs: info, output: t.dtype, enabled: gradEnabled))
+        case let .tuple(items):
+            return .tuple(items.map { item in
+                guard let t = item else { return .none }
+                return .tensor(t, grad: Autograd.op(name, attributes, inputs: info, output: t.dtype, enabled: gradEnabled))
+            })
+        }
+    }
+
+    // MARK: - attributes
+
+    func attribute(_ base0: PyValue, _ name: String, _ loc: SourceLocation) throws -> PyValue {
+        let base: PyValue
+        if resolving, case .deferred = base0 { base = try resolved(base0, loc) } else { base = base0 }
+        func missing() -> ScriptError { fail(.attribute, "'\(base.typeName)' object has no attribute '\(name)'", loc) }
+        if let lifted = try lift([base], loc, { [self] in try attribute(base, name, loc) }) { return lifted }
+        switch base {
+        case let .object(object):
+            return try objectAttribute(object, base, name, loc) ?? { throw missing() }()
+        case .proxy, .saved:
+            let v = try resolved(base, loc)
+            if case .tensor = v { return try tensorAttribute(v, name, loc) ?? { throw missing() }() }
+            guard case let .proxy(p) = v else { throw missing() }
+            return try proxyAttribute(p, base, name, loc) ?? { throw missing() }()
+        case .tensor: return try tensorAttribute(base, name, loc) ?? { throw missing() }()
+        case let .tuple(items) where name == "values" || name == "indices":
+            guard items.count == 2 else { throw missing() }
+            return items[name == "values" ? 0 : 1]
+        case .list:
+            guard ["append", "save", "extend", "pop", "index", "count", "insert", "reverse", "sort", "copy", "clear"].contains(name) else { throw missing() }
+            return .method(base, name)
+        case .str:
+            guard ["join", "strip", "lstrip", "rstrip", "split", "upper", "lower", "replace", "startswith", "endswith", "format",
+                   "find", "count", "title", "capitalize", "isdigit", "isalpha", "splitlines", "zfill", "ljust", "rjust", "center", "save"].contains(name) else { throw missing() }
+            return .method(base, name)
+        case .dict:
+            guard ["keys", "values", "items", "get", "save", "update", "pop", "setdefault", "copy"].contains(name) else { throw missing() }
+            return .method(base, name)
+        case .int, .float, .bool, .tuple, .none:
+            if name == "save" { return .method(base, name) }
+            if case .float = base, name == "is_integer" { return .method(base, name) }
+            throw missing()
+        case let .dtype(d):
+            if name == "is_floating_point" { return .bool(d == .float32) }
+            throw missing()
+        case .size:
+            if name == "numel" { return .method(base, name) }
+            throw missing()
+        case let .builtin(n) where name == "__name__": return .str(n)
+        default: throw missing()
+        }
+    }
+
+    func objectAttribute(_ object: PyObject, _ base: PyValue, _ name: String, _ loc: SourceLocation) throws -> PyValue? {
+        switch (object, name) {
+        case (.model, "transformer"): return .object(.transformer)
+        case (.model, "lm_head"): return .object(.module(model.lmHead))
+        case (.model, "generator"): return .object(.generator)
+        case (.model, "tokenizer"): return .object(.tokenizer)
+        case (.model, "generate"), (.model, "trace"): return .method(base, name)
+        case (.model, "config"): return .object(.namespace("model.config"))
+        case (.namespace("model.config"), _):
+            let c = model.config
+            switch name {
+            case "n_layer", "num_hidden_layers": return .int(c.nLayer)
+            case "n_embd", "hidden_size": return .int(c.nEmbd)
+            case "n_head", "num_attention_heads": return .int(c.nHead)
+            case "vocab_size": return .int(c.vocabSize)
+            case "n_positions", "max_position_embeddings": return .int(c.nPositions)
+            default: return nil
+            }
+        case (.transformer, "h"): return .object(.layers)
+        case (.transformer, "inputs"):
+            try requireTrace(name, loc)
+            let inputs = model.transformer.inputs
+            let dict = PyDict([(.str("input_ids"), .proxy(inputs.inputIds)), (.str("attention_mask"), .proxy(inputs.attentionMask)),
+                               (.str("position_ids"), .proxy(inputs.positionIds))])
+            return .tuple([.tuple([.proxy(inputs.inputIds)]), .dict(dict)])
+        case (.transformer, "output"), (.transformer, "input"):
+            throw fail(.unsupported, "model.transformer.\(name) is not supported; use model.transformer.h[-1].output or .inputs", loc)
+        // Submodules come from the Engine's module tree (ModuleTree), as the envoys do.
+        case (.transformer, _) where model.transformer.child(name) != nil: return .object(.module(model.transformer.child(name)!))
+        case let (.block(b), _) where b.child(name) != nil: return .object(.module(b.child(name)!))
+        case let (.module(m), _) where m.child(name) != nil: return .object(.module(m.child(name)!))
+        case let (.block(b), "output"): try requireTrace(name, loc); return moduleRead(b.output, b.module, .output)
+        case let (.block(b), "input"): try requireTrace(name, loc); return moduleRead(b.input, b.module, .input)
+        case let (.module(m), "output"): try requireTrace(name, loc); return moduleRead(m.output, m.module, .output)
+        case let (.module(m), "input"): try requireTrace(name, loc); return moduleRead(m.input, m.module, .input)
+        case (.generator, "output"): try requireTrace(name, loc); return .proxy(model.generator.output)
+        case (.tokenizer, "decode"), (.tokenizer, "encode"), (.tokenizer, "batch_decode"), (.tokenizer, "convert_ids_to_tokens"): return .method(base, name)
+        case (.tokenizer, "padding_side"): return .str("left")
+        case (.tokenizer, "pad_token_id"), (.tokenizer, "eos_token_id"), (.tokenizer, "bos_token_id"): return .int(model.tokenizer.endOfTextId)
+        case (.tokenizer, "eos_token"), (.tokenizer, "pad_token"), (.tokenizer, "bos_token"): return .str("<|endoftext|>")
+        case (.tokenizer, "vocab_size"): return .int(model.config.vocabSize)
+        case let (.tracer(t), "iter"): return .object(.stepIndexer(t))
+        case let (.tracer(t), "result"): return .proxy(t.result)
+        case (.tracer, "all"), (.tracer, "next"), (.tracer, "invoke"), (.tracer, "cond"): return .method(base, name)
+        case (.namespace("torch.Tensor"), "__name__"): return .str("Tensor")
+        case let (.namespace(ns), _): return Namespaces.attribute(ns, name)
+        default: return nil
+        }
+    }
+
+    /// A module's output or input, with the autograd name torch gives it.
+    func moduleRead(_ value: TraceValue, _ module: ModuleID, _ port: ModuleRead.Port) -> PyValue {
+        if gradEnabled { value.gradFn = Autograd.module(module, port: port) }
+        return .proxy(value)
+    }
+
+    func proxyAttribute(_ p: TraceValue, _ base: PyValue, _ name: String, _ loc: SourceLocation) throws -> PyValue? {
+        switch name {
+        case "shape":
+            guard let shape = p.shape else {
+                if p.isTupleValue { throw fail(.attribute, "'tuple' object has no attribute 'shape' (index the output first, e.g. output[0])", loc) }
+                throw fail(.unsupported, "the shape of this value is known only after the trace (it depends on when generation stops); save it and read .shape afterwards", loc)
+            }
+            return .size(shape)
+        case "ndim":
+            guard let shape = p.shape else { return nil }
+            return .int(shape.count)
+        case "dtype":
+            guard case let .tensor(t)? = p.type else { return nil }
+            return .dtype(t.dtype)
+        case "T", "mT":
+            guard let shape = p.shape else { return nil }
+            let dims = name == "T" ? Array((0..<shape.count).reversed()) : Array(0..<shape.count)
+            if name == "mT" {
+                guard shape.count >= 2 else { throw fail(.runtime, "tensor.mT is only supported on matrices or batches of matrices. Got \(shape.count)-D tensor.", loc) }
+                return try torchOp("transpose", [base], Attributes(["dim0": .int(-2), "dim1": .int(-1)]), loc)
+            }
+            return shape.count < 2 ? base : try torchOp("permute", [base], Attributes(["dims": .ints(dims)]), loc)
+        case "values", "indices":
+            guard p.isTupleValue else { return nil }
+            return try subscriptProxy(p, [.at(name == "values" ? 0 : 1)], loc)
+        case "device": return .str("cpu")
+        case "is_cuda": return .bool(false)
+        case "requires_grad": return .bool(p.gradFn != nil)
+        case "grad_fn": return p.gradFn.map { PyValue.str("<\($0)>") } ?? PyValue.none
+        case "data": return base
+        default: return .method(base, name)
+        }
+    }
+
+    func tensorAttribute(_ base: PyValue, _ name: String, _ loc: SourceLocation) throws -> PyValue? {
+        guard case let .tensor(t, grad) = base else { return nil }
+        switch name {
+        case "shape": return .size(t.shape)
+        case "ndim": return .int(t.rank)
+        case "dtype": return .dtype(t.dtype)
+        case "T": return t.rank < 2 ? base : try torchOp("permute", [base], Attributes(["dims": .ints(Array((0..<t.rank).reversed()))]), loc)
+        case "mT": return try torchOp("transpose", [base], Attributes(["dim0": .int(-2), "dim1": .int(-1)]), loc)
+        case "device": return .str("cpu")
+        case "is_cuda": return .bool(false)
+        case "requires_grad": return .bool(grad != nil)
+        case "grad_fn": return grad.map { PyValue.str("<\($0)>") } ?? PyValue.none
+        case "data": return .tensor(t)
+        default: return .method(base, name)
+        }
+    }
+
+    func requireTrace(_ what: String, _ loc: SourceLocation) throws {
+        guard tracing > 0 else {
+            throw fail(.runtime, "'.\(what)' can only be read inside a `with model.generate(...)` or `with model.trace(...)` block", loc)
+        }
+    }
+
+    // MARK: - subscripts
+
+    /// An index expression: ints, slices, `...`, `None`, and one int list or int tensor.
+    enum IndexPart {
+        case basic(TensorIndex)
+        case tensor(PyValue)
+    }
+
+    func tensorIndex(_ items: [Expr.SubscriptItem], _ loc: SourceLocation) throws -> [TensorIndex] {
+        try indexParts(items, loc).map { part in
+            guard case let .basic(index) = part else { throw fail(.unsupported, "indexing with a list or tensor is not supported here", loc) }
+            return index
+        }
+    }
+
+    func indexParts(_ items: [Expr.SubscriptItem], _ loc: SourceLocation) throws -> [IndexPart] {
+        func int(_ e: Expr?) throws -> Int? {
+            guard let e else { return nil }
+            switch try resolved(try eval(e), e.location) {
+            case let .int(i): return i
+            case let .bool(b): return b ? 1 : 0
+            case .none: return nil
+            case let .tensor(t, _) where t.count == 1 && t.dtype == .int64: return t.ints[0]
+            case .proxy, .deferred: throw fail(.unsupported, "a slice bound from a traced value would make the shape depend on the data; use a static bound", e.location)
+            default: throw fail(.type, "slice indices must be integers or None or have an __index__ method", e.location)
+            }
+        }
+        return try items.map { item in
+            switch item {
+            case let .slice(a, b, c): return .basic(.slice(try int(a), try int(b), step: try int(c)))
+            case let .index(e):
+                if case .ellipsis = e.kind { return .basic(.ellipsis) }
+                if case .none = e.kind { return .basic(.newAxis) }
+                let v = try resolved(try eval(e), e.location)
+                switch v {
+                case let .int(i): return .basic(.at(i))
+                case let .bool(b): return .basic(.at(b ? 1 : 0))
+                case .none: return .basic(.newAxis)
+                case let .tensor(t, _) where t.rank == 0 && t.dtype == .int64: return .basic(.at(t.ints[0]))
+                case .list, .tuple, .tensor, .proxy: return .tensor(v)
+                case .deferred: throw fail(.unsupported, "an index computed on the client (.item()) cannot select inside the model; index with the tensor itself", e.location)
+                default: throw fail(.type, "only integers, slices (`:`), ellipsis (`...`), None and integer or boolean tensors are valid indices", e.location)
+                }
+            }
+        }
+    }
+
+    /// `p[items]` of a traced value (a tuple output takes one integer).
+    func subscriptProxy(_ p: TraceValue, _ items: [TensorIndex], _ loc: SourceLocation) throws -> PyValue {
+        if p.isTupleValue {
+            guard items.count == 1, case let .at(i) = items[0] else { throw fail(.type, "a tuple output takes one integer index, e.g. output[0]", loc) }
+            activeTracer?.sourceLine = loc.line
+            activeTracer?.sourceColumn = loc.column
+            let item = p.index([.at(i)])
+            try checkRecording(loc)
+            if case let .tensor(t)? = item.type, t.dtype == .float32 { item.gradFn = p.gradFn }
+            return .proxy(item)
+        }
+        return try torchOp("index", [.proxy(p)], Attributes(["index": .index(items.map(\.item))]), loc)
+    }
+
+    func subscriptValue(_ base: PyValue, _ items: [Expr.SubscriptItem], _ loc: SourceLocation) throws -> PyValue {
+        if let lifted = try lift([base], loc, graph: { [self] in
+            guard case let .deferred(d) = base, let g = d.graph, let index = try? tensorIndex(items, loc) else { return nil }
+            return TraceValue.applyIfTyped("index", [g], Attributes(["index": .index(index.map(\.item))]))
+        }, { [self] in try subscriptValue(base, items, loc) }) { return lifted }
+        let value = try resolved(base, loc)
+        switch value {
+        case .proxy, .tensor:
+            return try tensorSubscript(value, try indexParts(items, loc), loc)
+        case .object(.layers):
+            guard items.count == 1, case let .index(e) = items[0], case let .int(i) = try eval(e) else {
+                throw fail(.type, "model.transformer.h takes one integer index", loc)
+            }
+            guard i >= -model.transformer.h.count, i < model.transformer.h.count else {
+                throw fail(.index, "transformer.h[\(i)]: index out of range for \(model.transformer.h.count) layers", loc)
+            }
+            return .object(.block(model.transformer.h[i]))
+        case let .object(.stepIndexer(tracer)):
+            return try stepIndex(tracer, items, loc)
+        case let .list(l): return try sequenceIndex(l.items, items, loc, wrap: { .list(PyList($0)) })
+        case let .tuple(t): return try sequenceIndex(t, items, loc, wrap: { .tuple($0) })
+        case let .size(d): return try sequenceIndex(d.map { .int($0) }, items, loc, wrap: { .size($0.compactMap { if case let .int(i) = $0 { i } else { nil } }) })
+        case let .str(s): return try sequenceIndex(s.map { .str(String($0)) }, items, loc, wrap: { .str($0.map { if case let .str(c) = $0 { c } else { "" } }.joined()) })
+        case let .range(a, b, s): return try sequenceIndex(Swift.stride(from: a, to: b, by: s).map { .int($0) }, items, loc, wrap: { .list(PyList($0)) })
+        case let .dict(d):
+            guard items.count == 1, case let .index(e) = items[0] else { throw fail(.type, "dict keys take one index", loc) }
+            let key = try resolved(try eval(e), e.location)
+            guard let v = d[key] else { throw fail(.key, try repr(key, loc), loc) }
+            return v
+        default:
+            throw fail(.type, "'\(value.typeName)' object is not subscriptable", loc)
+        }
+    }
+
+    /// `x[...]` on a tensor or traced value: basic items make a view; one list or int tensor
+    /// index selects along its dim (`take`); a bool mask only as `torch.where`, whose shape is static.
+    func tensorSubscript(_ value: PyValue, _ parts: [IndexPart], _ loc: SourceLocation) throws -> PyValue {
+        let advanced = parts.indices.filter { if case .tensor = parts[$0] { true } else { false } }
+        var basic = parts.map { part -> TensorIndex in if case let .basic(b) = part { return b } else { return .all } }
+        if case let .proxy(p) = value, advanced.isEmpty { return try subscriptProxy(p, basic, loc) }
+        if advanced.isEmpty { return try torchOp("index", [value], Attributes(["index": .index(basic.map(\.item))]), loc) }
+        guard advanced.count == 1, case let .tensor(indexValue) = parts[advanced[0]] else {
+            throw fail(.unsupported, "one list or tensor index per subscript is supported", loc)
+        }
+        if parts.contains(where: { if case .basic(.at) = $0 { true } else { false } }) && parts.count > 1 {
+            throw fail(.unsupported, "mixing integer and list/tensor indices in one subscript is not supported; index in two steps (x[0][[1, 2]])", loc)
+        }
+        if parts.contains(where: { if case .basic(.ellipsis) = $0 { true } else { false } }) {
+            throw fail(.unsupported, "'...' with a list or tensor index is not supported", loc)
+        }
+        var index = try resolved(indexValue, loc)
+        if case .list = index { index = .tensor(try tensorLiteral(index, dtype: nil, loc)) }
+        if case .tuple = index { index = .tensor(try tensorLiteral(index, dtype: nil, loc)) }
+        let dtype: DType? = switch index {
+        case let .tensor(t, _): t.dtype
+        case let .proxy(p): { if case let .tensor(t)? = p.type { return t.dtype } else { return nil } }()
+        default: nil
+        }
+        if dtype == .bool {
+            throw fail(.unsupported, "indexing with a bool mask gives a shape that depends on the data; use torch.where(mask, x, 0) or x * mask", loc)
+        }
+        // The dim the list indexes in the view the basic items make (new axes before it count).
+        let dim = basic[..<advanced[0]].filter { $0.item != .ellipsis }.count
+        basic[advanced[0]] = .all
+        let viewed = basic.allSatisfy({ $0.item == .all }) ? value : try tensorSubscript(value, basic.map { .basic($0) }, loc)
+        return try torchOp("take", [viewed, index], Attributes(["dim": .int(dim)]), loc)
+    }
+
+    func stepIndex(_ tracer: Tracer, _ items: [Expr.SubscriptItem], _ loc: SourceLocation) throws -> PyValue {
+        guard items.count == 1 else { throw fail(.type, "tracer.iter takes one index", loc) }
+        switch items[0] {
+        case let .slice(a, b, c):
+            func int(_ e: Expr?) throws -> Int? {
+                guard let e else { return nil }
+                guard case let .int(i) = try eval(e) else { throw fail(.type, "step bounds must be integers", e.location) }
+                return i
+            }
+            let (start, stop, step) = (try int(a) ?? 0, try int(b), try int(c) ?? 1)
+            guard step > 0 else { throw fail(.value, "step must be positive", loc) }
+            if let stop { return .steps(tracer.iter[Array(Swift.stride(from: start, to: stop, by: step))]) }
+            return .steps(tracer.iter[Array(Swift.stride(from: start, to: max(start, tracer.maxNewTokens), by: step))])
+        case let .index(e):
+            switch try eval(e) {
+            case let .int(i): return .steps(tracer.iter[i])
+            case let .list(l):
+                return .steps(tracer.iter[try l.items.map { v -> Int in
+                    guard case let .int(i) = v else { throw fail(.type, "step lists hold integers", e.location) }
+                    return i
+                }])
+            default: throw fail(.type, "tracer.iter takes a slice, an int or a list of ints", e.location)
+            }
+        }
+    }
+
+    func sequenceIndex(_ items: [PyValue], _ index: [Expr.SubscriptItem], _ loc: SourceLocation,
+                       wrap: ([PyValue]) -> PyValue) throws -> PyValue {
+        guard index.count == 1 else { throw fail(.type, "sequence indices must be integers or slices, not tuple", loc) }
+        let n = items.count
+        switch try tensorIndex(index, loc)[0] {
+        case let .at(i):
+            let k = i < 0 ? i + n : i
+            guard k >= 0, k < n else { throw fail(.index, "index \(i) out of range", loc) }
+            return items[k]
+        case let .slice(a, b, step):
+            let st = step ?? 1
+            guard st != 0 else { throw fail(.value, "slice step cannot be zero", loc) }
+            if st > 0 {
+                func clamp(_ v: Int?, _ d: Int) -> Int { v.map { min(max($0 < 0 ? $0 + n : $0, 0), n) } ?? d }
+                let (lo, hi) = (clamp(a, 0), clamp(b, n))
+                return wrap(lo < hi ? Swift.stride(from: lo, to: hi, by: st).map { items[$0] } : [])
+            }
+            func clamp(_ v: Int?, _ d: Int) -> Int { v.map { min(max($0 < 0 ? $0 + n : $0, -1), n - 1) } ?? d }
+            let (hi, lo) = (clamp(a, n - 1), clamp(b, -1))
+            return wrap(hi > lo ? Swift.stride(from: hi, to: lo, by: st).map { items[$0] } : [])
+        default: throw fail(.type, "unsupported index", loc)
+        }
+    }
+
+    /// `t[index] = value` on a tensor the script made: a copy with the region written.
+    static func written(_ t: Tensor, _ index: [IndexItem], _ value: Tensor, _ loc: SourceLocation, _ runner: ScriptRunner) throws -> Tensor {
+        let region: [Int]
+        do { region = try IndexItem.shape(of: index, on: t.shape) } catch { throw runner.fail(.index, error.description, loc) }
+        let source: Tensor
+        do { source = try value.expanded(to: region).converted(to: t.dtype) } catch {
+            throw runner.fail(.runtime, "shape mismatch: value tensor of shape \(value.shape) cannot be broadcast to indexing result of shape \(region)", loc)
+        }
+        // Write through a live buffer over a copy of the elements.
+        var floats = t.floats, ints = t.int64s
+        let marker = Tensor(shape: t.shape, ints: (0..<Int64(t.count)).map { $0 })
+        let positions = (try? marker.indexed(index))?.int64s ?? []
+        switch t.dtype {
+        case .float32:
+            let v = source.floats
+            for (k, p) in positions.enumerated() { floats[Int(p)] = v[k] }
+            return Tensor(shape: t.shape, floats: floats)
+        case .int64:
+            let v = source.int64s
+            for (k, p) in positions.enumerated() { ints[Int(p)] = v[k] }
+            return Tensor(shape: t.shape, ints: ints)
+        case .bool:
+            var b = t.bools
+            let v = source.bools
+            for (k, p) in positions.enumerated() { b[Int(p)] = v[k] }
+            return Tensor(shape: t.shape, bools: b)
+        }
+    }
+}

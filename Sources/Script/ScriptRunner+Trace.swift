@@ -1,0 +1,228 @@
+import Coordinator
+import Engine
+import Foundation
+import Graph
+
+extension ScriptRunner {
+    // MARK: - with blocks
+
+    func enter(_ context: PyValue, as name: Expr?, body: [Stmt], at loc: SourceLocation) throws {
+        guard case let .object(object) = context else {
+            throw fail(.type, "'\(context.typeName)' object does not support the context manager protocol", loc)
+        }
+        switch object {
+        case let .generateContext(prompt, maxNewTokens, sampling):
+            try runTrace(at: loc) {
+                try model.generate(prompt, maxNewTokens: maxNewTokens, sampling: sampling) { tracer in
+                    try record(tracer, as: name, body)
+                }
+            }
+        case let .traceContext(prompt):
+            try runTrace(at: loc) {
+                try model.trace(prompt) { tracer in try record(tracer, as: name, body) }
+            }
+        case let .invokeContext(tracer, prompt):
+            try tracer.invoke(prompt) { try exec(body) }
+        case .noGrad:
+            let previous = gradEnabled
+            gradEnabled = false
+            defer { gradEnabled = previous }
+            if let name { try assign(name, .none) }
+            try exec(body)
+        default:
+            throw fail(.type, "this object does not support the context manager protocol", loc)
+        }
+    }
+
+    private func record(_ tracer: Tracer, as name: Expr?, _ body: [Stmt]) throws {
+        activeTracer = tracer
+        if case let .name(tracerName)? = name?.kind { tracer.plan(prompts: plannedPrompts(body, tracer: tracerName)) }
+        if let name { try assign(name, .object(.tracer(tracer))) }
+        try exec(body)
+        try checkRecording(SourceLocation(line: tracer.sourceLine, column: tracer.sourceColumn))
+    }
+
+    /// The prompts of the `with tracer.invoke(...)` blocks in `body` whose prompt is a string
+    /// literal or a name bound to a string now: the batch's padded length before recording.
+    func plannedPrompts(_ body: [Stmt], tracer: String) -> [String] {
+        var prompts: [String] = []
+        func walk(_ statements: [Stmt]) {
+            for s in statements {
+                switch s.kind {
+                case let .with(items, inner):
+                    for (context, _) in items {
+                        if case let .call(f, args, _) = context.kind, case let .attribute(base, "invoke") = f.kind,
+                           case .name(tracer) = base.kind, let first = args.first {
+                            switch first.kind {
+                            case let .string(text): prompts.append(text)
+                            case let .name(n): if case let .str(text)? = lookup(n) { prompts.append(text) }
+                            default: break
+                            }
+                        }
+                    }
+                    walk(inner)
+                case let .ifStmt(branches, orelse):
+                    for (_, b) in branches { walk(b) }
+                    walk(orelse ?? [])
+                default: break
+                }
+            }
+        }
+        walk(body)
+        return prompts
+    }
+
+    /// Runs a recorded trace. While its values stream in, client work runs in program order;
+    /// afterwards, names bound to proxies that were not saved are marked, and saved client values
+    /// take their computed values.
+    func runTrace(at loc: SourceLocation, _ body: () throws -> Void) throws {
+        tracing += 1
+        let previousEvents = model.onEvent
+        model.onEvent = { [unowned self] event in
+            previousEvents?(event)
+            drainClientActions(final: false)
+        }
+        defer {
+            model.onEvent = previousEvents
+            tracing -= 1
+            activeTracer = nil
+            pending.removeAll()
+            finishTrace()
+            if tracing == 0 {
+                boundInTrace = []
+                userSaved = []
+            }
+        }
+        do {
+            try body()
+            drainClientActions(final: true)
+        } catch let error as ScriptError {
+            throw error
+        } catch let error as TraceError {
+            // Errors name the node's script position: point there.
+            var at = loc
+            if let line = error.line, line > 0 { at = SourceLocation(line: line, column: error.column ?? 1) }
+            throw fail(error.kind == .invalidGraph ? .type : .runtime, error.description, at)
+        }
+        if let error = clientError {
+            clientError = nil
+            throw error
+        }
+    }
+
+    /// After a trace: unsaved proxies become markers, saved client values their values, and
+    /// appends that never happened (steps not reached, branches not taken) leave their lists.
+    func finishTrace() {
+        let wasResolving = resolving
+        resolving = true
+        defer { resolving = wasResolving }
+        for (name, value) in globals {
+            switch value {
+            case let .proxy(p) where userSaved.contains(ObjectIdentifier(p)):
+                globals[name] = .saved(p.saved!, p)
+            case .proxy, .object(.tracer): globals[name] = .unsaved(name)
+            case let .deferred(d) where d.saved:
+                globals[name] = settledValue(d)
+            case .deferred: globals[name] = .unsaved(name)
+            case let .saved(saved, _) where saved.skipped:
+                // Saved in a branch that did not run: the name was never bound (as in nnsight).
+                globals[name] = nil
+            case .saved: break
+            case let .list(list) where boundInTrace.contains(name) && !list.saved: globals[name] = nil
+            case let .dict(dict) where boundInTrace.contains(name) && !dict.saved: globals[name] = nil
+            case let .list(list): settle(list)
+            case let .dict(dict):
+                for (i, entry) in dict.entries.enumerated() { if case let .deferred(d) = entry.value { dict.entries[i].value = settledValue(d) ?? .none } }
+            default:
+                // Plain values bound inside the trace (loop variables, temporaries) stay there.
+                if boundInTrace.contains(name) { globals[name] = nil }
+            }
+        }
+    }
+
+    func settle(_ list: PyList) {
+        list.items = list.items.compactMap { item in
+            switch item {
+            case let .saved(saved, _): return saved.wasReached ? item : nil
+            case let .deferred(d): return settledValue(d)
+            case let .list(inner): settle(inner); return item
+            default: return item
+            }
+        }
+    }
+
+    /// A deferred value computed now that the trace is over (nil when a value it needs never came).
+    func settledValue(_ d: Deferred) -> PyValue? {
+        guard d.needs.allSatisfy({ $0.saved?.wasReached == true }) else { return nil }
+        return try? d.compute()
+    }
+
+    // MARK: - guards
+
+    /// `if`/`elif`/`else`: plain conditions choose while recording; a traced condition makes a
+    /// guarded region for each branch (the graph runs the branch where its condition holds).
+    func execIf(_ branches: [(Expr, [Stmt])], _ orelse: [Stmt]?) throws {
+        var noneTaken: TraceValue?  // the condition that no traced branch so far was taken
+        for (test, body) in branches {
+            let value = try inBranch(noneTaken) { try eval(test) }
+            if isTraced(value), !resolving {
+                guard let tracer = activeTracer else { throw fail(.runtime, "a traced value outside its trace", test.location) }
+                guard let g = graphForm(value) else {
+                    throw fail(.unsupported, "this condition needs a value that exists only on the client (a string or list); conditions must be tensor expressions such as x.max() > t", test.location)
+                }
+                let pair = try inBranch(noneTaken) { () -> (TraceValue, TraceValue)? in
+                    guard let c = tracer.truth(g) else { return nil }
+                    return (c, noneTaken.map { TraceValue.apply("bitwise_and", [$0, c]) } ?? c)
+                }
+                try checkRecording(test.location)
+                guard let (c, condition) = pair else { continue }
+                try inBranch(condition) { try exec(body) }
+                let notC = try inBranch(noneTaken) { tracer.negation(c) } ?? c
+                noneTaken = try inBranch(nil) { noneTaken.map { TraceValue.apply("bitwise_and", [$0, notC]) } ?? notC }
+                continue
+            }
+            if try truth(value, test.location) {
+                try inBranch(noneTaken) { try exec(body) }
+                return
+            }
+        }
+        if let orelse { try inBranch(noneTaken) { try exec(orelse) } }
+    }
+
+    /// Runs `body` with the graph's nodes guarded by `condition` (with the enclosing guard).
+    func inBranch<T>(_ condition: TraceValue?, _ body: () throws -> T) throws -> T {
+        guard let condition, let tracer = activeTracer else { return try body() }
+        var result: T?
+        try tracer.guarded(by: condition) { result = try body() }
+        return result!
+    }
+
+    /// A plain value assigned inside a guarded branch takes effect only where the branch runs:
+    /// the client decides once the guard's value has arrived.
+    func guardedAssignment(_ name: String, _ value: PyValue) throws -> PyValue {
+        guard !resolving, let tracer = activeTracer, let guardValue = tracer.currentCondition else { return value }
+        switch value {
+        case .proxy, .saved, .list, .dict, .object, .function, .steps, .builtin, .method: return value
+        default: break
+        }
+        let previous = lookup(name) ?? .none
+        observe([guardValue])
+        return .deferred(Deferred(needs: [guardValue] + needs(of: value) + needs(of: previous)) { [unowned self] in
+            try guardTaken(guardValue) ? resolved(value, SourceLocation(line: 0, column: 0)) : resolved(previous, SourceLocation(line: 0, column: 0))
+        })
+    }
+
+    /// Whether a guard's branch ran (its observed value arrived true).
+    func guardTaken(_ g: TraceValue) throws -> Bool {
+        guard let saved = g.saved, saved.isSettled else { throw ClientWait() }
+        guard let t = try? saved.value else { return false }
+        return t.count == 1 && t.bools[0]
+    }
+
+    /// Throws the first problem the recorder found (a shape mismatch, a bad path) at its line:column.
+    func checkRecording(_ loc: SourceLocation) throws {
+        guard let problem = activeTracer?.firstProblem else { return }
+        let at = problem.line.map { SourceLocation(line: $0, column: problem.column ?? 1) } ?? loc
+        throw fail(.type, problem.message, at)
+    }
+}

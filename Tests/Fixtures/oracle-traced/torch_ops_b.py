@@ -1,0 +1,20 @@
+import torch
+with model.trace("Hello world"):
+    h = model.transformer.h[1].output[0][0]
+    s, si = torch.sort(h[-1, :8])
+    s = s.save(); si = si.save()
+    sd = h[-1, :8].sort(descending=True).values.save()
+    a = h[-1, :8].argsort().save()
+    mx = h.max(dim=-1)
+    mxv = mx.values.save(); mxi = mx.indices.save()
+    mnv, mni = h.min(dim=0)
+    mnv = mnv.save(); mni = mni.save()
+    am = h.argmax(dim=-1).save(); an = h.argmin(dim=1).save()
+    su = h.sum(dim=0, keepdim=True).save()
+    me = h.mean(dim=-1).save()
+    sd2 = h.std(dim=-1).save()
+    va = h.var(dim=0).save()
+    nm = h.norm(dim=-1).save()
+    total = h.norm().save()
+    m_all = h.max().save()
+    m_min = torch.min(h).save()
