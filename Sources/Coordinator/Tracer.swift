@@ -27,10 +27,16 @@ public struct StepIndexer {
         StepSequence(steps: steps.filter { $0 >= 0 && $0 < recorder.maxNewTokens }, recorder: recorder)
     }
 
-    public subscript(_ r: Range<Int>) -> StepSequence { sequence(Array(r)) }
-    public subscript(_ r: ClosedRange<Int>) -> StepSequence { sequence(Array(r)) }
-    public subscript(_ r: PartialRangeFrom<Int>) -> StepSequence { sequence(Array(r.lowerBound..<max(r.lowerBound, recorder.maxNewTokens))) }
-    public subscript(_ r: PartialRangeUpTo<Int>) -> StepSequence { sequence(Array(0..<r.upperBound)) }
+    /// The steps of `lower..<upper` that generation runs (never more than max_new_tokens of them).
+    private func clamped(_ lower: Int, _ upper: Int) -> [Int] {
+        let lo = max(lower, 0), hi = min(upper, recorder.maxNewTokens)
+        return lo < hi ? Array(lo..<hi) : []
+    }
+
+    public subscript(_ r: Range<Int>) -> StepSequence { sequence(clamped(r.lowerBound, r.upperBound)) }
+    public subscript(_ r: ClosedRange<Int>) -> StepSequence { sequence(clamped(r.lowerBound, r.upperBound == .max ? .max : r.upperBound + 1)) }
+    public subscript(_ r: PartialRangeFrom<Int>) -> StepSequence { sequence(clamped(r.lowerBound, recorder.maxNewTokens)) }
+    public subscript(_ r: PartialRangeUpTo<Int>) -> StepSequence { sequence(clamped(0, r.upperBound)) }
     public subscript(_: UnboundedRange) -> StepSequence { sequence(Array(0..<recorder.maxNewTokens)) }
     public subscript(_ step: Int) -> StepSequence { sequence([step]) }
     public subscript(_ steps: [Int]) -> StepSequence { sequence(steps) }

@@ -14,14 +14,14 @@ enum Format {
         if chars.first == "#" { chars.removeFirst() }
         if chars.first == "0" { if align == nil { fill = "0"; align = "=" }; chars.removeFirst() }
         var width = 0
-        while let c = chars.first, let d = c.wholeNumberValue { width = width * 10 + d; chars.removeFirst() }
+        while let c = chars.first, let d = c.wholeNumberValue { width = width * 10 + d; chars.removeFirst(); guard width <= 10_000 else { throw runner.fail(.value, "format width too large", loc) } }
         var grouping = false
         if let c = chars.first, c == "," || c == "_" { grouping = true; chars.removeFirst() }
         var precision: Int?
         if chars.first == "." {
             chars.removeFirst()
             var p = 0
-            while let c = chars.first, let d = c.wholeNumberValue { p = p * 10 + d; chars.removeFirst() }
+            while let c = chars.first, let d = c.wholeNumberValue { p = p * 10 + d; chars.removeFirst(); guard p <= 1_000 else { throw runner.fail(.value, "format precision too large", loc) } }
             precision = p
         }
         let type = chars.first

@@ -15,28 +15,29 @@ enum JSONExport {
         return "{" + fields.joined(separator: ", ") + "}"
     }
 
-    static func value(_ v: PyValue) -> String? {
+    static func value(_ v: PyValue, depth: Int = 0) -> String? {
+        guard depth < 64 else { return nil }  // nested that deep, or inside itself: not data
         switch v {
         case .none: return "null"
         case let .bool(b): return b ? "true" : "false"
         case let .int(i): return String(i)
         case let .float(f): return number(f)
         case let .str(s): return string(s)
-        case let .list(l): return array(l.items)
-        case let .tuple(t): return array(t)
+        case let .list(l): return array(l.items, depth: depth + 1)
+        case let .tuple(t): return array(t, depth: depth + 1)
         case let .size(d): return "[" + d.map(String.init).joined(separator: ", ") + "]"
         case .dict: return nil  // the oracle's harness skips dicts
         case let .tensor(t, _): return tensor(t)
         case let .saved(saved, _): return (try? saved.value).map(tensor)
-        case let .range(a, b, s): return array(Swift.stride(from: a, to: b, by: s).map { .int($0) })
+        case let .range(a, b, s): return ScriptRunner.rangeCount(a, b, s) > 1_000_000 ? nil : array(Swift.stride(from: a, to: b, by: s).map { .int($0) })
         default: return nil
         }
     }
 
-    static func array(_ items: [PyValue]) -> String? {
+    static func array(_ items: [PyValue], depth: Int = 0) -> String? {
         var parts: [String] = []
         for item in items {
-            guard let json = value(item) else { return nil }
+            guard let json = value(item, depth: depth) else { return nil }
             parts.append(json)
         }
         return "[" + parts.joined(separator: ", ") + "]"

@@ -4,6 +4,9 @@ struct Parser {
     var tokens: [Token]
     var p = 0
     let file: String
+    /// Nesting of expressions and blocks (bounded, so that no input exhausts the stack).
+    var depth = 0
+    static let maxDepth = 100
 
     init(_ source: String, file: String = "<script>") throws(ScriptError) {
         var lexer = Lexer(source, file: file)
@@ -57,6 +60,9 @@ struct Parser {
     }
 
     mutating func block() throws(ScriptError) -> [Stmt] {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else { throw fail("too many nested blocks (over \(Self.maxDepth))") }
         try expectOp(":")
         if current.kind != .newline {
             return try simpleStatements()
@@ -289,6 +295,9 @@ struct Parser {
 
     mutating func expression() throws(ScriptError) -> Expr {
         let loc = location
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else { throw fail("too many nested expressions (over \(Self.maxDepth))") }
         if isName("lambda") {
             p += 1
             let params = try parameters(closing: ":")
@@ -323,7 +332,13 @@ struct Parser {
 
     mutating func notTest() throws(ScriptError) -> Expr {
         let loc = location
-        if isName("not") { p += 1; return Expr(.unary("not", try notTest()), loc) }
+        if isName("not") {
+            p += 1
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Self.maxDepth else { throw fail("too many nested expressions (over \(Self.maxDepth))") }
+            return Expr(.unary("not", try notTest()), loc)
+        }
         return try comparison()
     }
 
@@ -354,9 +369,8 @@ struct Parser {
     mutating func binaryLevel(_ ops: [String], _ next: (inout Parser) throws(ScriptError) -> Expr) throws(ScriptError) -> Expr {
         var left = try next(&self)
         while case let .op(op) = current.kind, ops.contains(op) {
-            let loc = location
             p += 1
-            left = Expr(.binary(op, left, try next(&self)), loc)
+            left = Expr(.binary(op, left, try next(&self)), left.location)
         }
         return left
     }
@@ -364,10 +378,9 @@ struct Parser {
     mutating func arith() throws(ScriptError) -> Expr {
         var left = try term()
         while isOp("+") || isOp("-") {
-            let loc = location
             guard case let .op(op) = current.kind else { break }
             p += 1
-            left = Expr(.binary(op, left, try term()), loc)
+            left = Expr(.binary(op, left, try term()), left.location)
         }
         return left
     }
@@ -375,16 +388,18 @@ struct Parser {
     mutating func term() throws(ScriptError) -> Expr {
         var left = try factor()
         while isOp("*") || isOp("/") || isOp("//") || isOp("%") || isOp("@") {
-            let loc = location
             guard case let .op(op) = current.kind else { break }
             p += 1
-            left = Expr(.binary(op, left, try factor()), loc)
+            left = Expr(.binary(op, left, try factor()), left.location)
         }
         return left
     }
 
     mutating func factor() throws(ScriptError) -> Expr {
         let loc = location
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= 4 * Self.maxDepth else { throw fail("too many nested expressions (over \(Self.maxDepth))") }
         if isOp("-") || isOp("+") {
             guard case let .op(op) = current.kind else { return try power() }
             p += 1

@@ -31,7 +31,7 @@ extension ScriptRunner {
             case let .str(s): return .int(s.count)
             case let .dict(d): return .int(d.entries.count)
             case let .size(d): return .int(d.count)
-            case let .range(a, b, s): return .int(Swift.max(0, (b - a + s - 1) / s))
+            case let .range(a, b, s): return .int(Self.rangeCount(a, b, s))
             case let .tensor(t, _):
                 guard let n = t.shape.first else { throw fail(.type, "len() of a 0-d tensor", loc) }
                 return .int(n)
@@ -58,7 +58,7 @@ extension ScriptRunner {
             case 1: return .range(0, ints[0], 1)
             case 2: return .range(ints[0], ints[1], 1)
             case 3:
-                guard ints[2] > 0 else { throw fail(.unsupported, "range() with a step below 1 is not supported", loc) }
+                guard ints[2] != 0 else { throw fail(.value, "range() arg 3 must not be zero", loc) }
                 return .range(ints[0], ints[1], ints[2])
             default: throw fail(.type, "range expected 1 to 3 arguments, got \(ints.count)", loc)
             }
@@ -114,13 +114,12 @@ extension ScriptRunner {
             switch try one() {
             case let .int(i): return .int(i)
             case let .float(f):
-                guard f.isFinite else { throw fail(.value, "cannot convert float \(Repr.float(f)) to integer", loc) }
-                return .int(Int(f))
+                return .int(try integer(f, loc))
             case let .bool(b): return .int(b ? 1 : 0)
             case let .str(s):
                 guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else { throw fail(.value, "invalid literal for int() with base 10: \(Repr.string(s))", loc) }
                 return .int(i)
-            case let .tensor(t, _) where t.count == 1: return .int(Int(t.doubles[0]))
+            case let .tensor(t, _) where t.count == 1: return .int(try integer(t.doubles[0], loc))
             case let .proxy(p): return deferred([.proxy(p)], graph: { p }) { [unowned self] in try builtin(name, args, kwargs, loc) }
             case let v: throw fail(.type, "int() argument must be a string, a bytes-like object or a real number, not '\(v.typeName)'", loc)
             }
@@ -145,7 +144,7 @@ extension ScriptRunner {
             return .bool(try truth(try one(), loc))
         case "abs":
             switch try one() {
-            case let .int(i): return .int(Swift.abs(i))
+            case let .int(i): return .int(i == .min ? i : Swift.abs(i))
             case let .bool(b): return .int(b ? 1 : 0)
             case .tensor, .proxy: return try torchOp("abs", [try one()], Attributes(), loc)
             case let v:
@@ -182,8 +181,7 @@ extension ScriptRunner {
                 return .float(Self.round(x, digits: n))
             }
             if case let .int(i) = try resolved(args[0], loc) { return .int(i) }
-            guard x.isFinite else { throw fail(.value, "cannot convert float \(Repr.float(x)) to integer", loc) }
-            return .int(Int(x.rounded(.toNearestOrEven)))
+            return .int(try integer(x.rounded(.toNearestOrEven), loc))
         case "sorted":
             try expectKeywords(["key", "reverse"], name)
             let items = try iterate(try one(), loc)

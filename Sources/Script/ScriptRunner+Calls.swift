@@ -154,8 +154,8 @@ extension ScriptRunner {
                 if args.count > 1, let b = number(try resolved(args[1], loc)) { return .float(Foundation.log(x) / Foundation.log(b)) }
                 return .float(Foundation.log(x))
             case "exp": return .float(Foundation.exp(x))
-            case "floor": return .int(Int(x.rounded(.down)))
-            case "ceil": return .int(Int(x.rounded(.up)))
+            case "floor": return .int(try integer(x.rounded(.down), loc))
+            case "ceil": return .int(try integer(x.rounded(.up), loc))
             case "fabs": return .float(Swift.abs(x))
             case "isnan": return .bool(x.isNaN)
             case "isinf": return .bool(x.isInfinite)
@@ -336,13 +336,14 @@ extension ScriptRunner {
             guard let t = try text(0), !t.isEmpty else { return .int(s.count + 1) }
             return .int(s.components(separatedBy: t).count - 1)
         case "zfill":
-            guard case let .int(w)? = args.first else { throw fail(.type, "zfill() takes an int", loc) }
+            guard case let .int(w)? = args.first, w <= Self.maxSequence else { throw fail(.type, "zfill() takes a reasonable int", loc) }
             return .str(String(repeating: "0", count: max(0, w - s.count)) + s)
         case "ljust", "rjust", "center":
             guard case let .int(w)? = args.first else { throw fail(.type, "\(name)() takes an int", loc) }
             let fill = try text(1) ?? " "
+            guard fill.count == 1, let f = fill.first else { throw fail(.type, "The fill character must be exactly one character long", loc) }
+            guard w <= Self.maxSequence else { throw fail(.value, "width too large", loc) }
             let pad = max(0, w - s.count)
-            let f = Character(fill)
             switch name {
             case "ljust": return .str(s + String(repeating: f, count: pad))
             case "rjust": return .str(String(repeating: f, count: pad) + s)

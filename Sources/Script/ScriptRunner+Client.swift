@@ -7,7 +7,10 @@ struct ClientWait: Error {}
 
 /// Work the client does once traced values arrive (a `print` inside a trace), in program order.
 struct ClientAction {
+    /// Values to wait for (each arrives, or is known not to come).
     let needs: [TraceValue]
+    /// The guard of the branch it sits in: it runs only if the branch ran.
+    let condition: TraceValue?
     let location: SourceLocation
     let run: () throws -> Void
 }
@@ -28,15 +31,16 @@ extension ScriptRunner {
     }
 
     /// The traced values `v` needs to be computed on the client.
-    func needs(of v: PyValue) -> [TraceValue] {
+    func needs(of v: PyValue, depth: Int = 0) -> [TraceValue] {
+        guard depth < 64 else { return [] }  // containers nested that deep (or inside themselves)
         switch v {
         case let .proxy(p): return [p]
         case let .saved(_, p): return tracing > 0 ? [p] : []
         case let .deferred(d): return d.needs
-        case let .list(l): return l.items.flatMap(needs(of:))
-        case let .tuple(t): return t.flatMap(needs(of:))
-        case let .dict(d): return d.entries.flatMap { needs(of: $0.value) }
-        case let .method(base, _): return needs(of: base)
+        case let .list(l): return l.items.flatMap { needs(of: $0, depth: depth + 1) }
+        case let .tuple(t): return t.flatMap { needs(of: $0, depth: depth + 1) }
+        case let .dict(d): return d.entries.flatMap { needs(of: $0.value, depth: depth + 1) }
+        case let .method(base, _): return needs(of: base, depth: depth + 1)
         default: return []
         }
     }
@@ -63,23 +67,24 @@ extension ScriptRunner {
     func lift(_ operands: [PyValue], _ loc: SourceLocation, graph: (() -> TraceValue?)? = nil,
               _ compute: @escaping () throws -> PyValue) throws -> PyValue? {
         guard !resolving, tracing > 0, operands.contains(where: { if case .deferred = $0 { true } else { false } }) else { return nil }
-        return .deferred(Deferred(needs: operands.flatMap(needs(of:)), graph: graph, compute: compute))
+        return .deferred(Deferred(needs: operands.flatMap { needs(of: $0) }, graph: graph, compute: compute))
     }
 
     /// A deferred Python value computed from traced values (`x.item()`, `x.tolist()`, `str(x)`).
     func deferred(_ operands: [PyValue], graph: (() -> TraceValue?)? = nil, _ compute: @escaping () throws -> PyValue) -> PyValue {
-        .deferred(Deferred(needs: operands.flatMap(needs(of:)), graph: graph, compute: compute))
+        .deferred(Deferred(needs: operands.flatMap { needs(of: $0) }, graph: graph, compute: compute))
     }
 
     /// `print(...)` inside a trace: runs now if nothing it needs is traced and nothing is
     /// waiting; otherwise queued, to run when its values arrive (once per step in a loop).
     func clientPrint(_ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation,
                      _ printNow: @escaping () throws -> Void) throws {
-        var needs = args.flatMap(needs(of:)) + kwargs.values.flatMap(needs(of:))
-        if let guardValue = activeTracer?.currentCondition { needs.append(guardValue) }
-        if needs.isEmpty && pending.isEmpty { return try printNow() }
-        observe(needs)
-        pending.append(ClientAction(needs: needs, location: loc, run: printNow))
+        var wanted = args.flatMap { needs(of: $0) } + kwargs.values.flatMap { needs(of: $0) }
+        let condition = activeTracer?.currentCondition
+        if let condition { wanted.append(condition) }
+        if wanted.isEmpty && pending.isEmpty { return try printNow() }
+        observe(wanted)
+        pending.append(ClientAction(needs: wanted, condition: condition, location: loc, run: printNow))
     }
 
     /// Runs the queued actions whose values have arrived, in order. At the end of the trace,
@@ -92,8 +97,11 @@ extension ScriptRunner {
             let settled = action.needs.allSatisfy { $0.saved?.isSettled ?? true }
             if !settled && !final { return }
             pending.removeFirst()
-            guard action.needs.allSatisfy({ $0.saved?.wasReached ?? true }) else { continue }
-            do { try action.run() } catch is ClientWait {
+            // A value that never came (a step not reached, a branch not taken) drops the action.
+            do {
+                if let condition = action.condition, !(try guardTaken(condition)) { continue }
+                try action.run()
+            } catch is ClientWait {
                 continue
             } catch {
                 if clientError == nil { clientError = error }

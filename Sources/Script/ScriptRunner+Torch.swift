@@ -43,7 +43,9 @@ extension ScriptRunner {
         var shape: [Int] = []
         var flat: [Double] = []
         var kind = 0  // 0 bool, 1 int, 2 float
+        var leafDepth: Int?
         func walk(_ v: PyValue, _ depth: Int) throws {
+            guard depth < 32 else { throw fail(.value, "torch.tensor(): too deeply nested", loc) }
             switch try resolved(v, loc) {
             case let .list(l): try sequence(l.items, depth)
             case let .tuple(t): try sequence(t, depth)
@@ -60,11 +62,17 @@ extension ScriptRunner {
             for item in items { try walk(item, depth + 1) }
         }
         func leaf(_ x: Double, _ k: Int, _ depth: Int) throws {
-            guard depth == shape.count || (shape.isEmpty && depth == 0) else { throw fail(.value, "torch.tensor(): ragged nested sequence", loc) }
+            guard depth == shape.count || (shape.isEmpty && depth == 0), leafDepth == nil || leafDepth == depth else {
+                throw fail(.value, "torch.tensor(): ragged nested sequence", loc)
+            }
+            leafDepth = depth
             kind = max(kind, k)
             flat.append(x)
         }
         try walk(v, 0)
+        guard leafDepth.map({ $0 == shape.count }) ?? true, flat.count == shape.reduce(1, *) else {
+            throw fail(.value, "torch.tensor(): ragged nested sequence", loc)
+        }
         switch dtype ?? (kind == 2 ? .float32 : kind == 1 ? .int64 : .bool) {
         case .float32: return Tensor(shape: shape, floats: flat.map(Float.init))
         case .int64: return Tensor(shape: shape, ints: flat.map { Int64($0) })
@@ -430,8 +438,9 @@ extension ScriptRunner {
             }
             let (start, stop, step) = (try int(a) ?? 0, try int(b), try int(c) ?? 1)
             guard step > 0 else { throw fail(.value, "step must be positive", loc) }
-            if let stop { return .steps(tracer.iter[Array(Swift.stride(from: start, to: stop, by: step))]) }
-            return .steps(tracer.iter[Array(Swift.stride(from: start, to: max(start, tracer.maxNewTokens), by: step))])
+            // Steps past max_new_tokens never run: the bounds are clamped before any list is built.
+            let lo = max(start, 0), hi = min(stop ?? tracer.maxNewTokens, tracer.maxNewTokens)
+            return .steps(tracer.iter[lo < hi ? Array(Swift.stride(from: lo, to: hi, by: step)) : []])
         case let .index(e):
             switch try eval(e) {
             case let .int(i): return .steps(tracer.iter[i])

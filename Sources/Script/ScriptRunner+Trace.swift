@@ -130,7 +130,9 @@ extension ScriptRunner {
             case .saved: break
             case let .list(list) where boundInTrace.contains(name) && !list.saved: globals[name] = nil
             case let .dict(dict) where boundInTrace.contains(name) && !dict.saved: globals[name] = nil
-            case let .list(list): settle(list)
+            case let .list(list):
+                var visited = Set<ObjectIdentifier>()
+                settle(list, visited: &visited)
             case let .dict(dict):
                 for (i, entry) in dict.entries.enumerated() { if case let .deferred(d) = entry.value { dict.entries[i].value = settledValue(d) ?? .none } }
             default:
@@ -140,12 +142,13 @@ extension ScriptRunner {
         }
     }
 
-    func settle(_ list: PyList) {
+    func settle(_ list: PyList, visited: inout Set<ObjectIdentifier>) {
+        guard visited.insert(ObjectIdentifier(list)).inserted else { return }
         list.items = list.items.compactMap { item in
             switch item {
             case let .saved(saved, _): return saved.wasReached ? item : nil
             case let .deferred(d): return settledValue(d)
-            case let .list(inner): settle(inner); return item
+            case let .list(inner): settle(inner, visited: &visited); return item
             default: return item
             }
         }
@@ -153,8 +156,20 @@ extension ScriptRunner {
 
     /// A deferred value computed now that the trace is over (nil when a value it needs never came).
     func settledValue(_ d: Deferred) -> PyValue? {
-        guard d.needs.allSatisfy({ $0.saved?.wasReached == true }) else { return nil }
-        return try? d.compute()
+        guard let v = try? d.compute() else { return nil }
+        return plain(v)
+    }
+
+    /// A value with the client values inside it computed (nil when one cannot be).
+    func plain(_ v: PyValue, depth: Int = 0) -> PyValue? {
+        guard depth < 64 else { return nil }
+        switch v {
+        case let .deferred(d): return settledValue(d)
+        case let .tuple(items):
+            let out = items.compactMap { plain($0, depth: depth + 1) }
+            return out.count == items.count ? .tuple(out) : nil
+        default: return v
+        }
     }
 
     // MARK: - guards
@@ -170,6 +185,8 @@ extension ScriptRunner {
                 guard let g = graphForm(value) else {
                     throw fail(.unsupported, "this condition needs a value that exists only on the client (a string or list); conditions must be tensor expressions such as x.max() > t", test.location)
                 }
+                tracer.sourceLine = test.location.line
+                tracer.sourceColumn = test.location.column
                 let pair = try inBranch(noneTaken) { () -> (TraceValue, TraceValue)? in
                     guard let c = tracer.truth(g) else { return nil }
                     return (c, noneTaken.map { TraceValue.apply("bitwise_and", [$0, c]) } ?? c)

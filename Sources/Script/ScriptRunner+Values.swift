@@ -19,6 +19,10 @@ extension ScriptRunner {
         case let .proxy(p) where resolving:
             return try arrived(p, grad: gradEnabledName(p.gradFn))
         case let .deferred(d) where resolving || tracing == 0:
+            // A client value is computed with its traced values resolved, whoever asks.
+            let wasResolving = resolving
+            resolving = true
+            defer { resolving = wasResolving }
             return try resolved(try d.compute(), loc)
         default:
             return v
@@ -38,7 +42,7 @@ extension ScriptRunner {
         case let .tuple(t): return !t.isEmpty
         case let .dict(d): return !d.entries.isEmpty
         case let .size(s): return !s.isEmpty
-        case let .range(a, b, s): return (s > 0 && a < b)
+        case let .range(a, b, s): return Self.rangeCount(a, b, s) > 0
         case let .tensor(t, _):
             guard t.count == 1 else { throw fail(.runtime, "Boolean value of Tensor with more than one value is ambiguous", loc) }
             return t.bools[0]
@@ -52,7 +56,10 @@ extension ScriptRunner {
         switch try resolved(v, loc) {
         case let .list(l): return l.items
         case let .tuple(t): return t
-        case let .range(a, b, s): return Swift.stride(from: a, to: b, by: s).map { .int($0) }
+        case let .range(a, b, s):
+            let n = Self.rangeCount(a, b, s)
+            guard n <= Self.maxSequence else { throw fail(.value, "range of \(n) items is too long to build as a list", loc) }
+            return Swift.stride(from: a, to: b, by: s).map { .int($0) }
         case let .str(s): return s.map { .str(String($0)) }
         case let .size(d): return d.map { .int($0) }
         case let .dict(d): return d.entries.map(\.key)
@@ -75,6 +82,15 @@ extension ScriptRunner {
     }
 
     // MARK: - operators
+
+    static let maxSequence = 10_000_000
+
+    /// A float as Python's int (truncated), refused when it does not fit 64 bits.
+    func integer(_ d: Double, _ loc: SourceLocation) throws -> Int {
+        guard d.isFinite else { throw fail(.value, "cannot convert float \(Repr.float(d)) to integer", loc) }
+        guard d < 9.2e18, d > -9.2e18 else { throw fail(.value, "integer overflow: \(Repr.float(d)) does not fit 64 bits", loc) }
+        return Int(d)
+    }
 
     func number(_ v: PyValue) -> Double? {
         switch v {
@@ -116,8 +132,12 @@ extension ScriptRunner {
         case let ("+", .str(x), .str(y)): return .str(x + y)
         case let ("+", .list(x), .list(y)): return .list(PyList(x.items + y.items))
         case let ("+", .tuple(x), .tuple(y)): return .tuple(x + y)
-        case let ("*", .str(x), .int(n)): return .str(String(repeating: x, count: max(0, n)))
-        case let ("*", .list(x), .int(n)): return .list(PyList(Array([[PyValue]](repeating: x.items, count: max(0, n)).joined())))
+        case let ("*", .str(x), .int(n)), let ("*", .int(n), .str(x)):
+            guard n <= 0 || x.count <= Self.maxSequence / n else { throw fail(.value, "the string would have over \(Self.maxSequence) characters", loc) }
+            return .str(String(repeating: x, count: max(0, n)))
+        case let ("*", .list(x), .int(n)), let ("*", .int(n), .list(x)):
+            guard n <= 0 || x.items.count <= Self.maxSequence / n else { throw fail(.value, "the list would have over \(Self.maxSequence) items", loc) }
+            return .list(PyList(Array([[PyValue]](repeating: x.items, count: max(0, n)).joined())))
         case let ("%", .str(x), v): return .str(try percentFormat(x, v, loc))
         default: break
         }
@@ -129,13 +149,30 @@ extension ScriptRunner {
             case "/":
                 guard y != 0 else { throw fail(.value, "division by zero", loc) }
                 return .float(Double(x) / Double(y))
-            case "//":
+            case "//", "%":
                 guard y != 0 else { throw fail(.value, "integer division or modulo by zero", loc) }
-                return .int(Int((Double(x) / Double(y)).rounded(.down)))
-            case "%":
-                guard y != 0 else { throw fail(.value, "integer division or modulo by zero", loc) }
-                return .int(((x % y) + y) % y)
-            case "**": return y >= 0 ? .int(Int(pow(Double(x), Double(y)))) : .float(pow(Double(x), Double(y)))
+                guard !(x == .min && y == -1) else { throw fail(.value, "integer overflow (trace scripts use 64-bit ints)", loc) }
+                // Python's floor division and modulo: the remainder takes the divisor's sign.
+                var (q, r) = x.quotientAndRemainder(dividingBy: y)
+                if r != 0 && ((r < 0) != (y < 0)) { q -= 1; r += y }
+                return .int(op == "//" ? q : r)
+            case "**":
+                guard y >= 0 else { return .float(pow(Double(x), Double(y))) }
+                var result = 1, base = x, e = y
+                while e > 0 {
+                    if e & 1 == 1 {
+                        let (m, o) = result.multipliedReportingOverflow(by: base)
+                        guard !o else { throw fail(.value, "integer overflow in \(x) ** \(y) (trace scripts use 64-bit ints)", loc) }
+                        result = m
+                    }
+                    e >>= 1
+                    if e > 0 {
+                        let (b, o) = base.multipliedReportingOverflow(by: base)
+                        guard !o else { throw fail(.value, "integer overflow in \(x) ** \(y) (trace scripts use 64-bit ints)", loc) }
+                        base = b
+                    }
+                }
+                return .int(result)
             case "&": return .int(x & y)
             case "|": return .int(x | y)
             case "^": return .int(x ^ y)
@@ -245,12 +282,15 @@ extension ScriptRunner {
         switch op { case "<": return x.count < y.count; case "<=": return x.count <= y.count; case ">": return x.count > y.count; default: return x.count >= y.count }
     }
 
-    func equal(_ a: PyValue, _ b: PyValue) throws -> Bool {
+    func equal(_ a: PyValue, _ b: PyValue, depth: Int = 0) throws -> Bool {
+        guard depth < 100 else { throw ScriptError(.runtime, "RecursionError: maximum recursion depth exceeded in comparison", file: file, line: 0, column: 0) }
         switch (a, b) {
         case (.none, .none): return true
         case let (.str(x), .str(y)): return x == y
-        case let (.list(x), .list(y)): return try x.items.count == y.items.count && zip(x.items, y.items).allSatisfy { try equal($0, $1) }
-        case let (.tuple(x), .tuple(y)): return try x.count == y.count && zip(x, y).allSatisfy { try equal($0, $1) }
+        case let (.list(x), .list(y)):
+            if x === y { return true }
+            return try x.items.count == y.items.count && zip(x.items, y.items).allSatisfy { try equal($0, $1, depth: depth + 1) }
+        case let (.tuple(x), .tuple(y)): return try x.count == y.count && zip(x, y).allSatisfy { try equal($0, $1, depth: depth + 1) }
         case let (.size(x), .size(y)): return x == y
         case let (.size(x), .tuple(y)), let (.tuple(y), .size(x)):
             return x.count == y.count && zip(x, y).allSatisfy { if case let .int(i) = $1 { i == $0 } else { false } }
@@ -268,6 +308,18 @@ extension ScriptRunner {
 
     func repr(_ v0: PyValue, _ loc: SourceLocation) throws -> String {
         let v = try resolved(v0, loc)
+        // A container inside itself prints as [...] / {...}, as Python does.
+        let identity: ObjectIdentifier? = switch v {
+        case let .list(l): ObjectIdentifier(l)
+        case let .dict(d): ObjectIdentifier(d)
+        default: nil
+        }
+        if let identity {
+            guard !reprActive.contains(identity) else { if case .list = v { return "[...]" } else { return "{...}" } }
+            guard reprActive.count < 100 else { throw fail(.runtime, "RecursionError: maximum recursion depth exceeded while getting the repr of an object", loc) }
+            reprActive.insert(identity)
+        }
+        defer { if let identity { reprActive.remove(identity) } }
         switch v {
         case .none: return "None"
         case let .bool(b): return b ? "True" : "False"
@@ -318,6 +370,18 @@ extension ScriptRunner {
             else { out += try Format.apply(spec, to: v, self, at) }
         }
         return .str(out)
+    }
+}
+
+extension ScriptRunner {
+    /// The length of `range(a, b, s)` (s != 0), without overflow.
+    static func rangeCount(_ a: Int, _ b: Int, _ s: Int) -> Int {
+        if s > 0 {
+            guard b > a else { return 0 }
+            return Int(min((UInt(bitPattern: b &- a) - 1) / UInt(s) + 1, UInt(Int.max)))
+        }
+        guard a > b else { return 0 }
+        return Int(min((UInt(bitPattern: a &- b) - 1) / s.magnitude + 1, UInt(Int.max)))
     }
 }
 

@@ -42,9 +42,14 @@ public final class ScriptRunner {
     var clientError: Error?
     /// Traced values the script saved (`.save()` marks the value itself, as in nnsight).
     var userSaved: Set<ObjectIdentifier> = []
+    /// Containers being printed (a list inside itself prints as [...]).
+    var reprActive: Set<ObjectIdentifier> = []
 
-    static let maxCallDepth = 200
-    static let maxWhileIterations = 1_000_000
+    static let maxCallDepth = 100
+    /// Limits that keep a runaway script from hanging the client: loop iterations of one
+    /// `while`, and statements in all.
+    public var maxWhileIterations = 1_000_000
+    public var statementBudget = 100_000_000
 
     public struct Outcome {
         public var stdout: String
@@ -128,6 +133,8 @@ public final class ScriptRunner {
     }
 
     func exec(_ s: Stmt) throws {
+        statementBudget -= 1
+        guard statementBudget >= 0 else { throw fail(.runtime, "the script ran over its statement budget (a runaway loop?)", s.location) }
         activeTracer?.sourceLine = s.location.line
         activeTracer?.sourceColumn = s.location.column
         switch s.kind {
@@ -169,6 +176,15 @@ public final class ScriptRunner {
                 } catch Flow.breakLoop {}
                 return
             }
+            if case let .range(a, b, step) = it {
+                do {
+                    for i in Swift.stride(from: a, to: b, by: step) {
+                        try assign(target, .int(i))
+                        do { try exec(body) } catch Flow.continueLoop { continue }
+                    }
+                } catch Flow.breakLoop {}
+                return
+            }
             items = try iterate(it, iterable.location)
             do {
                 for item in items {
@@ -186,8 +202,8 @@ public final class ScriptRunner {
                     }
                     guard try truth(v, test.location) else { break }
                     count += 1
-                    guard count <= Self.maxWhileIterations else {
-                        throw fail(.runtime, "while loop ran over \(Self.maxWhileIterations) iterations (the limit for trace scripts)", s.location)
+                    guard count <= maxWhileIterations else {
+                        throw fail(.runtime, "while loop ran over \(maxWhileIterations) iterations (the limit for trace scripts)", s.location)
                     }
                     do { try exec(body) } catch Flow.continueLoop { continue }
                 }
@@ -370,7 +386,7 @@ public final class ScriptRunner {
             }
         default:
             switch try resolved(v, loc) {
-            case let .int(i): return .int(-i)
+            case let .int(i): return .int(0 &- i)
             case let .float(f): return .float(-f)
             case let .bool(b): return .int(b ? -1 : 0)
             case .tensor, .proxy: return try torchOp("neg", [v], Attributes(), loc)

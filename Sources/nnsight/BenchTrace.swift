@@ -2,6 +2,7 @@ import ArgumentParser
 import Coordinator
 import Engine
 import Foundation
+import Script
 
 struct BenchTrace: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,7 +11,9 @@ struct BenchTrace: ParsableCommand {
         discussion: """
         On a random-weight model of GPT-2 small's shape: 32 generated tokens from a 10-token prompt
         (a) with the Engine's own loop, (b) through the tracing API with no interventions, and
-        (c) through the tracing API saving h[-1].output[0] and editing h[0].output at every step.
+        (c) through the tracing API saving h[-1].output[0] and editing h[0].output at every step,
+        (d) a trace script (client-side evaluation) that, at every step, prints the step's token
+        (`.item()` inside `iter[:]`) and edits h[1] under a guard on h[0]'s values.
         Runs alternate; medians are printed. Release build:
           swift build -c release && .build/release/nnsight bench-trace --json
         """)
@@ -38,7 +41,15 @@ struct BenchTrace: ParsableCommand {
         let prompt = (0..<10).map { ($0 * 7919) % config.vocabSize }
         let newTokens = 32
 
-        var plainEngine: [Double] = [], plainTrace: [Double] = [], intervened: [Double] = []
+        var plainEngine: [Double] = [], plainTrace: [Double] = [], intervened: [Double] = [], scripted: [Double] = []
+        let script = """
+        with model.generate("abcdefghij", max_new_tokens=\(newTokens)) as tracer:
+            for step in tracer.iter[:]:
+                if model.transformer.h[0].output[0][:, -1].norm() > 0:
+                    model.transformer.h[1].output[0][:, -1, :] *= 0.5
+                print(step, model.lm_head.output[0, -1].argmax().item())
+
+        """
         for _ in 0..<repeats {
             plainEngine.append(try timed {
                 _ = try engine.generate(prompts: [prompt], GenerationParameters(maxNewTokens: newTokens, eosTokenId: nil, padTokenId: 0))
@@ -59,12 +70,18 @@ struct BenchTrace: ParsableCommand {
                     }
                 }
             })
+            scripted.append(try timed {
+                let outcome = ScriptRunner(model: model, file: "bench.py").run(source: script)
+                if let error = outcome.error { throw error }
+            })
         }
-        let (e, p, i) = (median(plainEngine), median(plainTrace), median(intervened))
+        let (e, p, i, s) = (median(plainEngine), median(plainTrace), median(intervened), median(scripted))
         let figures: [(String, Any)] = [
             ("tokens", newTokens), ("stages", stages), ("threads", BLASRuntime.threads),
             ("engine_ms", round3(e * 1000)), ("trace_plain_ms", round3(p * 1000)), ("trace_intervened_ms", round3(i * 1000)),
+            ("trace_script_print_guard_ms", round3(s * 1000)),
             ("intervention_overhead_pct", round3((i / p - 1) * 100)),
+            ("script_print_guard_overhead_pct", round3((s / p - 1) * 100)),
             ("tracing_overhead_pct", round3((p / e - 1) * 100)),
             ("total_overhead_vs_engine_pct", round3((i / e - 1) * 100)),
         ]

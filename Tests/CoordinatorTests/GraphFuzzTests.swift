@@ -43,6 +43,7 @@ import Worker
     static let paths = ["transformer.wte", "transformer.wpe", "transformer.h.0", "transformer.h.3.attn", "transformer.h.-1.mlp",
                         "transformer.h.99", "lm_head", "generator", "transformer", "transformer.h", "", "transformer.h.01.ln_1", "🙂"]
     static let ops = OpRegistry.ops.map(\.name) + ["", "nope", "ADD"]
+    static let attributeNames = Array(Set(OpRegistry.ops.flatMap { $0.attributes.map(\.name) })).sorted() + ["x"]
 
     static func mutate(_ graph: Nnsight_V1_Graph, _ rng: inout SplitMix64) -> Nnsight_V1_Graph {
         var g = graph
@@ -51,7 +52,7 @@ import Worker
         for _ in 0..<(1 + Int(rng.next() % 4)) {
             guard !g.nodes.isEmpty else { break }
             let i = Int(rng.next() % UInt64(g.nodes.count))
-            switch rng.next() % 16 {
+            switch rng.next() % 18 {
             case 0: g.nodes[i].id = UInt32(truncatingIfNeeded: int())
             case 1: g.nodes[i].steps = pick([[], [0], [1, 2], [UInt32.max], [5]])
             case 2: g.nodes[i].invoke = Int32(truncatingIfNeeded: int())
@@ -69,6 +70,25 @@ import Worker
             case 12: g.nodes.append(g.nodes[i])
             case 13: g.invokes = pick([[], [.init()], [.with { $0.tokenIds = [int(), 5] }], [.with { $0.tokenIds = [Int64](repeating: 3, count: 130) }]])
             case 14: g.generation.maxNewTokens = UInt32(truncatingIfNeeded: int())
+            case 15:
+                // An op of the registry with attributes of every kind, sizes included.
+                g.nodes[i].op = .with { op in
+                    op.name = pick(OpRegistry.ops.map(\.name))
+                    op.inputs = (0..<Int(rng.next() % 3)).map { _ in UInt32(rng.next() % UInt64(max(g.nodes.count, 1)) + 1) }
+                    op.attributes = (0..<Int(rng.next() % 4)).map { _ in
+                        .with { a in
+                            a.name = pick(Self.attributeNames)
+                            switch rng.next() % 5 {
+                            case 0: a.int = int()
+                            case 1: a.float = pick([0, -1, 1e300, .nan, .infinity, 2.5])
+                            case 2: a.bool = rng.next() % 2 == 0
+                            case 3: a.string = pick(["", "float32", "int64", "bool", "ij,jk->ik", "i,i->", "..., x", "bij->", "a->aa"])
+                            default: a.ints = .with { $0.values = (0..<Int(rng.next() % 5)).map { _ in int() } }
+                            }
+                        }
+                    }
+                }
+            case 16: g.nodes[i].condition = UInt32(truncatingIfNeeded: int())
             default: g.nodes[i].save.node = UInt32(truncatingIfNeeded: int())
             }
         }

@@ -3,20 +3,7 @@ import Testing
 
 /// `nnsight run SCRIPT.py --model DIR --workers N --save-json FILE`, as users and CI call it.
 @Suite struct RunCommandTests {
-    func nnsight(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let directory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        let process = Process()
-        process.executableURL = directory.appendingPathComponent("nnsight")
-        process.arguments = arguments
-        process.currentDirectoryURL = Goldens.repository
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-    }
+    func nnsight(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) { try Goldens.nnsight(arguments) }
 
     @Test(arguments: ScriptGoldenTests.cases, [1, 2])
     func oracleCaseThroughTheCLI(name: String, workers: Int) throws {

@@ -170,9 +170,8 @@ extension Kernels {
 
     /// A tensor of `shape` filled with `value`.
     public static func full(_ shape: [Int], _ value: Double, _ dtype: DType) throws(OpError) -> Tensor {
-        guard shape.allSatisfy({ $0 >= 0 }) else { throw OpError("negative dimension in shape \(shape)") }
-        let n = shape.reduce(1, *)
-        guard n <= 1 << 28 else { throw OpError("a tensor of shape \(shape) is too large") }
+        let n = try elementCount(shape)
+        guard n <= 1 << 26 else { throw OpError("a tensor of shape \(shape) is too large to create in a trace") }
         switch dtype {
         case .float32: return Tensor(shape: shape, floats: [Float](repeating: Float(value), count: n))
         case .int64: return Tensor(shape: shape, ints: [Int64](repeating: Int64(value), count: n))
@@ -184,9 +183,8 @@ extension Kernels {
     public static func arange(_ start: Double, _ end: Double, _ step: Double, _ dtype: DType) throws(OpError) -> Tensor {
         guard step != 0 else { throw OpError("arange: step must be nonzero") }
         let length = ((end - start) / step).rounded(.up)
-        guard length.isFinite, length <= Double(1 << 28) else { throw OpError("arange: too many elements") }
+        guard length.isFinite, length <= Double(1 << 26) else { throw OpError("arange: too many elements") }
         let n = Swift.max(0, Int(length))
-        guard n <= 1 << 28 else { throw OpError("arange: too many elements") }
         let values = (0..<n).map { start + Double($0) * step }
         switch dtype {
         case .float32: return Tensor(shape: [n], floats: values.map(Float.init))

@@ -1,11 +1,25 @@
 /// Kernels that rearrange elements: views (reshape, permute, transpose, unsqueeze, squeeze,
 /// expand) and copies (cat, take). Each shape rule is a function the type rule and the kernel share.
 extension Kernels {
+    /// The number of elements of `shape`, refused when a size is negative or the product
+    /// overflows (shapes a client sends must not trap).
+    public static func elementCount(_ shape: [Int]) throws(OpError) -> Int {
+        var n = 1
+        for d in shape {
+            guard d >= 0 else { throw OpError("negative dimension \(d) in shape \(shape)") }
+            let (m, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow, m <= 1 << 40 else { throw OpError("shape \(shape) is too large") }
+            n = m
+        }
+        return n
+    }
+
     /// `reshape`/`view`: one `-1` is inferred; the element count must stay.
     public static func reshapeShape(_ shape: [Int], _ target: [Int]) throws(OpError) -> [Int] {
         let count = shape.reduce(1, *)
         let inferred = target.indices.filter { target[$0] == -1 }
         guard inferred.count <= 1, target.allSatisfy({ $0 >= -1 }) else { throw OpError("shape '\(target)' is invalid") }
+        _ = try elementCount(target.filter { $0 != -1 })
         var out = target
         if let i = inferred.first {
             let known = target.filter { $0 != -1 }.reduce(1, *)
@@ -104,6 +118,7 @@ extension Kernels {
         var out = sizes
         for d in shape.indices where sizes[lead + d] == -1 { out[lead + d] = shape[d] }
         guard out.allSatisfy({ $0 >= 0 }) else { throw OpError("expand: -1 is not allowed in a leading, non-existing dimension") }
+        _ = try elementCount(out)
         for d in shape.indices where shape[d] != 1 && shape[d] != out[lead + d] {
             throw OpError("The expanded size of the tensor (\(out[lead + d])) must match the existing size (\(shape[d])) at non-singleton dimension \(lead + d).  Target sizes: \(sizes).  Tensor sizes: \(shape)")
         }
@@ -151,6 +166,7 @@ extension Kernels {
     }
 
     public static func takeShape(_ shape: [Int], index: [Int], dim: Int) throws(OpError) -> [Int] {
+        guard !shape.isEmpty else { throw OpError("invalid index of a 0-dim tensor") }
         let d = try normalize(dim: dim, rank: shape.count)
         return Array(shape[..<d]) + index + Array(shape[(d + 1)...])
     }
@@ -160,6 +176,7 @@ extension Kernels {
         guard index.dtype != .float32 else { throw OpError("tensors used as indices must be long, int or bool tensors") }
         let shape = try takeShape(x.shape, index: index.shape, dim: dim)
         let d = try normalize(dim: dim, rank: x.rank)
+        guard try elementCount(shape) <= 1 << 28 else { throw OpError("take: the result of shape \(shape) is too large") }
         let (outer, size, inner) = (x.shape[..<d].reduce(1, *), x.shape[d], x.shape[(d + 1)...].reduce(1, *))
         var picks: [Int] = []
         for i in index.int64s {
