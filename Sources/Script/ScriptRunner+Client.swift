@@ -34,6 +34,7 @@ extension ScriptRunner {
     func needs(of v: PyValue, depth: Int = 0) -> [TraceValue] {
         guard depth < 64 else { return [] }  // containers nested that deep (or inside themselves)
         switch v {
+        case let .proxy(p) where p.isTupleValue: return tupleItems(p).compactMap { $0 }
         case let .proxy(p): return [p]
         case let .saved(_, p): return tracing > 0 ? [p] : []
         case let .deferred(d): return d.needs
@@ -43,6 +44,20 @@ extension ScriptRunner {
         case let .method(base, _): return needs(of: base, depth: depth + 1)
         default: return []
         }
+    }
+
+    /// The items of a tuple output (`(hidden,)`, `(attn_output, None)`) as values, made once.
+    func tupleItems(_ p: TraceValue) -> [TraceValue?] {
+        if let items = tupleItemCache[ObjectIdentifier(p)] { return items }
+        guard !resolving, case let .tuple(types)? = p.type else { return [] }
+        let items: [TraceValue?] = types.enumerated().map { i, type in
+            guard type != nil else { return nil }
+            let item = p.index([.at(i)])
+            item.gradFn = p.gradFn
+            return item
+        }
+        tupleItemCache[ObjectIdentifier(p)] = items
+        return items
     }
 
     /// Asks the trace to send these values to the client (a save nobody sees).
@@ -111,6 +126,10 @@ extension ScriptRunner {
 
     /// A traced value's value on the client (once it has arrived).
     func arrived(_ p: TraceValue, grad: String?) throws -> PyValue {
+        if p.isTupleValue {
+            guard let items = tupleItemCache[ObjectIdentifier(p)] else { throw ClientWait() }
+            return .tuple(try items.map { item in try item.map { try arrived($0, grad: $0.gradFn) } ?? PyValue.none })
+        }
         guard let saved = p.saved, saved.isSettled else { throw ClientWait() }
         do { return .tensor(try saved.value, grad: grad) } catch { throw ClientWait() }
     }

@@ -20,7 +20,12 @@ extension ScriptRunner {
         case let .bool(b): return .constant(Tensor(shape: [], bools: [b]))
         case let .list(l): return .constant(try tensorLiteral(.list(l), dtype: nil, loc))
         case let .tuple(t): return .constant(try tensorLiteral(.tuple(t), dtype: nil, loc))
-        case .deferred: throw fail(.unsupported, "a value computed on the client (.item(), .tolist(), a string) cannot flow back into the model; keep it a tensor", loc)
+        case let .deferred(d):
+            // A number computed from traced values (x.item() * 2) flows back as its graph form.
+            guard let g = d.graph else {
+                throw fail(.unsupported, "a value computed on the client (a string, a list) cannot flow back into the model; keep it a tensor", loc)
+            }
+            return g
         case let other: throw fail(.type, "expected a tensor, got \(other.typeName)", loc)
         }
     }
@@ -349,6 +354,8 @@ extension ScriptRunner {
     func subscriptProxy(_ p: TraceValue, _ items: [TensorIndex], _ loc: SourceLocation) throws -> PyValue {
         if p.isTupleValue {
             guard items.count == 1, case let .at(i) = items[0] else { throw fail(.type, "a tuple output takes one integer index, e.g. output[0]", loc) }
+            // An item that is None in Hugging Face (attention weights under sdpa) is None here.
+            if case let .tuple(types)? = p.type, i >= -types.count, i < types.count, types[i < 0 ? i + types.count : i] == nil { return .none }
             activeTracer?.sourceLine = loc.line
             activeTracer?.sourceColumn = loc.column
             let item = p.index([.at(i)])

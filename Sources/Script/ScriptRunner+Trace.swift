@@ -91,6 +91,7 @@ extension ScriptRunner {
             if tracing == 0 {
                 boundInTrace = []
                 userSaved = []
+                tupleItemCache = [:]
             }
         }
         do {

@@ -42,6 +42,8 @@ public final class ScriptRunner {
     var clientError: Error?
     /// Traced values the script saved (`.save()` marks the value itself, as in nnsight).
     var userSaved: Set<ObjectIdentifier> = []
+    /// The item values of tuple outputs a client computation reads.
+    var tupleItemCache: [ObjectIdentifier: [TraceValue?]] = [:]
     /// Containers being printed (a list inside itself prints as [...]).
     var reprActive: Set<ObjectIdentifier> = []
 

@@ -82,6 +82,20 @@ import Testing
         #expect(outcome.stdout == "normal\n")
     }
 
+    /// A tuple output prints as torch does, and a number computed from a traced value (.item())
+    /// flows back into the model as its graph form.
+    @Test func tupleOutputsPrintAndItemValuesFlowBack() throws {
+        let outcome = try run(trace("""
+        out = model.transformer.h[0].attn.output
+        print(len(out), out[1], type(out[0]).__name__)
+        scale = model.transformer.h[0].output[0][0, -1, 0].item()
+        model.transformer.h[1].output[0][:] *= scale * 0
+        z = model.transformer.h[1].output[0].abs().sum().save()
+        """) + "print(z)\n")
+        #expect(outcome.error == nil, "\(String(describing: outcome.error))")
+        #expect(outcome.stdout == "2 None Tensor\ntensor(0., grad_fn=<SumBackward0>)\n")
+    }
+
     @Test func theWhileLimitAndRecursionLimitAreErrors() throws {
         let loop = try run("i = 0\nwhile True:\n    i += 1\n")
         #expect(loop.error?.description.contains("while loop ran over 1000000 iterations") == true, "\(String(describing: loop.error))")
