@@ -64,25 +64,9 @@ public struct HostTensor: Equatable, Sendable {
 
     /// Decodes and validates a wire tensor: one copy, no per-element work.
     public init(_ tensor: Nnsight_V1_Tensor, limits: Limits = Limits()) throws(WireError) {
-        guard tensor.shape.count <= limits.maxRank else {
-            throw .invalidTensor("rank \(tensor.shape.count) exceeds \(limits.maxRank)")
-        }
-        var count = 1
-        for d in tensor.shape {
-            guard d >= 0, d <= Int64(limits.maxBytes) else { throw .invalidTensor("dimension \(d) in shape \(tensor.shape)") }
-            let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
-            guard !overflow, product <= limits.maxBytes else { throw .invalidTensor("shape \(tensor.shape) is too large") }
-            count = product
-        }
-        let size: Int
-        switch tensor.dtype {
-        case .float32: size = 4
-        case .int64: size = 8
-        default: throw .invalidTensor("unsupported dtype \(tensor.dtype)")
-        }
-        guard tensor.data.count == count * size else {
-            throw .invalidTensor("shape \(tensor.shape) of \(tensor.dtype == .float32 ? "float32" : "int64") needs \(count * size) bytes, got \(tensor.data.count)")
-        }
+        try Self.validate(tensor, limits: limits)
+        guard tensor.dtype == .float32 || tensor.dtype == .int64 else { throw .invalidTensor("unsupported dtype \(tensor.dtype) for a host tensor") }
+        let count = tensor.shape.reduce(1) { $0 * Int($1) }
         shape = tensor.shape.map { Int($0) }
         switch tensor.dtype {
         case .float32:
