@@ -425,7 +425,12 @@ extension ScriptRunner {
         default: nil
         }
         if dtype == .bool {
-            throw fail(.unsupported, "indexing with a bool mask gives a shape that depends on the data; use torch.where(mask, x, 0) or x * mask", loc)
+            // A mask the script holds has a known number of true elements: it selects their
+            // positions. A traced mask's count exists only while the model runs.
+            guard case let .tensor(mask, _) = index, mask.rank == 1 else {
+                throw fail(.unsupported, "indexing with a traced (or multi-dimensional) bool mask gives a shape that depends on the data; use torch.where(mask, x, 0) or x * mask", loc)
+            }
+            index = .tensor(Tensor(shape: [mask.bools.filter { $0 }.count], ints: mask.bools.enumerated().filter(\.element).map { Int64($0.offset) }))
         }
         // The dim the list indexes in the view the basic items make (new axes before it count).
         let dim = basic[..<advanced[0]].filter { $0.item != .ellipsis }.count

@@ -37,7 +37,7 @@ import Testing
         // A condition that is not one value.
         ("if model.transformer.h[0].output[0] > 0:\n    pass", 3, 8, ["Boolean value of Tensor with more than one value is ambiguous", "[1, 12, 64]"]),
         // A bool mask whose result shape would depend on the data.
-        ("h = model.transformer.h[0].output[0]\nx = h[h > 0]", 4, 9, ["bool mask", "torch.where"]),
+        ("h = model.transformer.h[0].output[0]\nx = h[h > 0]", 4, 9, ["traced (or multi-dimensional) bool mask", "torch.where"]),
     ])
     func compileTimeErrorsNameLineColumnAndShapes(body: String, line: Int, column: Int, fragments: [String]) throws {
         let outcome = try run(trace(body))
@@ -94,6 +94,20 @@ import Testing
         """) + "print(z)\n")
         #expect(outcome.error == nil, "\(String(describing: outcome.error))")
         #expect(outcome.stdout == "2 None Tensor\ntensor(0., grad_fn=<SumBackward0>)\n")
+    }
+
+    /// Indexing with int lists, int tensors (traced ones too) and a bool mask the script holds.
+    @Test func advancedIndexing() throws {
+        let outcome = try run(trace("""
+        h = model.transformer.h[0].output[0][0, -1]
+        a = h[[0, 2]]
+        b = h[torch.tensor([True, False, True])]
+        top = model.transformer.h[0].output[0][0, -1, :8].argsort(descending=True)[:2]
+        c = h[:8][top]
+        print(a.shape, b.shape, c.shape, bool(torch.all(a == b)))
+        """))
+        #expect(outcome.error == nil, "\(String(describing: outcome.error))")
+        #expect(outcome.stdout == "torch.Size([2]) torch.Size([2]) torch.Size([2]) True\n")
     }
 
     @Test func theWhileLimitAndRecursionLimitAreErrors() throws {
