@@ -119,8 +119,8 @@ extension ScriptRunner {
         defer { resolving = wasResolving }
         for (name, value) in globals {
             switch value {
-            case let .proxy(p) where userSaved.contains(ObjectIdentifier(p)):
-                globals[name] = .saved(p.saved!, p)
+            case let .proxy(p) where userSaved.contains(ObjectIdentifier(p)) && p.saved != nil:
+                globals[name] = p.saved.map { .saved($0, p) }
             case .proxy, .object(.tracer): globals[name] = .unsaved(name)
             case let .deferred(d) where d.saved:
                 globals[name] = settledValue(d)

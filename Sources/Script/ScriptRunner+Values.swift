@@ -231,8 +231,8 @@ extension ScriptRunner {
             return TraceValue.applyIfTyped(name, [x, y])
         }, { [self] in try compareValue(op, a0, b0, loc) }) { return lifted }
         let a = try resolved(a0, loc), b = try resolved(b0, loc)
-        if op != "in" && op != "not in" && (isTensorLike(a) || isTensorLike(b)) {
-            return try torchOp(Self.tensorOps[op]!, [a, b], Attributes(), loc)
+        if let name = Self.tensorOps[op], isTensorLike(a) || isTensorLike(b) {
+            return try torchOp(name, [a, b], Attributes(), loc)
         }
         return .bool(try compare(op, a, b, loc))
     }
