@@ -25,6 +25,7 @@ enum Namespaces {
         if known(module + "." + name) { return .object(.namespace(module + "." + name)) }
         switch (module, name) {
         case ("torch", "Tensor"): return .object(.namespace("torch.Tensor"))
+        case ("nnsight", "LanguageModel"): return .builtin("LanguageModel")
         case ("torch", "Size"): return .builtin("torch.Size")
         case let ("torch", n) where dtypes[n] != nil: return .dtype(dtypes[n]!)
         case ("math", "pi"): return .float(Double.pi)

@@ -201,6 +201,12 @@ extension ScriptRunner {
             guard args.count == 2 else { throw fail(.type, "isinstance expected 2 arguments, got \(args.count)", loc) }
             let types: [PyValue] = { if case let .tuple(t) = args[1] { return t } else { return [args[1]] } }()
             return .bool(try types.contains { try isInstance(args[0], of: $0, loc) })
+        case "LanguageModel":
+            // The preamble of nnsight's docs: the checkpoint was chosen before the script ran
+            // (--model, or this name resolved by `nnsight run`); device and dispatch are moot.
+            try expectKeywords(["device_map", "dispatch", "torch_dtype", "dtype", "trust_remote_code", "revision", "attn_implementation"], name)
+            guard case .str? = args.first, args.count == 1 else { throw fail(.type, "LanguageModel() takes the model's name or directory", loc) }
+            return .object(.model)
         case "dir":
             let names = args.isEmpty ? Array((locals.last.map { Array($0.keys) } ?? Array(globals.keys))) : []
             return .list(PyList(names.sorted().map { .str($0) }))

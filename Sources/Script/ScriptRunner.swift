@@ -87,6 +87,26 @@ public final class ScriptRunner {
         return Outcome(stdout: stdout, error: failure, savesJSON: JSONExport.saves(globals))
     }
 
+    /// The model a script names in its preamble (`LanguageModel("openai-community/gpt2", ...)`,
+    /// a string literal at the top level), if any.
+    public static func preambleModelName(in source: String) -> String? {
+        guard var parser = try? Parser(source), let module = try? parser.parseModule() else { return nil }
+        for statement in module {
+            var value: Expr?
+            switch statement.kind {
+            case let .assign(_, v): value = v
+            case let .expr(e): value = e
+            default: continue
+            }
+            guard let call = value, case let .call(f, args, _) = call.kind, let first = args.first, case let .string(name) = first.kind else { continue }
+            switch f.kind {
+            case .name("LanguageModel"), .attribute(_, "LanguageModel"): return name
+            default: continue
+            }
+        }
+        return nil
+    }
+
     func fail(_ kind: ScriptError.Kind, _ message: String, _ loc: SourceLocation) -> ScriptError {
         ScriptError(kind, message, file: file, line: loc.line, column: loc.column)
     }

@@ -28,7 +28,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "Endpoint to bind for activations (default: a free port on 127.0.0.1).")
     var bind: String = "tcp://127.0.0.1:*"
 
-    @Option(name: .long, help: "A Hugging Face GPT-2 directory (the same model as the coordinator's).")
+    @Option(name: .long, help: "A Hugging Face GPT-2 directory, or a hub name in the local Hugging Face cache (the same model as the coordinator's).")
     var model: String
 
     @Option(name: .long, help: "Worker id (default: host and process id).")
@@ -74,6 +74,8 @@ struct WorkerCommand: ParsableCommand {
         BLASRuntime.threads = threads ?? max(1, ComputePool.usableCores / max(1, share))
         // Before the ZeroMQ context exists: its I/O threads inherit the main thread's CPU.
         if let cpus { try ComputePool.shared.place(on: try Self.parseCPUs(cpus)) }
+        let model: String
+        do { model = try ModelLocator.resolve(self.model) } catch { throw ValidationError("\(error)") }
         var options = WorkerProcess.Options(connect: connect, bind: bind, model: model,
                                             workerId: id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())")
         options.coordinatorTimeoutMs = coordinatorTimeout * 1000

@@ -44,8 +44,16 @@ struct ThreadOptions: ParsableArguments {
 
 /// Flags shared by every command that loads a checkpoint.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A Hugging Face GPT-2 directory (config.json, model.safetensors, vocab.json, merges.txt).")
-    var model: String = "Models/tiny-license-gpt2"
+    @Option(name: .customLong("model"), help: "A Hugging Face GPT-2 directory (config.json, model.safetensors, vocab.json, merges.txt), or a hub name (openai-community/gpt2) in the local Hugging Face cache.")
+    var modelName: String?
+
+    static let builtIn = "Models/tiny-license-gpt2"
+
+    /// The checkpoint directory: --model (a directory or a cached hub name), else the built-in model.
+    func directory() throws -> String { try ModelLocator.resolve(modelName ?? Self.builtIn) }
+
+    /// `--model` resolved, or as given when it does not resolve (the loader then says why).
+    var model: String { (try? directory()) ?? modelName ?? Self.builtIn }
 
     @OptionGroup var threads: ThreadOptions
 }

@@ -17,12 +17,15 @@ struct Run: ParsableCommand {
               output = model.generator.output.save()
           print(model.tokenizer.decode(output[0]))
 
-        What is supported: with model.generate/trace/tracer.invoke, for loops over tracer.iter[...],
-        tracer.all(), lists, ranges, enumerate and zip; if/elif/else; assignment (also into tensors,
-        `x[:] = 0`, `x[:, -1, :] = y`); tracer.next(); .save(); f-strings; list comprehensions;
-        print; model.tokenizer(...), .decode, .encode; tensor .shape, .tolist(), .item().
-        Anything else (while, def, class, lambda, other imports, ...) is an error naming its line
-        and column. Unlike nnsight 0.8.1, code after an unbounded `tracer.iter[:]` loop runs.
+        A script may begin as nnsight's docs do (`from nnsight import LanguageModel`,
+        `model = LanguageModel("openai-community/gpt2", device_map="auto")`): without --model, the
+        name is a directory or a hub name in the local Hugging Face cache (never downloaded).
+        Inside traces values have static shapes (x.shape is a plain value), print and Python on
+        traced values run on the client as the values arrive, `if` on a traced value is a guarded
+        region, and torch's ops (torch.softmax, x.topk(3), ...) are graph ops; def, lambda, while,
+        dicts and the usual builtins work (see the README). Anything else (class, try, other
+        imports, ...) is an error naming its line and column. Unlike nnsight 0.8.1, code after an
+        unbounded `tracer.iter[:]` loop runs.
 
         --workers N starts a coordinator and N worker processes on this machine (127.0.0.1), splits the
         layers across them, runs the script, and stops them; --cluster ADDR sends the traces to a
@@ -58,9 +61,21 @@ struct Run: ParsableCommand {
             throw CLIError(description: "--cluster uses the coordinator's workers: drop --workers / --in-process")
         }
         options.threads.apply()
-        let model = options.model
         guard let source = try? String(contentsOfFile: script, encoding: .utf8) else {
             throw CLIError(description: "cannot read script \(script)")
+        }
+        // --model wins; else the script's `LanguageModel("NAME")` preamble; else the built-in model.
+        let model: String
+        do {
+            if options.modelName != nil {
+                model = try options.directory()
+            } else if let name = ScriptRunner.preambleModelName(in: source) {
+                model = try ModelLocator.resolve(name)
+            } else {
+                model = ModelOptions.builtIn
+            }
+        } catch {
+            throw CLIError(description: "\(error)")
         }
         let stages = workers ?? ComputePool.usableCores
         guard stages >= 1 else { throw CLIError(description: "--workers must be at least 1") }

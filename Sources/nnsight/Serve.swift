@@ -17,7 +17,7 @@ struct Serve: ParsableCommand {
           nnsight serve --model Models/tiny-license-gpt2 --listen tcp://127.0.0.1:5555 --workers 2
         """)
 
-    @Option(name: .long, help: "A Hugging Face GPT-2 directory (the workers must load the same model).")
+    @Option(name: .long, help: "A Hugging Face GPT-2 directory, or a hub name in the local Hugging Face cache (the workers must load the same model).")
     var model: String = "Models/tiny-license-gpt2"
 
     @Option(name: .long, help: "Control endpoint for workers and clients.")
@@ -36,6 +36,8 @@ struct Serve: ParsableCommand {
     var workerTimeout: Int = 3
 
     func run() throws {
+        let model: String
+        do { model = try ModelLocator.resolve(self.model) } catch { throw CLIError(description: "\(error)") }
         var options = ClusterCoordinator.Options(model: model, workers: workers)
         options.listen = listen
         options.results = results

@@ -9,9 +9,10 @@ enum Goldens {
     static let fixtures = repository.appendingPathComponent("Tests/Fixtures").path
 
     /// Runs the `nnsight` executable beside the test bundle, as users and CI call it.
-    static func nnsight(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    static func nnsight(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         let directory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
         let process = Process()
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.executableURL = directory.appendingPathComponent("nnsight")
         process.arguments = arguments
         process.currentDirectoryURL = repository
