@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates Tests/Fixtures/oracle-traced/*.json: what the real nnsight 0.8.1 (transformers 5.2.0,
+# Regenerates Tests/Fixtures/oracle-traced/*.json and oracle-api/*.json: what the real nnsight 0.8.1 (transformers 5.2.0,
 # torch 2.13.0+cpu) prints and saves for the traced-value cases. Cases named v50k_* run on the
 # GPT-2-vocabulary model (tiny-gpt2-vocab50k), the others on tiny-gpt2. Needs the shared oracle
 # harness beside the repository (../shared/oracle/oracle_run.py, or ORACLE_RUN).
@@ -14,7 +14,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import nnsight' 2>/de
 fi
 harness=$(realpath "${ORACLE_RUN:-../shared/oracle/oracle_run.py}")
 fixtures=$PWD/Tests/Fixtures
-for f in "$fixtures"/oracle-traced/*.py; do
+for f in "$fixtures"/oracle-traced/*.py "$fixtures"/oracle-api/*.py; do
   name=$(basename "$f" .py)
   model=$fixtures/models/tiny-gpt2
   case $name in v50k_*) model=$fixtures/models/tiny-gpt2-vocab50k ;; esac

@@ -104,8 +104,9 @@ enum PyObject {
     case tracer(Tracer)
     case stepIndexer(Tracer)
     /// `model.generate(...)`, `model.trace(...)`, `tracer.invoke(...)` before `with` enters them.
-    case generateContext(prompt: String?, maxNewTokens: Int, sampling: SamplingParameters)
-    case traceContext(prompt: String?)
+    /// (no prompt: the body's invokes make the batch; several: one batch, the body sees all rows)
+    case generateContext(prompts: [String], maxNewTokens: Int, sampling: SamplingParameters)
+    case traceContext(prompts: [String])
     case invokeContext(Tracer, prompt: String?)
     /// `torch`, `torch.nn`, `torch.nn.functional`, `nnsight`, `math`, and `torch.Tensor` (for isinstance).
     case namespace(String)

@@ -47,13 +47,20 @@ extension ScriptRunner {
             case (.object(.model), "generate"), (.object(.model), "trace"):
                 try expectKeywords(["max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "seed", "remote", "scan", "validate"], name)
                 guard tracing == 0 else { throw fail(.unsupported, "nested traces are not supported", loc) }
-                var prompt: String?
+                var prompts: [String] = []
                 if let first = args.first {
-                    guard case let .str(s) = first else { throw fail(.type, "the prompt must be a string", loc) }
-                    prompt = s
+                    switch try resolved(first, loc) {
+                    case let .str(s): prompts = [s]
+                    case let .list(l) where !l.items.isEmpty:
+                        prompts = try l.items.map { item in
+                            guard case let .str(s) = try resolved(item, loc) else { throw fail(.type, "a list of prompts holds strings", loc) }
+                            return s
+                        }
+                    default: throw fail(.type, "the prompt must be a string or a list of strings", loc)
+                    }
                 }
-                guard args.count <= 1 else { throw fail(.unsupported, "one prompt per call; use tracer.invoke(...) for a batch", loc) }
-                if name == "trace" { return .object(.traceContext(prompt: prompt)) }
+                guard args.count <= 1 else { throw fail(.unsupported, "one prompt (or one list of prompts) per call; use tracer.invoke(...) for a batch", loc) }
+                if name == "trace" { return .object(.traceContext(prompts: prompts)) }
                 let maxNew = try intArg(kwargs["max_new_tokens"], "max_new_tokens") ?? 20
                 guard maxNew >= 1 else { throw fail(.value, "max_new_tokens must be at least 1", loc) }
                 var sampling = SamplingParameters()
@@ -63,7 +70,7 @@ extension ScriptRunner {
                     sampling.topP = Float(number(kwargs["top_p"] ?? .float(1)) ?? 1)
                     sampling.seed = UInt64(try intArg(kwargs["seed"], "seed") ?? 0)
                 }
-                return .object(.generateContext(prompt: prompt, maxNewTokens: maxNew, sampling: sampling))
+                return .object(.generateContext(prompts: prompts, maxNewTokens: maxNew, sampling: sampling))
             case let (.object(.tracer(t)), "all"):
                 try expectKeywords([], name)
                 return .steps(t.all())

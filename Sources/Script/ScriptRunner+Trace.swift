@@ -7,19 +7,30 @@ extension ScriptRunner {
     // MARK: - with blocks
 
     func enter(_ context: PyValue, as name: Expr?, body: [Stmt], at loc: SourceLocation) throws {
+        if case let .steps(sequence) = context {
+            // nnsight still accepts the block form, with a deprecation warning.
+            FileHandle.standardError.write(Data("\(file):\(loc.line): NNsightDeprecationWarning: The `with tracer.iter[...]:` / `with tracer.all():` block form is deprecated; use `for step in tracer.iter[...]:` instead.\n".utf8))
+            for step in sequence {
+                if let name { try assign(name, .int(step)) }
+                try exec(body)
+            }
+            return
+        }
         guard case let .object(object) = context else {
             throw fail(.type, "'\(context.typeName)' object does not support the context manager protocol", loc)
         }
         switch object {
-        case let .generateContext(prompt, maxNewTokens, sampling):
+        case let .generateContext(prompts, maxNewTokens, sampling):
             try runTrace(at: loc) {
-                try model.generate(prompt, maxNewTokens: maxNewTokens, sampling: sampling) { tracer in
-                    try record(tracer, as: name, body)
+                try model.generate(prompts.count == 1 ? prompts[0] : nil, maxNewTokens: maxNewTokens, sampling: sampling) { tracer in
+                    try record(tracer, as: name, body, batch: prompts.count > 1 ? prompts : [])
                 }
             }
-        case let .traceContext(prompt):
+        case let .traceContext(prompts):
             try runTrace(at: loc) {
-                try model.trace(prompt) { tracer in try record(tracer, as: name, body) }
+                try model.trace(prompts.count == 1 ? prompts[0] : nil) { tracer in
+                    try record(tracer, as: name, body, batch: prompts.count > 1 ? prompts : [])
+                }
             }
         case let .invokeContext(tracer, prompt):
             try tracer.invoke(prompt) { try exec(body) }
@@ -34,9 +45,14 @@ extension ScriptRunner {
         }
     }
 
-    private func record(_ tracer: Tracer, as name: Expr?, _ body: [Stmt]) throws {
+    /// Records the with-block. `batch`: a list of prompts given to generate/trace, one batch row
+    /// each, which the body sees whole.
+    private func record(_ tracer: Tracer, as name: Expr?, _ body: [Stmt], batch: [String]) throws {
         activeTracer = tracer
-        if case let .name(tracerName)? = name?.kind { tracer.plan(prompts: plannedPrompts(body, tracer: tracerName)) }
+        var planned = batch
+        if case let .name(tracerName)? = name?.kind { planned += plannedPrompts(body, tracer: tracerName) }
+        tracer.plan(prompts: planned)
+        for prompt in batch { tracer.invoke(prompt) {} }
         if let name { try assign(name, .object(.tracer(tracer))) }
         try exec(body)
         try checkRecording(SourceLocation(line: tracer.sourceLine, column: tracer.sourceColumn))
