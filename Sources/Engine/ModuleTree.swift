@@ -25,8 +25,13 @@ public enum ModuleTree {
         ModuleSpec("", input: .hidden, output: .hidden, outputTuple: 1),
         ModuleSpec("ln_1", input: .hidden, output: .hidden),
         ModuleSpec("attn", input: .hidden, output: .hidden, outputTuple: 2),
+        ModuleSpec("attn.c_attn", input: .hidden, output: .qkv),
+        ModuleSpec("attn.c_proj", input: .hidden, output: .hidden),
         ModuleSpec("ln_2", input: .hidden, output: .hidden),
         ModuleSpec("mlp", input: .hidden, output: .hidden),
+        ModuleSpec("mlp.c_fc", input: .hidden, output: .inner),
+        ModuleSpec("mlp.act", input: .inner, output: .inner),
+        ModuleSpec("mlp.c_proj", input: .inner, output: .hidden),
     ]
 
     /// The keys of `model.transformer.inputs` the coordinator knows (what transformers passes).
@@ -158,6 +163,10 @@ public enum PortShape: Sendable, Equatable {
     case ids
     /// `[B, T, V]` float32
     case logits
+    /// `[B, T, 3C]` float32: attention's queries, keys and values (`c_attn`)
+    case qkv
+    /// `[B, T, n_inner]` float32: the MLP's hidden layer (`c_fc`, `act`)
+    case inner
     /// `[B, T0 + steps]` int64: the prompt and every generated id
     case generated
 
@@ -166,6 +175,8 @@ public enum PortShape: Sendable, Equatable {
         case .hidden: [batch, tokens, config.nEmbd]
         case .ids, .generated: [batch, tokens]
         case .logits: [batch, tokens, config.vocabSize]
+        case .qkv: [batch, tokens, 3 * config.nEmbd]
+        case .inner: [batch, tokens, config.innerDim]
         }
     }
 
@@ -210,9 +221,16 @@ public struct ModuleID: Hashable, Sendable, CustomStringConvertible {
     public static let transformer = top("transformer")
     public static let generator = top("generator")
     private static let blockSlot = slot(""), ln1Slot = slot("ln_1"), attnSlot = slot("attn"), ln2Slot = slot("ln_2"), mlpSlot = slot("mlp")
+    private static let cAttnSlot = slot("attn.c_attn"), attnProjSlot = slot("attn.c_proj")
+    private static let cFcSlot = slot("mlp.c_fc"), actSlot = slot("mlp.act"), mlpProjSlot = slot("mlp.c_proj")
     public static func block(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: blockSlot) }
     public static func ln1(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: ln1Slot) }
     public static func attn(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: attnSlot) }
     public static func ln2(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: ln2Slot) }
     public static func mlp(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: mlpSlot) }
+    public static func cAttn(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: cAttnSlot) }
+    public static func attnProj(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: attnProjSlot) }
+    public static func cFc(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: cFcSlot) }
+    public static func act(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: actSlot) }
+    public static func mlpProj(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: mlpProjSlot) }
 }

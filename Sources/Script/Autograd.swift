@@ -11,7 +11,10 @@ enum Autograd {
         switch (name, port) {
         case ("wte", .output), ("wpe", .output): return "EmbeddingBackward0"
         case ("ln_1", .output), ("ln_2", .output), ("ln_f", .output), ("attn", .input), ("mlp", .input): return "NativeLayerNormBackward0"
-        case ("attn", .output), ("mlp", .output): return "ViewBackward0"
+        case ("attn", .output), ("mlp", .output), ("attn.c_attn", .output), ("attn.c_proj", .output), ("attn.c_proj", .input),
+             ("mlp.c_fc", .output), ("mlp.act", .input), ("mlp.c_proj", .output): return "ViewBackward0"
+        case ("attn.c_attn", .input), ("mlp.c_fc", .input): return "NativeLayerNormBackward0"
+        case ("mlp.act", .output), ("mlp.c_proj", .input): return "MulBackward0"
         case ("lm_head", .output): return "UnsafeViewBackward0"
         case ("lm_head", .input): return "AliasBackward0"
         case (_, .output) where module.layer >= 0 && name.isEmpty: return "AddBackward0"

@@ -110,9 +110,35 @@ import Testing
 
     @Test func forwardOrderListsEveryPointOnce() {
         let order = HookPoint.forwardOrder(layers: 2)
-        #expect(order.count == 4 + 2 * 10 + 4)
+        #expect(order.count == 4 + 2 * 20 + 4)
         #expect(Set(order).count == order.count)
         #expect(order.first == HookPoint(.wte, .input) && order.last == HookPoint(.lmHead, .output))
         #expect(order.firstIndex(of: HookPoint(.mlp(0), .output))! < order.firstIndex(of: HookPoint(.block(0), .output))!)
+    }
+
+    /// The forward pass fires every hook point of the module tree, in the tree's order, with
+    /// the shapes the tree declares (c_attn [B, T, 3C], c_fc and act [B, T, n_inner]).
+    @Test func theEngineFiresTheTreesPointsInOrder() throws {
+        final class Recorder: HookHandler {
+            var points: [HookPoint] = []
+            var shapes: [HookPoint: [Int]] = [:]
+            func wants(_ point: HookPoint) -> Bool { true }
+            func visit(_ point: HookPoint, _ value: HookValue) throws {
+                points.append(point)
+                switch value {
+                case let .floats(_, shape), let .ids(_, shape): shapes[point] = shape
+                }
+            }
+        }
+        let pipeline = try Fixtures.loadPipeline()
+        let recorder = Recorder()
+        _ = try pipeline.forward(StepInput(tokens: [748, 638, 1727]), states: pipeline.makeStates(batch: 1, capacity: 3), hooks: recorder)
+        let layers = pipeline.config.nLayer
+        // Within the layers the order is exact (the embeddings fire both inputs first).
+        #expect(recorder.points.filter { $0.module.layer >= 0 } == HookPoint.forwardOrder(layers: layers).filter { $0.module.layer >= 0 })
+        #expect(Set(recorder.points) == Set(HookPoint.forwardOrder(layers: layers)))
+        #expect(recorder.shapes[HookPoint(.cAttn(0), .output)] == [1, 3, 3 * pipeline.config.nEmbd])
+        #expect(recorder.shapes[HookPoint(.act(1), .output)] == [1, 3, pipeline.config.innerDim])
+        #expect(recorder.shapes[HookPoint(.mlpProj(2), .output)] == [1, 3, pipeline.config.nEmbd])
     }
 }
