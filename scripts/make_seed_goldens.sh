@@ -6,11 +6,7 @@
 # Needs the project's shared/oracle/oracle_run.py harness beside the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${ORACLE_VENV:-/tmp/nnsight-oracle-venv}
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import nnsight' 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "torch==2.13.0+cpu" "transformers==5.2.0" "nnsight==0.8.1"
-fi
+source scripts/oracle-venv.sh
 harness=${ORACLE_RUN:-../shared/oracle/oracle_run.py}
 for f in Examples/seed/0[1-4]*.py scripts/seed-oracle/*.py; do
   name=$(basename "$f" .py)

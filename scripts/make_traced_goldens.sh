@@ -7,11 +7,7 @@
 #   mk_model.py ../shared/gpt2-tokenizer OUT 3 32 4 64 7 0.2
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${ORACLE_VENV:-/tmp/nnsight-oracle-venv}
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import nnsight' 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "torch==2.13.0" "transformers==5.2.0" "nnsight==0.8.1"
-fi
+source scripts/oracle-venv.sh
 harness=$(realpath "${ORACLE_RUN:-../shared/oracle/oracle_run.py}")
 fixtures=$PWD/Tests/Fixtures
 for f in "$fixtures"/oracle-traced/*.py "$fixtures"/oracle-api/*.py; do

@@ -224,7 +224,7 @@ struct GraphCompiler {
             }
             switch node.kind {
             case let .constant(t):
-                c.types[node.id] = .tensor(TensorType(shape: t.shape, dtype: t.dtype))
+                c.types[node.id] = .tensor(t.type)
             case let .read(read):
                 c.types[node.id] = StaticTypes.read(read, step: node.step, rows: rows, promptLength: promptLength, config: config)
             case let .op(name, inputs, attributes):

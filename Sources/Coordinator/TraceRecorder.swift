@@ -70,7 +70,7 @@ final class TraceRecorder {
     private func inferType(_ node: GraphNode) {
         switch node.kind {
         case let .constant(t):
-            types[node.id] = .tensor(TensorType(shape: t.shape, dtype: t.dtype))
+            types[node.id] = .tensor(t.type)
         case let .read(read):
             let rows = node.invoke >= 0 ? 1 : max(invokes.count, plannedLengths.count, 1)
             types[node.id] = StaticTypes.read(read, step: node.step, rows: rows, promptLength: promptLength, config: config)

@@ -4,10 +4,10 @@ extension TraceValue {
     /// The static type (shape and dtype), known while the trace is recorded; nil for values whose
     /// shape only exists afterwards (`model.generator.output`, whose length depends on eos).
     public var type: ValueType? {
-        if let literal { return .tensor(TensorType(shape: literal.shape, dtype: literal.dtype)) }
+        if let literal { return .tensor(literal.type) }
         guard let r = recorder else { return nil }
         if r !== TraceRecorder.active, case let .success(value)? = saved?.result {
-            return .tensor(TensorType(shape: value.shape, dtype: value.dtype))
+            return .tensor(value.type)
         }
         return r.staticType(nodeId)
     }

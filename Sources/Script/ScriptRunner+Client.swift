@@ -11,7 +11,6 @@ struct ClientAction {
     let needs: [TraceValue]
     /// The guard of the branch it sits in: it runs only if the branch ran.
     let condition: TraceValue?
-    let location: SourceLocation
     let run: () throws -> Void
 }
 
@@ -99,7 +98,7 @@ extension ScriptRunner {
         if let condition { wanted.append(condition) }
         if wanted.isEmpty && pending.isEmpty { return try printNow() }
         observe(wanted)
-        pending.append(ClientAction(needs: wanted, condition: condition, location: loc, run: printNow))
+        pending.append(ClientAction(needs: wanted, condition: condition, run: printNow))
     }
 
     /// Runs the queued actions whose values have arrived, in order. At the end of the trace,

@@ -12,12 +12,12 @@ extension ScriptRunner {
         switch v {
         case let .saved(saved, proxy):
             if tracing > 0 && !resolving { return .proxy(proxy) }
-            do { return .tensor(try saved.value, grad: gradEnabledName(proxy.gradFn)) } catch {
+            do { return .tensor(try saved.value, grad: proxy.gradFn) } catch {
                 if resolving { throw ClientWait() }
                 throw fail(.runtime, error.description, loc)
             }
         case let .proxy(p) where resolving:
-            return try arrived(p, grad: gradEnabledName(p.gradFn))
+            return try arrived(p, grad: p.gradFn)
         case let .deferred(d) where resolving || tracing == 0:
             // A client value is computed with its traced values resolved, whoever asks.
             let wasResolving = resolving
@@ -28,8 +28,6 @@ extension ScriptRunner {
             return v
         }
     }
-
-    func gradEnabledName(_ name: String?) -> String? { name }
 
     func truth(_ v: PyValue, _ loc: SourceLocation) throws -> Bool {
         switch try resolved(v, loc) {

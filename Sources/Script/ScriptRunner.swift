@@ -390,7 +390,11 @@ public final class ScriptRunner {
     func unary(_ op: String, _ v: PyValue, _ loc: SourceLocation) throws -> PyValue {
         if let lifted = try lift([v], loc, graph: { [self] in
             guard let g = graphForm(v) else { return nil }
-            return op == "-" ? TraceValue.applyIfTyped("neg", [g]) : op == "not" ? activeTracer?.negation(activeTracer!.truth(g)!) : g
+            switch op {
+            case "-": return TraceValue.applyIfTyped("neg", [g])
+            case "not": return activeTracer.flatMap { t in t.truth(g).flatMap(t.negation) }
+            default: return g
+            }
         }, { [self] in try unary(op, v, loc) }) { return lifted }
         switch op {
         case "not":

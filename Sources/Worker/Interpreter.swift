@@ -34,6 +34,9 @@ public final class Interpreter: HookHandler {
     private let invokeRows: [Int: Int]
     /// Nodes this stage runs (a value missing from elsewhere was skipped upstream).
     private let local: Set<UInt32>
+    /// Per node: whether it has a guard or an input from another stage (only those can skip
+    /// without a skipped input here), so the common node checks nothing.
+    private let mayBeForeign: [Bool]
     /// Nodes a guard skipped, and the nodes that needed them.
     private var skipped: Set<UInt32> = []
     public private(set) var step = 0
@@ -54,7 +57,9 @@ public final class Interpreter: HookHandler {
         let order = Dictionary(uniqueKeysWithValues: ModuleTree.hookOrder(layers: layers).enumerated().map { ($1, $0) })
         var byId: [UInt32: Int] = [:]
         var runnable: [(key: (Int, Int, UInt32), index: Int)] = []
-        local = Set(nodes.map(\.id))
+        let ids = Set(nodes.map(\.id))
+        local = ids
+        mayBeForeign = nodes.map { node in node.condition != nil || node.kind.inputs.contains { !ids.contains($0) } }
         for (i, node) in nodes.enumerated() {
             func invalid(_ message: String) -> TraceError { TraceError(.invalidGraph, message).at(node) }
             guard byId[node.id] == nil else { throw invalid("node id \(node.id) is used twice") }
@@ -129,7 +134,7 @@ public final class Interpreter: HookHandler {
         for index in indices {
             let node = nodes[index]
             do throws(OpError) {
-                try run(node, at: point, live: live, created: &created)
+                try run(node, index: index, at: point, live: live, created: &created)
             } catch {
                 throw error.trace(.runtime, at: node, step: step, module: point.description)
             }
@@ -163,7 +168,8 @@ public final class Interpreter: HookHandler {
     }
 
     /// Whether a guard (or a skipped input) says this node does not run.
-    private func skips(_ node: GraphNode) throws(OpError) -> Bool {
+    private func skips(_ node: GraphNode, index: Int) throws(OpError) -> Bool {
+        guard mayBeForeign[index] || !skipped.isEmpty else { return false }
         for input in node.dependencies where skipped.contains(input) || (values[input] == nil && constants[input] == nil && !local.contains(input)) {
             _ = input
             return true
@@ -174,8 +180,8 @@ public final class Interpreter: HookHandler {
         return !c.bools[0]
     }
 
-    private func run(_ node: GraphNode, at point: HookPoint, live: HookValue, created: inout [UInt32]) throws(OpError) {
-        if try skips(node) {
+    private func run(_ node: GraphNode, index: Int, at point: HookPoint, live: HookValue, created: inout [UInt32]) throws(OpError) {
+        if try skips(node, index: index) {
             skipped.insert(node.id)
             switch node.kind {
             case let .save(_, id): try send(id, nil, append: false)

@@ -69,7 +69,7 @@ import Testing
         // FUZZ_SEED and FUZZ_COUNT explore further by hand; CI runs the default.
         let environment = ProcessInfo.processInfo.environment
         var random = Random(state: UInt64(environment["FUZZ_SEED"] ?? "") ?? 12)
-        var ran = 0, failed = 0
+        var ran = 0
         let count = Int(environment["FUZZ_COUNT"] ?? "") ?? 2000
         for i in 0..<count {
             let source = Self.mutate(seeds[i % seeds.count], &random)
@@ -79,16 +79,10 @@ import Testing
             let runner = ScriptRunner(model: model, file: "fuzz.py")
             runner.maxWhileIterations = 2_000
             runner.statementBudget = 20_000
-            let outcome = runner.run(source: source)
-            if let error = outcome.error {
-                failed += 1
-                #expect(!error.description.isEmpty)
-            } else {
-                ran += 1
-            }
+            // The assertion is the loop finishing: a trap or a hang fails the test run.
+            if runner.run(source: source).error == nil { ran += 1 }
         }
         if environment["FUZZ_ONLY"] != nil || environment["FUZZ_FROM"] != nil { return }
-        #expect(ran + failed == count)
         #expect(ran > count / 20, "mutants should often still run (\(ran) of \(count) did)")
     }
 }

@@ -12,39 +12,26 @@ extension Kernels {
         return (try a.expanded(to: shape), try b.expanded(to: shape), shape)
     }
 
-    /// The dtype both operands are compared or combined in (torch's `result_type`).
-    static func resultType(_ a: Tensor, _ b: Tensor) -> DType {
-        let (x, y) = (TensorType(shape: a.shape, dtype: a.dtype), TensorType(shape: b.shape, dtype: b.dtype))
-        if a.dtype == .bool && b.dtype == .bool { return .bool }
-        return promote(x, y, .add)
+    /// The dtype both operands are compared or combined in (torch's `result_type`): bools stay
+    /// bools, otherwise the arithmetic promotion.
+    public static func resultType(_ a: TensorType, _ b: TensorType) -> DType {
+        a.dtype == .bool && b.dtype == .bool ? .bool : promote(a, b, .add)
     }
 
     public static func compare(_ op: Compare, _ a: Tensor, _ b: Tensor) throws(OpError) -> Tensor {
         let (x, y, shape) = try broadcastPair(a, b)
-        var out: [Bool]
-        if resultType(a, b) == .float32 {
-            let (u, v) = (x.floats, y.floats)
-            out = [Bool](repeating: false, count: u.count)
+        func apply<T: Comparable>(_ u: [T], _ v: [T]) -> [Bool] {
             switch op {
-            case .eq: for i in out.indices { out[i] = u[i] == v[i] }
-            case .ne: for i in out.indices { out[i] = u[i] != v[i] }
-            case .lt: for i in out.indices { out[i] = u[i] < v[i] }
-            case .le: for i in out.indices { out[i] = u[i] <= v[i] }
-            case .gt: for i in out.indices { out[i] = u[i] > v[i] }
-            case .ge: for i in out.indices { out[i] = u[i] >= v[i] }
-            }
-        } else {
-            let (u, v) = (x.int64s, y.int64s)
-            out = [Bool](repeating: false, count: u.count)
-            switch op {
-            case .eq: for i in out.indices { out[i] = u[i] == v[i] }
-            case .ne: for i in out.indices { out[i] = u[i] != v[i] }
-            case .lt: for i in out.indices { out[i] = u[i] < v[i] }
-            case .le: for i in out.indices { out[i] = u[i] <= v[i] }
-            case .gt: for i in out.indices { out[i] = u[i] > v[i] }
-            case .ge: for i in out.indices { out[i] = u[i] >= v[i] }
+            case .eq: zip(u, v).map(==)
+            case .ne: zip(u, v).map(!=)
+            case .lt: zip(u, v).map(<)
+            case .le: zip(u, v).map(<=)
+            case .gt: zip(u, v).map(>)
+            case .ge: zip(u, v).map(>=)
             }
         }
+        let out = resultType(a.type, b.type) == .float32
+            ? apply(x.floats, y.floats) : apply(x.int64s, y.int64s)
         return Tensor(shape: shape, bools: out)
     }
 
@@ -82,7 +69,7 @@ extension Kernels {
     }
 
     public static func pow(_ a: Tensor, _ b: Tensor) throws(OpError) -> Tensor {
-        let dtype = promote(TensorType(shape: a.shape, dtype: a.dtype), TensorType(shape: b.shape, dtype: b.dtype), .mul)
+        let dtype = promote(a.type, b.type, .mul)
         let (x, y, shape) = try broadcastPair(a, b)
         if dtype == .float32 {
             let (u, v) = (x.floats, y.floats)
@@ -153,7 +140,7 @@ extension Kernels {
     public static func select(_ condition: Tensor, _ a: Tensor, _ b: Tensor) throws(OpError) -> Tensor {
         let shape = try broadcastShape(condition.shape, try broadcastShape(a.shape, b.shape))
         let c = try condition.expanded(to: shape).bools
-        let dtype = resultType(a, b)
+        let dtype = resultType(a.type, b.type)
         let x = try a.expanded(to: shape), y = try b.expanded(to: shape)
         switch dtype {
         case .float32:

@@ -46,7 +46,7 @@ public enum Kernels {
     // MARK: - elementwise
 
     public static func binary(_ op: Binary, _ a: Tensor, _ b: Tensor) throws(OpError) -> Tensor {
-        let type = try binaryType(TensorType(shape: a.shape, dtype: a.dtype), TensorType(shape: b.shape, dtype: b.dtype), op)
+        let type = try binaryType(a.type, b.type, op)
         let x = try a.expanded(to: type.shape), y = try b.expanded(to: type.shape)
         switch type.dtype {
         case .float32:
@@ -169,11 +169,6 @@ public enum Kernels {
             }
             return reduction == .max ? Tensor(shape: shape, floats: values) : Tensor(shape: shape, ints: indices)
         }
-    }
-
-    /// `max(dim)`: (values, indices), as torch returns them.
-    public static func maxWithIndices(_ x: Tensor, dim: Int, keepdim: Bool) throws(OpError) -> (Tensor, Tensor) {
-        (try reduce(x, .max, dim: dim, keepdim: keepdim), try reduce(x, .argmax, dim: dim, keepdim: keepdim))
     }
 
     /// Softmax along `dim` in float32, max-subtracted.

@@ -30,8 +30,7 @@ extension OpRegistry {
                    type: { t, _ throws(OpError) in
                        let (c, x, y) = (try tensor(t[0]), try tensor(t[1]), try tensor(t[2]))
                        let shape = try Kernels.broadcastShape(c.shape, try Kernels.broadcastShape(x.shape, y.shape))
-                       let dtype = x.dtype == .bool && y.dtype == .bool ? DType.bool : Kernels.promote(x, y, .add)
-                       return .tensor(TensorType(shape: shape, dtype: dtype))
+                       return .tensor(TensorType(shape: shape, dtype: Kernels.resultType(x, y)))
                    },
                    kernel: { v, _ throws(OpError) in .tensor(try Kernels.select(try tensor(v[0]), try tensor(v[1]), try tensor(v[2]))) }),
             OpSpec("to", arity: 1...1, attributes: [AttributeSpec("dtype", .string, required: true)],
@@ -56,7 +55,8 @@ extension OpRegistry {
                        .tensor(TensorType(shape: try arange(a).shape, dtype: try dtype(a)))
                    },
                    kernel: { _, a throws(OpError) in .tensor(try arange(a)) }),
-            reductionTuple("min", .min, .argmin),
+            reductionTuple("min", values: { x, dim, keepdim throws(OpError) in try Kernels.laneStat(x, .min, dim: dim, keepdim: keepdim) },
+                           indices: { x, dim, keepdim throws(OpError) in try Kernels.laneStat(x, .argmin, dim: dim, keepdim: keepdim) }),
             OpSpec("log_softmax", arity: 1...1, attributes: [AttributeSpec("dim", .int, required: true)],
                    type: { t, a throws(OpError) in
                        let x = try tensor(t[0])
@@ -236,8 +236,10 @@ extension OpRegistry {
                })
     }
 
-    /// `min(dim)` like `max(dim)`: (values, indices) with a dim, the smallest value without one.
-    static func reductionTuple(_ name: String, _ value: Kernels.LaneStat, _ index: Kernels.LaneStat) -> OpSpec {
+    typealias Reduce = @Sendable (Tensor, Int?, Bool) throws(OpError) -> Tensor
+
+    /// `max`/`min`: along a dim (values, indices), as torch returns them; without one, the value.
+    static func reductionTuple(_ name: String, values: @escaping Reduce, indices: @escaping Reduce) -> OpSpec {
         OpSpec(name, arity: 1...1, attributes: [AttributeSpec("dim", .int), AttributeSpec("keepdim", .bool)], outputs: 2,
                type: { t, a throws(OpError) in
                    let x = try tensor(t[0])
@@ -247,9 +249,9 @@ extension OpRegistry {
                },
                kernel: { v, a throws(OpError) in
                    let x = try tensor(v[0])
-                   let values = try Kernels.laneStat(x, value, dim: a.int("dim"), keepdim: a.bool("keepdim"))
-                   guard a.int("dim") != nil else { return .tensor(values) }
-                   return .tuple([values, try Kernels.laneStat(x, index, dim: a.int("dim"), keepdim: a.bool("keepdim"))])
+                   let v = try values(x, a.int("dim"), a.bool("keepdim"))
+                   guard a.int("dim") != nil else { return .tensor(v) }
+                   return .tuple([v, try indices(x, a.int("dim"), a.bool("keepdim"))])
                })
     }
 

@@ -72,19 +72,8 @@ public enum OpRegistry {
         OpSpec("clone", arity: 1...1, type: { t, _ throws(OpError) in .tensor(try tensor(t[0])) },
                kernel: { v, _ throws(OpError) in .tensor(try tensor(v[0]).contiguous()) }),
         reduction("sum", .sum), reduction("mean", .mean), reduction("argmax", .argmax),
-        OpSpec("max", arity: 1...1, attributes: [AttributeSpec("dim", .int), AttributeSpec("keepdim", .bool)], outputs: 2,
-               type: { t, a throws(OpError) in
-                   let x = try tensor(t[0])
-                   let shape = try Kernels.reducedShape(x.shape, dim: a.int("dim"), keepdim: a.bool("keepdim"))
-                   guard a.int("dim") != nil else { return .tensor(TensorType(shape: shape, dtype: x.dtype)) }
-                   return .tuple([TensorType(shape: shape, dtype: x.dtype), TensorType(shape: shape, dtype: .int64)])
-               },
-               kernel: { v, a throws(OpError) in
-                   let x = try tensor(v[0])
-                   guard let dim = a.int("dim") else { return .tensor(try Kernels.reduce(x, .max, dim: nil, keepdim: a.bool("keepdim"))) }
-                   let (values, indices) = try Kernels.maxWithIndices(x, dim: dim, keepdim: a.bool("keepdim"))
-                   return .tuple([values, indices])
-               }),
+        reductionTuple("max", values: { x, dim, keepdim throws(OpError) in try Kernels.reduce(x, .max, dim: dim, keepdim: keepdim) },
+                       indices: { x, dim, keepdim throws(OpError) in try Kernels.reduce(x, .argmax, dim: dim, keepdim: keepdim) }),
         OpSpec("softmax", arity: 1...1, attributes: [AttributeSpec("dim", .int, required: true)],
                type: { t, a throws(OpError) in
                    let x = try tensor(t[0])

@@ -6,7 +6,7 @@ public enum Value: Sendable {
 
     public var type: ValueType {
         switch self {
-        case let .tensor(t): .tensor(TensorType(shape: t.shape, dtype: t.dtype))
+        case let .tensor(t): .tensor(t.type)
         case let .tuple(items): .tuple(items.map { $0.map { TensorType(shape: $0.shape, dtype: $0.dtype) } })
         }
     }
@@ -23,6 +23,11 @@ public struct TensorType: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(dtype)\(shape)" }
+}
+
+extension Tensor {
+    /// Its static type: shape and dtype.
+    public var type: TensorType { TensorType(shape: shape, dtype: dtype) }
 }
 
 /// The static type of a graph value.
