@@ -12,14 +12,57 @@ public class ModuleEnvoy {
         self.layers = layers
     }
 
-    /// The module's output (a tuple for blocks and attention: use `output[0]`).
-    public var output: TraceValue { read(.output) }
-    /// The module's first positional input.
-    public var input: TraceValue { read(.input) }
+    /// The module's output (a tuple for blocks and attention: use `output[0]`). Assigning
+    /// replaces it (for a tuple output, its item 0): `model.transformer.h[0].mlp.output = x * 2`.
+    public var output: TraceValue {
+        get { read(.output) }
+        set { replace(.output, with: newValue) }
+    }
+    /// The module's first positional input; assigning replaces what the module receives (only
+    /// it: `ln_1.input = x` leaves the residual stream it shares with the block untouched).
+    public var input: TraceValue {
+        get { read(.input) }
+        set { replace(.input, with: newValue) }
+    }
 
     func read(_ port: ModuleRead.Port, key: String = "") -> TraceValue {
         guard let recorder = TraceRecorder.active else { return TraceValue(recorder: nil, node: 0, isTuple: false) }
         return recorder.read(ModuleRead(module, port, key: key))
+    }
+
+    private func replace(_ port: ModuleRead.Port, with value: TraceValue) {
+        guard let r = TraceRecorder.active, let source = r.item0(of: value) else { return }
+        let target = r.read(ModuleRead(module, port))
+        guard let t = r.item0(of: target) else { return }
+        r.add(.replace(target: t, value: source))
+    }
+
+    /// Runs the module on a value, on the stage holding its weights (the logit lens:
+    /// `model.lmHead(model.transformer.lnF(h))`). Blocks and attention are not callable.
+    public func callAsFunction(_ x: TraceValue) -> TraceValue {
+        guard let r = TraceRecorder.active else { return x }
+        guard let input = r.item0(of: x) else { return TraceValue(recorder: r, node: 0, isTuple: false) }
+        return TraceValue(recorder: r, node: r.add(.call(module: module, input: input)), isTuple: false)
+    }
+
+    /// A parameter (`"weight"`, `"bias"`) as a read-only value.
+    public func parameter(_ name: String) -> TraceValue {
+        guard let r = TraceRecorder.active else { return TraceValue(recorder: nil, node: 0, isTuple: false) }
+        guard ModuleTree.parameterNames(of: module).contains(name) else {
+            r.problem("\(module) has no parameter '\(name)'" + (ModuleTree.parameterNames(of: module).isEmpty ? "" : " (it has \(ModuleTree.parameterNames(of: module).joined(separator: ", ")))"))
+            return TraceValue(recorder: r, node: 0, isTuple: false)
+        }
+        return TraceValue(recorder: r, node: r.add(.parameter(module: module, name: name)), isTuple: false)
+    }
+
+    public var weight: TraceValue { parameter("weight") }
+    public var bias: TraceValue { parameter("bias") }
+
+    /// The module does not run at this step; `value` is its output (item 0 of a tuple output):
+    /// `model.transformer.h[1].skip(model.transformer.h[0].output)`. Blocks, `attn` and `mlp`.
+    public func skip(_ value: TraceValue) {
+        guard let r = TraceRecorder.active, let v = r.item0(of: value) else { return }
+        r.add(.skip(module: module, value: v))
     }
 
     /// The names of its submodules, as nnsight's attributes (`["ln_1", "attn", "ln_2", "mlp"]`).

@@ -43,6 +43,11 @@ struct GraphCompiler {
 
         func node(_ id: UInt32) -> GraphNode { graph.nodes[index[id]!] }
 
+        func describeParameter(_ id: UInt32) -> String {
+            guard case let .parameter(module, name) = node(id).kind else { return "node \(id)" }
+            return "model.\(module).\(name)"
+        }
+
         func describe(_ id: UInt32) -> String {
             guard let p = hook[id], let pos = position[id] else { return "node \(id)" }
             return "\(p) at step \(pos.step)"
@@ -108,7 +113,20 @@ struct GraphCompiler {
                 if graph.limits.maxTensorBytes > 0, tensor.count * 8 > graph.limits.maxTensorBytes {
                     throw invalid("a constant of shape \(tensor.shape) is over the limit of \(graph.limits.maxTensorBytes) bytes")
                 }
-            case .set, .save, .append:
+            case let .call(module, _), let .skip(module, _):
+                guard ModuleTree.id(path: ModuleTree.path(module), layers: config.nLayer) == module else { throw invalid("unknown module '\(module)'") }
+                if case .skip = node.kind {
+                    guard let layer = module.layerIndex, [ModuleID.block(layer), .attn(layer), .mlp(layer)].contains(module) else {
+                        throw invalid("\(module).skip(): only a block (transformer.h[i]), its attn or its mlp can be skipped")
+                    }
+                    guard node.invoke < 0 || graph.invokes.count == 1 else {
+                        throw invalid("\(module).skip() inside one invoke of a batch of \(graph.invokes.count): a skipped module does not run for any row; skip outside the invokes")
+                    }
+                }
+            case let .parameter(module, name):
+                guard ModuleTree.id(path: ModuleTree.path(module), layers: config.nLayer) == module else { throw invalid("unknown module '\(module)'") }
+                guard ModuleTree.parameterNames(of: module).contains(name) else { throw invalid("\(module) has no parameter '\(name)'") }
+            case .set, .replace, .save, .append:
                 break
             }
             c.index[node.id] = i
@@ -129,12 +147,22 @@ struct GraphCompiler {
             case let .read(read):
                 guard node.condition == nil else { throw invalid("node \(node.id): a module read cannot be guarded (reads have no effect; guard what uses them)") }
                 c.placement[node.id] = read.hookPoint == nil ? .client : .worker
-            case let .set(target, _, value):
+            case let .set(target, _, value), let .replace(target, value):
+                if case .parameter? = c.index[target].map({ c.graph.nodes[$0].kind }) {
+                    throw invalid("\(c.describeParameter(target)) is a parameter of the model: read-only (edit activations, not weights)")
+                }
                 guard let read = liveTarget(c, target), c.placement[read] == .worker else {
                     throw invalid("node \(node.id): only a module's output or input (or its [0]) can be assigned to")
                 }
                 guard c.placement[value] != .client, node.condition.map({ c.placement[$0] != .client }) ?? true else {
                     throw invalid("node \(node.id): model.generator.output and transformer.inputs exist only on the coordinator and cannot be written into the model")
+                }
+                c.placement[node.id] = .worker
+            case .parameter:
+                c.placement[node.id] = .worker
+            case let .call(module, input), let .skip(module, input):
+                guard c.placement[input] != .client, node.condition.map({ c.placement[$0] != .client }) ?? true else {
+                    throw invalid("node \(node.id): \(module) runs on a worker, and model.generator.output and transformer.inputs exist only on the coordinator")
                 }
                 c.placement[node.id] = .worker
             case let .op(name, inputs, attributes) where inputs.allSatisfy({ c.placement[$0] == .constant }):
@@ -180,7 +208,40 @@ struct GraphCompiler {
                 guard let point = read.hookPoint, let index = order[point] else { throw TraceError(.invalidGraph, "unknown module '\(read.module)'").at(node) }
                 c.hook[node.id] = point
                 c.position[node.id] = Position(step: node.step, order: index)
-            case let .set(target, _, value):
+            case let .parameter(module, _):
+                // A parameter exists all along on its stage; its module's input hook is where.
+                let point = HookPoint(module, .input)
+                c.hook[node.id] = point
+                c.position[node.id] = Position(step: node.step, order: order[point]!)
+            case let .call(module, input):
+                // On the stage holding the weights: at the module's own input hook, or later
+                // where the argument exists (on that same stage).
+                let point = HookPoint(module, .input)
+                let own = Position(step: node.step, order: order[point]!)
+                let latest = node.dependencies.filter { c.placement[$0] == .worker }.max { c.position[$0]! < c.position[$1]! }
+                if let latest, let at = c.position[latest], at > own {
+                    guard stage(of: c.hook[latest]!) == stage(of: point) else {
+                        throw TraceError(.invalidGraph, "\(module)(...) runs on the stage holding its weights (stage \(stage(of: point))), but its argument comes from \(c.describe(latest)) on stage \(stage(of: c.hook[latest]!)), which runs after it in the step; on a single worker this works").at(node)
+                    }
+                    c.position[node.id] = at
+                    c.hook[node.id] = c.hook[latest]
+                } else {
+                    _ = input
+                    c.position[node.id] = own
+                    c.hook[node.id] = point
+                }
+            case let .skip(module, value):
+                let point = HookPoint(module, .input)
+                let target = Position(step: node.step, order: order[point]!)
+                for dependency in node.dependencies {
+                    if let at = c.position[dependency], at > target {
+                        throw TraceError(.invalidGraph, "\(c.describe(dependency)) is used before it can exist: \(module).skip() needs it before \(module) runs at step \(node.step)").at(node)
+                    }
+                }
+                _ = value
+                c.position[node.id] = target
+                c.hook[node.id] = point
+            case let .set(target, _, value), let .replace(target, value):
                 // Edits run at their target's hook; the value must exist by then.
                 let read = liveTarget(c, target)!
                 let targetPosition = c.position[read]!
@@ -234,6 +295,18 @@ struct GraphCompiler {
             case let .set(target, index, value):
                 guard case let .tensor(t)? = c.types[target], case let .tensor(v)? = c.types[value] else { continue }
                 do throws(OpError) { try StaticTypes.checkAssignment(target: t.shape, index: index, value: v.shape) } catch { throw fail(error) }
+            case let .replace(target, value):
+                guard case let .tensor(t)? = c.types[target], case let .tensor(v)? = c.types[value] else { continue }
+                do throws(OpError) { try StaticTypes.checkAssignment(target: t.shape, index: [], value: v.shape) } catch { throw fail(error) }
+            case let .call(module, input):
+                guard let type = c.types[input] else { continue }
+                do throws(OpError) { c.types[node.id] = try StaticTypes.call(module, type, config: config) } catch { throw fail(error) }
+            case let .parameter(module, name):
+                c.types[node.id] = StaticTypes.parameter(module, name, config: config)
+            case let .skip(module, value):
+                guard let type = c.types[value] else { continue }
+                let output = StaticTypes.read(ModuleRead(module, .output), step: node.step, rows: batch, promptLength: promptLength, config: config)
+                do throws(OpError) { try StaticTypes.checkSkip(module, output: output, value: type) } catch { throw fail(error) }
             case let .save(input, _), let .append(input, _):
                 if case .tuple? = c.types[input] { throw fail(OpError("node \(input) is a tuple; index it first (e.g. output[0])")) }
             }

@@ -30,4 +30,32 @@ enum StaticTypes {
             throw OpError("shape mismatch: value tensor of shape \(value) cannot be broadcast to indexing result of shape \(region)")
         }
     }
+
+    /// The type of `module(x)`, or why it cannot be called on `x`.
+    static func call(_ module: ModuleID, _ input: ValueType, config: GPT2Config) throws(OpError) -> ValueType {
+        guard case let .tensor(t) = input else { throw OpError("\(module)(...) takes a tensor, not a tuple; index it first (e.g. output[0])") }
+        switch ModuleTree.callShape(module, input: t.shape, integer: t.dtype != .float32, config: config) {
+        case let .success(shape): return .tensor(TensorType(shape: shape, dtype: .float32))
+        case let .failure(error): throw OpError(error.description)
+        }
+    }
+
+    static func parameter(_ module: ModuleID, _ name: String, config: GPT2Config) -> ValueType? {
+        ModuleTree.parameters(of: module, config: config).first { $0.name == name }.map { .tensor(TensorType(shape: $0.shape, dtype: .float32)) }
+    }
+
+    /// Whether `value` can stand in for `module`'s output (item 0 of a tuple output).
+    static func checkSkip(_ module: ModuleID, output: ValueType?, value: ValueType) throws(OpError) {
+        guard case let .tensor(v) = value else { throw OpError("\(module).skip() takes a tensor (for a tuple output, its item 0)") }
+        let expected: TensorType?
+        switch output {
+        case let .tensor(t)?: expected = t
+        case let .tuple(items)?: expected = items.first ?? nil
+        case nil: expected = nil
+        }
+        guard let expected else { return }
+        guard (try? Kernels.broadcastShape(v.shape, expected.shape)) == expected.shape else {
+            throw OpError("\(module).skip(): a value of shape \(v.shape) cannot stand in for its output of shape \(expected.shape)")
+        }
+    }
 }

@@ -79,8 +79,22 @@ final class TraceRecorder {
             guard known.count == inputs.count, let spec = OpRegistry.spec(name) else { return }
             do throws(OpError) { types[node.id] = try spec.type(known, attributes) } catch { problem(origin(inputs) + error.description) }
         case let .set(target, index, value):
+            if case .parameter? = nodes.last(where: { $0.id == target })?.kind { problem("a parameter of the model is read-only (edit activations, not weights)") }
             guard case let .tensor(t)? = types[target], case let .tensor(v)? = types[value] else { return }
             do throws(OpError) { try StaticTypes.checkAssignment(target: t.shape, index: index, value: v.shape) } catch { problem(origin([target]) + error.description) }
+        case let .replace(target, value):
+            guard case let .tensor(t)? = types[target], case let .tensor(v)? = types[value] else { return }
+            do throws(OpError) { try StaticTypes.checkAssignment(target: t.shape, index: [], value: v.shape) } catch { problem(origin([target]) + error.description) }
+        case let .call(module, input):
+            guard let type = types[input] else { return }
+            do throws(OpError) { types[node.id] = try StaticTypes.call(module, type, config: config) } catch { problem(origin([input]) + error.description) }
+        case let .parameter(module, name):
+            types[node.id] = StaticTypes.parameter(module, name, config: config)
+        case let .skip(module, value):
+            guard let type = types[value] else { return }
+            let rows = node.invoke >= 0 ? 1 : max(invokes.count, plannedLengths.count, 1)
+            let output = StaticTypes.read(ModuleRead(module, .output), step: node.step, rows: rows, promptLength: promptLength, config: config)
+            do throws(OpError) { try StaticTypes.checkSkip(module, output: output, value: type) } catch { problem(error.description) }
         case .save, .append:
             break
         }
@@ -109,7 +123,16 @@ final class TraceRecorder {
     }
 
     func read(_ read: ModuleRead) -> TraceValue {
-        TraceValue(recorder: self, node: add(.read(read)), isTuple: read.port == .output && ModuleTree.spec(read.module).outputTuple != nil)
+        if let message = read.problem { problem(message) }
+        return TraceValue(recorder: self, node: add(.read(read)), isTuple: read.port == .output && ModuleTree.spec(read.module).outputTuple != nil)
+    }
+
+    /// The node of a value as a tensor: item 0 of a tuple output (`h[0].output` stands for its
+    /// hidden states where a tensor is expected, as Hugging Face's tuples are used).
+    func item0(of value: TraceValue) -> UInt32? {
+        guard let node = value.node(in: self) else { return nil }
+        guard value.isTuple || { if case .tuple? = types[node] { return true }; return false }() else { return node }
+        return add(.op(name: "tuple_item", inputs: [node], attributes: Attributes(["item": .int(0)])))
     }
 
     func op(_ name: String, _ inputs: [UInt32], _ attributes: Attributes = Attributes()) -> TraceValue {

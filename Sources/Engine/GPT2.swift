@@ -131,6 +131,9 @@ public final class GPT2: @unchecked Sendable {
         try fire(.wte, .output, x, (B, T, C), hooks)
         try fire(.wpe, .output, pos, (B, T, C), hooks)
         Ops.add(x, pos, count: B * T * C)
+        // Dropout is the identity at inference: its input and output are the same tensor.
+        try fire(.drop, .input, x, (B, T, C), hooks)
+        try fire(.drop, .output, x, (B, T, C), hooks)
     }
 
     private func block(_ l: Int, x: UnsafeMutablePointer<Float>, B: Int, T: Int, ws: Workspace,
@@ -138,47 +141,88 @@ public final class GPT2: @unchecked Sendable {
         let C = config.nEmbd, I = config.innerDim, N = B * T
         let w = weights.blocks[l - layers.lowerBound]
         let shape = (B, T, C)
-        try fire(.block(l), .input, x, shape, hooks)
+        if try fireSkipping(.block(l), x, shape, hooks) {
+            // The handler wrote the block's output into x; the layer stores no keys this step.
+            cache.skip(layer: l - layers.lowerBound, count: T)
+            return try fire(.block(l), .output, x, shape, hooks)
+        }
 
         // x + attn(ln_1(x))
-        try fire(.ln1(l), .input, x, shape, hooks)
         let ln = ws.ln.reserve(N * C)
-        Ops.layerNorm(ln, x, w.ln1W, w.ln1B, rows: N, channels: C, eps: config.layerNormEpsilon)
+        let ln1In = try fireLayerNormInput(.ln1(l), x, shape, ws, hooks)
+        Ops.layerNorm(ln, ln1In, w.ln1W, w.ln1B, rows: N, channels: C, eps: config.layerNormEpsilon)
         try fire(.ln1(l), .output, ln, shape, hooks)
-        try fire(.attn(l), .input, ln, shape, hooks)
-        try fire(.cAttn(l), .input, ln, shape, hooks)
-        let qkv = ws.qkv.reserve(N * 3 * C)
-        Ops.matmul(qkv, ln, w.qkvW, w.qkvB, m: N, k: C, n: 3 * C, scratch: ws.partials)
-        try fire(.cAttn(l), .output, qkv, (B, T, 3 * C), hooks)
-        let y = ws.attnY.reserve(N * C)
-        attention(y, qkv: qkv, layer: l - layers.lowerBound, B: B, T: T, ws: ws, cache: cache)
-        try fire(.attnProj(l), .input, y, shape, hooks)
         let attnOut = ws.attnOut.reserve(N * C)
-        Ops.matmul(attnOut, y, w.attnProjW, w.attnProjB, m: N, k: C, n: C, scratch: ws.partials)
-        try fire(.attnProj(l), .output, attnOut, shape, hooks)
+        if try fireSkipping(.attn(l), ln, shape, hooks) {
+            cache.skip(layer: l - layers.lowerBound, count: T)
+        } else {
+            try fire(.cAttn(l), .input, ln, shape, hooks)
+            let qkv = ws.qkv.reserve(N * 3 * C)
+            Ops.matmul(qkv, ln, w.qkvW, w.qkvB, m: N, k: C, n: 3 * C, scratch: ws.partials)
+            try fire(.cAttn(l), .output, qkv, (B, T, 3 * C), hooks)
+            let y = ws.attnY.reserve(N * C)
+            attention(y, qkv: qkv, layer: l - layers.lowerBound, B: B, T: T, ws: ws, cache: cache)
+            try fire(.attnProj(l), .input, y, shape, hooks)
+            Ops.matmul(attnOut, y, w.attnProjW, w.attnProjB, m: N, k: C, n: C, scratch: ws.partials)
+            try fire(.attnProj(l), .output, attnOut, shape, hooks)
+            try fire(.residDropout(l), .input, attnOut, shape, hooks)
+            try fire(.residDropout(l), .output, attnOut, shape, hooks)
+        }
         try fire(.attn(l), .output, attnOut, shape, hooks)
         Ops.add(x, attnOut, count: N * C)
 
         // x + mlp(ln_2(x))
-        try fire(.ln2(l), .input, x, shape, hooks)
-        Ops.layerNorm(ln, x, w.ln2W, w.ln2B, rows: N, channels: C, eps: config.layerNormEpsilon)
+        let ln2In = try fireLayerNormInput(.ln2(l), x, shape, ws, hooks)
+        Ops.layerNorm(ln, ln2In, w.ln2W, w.ln2B, rows: N, channels: C, eps: config.layerNormEpsilon)
         try fire(.ln2(l), .output, ln, shape, hooks)
-        try fire(.mlp(l), .input, ln, shape, hooks)
-        try fire(.cFc(l), .input, ln, shape, hooks)
-        let fc = ws.fc.reserve(N * I)
-        Ops.matmul(fc, ln, w.fcW, w.fcB, m: N, k: C, n: I, scratch: ws.partials)
-        // c_fc's output is act's input (one tensor in PyTorch too); gelu runs in place.
-        try fire(.cFc(l), .output, fc, (B, T, I), hooks)
-        try fire(.act(l), .input, fc, (B, T, I), hooks)
-        Vectorized.gelu(fc, count: N * I)
-        try fire(.act(l), .output, fc, (B, T, I), hooks)
-        try fire(.mlpProj(l), .input, fc, (B, T, I), hooks)
         let mlpOut = ws.mlpOut.reserve(N * C)
-        Ops.matmul(mlpOut, fc, w.fcProjW, w.fcProjB, m: N, k: I, n: C, scratch: ws.partials)
-        try fire(.mlpProj(l), .output, mlpOut, shape, hooks)
+        if try !fireSkipping(.mlp(l), ln, shape, hooks) {
+            try fire(.cFc(l), .input, ln, shape, hooks)
+            let fc = ws.fc.reserve(N * I)
+            Ops.matmul(fc, ln, w.fcW, w.fcB, m: N, k: C, n: I, scratch: ws.partials)
+            // c_fc's output is act's input (one tensor in PyTorch too); gelu runs in place.
+            try fire(.cFc(l), .output, fc, (B, T, I), hooks)
+            try fire(.act(l), .input, fc, (B, T, I), hooks)
+            Vectorized.gelu(fc, count: N * I)
+            try fire(.act(l), .output, fc, (B, T, I), hooks)
+            try fire(.mlpProj(l), .input, fc, (B, T, I), hooks)
+            Ops.matmul(mlpOut, fc, w.fcProjW, w.fcProjB, m: N, k: I, n: C, scratch: ws.partials)
+            try fire(.mlpProj(l), .output, mlpOut, shape, hooks)
+            try fire(.mlpDropout(l), .input, mlpOut, shape, hooks)
+            try fire(.mlpDropout(l), .output, mlpOut, shape, hooks)
+        }
         try fire(.mlp(l), .output, mlpOut, shape, hooks)
         Ops.add(x, mlpOut, count: N * C)
         try fire(.block(l), .output, x, shape, hooks)
+    }
+
+    /// Fires a module's input hook; true when the handler then skips the module (its output
+    /// hook fills the output buffer instead).
+    @inline(__always)
+    private func fireSkipping(_ module: ModuleID, _ pointer: UnsafeMutablePointer<Float>, _ dims: (Int, Int, Int),
+                              _ hooks: (any HookHandler)?) throws -> Bool {
+        guard let hooks, hooks.wants(HookPoint(module, .input)) else { return false }
+        try fire(module, .input, pointer, dims, hooks)
+        return hooks.skips(module)
+    }
+
+    /// Fires a layernorm's input hook on the residual stream, or on a copy when the handler
+    /// replaces the value (then only the layernorm sees the replacement). The layernorm reads
+    /// what this returns.
+    @inline(__always)
+    private func fireLayerNormInput(_ module: ModuleID, _ x: UnsafeMutablePointer<Float>, _ dims: (Int, Int, Int), _ ws: Workspace,
+                                    _ hooks: (any HookHandler)?) throws -> UnsafePointer<Float> {
+        let point = HookPoint(module, .input)
+        guard let hooks, hooks.wants(point) else { return UnsafePointer(x) }
+        guard hooks.replaces(point) else {
+            try fire(module, .input, x, dims, hooks)
+            return UnsafePointer(x)
+        }
+        let count = dims.0 * dims.1 * dims.2
+        let own = ws.lnIn.reserve(count)
+        own.update(from: x, count: count)
+        try fire(module, .input, own, dims, hooks)
+        return UnsafePointer(own)
     }
 
     /// Causal self-attention with the KV cache: stores this step's keys and values, then
@@ -191,10 +235,11 @@ public final class GPT2: @unchecked Sendable {
         let L0 = cache.length, L = L0 + T
         let scale = 1 / Float(HD).squareRoot()
         let scoresByThread = ws.scores.reserve(Ops.pool.threads * T * L)  // (threads, T, L)
+        let mask = cache.mask(layer: l)
         Ops.pool.parallel(parts: B * NH) { pair, thread in
             let scores = scoresByThread + thread * T * L
             let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
-            let maskRow = cache.mask + b * cache.capacity
+            let maskRow = mask + b * cache.capacity
             let keys = cache.keys(layer: l, batch: b, head: h)      // (L, HD)
             let values = cache.values(layer: l, batch: b, head: h)  // (L, HD)
             for t in 0..<T {

@@ -18,6 +18,10 @@ public struct GPT2Config: Codable, Sendable, Equatable {
     public var activationFunction: String
     public var bosTokenId: Int?
     public var eosTokenId: Int?
+    /// Dropout probabilities (inactive at inference; shown when the model is printed).
+    public var embdPdrop: Double = 0.1
+    public var attnPdrop: Double = 0.1
+    public var residPdrop: Double = 0.1
 
     enum CodingKeys: String, CodingKey {
         case modelType = "model_type"
@@ -31,6 +35,9 @@ public struct GPT2Config: Codable, Sendable, Equatable {
         case activationFunction = "activation_function"
         case bosTokenId = "bos_token_id"
         case eosTokenId = "eos_token_id"
+        case embdPdrop = "embd_pdrop"
+        case attnPdrop = "attn_pdrop"
+        case residPdrop = "resid_pdrop"
     }
 
     public init(nLayer: Int, nEmbd: Int, nHead: Int, nPositions: Int, vocabSize: Int,
@@ -61,6 +68,9 @@ public struct GPT2Config: Codable, Sendable, Equatable {
         activationFunction = try c.decodeIfPresent(String.self, forKey: .activationFunction) ?? "gelu_new"
         bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId)
         eosTokenId = try c.decodeIfPresent(Int.self, forKey: .eosTokenId)
+        embdPdrop = try c.decodeIfPresent(Double.self, forKey: .embdPdrop) ?? 0.1
+        attnPdrop = try c.decodeIfPresent(Double.self, forKey: .attnPdrop) ?? 0.1
+        residPdrop = try c.decodeIfPresent(Double.self, forKey: .residPdrop) ?? 0.1
     }
 
     /// GPT-2 small's shape (openai-community/gpt2), used by the benchmark.

@@ -47,4 +47,17 @@ public enum HookValue {
 public protocol HookHandler: AnyObject {
     func wants(_ point: HookPoint) -> Bool
     func visit(_ point: HookPoint, _ value: HookValue) throws
+    /// Asked after a module's input hook ran (only when that hook was wanted): whether the module
+    /// does not run this step (nnsight's `skip`). Its output hook then receives a buffer to fill
+    /// with the module's output. For blocks, `attn` and `mlp`.
+    func skips(_ module: ModuleID) -> Bool
+    /// Asked before a wanted hook: whether the handler replaces the value rather than editing it
+    /// (`ln_1.input = x`), so the module gets a buffer of its own and the tensor it shares with
+    /// others (the residual stream under `ln_1` and `ln_2`) is untouched.
+    func replaces(_ point: HookPoint) -> Bool
+}
+
+extension HookHandler {
+    public func skips(_ module: ModuleID) -> Bool { false }
+    public func replaces(_ point: HookPoint) -> Bool { false }
 }

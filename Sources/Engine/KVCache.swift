@@ -13,6 +13,9 @@ public final class KVCache {
     private let values: UnsafeMutablePointer<Float>
     /// (B, capacity): 1 where the position holds a real token.
     let mask: UnsafeMutablePointer<UInt8>
+    /// Per stage-local layer, its own mask once a step skipped the layer (nnsight's `skip`): a
+    /// skipped layer stores no keys, so its later steps do not attend to those positions.
+    private var layerMasks: [UnsafeMutablePointer<UInt8>?]
 
     public init(config: GPT2Config, layers: Int, batch: Int, capacity: Int? = nil) {
         self.batch = batch
@@ -25,12 +28,31 @@ public final class KVCache {
         values = .allocate(capacity: max(size, 1))
         mask = .allocate(capacity: max(batch * self.capacity, 1))
         mask.initialize(repeating: 0, count: max(batch * self.capacity, 1))
+        layerMasks = [UnsafeMutablePointer<UInt8>?](repeating: nil, count: layers)
     }
 
     deinit {
         keys.deallocate()
         values.deallocate()
         mask.deallocate()
+        for m in layerMasks { m?.deallocate() }
+    }
+
+    /// The mask attention in stage-local layer `l` uses: `(B, capacity)`.
+    func mask(layer l: Int) -> UnsafeMutablePointer<UInt8> { layerMasks[l] ?? mask }
+
+    /// Stage-local layer `l` does not run this step: its keys for the step's `count` positions
+    /// stay unwritten and hidden from its later steps.
+    func skip(layer l: Int, count: Int) {
+        let own: UnsafeMutablePointer<UInt8>
+        if let existing = layerMasks[l] {
+            own = existing
+        } else {
+            own = .allocate(capacity: max(batch * capacity, 1))
+            own.initialize(from: mask, count: max(batch * capacity, 1))
+            layerMasks[l] = own
+        }
+        for b in 0..<batch { (own + b * capacity + length).update(repeating: 0, count: count) }
     }
 
     /// Bytes held by keys and values.
@@ -43,6 +65,9 @@ public final class KVCache {
         }
         for b in 0..<batch {
             for t in 0..<count { mask[b * capacity + length + t] = newMask[b * count + t] }
+        }
+        for case let own? in layerMasks {
+            for b in 0..<batch { (own + b * capacity + length).update(from: mask + b * capacity + length, count: count) }
         }
     }
 
@@ -62,5 +87,7 @@ public final class KVCache {
     public func reset() {
         length = 0
         mask.update(repeating: 0, count: batch * capacity)
+        for m in layerMasks { m?.deallocate() }
+        layerMasks = layerMasks.map { _ in nil }
     }
 }

@@ -11,27 +11,36 @@
 public enum ModuleTree {
     /// Modules outside the layers, in forward order; `transformer.h` stands for the layers.
     public static let top: [ModuleSpec] = [
-        ModuleSpec("transformer", input: .ids, output: .hidden, source: .modelInputs),
-        ModuleSpec("transformer.wte", input: .ids, output: .hidden),
-        ModuleSpec("transformer.wpe", input: .ids, output: .hidden),
-        ModuleSpec("transformer.h", source: .layerList),
-        ModuleSpec("transformer.ln_f", input: .hidden, output: .hidden),
-        ModuleSpec("lm_head", input: .hidden, output: .logits),
-        ModuleSpec("generator", output: .generated, source: .generator),
+        ModuleSpec("transformer", .model, input: .ids, output: .hidden, source: .modelInputs),
+        ModuleSpec("transformer.wte", .embedding, input: .ids, output: .hidden),
+        ModuleSpec("transformer.wpe", .embedding, input: .ids, output: .hidden),
+        ModuleSpec("transformer.drop", .dropout(.embedding), input: .hidden, output: .hidden),
+        ModuleSpec("transformer.h", .layerList, source: .layerList),
+        ModuleSpec("transformer.ln_f", .layerNorm, input: .hidden, output: .hidden),
+        ModuleSpec("lm_head", .linear, input: .hidden, output: .logits),
+        ModuleSpec("generator", .generator, output: .generated, source: .generator),
+        ModuleSpec("generator.streamer", .streamer, source: .notCalled),
     ]
 
     /// The modules of every layer `transformer.h.<i>`, in forward order; "" is the block itself.
+    /// `definedAt` orders children as their class defines them (how torch prints them) where
+    /// that differs from the order they run in.
     public static let perLayer: [ModuleSpec] = [
-        ModuleSpec("", input: .hidden, output: .hidden, outputTuple: 1),
-        ModuleSpec("ln_1", input: .hidden, output: .hidden),
-        ModuleSpec("attn", input: .hidden, output: .hidden, outputTuple: 2),
-        ModuleSpec("attn.c_attn", input: .hidden, output: .qkv),
-        ModuleSpec("attn.c_proj", input: .hidden, output: .hidden),
-        ModuleSpec("ln_2", input: .hidden, output: .hidden),
-        ModuleSpec("mlp", input: .hidden, output: .hidden),
-        ModuleSpec("mlp.c_fc", input: .hidden, output: .inner),
-        ModuleSpec("mlp.act", input: .inner, output: .inner),
-        ModuleSpec("mlp.c_proj", input: .inner, output: .hidden),
+        ModuleSpec("", .block, input: .hidden, output: .hidden, outputTuple: 1),
+        ModuleSpec("ln_1", .layerNorm, input: .hidden, output: .hidden),
+        ModuleSpec("attn", .attention, input: .hidden, output: .hidden, outputTuple: 2),
+        ModuleSpec("attn.c_attn", .conv1D, input: .hidden, output: .qkv),
+        // Hugging Face's sdpa attention (the default) passes the dropout probability to the kernel
+        // and never calls this module: nnsight reports a read of it as out of order.
+        ModuleSpec("attn.attn_dropout", .dropout(.attention), source: .notCalled, definedAt: 3),
+        ModuleSpec("attn.c_proj", .conv1D, input: .hidden, output: .hidden, definedAt: 2),
+        ModuleSpec("attn.resid_dropout", .dropout(.residual), input: .hidden, output: .hidden),
+        ModuleSpec("ln_2", .layerNorm, input: .hidden, output: .hidden),
+        ModuleSpec("mlp", .mlp, input: .hidden, output: .hidden),
+        ModuleSpec("mlp.c_fc", .conv1D, input: .hidden, output: .inner),
+        ModuleSpec("mlp.act", .gelu, input: .inner, output: .inner, definedAt: 2),
+        ModuleSpec("mlp.c_proj", .conv1D, input: .inner, output: .hidden, definedAt: 1),
+        ModuleSpec("mlp.dropout", .dropout(.residual), input: .hidden, output: .hidden),
     ]
 
     /// The keys of `model.transformer.inputs` the coordinator knows (what transformers passes).
@@ -67,11 +76,15 @@ public enum ModuleTree {
     public static func children(of parent: ModuleID?, layers: Int) -> [(name: String, id: ModuleID)] {
         if let parent, parent.layer >= 0 {
             let base = perLayer[Int(parent.index)].name
-            return perLayer.indices.compactMap { i in
+            let found = perLayer.indices.compactMap { i -> (name: String, id: ModuleID)? in
                 let name = perLayer[i].name
                 guard let child = directChild(name, of: base) else { return nil }
                 return (child, ModuleID(layer: parent.layer, index: Int32(i)))
             }
+            // As the module's class defines them (torch's printing and attribute order).
+            return found.enumerated().sorted { a, b in
+                (perLayer[Int(a.element.id.index)].definedAt ?? a.offset, a.offset) < (perLayer[Int(b.element.id.index)].definedAt ?? b.offset, b.offset)
+            }.map(\.element)
         }
         if parent?.index == layerListIndex {
             return (0..<layers).map { ("\($0)", ModuleID(layer: Int32($0), index: 0)) }
@@ -123,24 +136,37 @@ public enum ModuleTree {
     }
 }
 
-/// One module of the tree: its path, the values at its ports and where they come from.
+/// One module of the tree: its path, its class, the values at its ports and where they come from.
 public struct ModuleSpec: Sendable {
     /// The path below its level: "transformer.wte" at the top, "attn" within a layer.
     public let name: String
+    public let kind: ModuleKind
     public let input: PortShape?
     public let output: PortShape?
     /// The output is a tuple of this many items in Hugging Face (`(hidden,)`, `(attn_output, None)`):
     /// item 0 has the `output` shape, the others are None.
     public let outputTuple: Int?
     public let source: ModuleSource
+    /// Its position among its siblings as its parent's class defines them, when that is not
+    /// the order they run in (`mlp.c_proj` is defined before `mlp.act`).
+    public let definedAt: Int?
 
-    init(_ name: String, input: PortShape? = nil, output: PortShape? = nil, outputTuple: Int? = nil, source: ModuleSource = .hook) {
+    init(_ name: String, _ kind: ModuleKind, input: PortShape? = nil, output: PortShape? = nil, outputTuple: Int? = nil,
+         source: ModuleSource = .hook, definedAt: Int? = nil) {
         self.name = name
+        self.kind = kind
         self.input = input
         self.output = output
         self.outputTuple = outputTuple
         self.source = source
+        self.definedAt = definedAt
     }
+}
+
+/// The PyTorch class of a module (what printing shows, and what calling it ad hoc computes).
+public enum ModuleKind: Sendable, Equatable {
+    public enum Dropout: Sendable { case embedding, attention, residual }
+    case model, embedding, dropout(Dropout), layerList, layerNorm, linear, conv1D, gelu, block, attention, mlp, generator, streamer
 }
 
 /// Where a module's values come from.
@@ -153,6 +179,8 @@ public enum ModuleSource: Sendable, Equatable {
     case modelInputs
     /// `transformer.h`: the list of layers.
     case layerList
+    /// A module the forward pass never calls (`attn.attn_dropout` under sdpa attention).
+    case notCalled
 }
 
 /// The static shape of a port's value for a batch of `batch` rows and `tokens` new positions.
@@ -216,6 +244,7 @@ public struct ModuleID: Hashable, Sendable, CustomStringConvertible {
     // The fire points of the forward pass, looked up once.
     public static let wte = top("transformer.wte")
     public static let wpe = top("transformer.wpe")
+    public static let drop = top("transformer.drop")
     public static let lnF = top("transformer.ln_f")
     public static let lmHead = top("lm_head")
     public static let transformer = top("transformer")
@@ -223,6 +252,7 @@ public struct ModuleID: Hashable, Sendable, CustomStringConvertible {
     private static let blockSlot = slot(""), ln1Slot = slot("ln_1"), attnSlot = slot("attn"), ln2Slot = slot("ln_2"), mlpSlot = slot("mlp")
     private static let cAttnSlot = slot("attn.c_attn"), attnProjSlot = slot("attn.c_proj")
     private static let cFcSlot = slot("mlp.c_fc"), actSlot = slot("mlp.act"), mlpProjSlot = slot("mlp.c_proj")
+    private static let residDropSlot = slot("attn.resid_dropout"), mlpDropSlot = slot("mlp.dropout")
     public static func block(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: blockSlot) }
     public static func ln1(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: ln1Slot) }
     public static func attn(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: attnSlot) }
@@ -233,4 +263,6 @@ public struct ModuleID: Hashable, Sendable, CustomStringConvertible {
     public static func cFc(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: cFcSlot) }
     public static func act(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: actSlot) }
     public static func mlpProj(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: mlpProjSlot) }
+    public static func residDropout(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: residDropSlot) }
+    public static func mlpDropout(_ l: Int) -> ModuleID { ModuleID(layer: Int32(l), index: mlpDropSlot) }
 }

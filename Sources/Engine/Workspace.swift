@@ -27,6 +27,7 @@ final class Workspace {
     let x = ScratchBuffer()        // (B,T,C) residual stream
     let embed = ScratchBuffer()    // (B,T,C) position embeddings
     let ln = ScratchBuffer()       // (B,T,C) layernorm output
+    let lnIn = ScratchBuffer()     // (B,T,C) a layernorm's input of its own, when a hook replaces it
     let qkv = ScratchBuffer()      // (B,T,3C)
     let attnY = ScratchBuffer()    // (B,T,C) attention heads, concatenated
     let attnOut = ScratchBuffer()  // (B,T,C) after c_proj

@@ -54,6 +54,10 @@ extension GraphNode {
         func invalid(_ message: String) -> TraceError {
             TraceError(.invalidGraph, message, node: node.id, line: line > 0 ? line : nil, column: column > 0 ? column : nil)
         }
+        func module(_ path: String) throws(TraceError) -> ModuleID {
+            guard let id = ModuleTree.id(path: path, layers: layers) else { throw invalid("unknown module '\(path)'") }
+            return id
+        }
         let kind: NodeKind
         switch node.kind {
         case let .read(read)?: kind = .read(try ModuleRead.resolve(read, layers: layers).get(orThrow: invalid))
@@ -67,7 +71,21 @@ extension GraphNode {
             guard let spec = OpRegistry.spec(op.name) else { throw invalid("unknown op '\(op.name)'") }
             do throws(OpError) { try spec.validate(inputs: op.inputs.count, attributes: attributes) } catch { throw invalid(error.description) }
             kind = .op(name: op.name, inputs: op.inputs, attributes: attributes)
-        case let .set(setter)?: kind = .set(target: setter.target, index: setter.index.map(IndexItem.init(wire:)), value: setter.value)
+        case let .set(setter)?:
+            if setter.replace {
+                guard setter.index.isEmpty else { throw invalid("a replacing setter has no index") }
+                kind = .replace(target: setter.target, value: setter.value)
+            } else {
+                kind = .set(target: setter.target, index: setter.index.map(IndexItem.init(wire:)), value: setter.value)
+            }
+        case let .call(call)?: kind = .call(module: try module(call.path), input: call.input)
+        case let .parameter(parameter)?:
+            let module = try module(parameter.path)
+            guard ModuleTree.parameterNames(of: module).contains(parameter.name) else {
+                throw invalid("\(module) has no parameter '\(parameter.name)'")
+            }
+            kind = .parameter(module: module, name: parameter.name)
+        case let .skip(skip)?: kind = .skip(module: try module(skip.path), value: skip.value)
         case let .save(save)?: kind = .save(node: save.node, saveID: save.saveID)
         case let .append(append)?: kind = .append(node: append.node, listID: append.listID)
         case let .constant(constant)?:
@@ -104,6 +122,11 @@ extension GraphNode {
                 }
             case let .set(target, index, value):
                 n.set = .with { $0.target = target; $0.index = index.map(\.wire); $0.value = value }
+            case let .replace(target, value):
+                n.set = .with { $0.target = target; $0.value = value; $0.replace = true }
+            case let .call(module, input): n.call = .with { $0.path = ModuleTree.path(module); $0.input = input }
+            case let .parameter(module, name): n.parameter = .with { $0.path = ModuleTree.path(module); $0.name = name }
+            case let .skip(module, value): n.skip = .with { $0.path = ModuleTree.path(module); $0.value = value }
             case let .save(node, saveID): n.save = .with { $0.node = node; $0.saveID = saveID }
             case let .append(node, listID): n.append = .with { $0.node = node; $0.listID = listID }
             case let .constant(tensor): n.constant = .with { $0.value = tensor.wire }

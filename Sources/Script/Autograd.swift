@@ -6,9 +6,14 @@ import Graph
 /// and bool results, constants, anything under `torch.no_grad()`) have none.
 enum Autograd {
     /// The grad_fn of a module's output or input, as transformers 5.2.0's GPT-2 produces it.
+    /// A leaf that requires grad (a parameter): `requires_grad=True`, no `grad_fn`.
+    static let leaf = ""
+
     static func module(_ module: ModuleID, port: ModuleRead.Port) -> String? {
         let name = ModuleTree.spec(module).name
         switch (name, port) {
+        case ("transformer.drop", _): return "AddBackward0"
+        case ("attn.resid_dropout", _), ("mlp.dropout", _): return "ViewBackward0"
         case ("wte", .output), ("wpe", .output): return "EmbeddingBackward0"
         case ("ln_1", .output), ("ln_2", .output), ("ln_f", .output), ("attn", .input), ("mlp", .input): return "NativeLayerNormBackward0"
         case ("attn", .output), ("mlp", .output), ("attn.c_attn", .output), ("attn.c_proj", .output), ("attn.c_proj", .input),

@@ -112,6 +112,14 @@ enum PyObject {
     case namespace(String)
     /// `torch.no_grad()`, `torch.inference_mode()`: a context that turns autograd names off.
     case noGrad
+
+    /// A module of the model's tree (callable, skippable).
+    var isModule: Bool {
+        switch self {
+        case .module, .block: true
+        default: false
+        }
+    }
 }
 
 /// A value of the script interpreter.

@@ -27,6 +27,8 @@ extension ScriptRunner {
             let ids = model.tokenizer.encode(text)
             return .dict(PyDict([(.str("input_ids"), .list(PyList(ids.map { .int($0) }))),
                                  (.str("attention_mask"), .list(PyList(ids.map { _ in .int(1) })))]))
+        case let .object(object) where envoy(object) != nil && object.isModule:
+            return try callModule(envoy(object)!, args, kwargs, loc)
         case let .builtin(name):
             if !resolving, tracing > 0, needsClient(name, args + kwargs.values.map { $0 }) {
                 return deferred(args + kwargs.values.map { $0 }) { [unowned self] in try builtin(name, args, kwargs, loc) }
@@ -71,6 +73,8 @@ extension ScriptRunner {
                     sampling.seed = UInt64(try intArg(kwargs["seed"], "seed") ?? 0)
                 }
                 return .object(.generateContext(prompts: prompts, maxNewTokens: maxNew, sampling: sampling))
+            case let (.object(object), "skip") where object.isModule:
+                return try skipModule(envoy(object)!, args, kwargs, loc)
             case let (.object(.tracer(t)), "all"):
                 try expectKeywords([], name)
                 return .steps(t.all())

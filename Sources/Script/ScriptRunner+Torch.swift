@@ -221,6 +221,8 @@ extension ScriptRunner {
         case (.transformer, _) where model.transformer.child(name) != nil: return .object(.module(model.transformer.child(name)!))
         case let (.block(b), _) where b.child(name) != nil: return .object(.module(b.child(name)!))
         case let (.module(m), _) where m.child(name) != nil: return .object(.module(m.child(name)!))
+        case (.block, "skip"), (.module, "skip"): return .method(base, "skip")
+        case let (.module(m), _) where ModuleTree.parameterNames(of: m.module).contains(name): return try parameter(m, name, loc)
         case let (.block(b), "output"): try requireTrace(name, loc); return moduleRead(b.output, b.module, .output)
         case let (.block(b), "input"): try requireTrace(name, loc); return moduleRead(b.input, b.module, .input)
         case let (.module(m), "output"): try requireTrace(name, loc); return moduleRead(m.output, m.module, .output)
@@ -274,7 +276,7 @@ extension ScriptRunner {
         case "device": return .str("cpu")
         case "is_cuda": return .bool(false)
         case "requires_grad": return .bool(p.gradFn != nil)
-        case "grad_fn": return p.gradFn.map { PyValue.str("<\($0)>") } ?? PyValue.none
+        case "grad_fn": return p.gradFn.flatMap { $0 == Autograd.leaf ? nil : PyValue.str("<\($0)>") } ?? PyValue.none
         case "data": return base
         default: return .method(base, name)
         }
@@ -291,7 +293,7 @@ extension ScriptRunner {
         case "device": return .str("cpu")
         case "is_cuda": return .bool(false)
         case "requires_grad": return .bool(grad != nil)
-        case "grad_fn": return grad.map { PyValue.str("<\($0)>") } ?? PyValue.none
+        case "grad_fn": return grad.flatMap { $0 == Autograd.leaf ? nil : PyValue.str("<\($0)>") } ?? PyValue.none
         case "data": return .tensor(t)
         default: return .method(base, name)
         }

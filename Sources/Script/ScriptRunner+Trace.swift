@@ -22,6 +22,10 @@ extension ScriptRunner {
         switch object {
         case let .generateContext(prompts, maxNewTokens, sampling):
             try runTrace(at: loc) {
+                // transformers' generate() runs under torch.no_grad(): its values carry no grad_fn.
+                let previous = gradEnabled
+                gradEnabled = false
+                defer { gradEnabled = previous }
                 try model.generate(prompts.count == 1 ? prompts[0] : nil, maxNewTokens: maxNewTokens, sampling: sampling) { tracer in
                     try record(tracer, as: name, body, batch: prompts.count > 1 ? prompts : [])
                 }

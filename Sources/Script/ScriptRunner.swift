@@ -292,8 +292,11 @@ public final class ScriptRunner {
             default:
                 throw fail(.type, "'\(container.typeName)' object does not support item assignment", target.location)
             }
-        case .attribute:
-            throw fail(.unsupported, "assigning to attributes is not supported (assign into module outputs with [...] = ...)", target.location)
+        case let .attribute(base, name):
+            guard case let .object(object) = try eval(base) else {
+                throw fail(.unsupported, "assigning to attributes is not supported (assign a module's .output or .input, or into it with [...] = ...)", target.location)
+            }
+            try assignModuleAttribute(object, name, value, target.location)
         default:
             throw fail(.syntax, "cannot assign to this expression", target.location)
         }

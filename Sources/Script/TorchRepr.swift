@@ -86,7 +86,7 @@ enum TorchRepr {
             body = tensorString(data, shape: t.shape, strides: Tensor.contiguousStrides(t.shape), offset: 0, indent: indent,
                                 summarize: summarize, formatter: formatter, dtype: t.dtype)
         }
-        if let grad { suffixes.append("grad_fn=<\(grad)>") }
+        if let grad { suffixes.append(grad == Autograd.leaf ? "requires_grad=True" : "grad_fn=<\(grad)>") }
         return addSuffixes(prefix + body, suffixes, indent: indent)
     }
 

@@ -40,13 +40,20 @@ public final class Interpreter: HookHandler {
     /// Nodes a guard skipped, and the nodes that needed them.
     private var skipped: Set<UInt32> = []
     public private(set) var step = 0
+    /// The stage's model: weights for module calls and parameter reads (nil in tests of pure graphs).
+    private let model: GPT2?
+    /// Per step, the hook points where a node replaces the value (the Engine hands a buffer of its own).
+    private var replacing: [Int: Set<HookPoint>] = [:]
+    /// Modules skipped this step, with the output their output hook receives.
+    private var pendingSkips: [ModuleID: Tensor] = [:]
 
     /// - Parameters:
     ///   - layers: the model's layer count (the forward order the nodes run in).
     ///   - owns: whether a hook point fires on this stage (a node placed elsewhere would never
     ///     run, and its saves never arrive: refused up front).
-    public init(fragment: TraceGraph, layers: Int, owns: (HookPoint) -> Bool, emit: @escaping Emit) throws(TraceError) {
+    public init(fragment: TraceGraph, layers: Int, owns: (HookPoint) -> Bool, model: GPT2? = nil, emit: @escaping Emit) throws(TraceError) {
         self.emit = emit
+        self.model = model
         exports = Array(Set(fragment.exports)).sorted()
         exportSet = Set(exports)
         var rows: [Int: Int] = [:]
@@ -79,6 +86,12 @@ public final class Interpreter: HookHandler {
                     throw invalid("node \(node.id): only a module's output or input (or its [0]) read at the same hook can be assigned to")
                 }
             }
+            if case .replace = node.kind { replacing[node.step, default: []].insert(point) }
+            if case let .skip(module, _) = node.kind {
+                guard point == HookPoint(module, .input), [ModuleID.block(Int(module.layer)), .attn(Int(module.layer)), .mlp(Int(module.layer))].contains(module) else {
+                    throw invalid("node \(node.id): only a block, attn or mlp can be skipped, at its input hook")
+                }
+            }
             runnable.append(((node.step, position, node.id), i))
             table[node.step, default: [:]][point, default: []].append(i)
         }
@@ -102,6 +115,7 @@ public final class Interpreter: HookHandler {
     public func beginStep(_ step: Int, imports: [UInt32: Tensor]) {
         self.step = step
         current = table[step] ?? [:]
+        pendingSkips.removeAll()
         for (id, tensor) in imports where values[id] == nil {
             values[id] = .tensor(tensor)
             imported.append(id)
@@ -125,9 +139,24 @@ public final class Interpreter: HookHandler {
     /// Values this request holds now (for tests of freeing).
     public var liveValueCount: Int { values.count }
 
-    public func wants(_ point: HookPoint) -> Bool { current[point] != nil }
+    public func wants(_ point: HookPoint) -> Bool {
+        current[point] != nil || (point.port == .output && !pendingSkips.isEmpty && pendingSkips[point.module] != nil)
+    }
+
+    public func skips(_ module: ModuleID) -> Bool { pendingSkips[module] != nil }
+
+    public func replaces(_ point: HookPoint) -> Bool { replacing[step]?.contains(point) == true }
 
     public func visit(_ point: HookPoint, _ live: HookValue) throws {
+        if point.port == .output, let output = pendingSkips.removeValue(forKey: point.module) {
+            // The module did not run: its output is the skip's value.
+            do throws(OpError) { try view(live, invoke: -1).indexed([.ellipsis]).write(output) } catch {
+                var e = TraceError(.runtime, error.description)
+                e.step = step
+                e.module = point.description
+                throw e
+            }
+        }
         guard let indices = current[point] else { return }
         var created: [UInt32] = []
         defer { keepBeyondHook(created) }
@@ -211,6 +240,20 @@ public final class Interpreter: HookHandler {
             // Values read from this buffer before the edit keep what they saw.
             keepBeyondHook(created)
             try self.view(live, invoke: node.invoke).indexed(index.isEmpty ? [.ellipsis] : index).write(source)
+        case let .replace(_, value):
+            let source = try tensor(value)
+            keepBeyondHook(created)
+            try self.view(live, invoke: node.invoke).indexed([.ellipsis]).write(source)
+        case let .call(module, input):
+            values[node.id] = .tensor(try call(module, try tensor(input)))
+        case let .parameter(module, name):
+            guard let model, let (buffer, shape) = model.parameter(module, name) else {
+                throw OpError("\(module).\(name) is not held by this stage")
+            }
+            // The weights outlive the request and nothing writes them: a view, never copied.
+            values[node.id] = .tensor(.live(UnsafeMutableBufferPointer(mutating: buffer), shape: shape))
+        case let .skip(module, value):
+            pendingSkips[module] = try tensor(value).contiguous()
         case let .save(input, saveID):
             try send(saveID, try tensor(input), append: false)
         case let .append(input, listID):
@@ -219,6 +262,24 @@ public final class Interpreter: HookHandler {
             break
         }
         if lastUse[node.id] == nil, !exportSet.contains(node.id) { values[node.id] = nil }
+    }
+
+    private func call(_ module: ModuleID, _ x: Tensor) throws(OpError) -> Tensor {
+        guard let model else { throw OpError("\(module) cannot be called: this stage has no weights") }
+        do {
+            switch x.dtype {
+            case .float32:
+                let input = x.floats
+                let out = try ModuleTree.callShape(module, input: x.shape, integer: false, config: model.config).get()
+                let y = try input.withUnsafeBufferPointer { try model.call(module, floats: $0, shape: x.shape) }
+                return Tensor(shape: out, floats: y)
+            case .int64, .bool:
+                let out = try ModuleTree.callShape(module, input: x.shape, integer: true, config: model.config).get()
+                return Tensor(shape: out, floats: try model.call(module, ids: x.int64s.map { Int($0) }, shape: x.shape))
+            }
+        } catch {
+            throw OpError("\(error)")
+        }
     }
 
     private func send(_ id: UInt32, _ value: Tensor?, append: Bool) throws(OpError) {

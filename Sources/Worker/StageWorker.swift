@@ -247,7 +247,7 @@ public final class StageWorker {
             throw TraceError(.invalidGraph, "the trace needs prompts and max_new_tokens >= 1 within n_positions = \(model.config.nPositions)")
         }
         let capacity = promptLength + graph.generation.maxNewTokens - 1
-        let interpreter = try Interpreter(fragment: graph, layers: model.config.nLayer, owns: owns) { saveID, step, value, append in
+        let interpreter = try Interpreter(fragment: graph, layers: model.config.nLayer, owns: owns, model: model) { saveID, step, value, append in
             try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
                 $0.saved = .with {
                     $0.saveID = saveID

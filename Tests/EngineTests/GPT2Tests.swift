@@ -110,7 +110,7 @@ import Testing
 
     @Test func forwardOrderListsEveryPointOnce() {
         let order = HookPoint.forwardOrder(layers: 2)
-        #expect(order.count == 4 + 2 * 20 + 4)
+        #expect(order.count == 6 + 2 * 24 + 4)  // wte, wpe, drop; 12 modules per layer; ln_f, lm_head
         #expect(Set(order).count == order.count)
         #expect(order.first == HookPoint(.wte, .input) && order.last == HookPoint(.lmHead, .output))
         #expect(order.firstIndex(of: HookPoint(.mlp(0), .output))! < order.firstIndex(of: HookPoint(.block(0), .output))!)

@@ -33,6 +33,11 @@ public struct ModuleRead: Equatable, Sendable {
     /// output, the generator an output, `transformer` its named inputs. The one rule for the
     /// wire's decoder and the compiler.
     public var problem: String? {
+        if ModuleTree.spec(module).source == .notCalled {
+            let name = "model.\(ModuleTree.path(module)).\(port == .input ? "input" : "output")"
+            return "'\(name)' was requested but the model already ran past it: the forward pass never calls \(module)"
+                + (ModuleTree.spec(module).kind == .dropout(.attention) ? " (Hugging Face's sdpa attention applies its dropout inside the kernel)" : "")
+        }
         let valid = switch (ModuleTree.spec(module).source, port) {
         case (.hook, .input), (.hook, .output), (.generator, .output): true
         case (.modelInputs, .inputs): ModuleTree.modelInputKeys.contains(key)
@@ -50,6 +55,15 @@ public enum NodeKind: Sendable {
     case op(name: String, inputs: [UInt32], attributes: Attributes)
     /// In-place edit: `target[index] = value`, where `target` is a module read (or its `[0]`).
     case set(target: UInt32, index: [IndexItem], value: UInt32)
+    /// `module.output = value`: the whole value replaced. The module gets a tensor of its own, so
+    /// a tensor it shares (the residual stream under `ln_1.input`) keeps what it had.
+    case replace(target: UInt32, value: UInt32)
+    /// `module(x)`: a module's forward on a value, on the stage holding its weights.
+    case call(module: ModuleID, input: UInt32)
+    /// A module's parameter (`lm_head.weight`), read-only.
+    case parameter(module: ModuleID, name: String)
+    /// `module.skip(value)`: the module does not run at this step; its output is `value`.
+    case skip(module: ModuleID, value: UInt32)
     /// Streams `node`'s value back to the client under `saveID`.
     case save(node: UInt32, saveID: UInt32)
     /// Appends `node`'s value to the client's list `listID`.
@@ -59,10 +73,10 @@ public enum NodeKind: Sendable {
     /// The nodes whose values this one uses.
     public var inputs: [UInt32] {
         switch self {
-        case .read, .constant: []
+        case .read, .constant, .parameter: []
         case let .op(_, inputs, _): inputs
-        case let .set(target, _, value): [target, value]
-        case let .save(node, _), let .append(node, _): [node]
+        case let .set(target, _, value), let .replace(target, value): [target, value]
+        case let .save(node, _), let .append(node, _), let .call(_, node), let .skip(_, node): [node]
         }
     }
 

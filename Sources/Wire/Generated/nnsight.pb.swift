@@ -1,4 +1,4 @@
-// proto-sha256: 19fc295d264daec445db6697084f7c4eb4c0a479f5631aabc86faf3625269830
+// proto-sha256: 370dedf56b6d99244cbe9083f82a6fede7023ef461b026fcea29e073f1cf8f7a
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -525,6 +525,60 @@ public nonisolated struct Nnsight_V1_Setter: Sendable {
   /// a node's value (constants are nodes), broadcast to the indexed shape
   public var value: UInt32 = 0
 
+  /// `module.output = value`: replaces the value (index empty); the
+  public var replace: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Calls a module on a value (`model.lm_head(x)`), on the stage holding its weights.
+public nonisolated struct Nnsight_V1_ModuleCall: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "lm_head", "transformer.h.2.mlp"
+  public var path: String = String()
+
+  /// the argument's node
+  public var input: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A module's parameter as a read-only value (`model.lm_head.weight`).
+public nonisolated struct Nnsight_V1_Parameter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "transformer.ln_f"
+  public var path: String = String()
+
+  /// "weight", "bias"
+  public var name: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// `module.skip(value)`: the module does not run at this step; its output is `value`.
+public nonisolated struct Nnsight_V1_Skip: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// a block, "transformer.h.1.attn" or "transformer.h.1.mlp"
+  public var path: String = String()
+
+  /// the output's node (item 0 for tuple outputs)
+  public var value: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -672,6 +726,30 @@ public nonisolated struct Nnsight_V1_Node: Sendable {
     set {kind = .constant(newValue)}
   }
 
+  public var call: Nnsight_V1_ModuleCall {
+    get {
+      if case .call(let v)? = kind {return v}
+      return Nnsight_V1_ModuleCall()
+    }
+    set {kind = .call(newValue)}
+  }
+
+  public var parameter: Nnsight_V1_Parameter {
+    get {
+      if case .parameter(let v)? = kind {return v}
+      return Nnsight_V1_Parameter()
+    }
+    set {kind = .parameter(newValue)}
+  }
+
+  public var skip: Nnsight_V1_Skip {
+    get {
+      if case .skip(let v)? = kind {return v}
+      return Nnsight_V1_Skip()
+    }
+    set {kind = .skip(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// (one element) is nonzero; 0 = always. A node whose condition or
@@ -683,6 +761,9 @@ public nonisolated struct Nnsight_V1_Node: Sendable {
     case save(Nnsight_V1_Save)
     case append(Nnsight_V1_ListAppend)
     case constant(Nnsight_V1_Constant)
+    case call(Nnsight_V1_ModuleCall)
+    case parameter(Nnsight_V1_Parameter)
+    case skip(Nnsight_V1_Skip)
 
   }
 
@@ -1744,7 +1825,7 @@ nonisolated extension Nnsight_V1_Op: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
 nonisolated extension Nnsight_V1_Setter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Setter"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}target\0\u{1}index\0\u{1}value\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}target\0\u{1}index\0\u{1}value\0\u{1}replace\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1755,6 +1836,7 @@ nonisolated extension Nnsight_V1_Setter: SwiftProtobuf.Message, SwiftProtobuf._M
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.target) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.index) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.value) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.replace) }()
       default: break
       }
     }
@@ -1770,12 +1852,121 @@ nonisolated extension Nnsight_V1_Setter: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.value != 0 {
       try visitor.visitSingularUInt32Field(value: self.value, fieldNumber: 3)
     }
+    if self.replace != false {
+      try visitor.visitSingularBoolField(value: self.replace, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Nnsight_V1_Setter, rhs: Nnsight_V1_Setter) -> Bool {
     if lhs.target != rhs.target {return false}
     if lhs.index != rhs.index {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.replace != rhs.replace {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Nnsight_V1_ModuleCall: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModuleCall"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}input\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.input) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 1)
+    }
+    if self.input != 0 {
+      try visitor.visitSingularUInt32Field(value: self.input, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_ModuleCall, rhs: Nnsight_V1_ModuleCall) -> Bool {
+    if lhs.path != rhs.path {return false}
+    if lhs.input != rhs.input {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Nnsight_V1_Parameter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Parameter"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_Parameter, rhs: Nnsight_V1_Parameter) -> Bool {
+    if lhs.path != rhs.path {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Nnsight_V1_Skip: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Skip"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.value) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 1)
+    }
+    if self.value != 0 {
+      try visitor.visitSingularUInt32Field(value: self.value, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_Skip, rhs: Nnsight_V1_Skip) -> Bool {
+    if lhs.path != rhs.path {return false}
     if lhs.value != rhs.value {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -1888,7 +2079,7 @@ nonisolated extension Nnsight_V1_Constant: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Node"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}steps\0\u{1}invoke\0\u{1}line\0\u{1}at\0\u{1}column\0\u{1}condition\0\u{2}\u{3}read\0\u{1}op\0\u{1}set\0\u{1}save\0\u{1}append\0\u{1}constant\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}steps\0\u{1}invoke\0\u{1}line\0\u{1}at\0\u{1}column\0\u{1}condition\0\u{2}\u{3}read\0\u{1}op\0\u{1}set\0\u{1}save\0\u{1}append\0\u{1}constant\0\u{1}call\0\u{1}parameter\0\u{1}skip\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1981,6 +2172,45 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
           self.kind = .constant(v)
         }
       }()
+      case 16: try {
+        var v: Nnsight_V1_ModuleCall?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .call(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .call(v)
+        }
+      }()
+      case 17: try {
+        var v: Nnsight_V1_Parameter?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .parameter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .parameter(v)
+        }
+      }()
+      case 18: try {
+        var v: Nnsight_V1_Skip?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .skip(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .skip(v)
+        }
+      }()
       default: break
       }
     }
@@ -2036,6 +2266,18 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
     case .constant?: try {
       guard case .constant(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .call?: try {
+      guard case .call(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .parameter?: try {
+      guard case .parameter(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
+    case .skip?: try {
+      guard case .skip(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
     }()
     case nil: break
     }

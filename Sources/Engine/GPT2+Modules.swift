@@ -1,0 +1,162 @@
+/// Modules called ad hoc on a value (`model.lm_head(model.transformer.ln_f(h))`, the logit lens)
+/// and parameters read as values (`model.lm_head.weight`), on the stage that holds the weights.
+///
+/// ```swift
+/// let logits = try model.call(.lmHead, floats: hidden, shape: [1, 7, 64])   // [1, 7, V]
+/// let (gamma, shape) = model.parameter(.lnF, "weight")!                      // [C]
+/// ```
+extension ModuleTree {
+    /// The names of a module's parameters (`weight`, `bias`), as `named_parameters` lists them.
+    public static func parameterNames(of module: ModuleID) -> [String] {
+        switch spec(module).kind {
+        case .embedding, .linear: ["weight"]
+        case .layerNorm, .conv1D: ["weight", "bias"]
+        default: []
+        }
+    }
+
+    /// The parameters a module holds, with their shapes as Hugging Face stores them (Conv1D
+    /// weights `[in, out]`, embeddings and lm_head `[rows, C]`).
+    public static func parameters(of module: ModuleID, config c: GPT2Config) -> [(name: String, shape: [Int])] {
+        let (C, V, I) = (c.nEmbd, c.vocabSize, c.innerDim)
+        switch spec(module).kind {
+        case .embedding: return [("weight", [module == .wpe ? c.nPositions : V, C])]
+        case .linear: return [("weight", [V, C])]
+        case .layerNorm: return [("weight", [C]), ("bias", [C])]
+        case .conv1D:
+            let (k, n) = switch ModuleTree.spec(module).output {
+            case .qkv?: (C, 3 * C)
+            case .inner?: (C, I)
+            default: ModuleTree.spec(module).input == .inner ? (I, C) : (C, C)
+            }
+            return [("weight", [k, n]), ("bias", [n])]
+        default: return []
+        }
+    }
+
+    /// The shape of `module(x)` for an input of `shape` (integer ids for the embeddings), or why
+    /// the module cannot be called on it. Blocks and attention need the KV cache and mask of a
+    /// forward pass, so they are not callable ad hoc.
+    public static func callShape(_ module: ModuleID, input shape: [Int], integer: Bool, config c: GPT2Config) -> Result<[Int], CallError> {
+        let spec = spec(module)
+        if spec.kind == .embedding {
+            guard integer else { return .failure(CallError("\(module) takes integer token ids, not floats")) }
+            return .success(shape + [c.nEmbd])
+        }
+        guard !integer else { return .failure(CallError("\(module) takes a float tensor, not integer ids")) }
+        let io: (Int, Int)?
+        switch spec.kind {
+        case .layerNorm, .mlp: io = (c.nEmbd, c.nEmbd)
+        case .linear: io = (c.nEmbd, c.vocabSize)
+        case .gelu, .dropout: io = nil
+        case .conv1D:
+            let weight = parameters(of: module, config: c)[0].shape
+            io = (weight[0], weight[1])
+        default:
+            return .failure(CallError("\(module) cannot be called on a value: it needs the KV cache and attention mask of a forward pass; call its submodules (ln_1, attn.c_attn, mlp, ...) instead"))
+        }
+        guard let (inDim, outDim) = io else { return .success(shape) }
+        guard let last = shape.last, last == inDim else {
+            return .failure(CallError("\(module) expects a last dimension of \(inDim), got a tensor of shape \(shape)"))
+        }
+        return .success(shape.dropLast() + [outDim])
+    }
+
+    public struct CallError: Error, CustomStringConvertible, Sendable {
+        public let description: String
+        init(_ description: String) { self.description = description }
+    }
+}
+
+extension GPT2 {
+    /// Whether this stage holds `module`'s weights.
+    public func holds(_ module: ModuleID) -> Bool {
+        if let layer = module.layerIndex { return layers.contains(layer) }
+        return module.precedesLayers ? weights.hasEmbeddings : weights.hasHead
+    }
+
+    /// A parameter of a module this stage holds, as stored (row-major, `ModuleTree.parameters` shape).
+    public func parameter(_ module: ModuleID, _ name: String) -> (values: UnsafeBufferPointer<Float>, shape: [Int])? {
+        guard holds(module), let shape = ModuleTree.parameters(of: module, config: config).first(where: { $0.name == name })?.shape else { return nil }
+        let count = shape.reduce(1, *)
+        func buffer(_ p: UnsafeMutablePointer<Float>?) -> (UnsafeBufferPointer<Float>, [Int])? {
+            p.map { (UnsafeBufferPointer(start: $0, count: count), shape) }
+        }
+        let weight = name == "weight"
+        switch module {
+        case .wte: return buffer(weights.wte)
+        case .wpe: return buffer(weights.wpe)
+        case .lmHead: return buffer(weights.lmHead)
+        case .lnF: return buffer(weight ? weights.lnFW : weights.lnFB)
+        default: break
+        }
+        guard let l = module.layerIndex else { return nil }
+        let w = weights.blocks[l - layers.lowerBound]
+        switch module {
+        case .ln1(l): return buffer(weight ? w.ln1W : w.ln1B)
+        case .ln2(l): return buffer(weight ? w.ln2W : w.ln2B)
+        case .cAttn(l): return buffer(weight ? w.qkvW : w.qkvB)
+        case .attnProj(l): return buffer(weight ? w.attnProjW : w.attnProjB)
+        case .cFc(l): return buffer(weight ? w.fcW : w.fcB)
+        case .mlpProj(l): return buffer(weight ? w.fcProjW : w.fcProjB)
+        default: return nil
+        }
+    }
+
+    /// `module(x)` for a float input of `shape` (row-major), computed as the forward pass does.
+    public func call(_ module: ModuleID, floats x: UnsafeBufferPointer<Float>, shape: [Int]) throws -> [Float] {
+        let out = try ModuleTree.callShape(module, input: shape, integer: false, config: config).get()
+        guard holds(module) else { throw EngineError.invalidArgument("\(module)'s weights are not on this stage (layers \(layers))") }
+        guard x.count == shape.reduce(1, *), let base = x.baseAddress else { return [] }
+        let (C, I) = (config.nEmbd, config.innerDim)
+        let rows = x.count / max(shape.last ?? 1, 1)
+        let scratch = ScratchBuffer()
+        var y = [Float](repeating: 0, count: out.reduce(1, *))
+        try y.withUnsafeMutableBufferPointer { yb in
+            let y = yb.baseAddress!
+            switch ModuleTree.spec(module).kind {
+            case .layerNorm:
+                let (w, b) = (parameter(module, "weight")!, parameter(module, "bias")!)
+                Ops.layerNorm(y, base, w.values.baseAddress!, b.values.baseAddress!, rows: rows, channels: C, eps: config.layerNormEpsilon)
+            case .linear:
+                Ops.matmulTransposed(y, base, weights.lmHead!, m: rows, k: C, n: config.vocabSize)
+            case .conv1D:  // y = x @ W + b, W (in, out)
+                let (w, b) = (parameter(module, "weight")!, parameter(module, "bias")!)
+                Ops.matmul(y, base, w.values.baseAddress!, b.values.baseAddress!, m: rows, k: w.shape[0], n: w.shape[1], scratch: scratch)
+            case .gelu:
+                y.update(from: base, count: x.count)
+                Vectorized.gelu(y, count: x.count)
+            case .dropout:
+                y.update(from: base, count: x.count)
+            case .mlp:
+                guard let l = module.layerIndex else { throw EngineError.invalidArgument("\(module) is not a layer's MLP") }
+                let w = weights.blocks[l - layers.lowerBound]
+                let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * I)
+                defer { hidden.deallocate() }
+                Ops.matmul(hidden, base, w.fcW, w.fcB, m: rows, k: C, n: I, scratch: scratch)
+                Vectorized.gelu(hidden, count: rows * I)
+                Ops.matmul(y, hidden, w.fcProjW, w.fcProjB, m: rows, k: I, n: C, scratch: scratch)
+            default:
+                throw EngineError.invalidArgument("\(module) cannot be called on a value")
+            }
+        }
+        return y
+    }
+
+    /// `module(ids)` for the embeddings: one table row per id.
+    public func call(_ module: ModuleID, ids: [Int], shape: [Int]) throws -> [Float] {
+        _ = try ModuleTree.callShape(module, input: shape, integer: true, config: config).get()
+        guard holds(module), let (table, tableShape) = parameter(module, "weight") else {
+            throw EngineError.invalidArgument("\(module)'s weights are not on this stage (layers \(layers))")
+        }
+        let C = config.nEmbd
+        var y = [Float](repeating: 0, count: ids.count * C)
+        for (i, id) in ids.enumerated() {
+            guard id >= 0, id < tableShape[0] else {
+                throw EngineError.invalidArgument("index \(id) is out of range for \(module) of \(tableShape[0]) rows")
+            }
+            for j in 0..<C { y[i * C + j] = table[id * C + j] }
+        }
+        return y
+    }
+}

@@ -1,0 +1,85 @@
+import Coordinator
+import Engine
+import Graph
+
+/// Modules as values in a script: calling them (`model.lm_head(x)`), their parameters
+/// (`model.lm_head.weight`), replacing their output or input (`module.output = x`) and `skip`.
+extension ScriptRunner {
+    /// The envoy a module object stands for (nil for other objects).
+    func envoy(_ object: PyObject) -> ModuleEnvoy? {
+        switch object {
+        case let .module(m): m
+        case let .block(b): b
+        case .transformer: model.transformer
+        case .generator: model.generator
+        default: nil
+        }
+    }
+
+    /// A module's argument as a traced value: a tuple output stands for its item 0, as the
+    /// tuples of Hugging Face's modules are used.
+    func moduleArgument(_ v: PyValue, _ loc: SourceLocation) throws -> TraceValue {
+        if case let .tuple(items) = try resolved(v, loc), let first = items.first { return try traceOperand(first, loc) }
+        return try traceOperand(v, loc)
+    }
+
+    /// `module(x)`: a graph node that runs on the stage holding the module's weights.
+    func callModule(_ m: ModuleEnvoy, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> PyValue {
+        guard tracing > 0 else {
+            throw fail(.unsupported, "model.\(m.module)(...) outside a trace: modules run on the workers, so call them inside a trace", loc)
+        }
+        guard args.count == 1, kwargs.isEmpty else { throw fail(.type, "model.\(m.module)(...) takes one tensor", loc) }
+        let x = try moduleArgument(args[0], loc)
+        activeTracer?.sourceLine = loc.line
+        activeTracer?.sourceColumn = loc.column
+        let out = m(x)
+        try checkRecording(loc)
+        if gradEnabled { out.gradFn = Autograd.module(m.module, port: .output) }
+        return .proxy(out)
+    }
+
+    /// `model.lm_head.weight`: read-only, inside a trace (the weights live on the workers).
+    func parameter(_ m: ModuleEnvoy, _ name: String, _ loc: SourceLocation) throws -> PyValue {
+        guard tracing > 0 else {
+            throw fail(.unsupported, "model.\(m.module).\(name) outside a trace: the weights live on the workers; read it inside a trace (and .save() it)", loc)
+        }
+        activeTracer?.sourceLine = loc.line
+        activeTracer?.sourceColumn = loc.column
+        let p = m.parameter(name)
+        try checkRecording(loc)
+        p.gradFn = gradEnabled ? Autograd.leaf : nil
+        return .proxy(p)
+    }
+
+    /// `module.output = value` / `module.input = value`.
+    func assignModuleAttribute(_ object: PyObject, _ name: String, _ value: PyValue, _ loc: SourceLocation) throws {
+        guard let m = envoy(object) else {
+            throw fail(.unsupported, "assigning to attributes is not supported here (assign a module's .output or .input, or into it with [...] = ...)", loc)
+        }
+        if ModuleTree.parameterNames(of: m.module).contains(name) {
+            throw fail(.type, "model.\(m.module).\(name) is a parameter of the model: read-only (edit activations, not weights)", loc)
+        }
+        guard name == "output" || name == "input" else { throw fail(.attribute, "cannot assign to '\(name)' of \(m.module)", loc) }
+        guard m.module != .generator, m.module != .transformer else {
+            throw fail(.unsupported, "model.\(m.module).\(name) cannot be replaced; replace a layer's or lm_head's instead", loc)
+        }
+        try requireTrace(name, loc)
+        let v = try moduleArgument(value, loc)
+        activeTracer?.sourceLine = loc.line
+        activeTracer?.sourceColumn = loc.column
+        if name == "output" { m.output = v } else { m.input = v }
+        try checkRecording(loc)
+    }
+
+    /// `module.skip(value)`.
+    func skipModule(_ m: ModuleEnvoy, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> PyValue {
+        try requireTrace("skip", loc)
+        guard args.count == 1, kwargs.isEmpty else { throw fail(.type, "skip() takes the module's replacement output", loc) }
+        let v = try moduleArgument(args[0], loc)
+        activeTracer?.sourceLine = loc.line
+        activeTracer?.sourceColumn = loc.column
+        m.skip(v)
+        try checkRecording(loc)
+        return .none
+    }
+}
