@@ -245,6 +245,7 @@ public struct ModuleID: Hashable, Sendable, CustomStringConvertible {
     public static let wte = top("transformer.wte")
     public static let wpe = top("transformer.wpe")
     public static let drop = top("transformer.drop")
+    public static let layerList = top("transformer.h")
     public static let lnF = top("transformer.ln_f")
     public static let lmHead = top("lm_head")
     public static let transformer = top("transformer")

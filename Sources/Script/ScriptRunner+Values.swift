@@ -335,7 +335,12 @@ extension ScriptRunner {
         case let .dtype(d): return "torch.\(d.rawValue)"
         case .proxy: return "InterventionProxy(traced value)"
         case .deferred: return "<client value>"
-        case .object(.model): return "LanguageModel(GPT2LMHeadModel)"
+        case .object(.model): return ModuleRepr.model(model.config)
+        case .object(.transformer): return ModuleRepr.module(.transformer, model.config)
+        case .object(.layers): return ModuleRepr.module(.layerList, model.config)
+        case .object(.generator): return ModuleRepr.module(.generator, model.config)
+        case let .object(.block(b)): return ModuleRepr.module(b.module, model.config)
+        case let .object(.module(m)): return ModuleRepr.module(m.module, model.config)
         case .object(.namespace("torch.Tensor")): return "<class 'torch.Tensor'>"
         case let .object(.namespace(n)): return "<module '\(n)'>"
         case .object: return "<Envoy>"
