@@ -63,27 +63,32 @@ public final class LanguageModel {
     /// Multi-token generation. With a prompt, the closure runs inside its invoke; without one,
     /// call `tracer.invoke(prompt) { ... }` for each prompt of the batch. Generation stops after
     /// `maxNewTokens` steps or when every row has produced `eosTokenId` (the model's by default).
+    /// `padTokenId`: what finished rows produce and prompts are padded with (the tokenizer's
+    /// end-of-text by default).
     public func generate(_ prompt: String? = nil, maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(),
-                         eosTokenId: Int? = nil, _ body: (Tracer) throws -> Void) throws {
-        try run(prompt, maxNewTokens: maxNewTokens, sampling: sampling, eos: eosTokenId ?? config.eosTokenId, body)
+                         eosTokenId: Int? = nil, padTokenId: Int? = nil, _ body: (Tracer) throws -> Void) throws {
+        try run(prompt, maxNewTokens: maxNewTokens, sampling: sampling, eos: eosTokenId ?? config.eosTokenId,
+                pad: padTokenId ?? tokenizer.endOfTextId, body)
     }
 
     /// One forward pass (`model.trace`): step 0 only.
     public func trace(_ prompt: String? = nil, _ body: (Tracer) throws -> Void) throws {
-        try run(prompt, maxNewTokens: 1, sampling: SamplingParameters(), eos: config.eosTokenId, body)
+        try run(prompt, maxNewTokens: 1, sampling: SamplingParameters(), eos: config.eosTokenId, pad: tokenizer.endOfTextId, body)
     }
 
-    private func run(_ prompt: String?, maxNewTokens: Int, sampling: SamplingParameters, eos: Int?,
+    private func run(_ prompt: String?, maxNewTokens: Int, sampling: SamplingParameters, eos: Int?, pad: Int,
                      _ body: (Tracer) throws -> Void) throws {
         let recorder = TraceRecorder(config: config, maxNewTokens: maxNewTokens)
         let tracer = Tracer(recorder: recorder, tokenize: tokenizer.encode)
         TraceRecorder.active = recorder
         defer { TraceRecorder.active = nil }
-        if let prompt {
-            try tracer.invoke(prompt) { try body(tracer) }
-        } else {
-            try body(tracer)
-        }
+        do {
+            if let prompt {
+                try tracer.invoke(prompt) { try body(tracer) }
+            } else {
+                try body(tracer)
+            }
+        } catch is Tracer.Stop {}
         TraceRecorder.active = nil
         if let first = recorder.problems.first { throw first }
         if let assumed = recorder.shapesAssumedLength, assumed.length != recorder.promptLength {
@@ -91,8 +96,9 @@ public final class LanguageModel {
                              line: assumed.line > 0 ? assumed.line : nil, column: assumed.column > 0 ? assumed.column : nil)
         }
         let graph = TraceGraph(nodes: recorder.nodes, invokes: recorder.invokes,
-                               generation: GenerationSpec(maxNewTokens: maxNewTokens, sampling: sampling, eosTokenId: eos,
-                                                          padTokenId: tokenizer.endOfTextId))
+                               generation: GenerationSpec(maxNewTokens: recorder.stopStep.map { min($0 + 1, maxNewTokens) } ?? maxNewTokens,
+                                                          sampling: sampling, eosTokenId: eos,
+                                                          padTokenId: pad))
         try backend.execute(graph) { event in
             switch event {
             case let .saved(id, _, value):

@@ -27,6 +27,8 @@ final class TraceRecorder {
     var currentLine = 0
     var currentColumn = 0
     var currentStep: Int { loopStep ?? cursor }
+    /// The step where `tracer.stop()` ended the trace: no later step runs.
+    var stopStep: Int?
 
     /// Saves and list appends, by the id their values stream back under.
     var saves: [UInt32: Saved] = [:]

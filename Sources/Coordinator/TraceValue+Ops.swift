@@ -106,7 +106,12 @@ extension Tracer {
     /// Tells the recorder the batch's prompts before their invokes are recorded (a front end
     /// that can see them ahead), so that shapes read in the first invoke are already padded.
     public func plan(prompts: [String]) {
-        recorder.plannedLengths = prompts.map { tokenize($0).count }
+        plan(tokens: prompts.map(tokenize))
+    }
+
+    /// `plan(prompts:)` for prompts given as token ids.
+    public func plan(tokens: [[Int]]) {
+        recorder.plannedLengths = tokens.map(\.count)
     }
 
     /// The first problem recorded so far (a shape mismatch, a bad module path), with its line:column.

@@ -4,6 +4,10 @@ import Graph
 public struct StepSequence: Sequence {
     let steps: [Int]
     let recorder: TraceRecorder
+    /// The first step the loop asked for past max_new_tokens, if any: nnsight 0.8.1 runs that
+    /// iteration's body up to its first module access, then ends the loop with a warning
+    /// (front ends that run the body statement by statement reproduce it).
+    public var pastEnd: Int?
 
     public struct Iterator: IteratorProtocol {
         var inner: IndexingIterator<[Int]>
@@ -81,6 +85,25 @@ public final class Tracer {
 
     /// The number of generation steps (`max_new_tokens`).
     public var maxNewTokens: Int { recorder.maxNewTokens }
+
+    /// nnsight's `tracer.stop()`: ends the trace here. The rest of the closure does not run (this
+    /// throws; the trace catches it) and generation runs no step after the current one.
+    ///
+    /// ```swift
+    /// try model.generate("Hello", maxNewTokens: 20) { tracer in
+    ///     for step in tracer.iter[...] { if step == 3 { try tracer.stop() } }
+    /// }
+    /// ```
+    public func stop() throws {
+        if recorder.condition != nil {
+            recorder.problem("tracer.stop() under a condition on a traced value is not supported: stop under a plain Python condition (e.g. on the step)")
+        }
+        recorder.stopStep = recorder.currentStep
+        throw Stop()
+    }
+
+    /// What `stop()` throws to unwind the trace's closure.
+    public struct Stop: Error {}
 
     /// Advances the step that module accesses outside loops refer to.
     public func next() { recorder.cursor += 1 }

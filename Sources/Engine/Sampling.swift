@@ -14,12 +14,17 @@ public struct SamplingParameters: Sendable, Equatable {
     /// Keep the smallest set of tokens whose probability reaches p (1: all).
     public var topP: Float
     public var seed: UInt64
+    /// Hugging Face's `repetition_penalty` (1: none): before choosing, the logit of every token
+    /// already in the row (prompt, its left padding, generated ids) is divided by it when
+    /// positive and multiplied by it when negative.
+    public var repetitionPenalty: Float
 
-    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, seed: UInt64 = 0) {
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, seed: UInt64 = 0, repetitionPenalty: Float = 1) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
         self.seed = seed
+        self.repetitionPenalty = repetitionPenalty
     }
 
     public var isGreedy: Bool { temperature == 0 }
@@ -28,6 +33,9 @@ public struct SamplingParameters: Sendable, Equatable {
         guard temperature >= 0, temperature.isFinite else { throw EngineError.invalidArgument("temperature must be >= 0, got \(temperature)") }
         guard topK >= 0 else { throw EngineError.invalidArgument("top_k must be >= 0, got \(topK)") }
         guard topP > 0, topP <= 1 else { throw EngineError.invalidArgument("top_p must be in (0, 1], got \(topP)") }
+        guard repetitionPenalty > 0, repetitionPenalty.isFinite else {
+            throw EngineError.invalidArgument("repetition_penalty must be a positive number, got \(repetitionPenalty)")
+        }
     }
 }
 
@@ -36,10 +44,19 @@ public struct Sampler: Sendable {
     public let parameters: SamplingParameters
     private var rng: SplitMix64
     private var candidates: [(index: Int, logit: Float)] = []
+    /// Per row, the ids seen so far (kept only for a repetition penalty).
+    private var history: [Set<Int>] = []
+    private var penalized: [Float] = []
 
-    public init(_ parameters: SamplingParameters) {
+    /// - Parameter prompts: the batch's rows, unpadded (their left padding with `pad` counts
+    ///   as seen, as Hugging Face's penalty sees the padded input ids).
+    public init(_ parameters: SamplingParameters, prompts: [[Int]] = [], pad: Int = 0) {
         self.parameters = parameters
         rng = SplitMix64(seed: parameters.seed)
+        if parameters.repetitionPenalty != 1 {
+            let longest = prompts.map(\.count).max() ?? 0
+            history = prompts.map { Set($0).union($0.count < longest ? [pad] : []) }
+        }
     }
 
     /// Index of the largest value; the first one on ties, as `torch.argmax`.
@@ -97,9 +114,18 @@ extension Sampler {
         return logits.withValues { values in
             (0..<B).map { b in
                 let last = UnsafeBufferPointer(rebasing: values[(b * rowLength + rowLength - V)..<((b + 1) * rowLength)])
-                var token = next(last)
+                var token: Int
+                if b < history.count {
+                    penalized = Array(last)
+                    let p = parameters.repetitionPenalty
+                    for id in history[b] where id >= 0 && id < V { penalized[id] = penalized[id] < 0 ? penalized[id] * p : penalized[id] / p }
+                    token = penalized.withUnsafeBufferPointer { next($0) }
+                } else {
+                    token = next(last)
+                }
                 if finished[b] { token = pad }
                 if token == eos { finished[b] = true }
+                if b < history.count { history[b].insert(token) }
                 return token
             }
         }

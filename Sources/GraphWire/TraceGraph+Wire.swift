@@ -18,7 +18,8 @@ extension TraceGraph {
             invokes: graph.invokes.map { $0.tokenIds.map { Int(truncatingIfNeeded: $0) } },
             generation: GenerationSpec(
                 maxNewTokens: Int(generation.maxNewTokens),
-                sampling: SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP == 0 ? 1 : s.topP, seed: s.seed),
+                sampling: SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP == 0 ? 1 : s.topP, seed: s.seed,
+                                             repetitionPenalty: s.repetitionPenalty == 0 ? 1 : s.repetitionPenalty),
                 eosTokenId: generation.hasEosTokenID ? Int(truncatingIfNeeded: generation.eosTokenID) : nil,
                 padTokenId: Int(truncatingIfNeeded: generation.padTokenID)),
             limits: GraphLimits(maxNodes: Int(graph.limits.maxNodes), maxTensorBytes: Int(clamping: graph.limits.maxTensorBytes),
@@ -35,7 +36,10 @@ extension TraceGraph {
                 $0.padTokenID = Int64(generation.padTokenId)
                 if let eos = generation.eosTokenId { $0.eosTokenID = Int64(eos) }
                 let s = generation.sampling
-                $0.sampling = .with { $0.temperature = s.temperature; $0.topK = UInt32(clamping: s.topK); $0.topP = s.topP; $0.seed = s.seed }
+                $0.sampling = .with {
+                    $0.temperature = s.temperature; $0.topK = UInt32(clamping: s.topK); $0.topP = s.topP; $0.seed = s.seed
+                    $0.repetitionPenalty = s.repetitionPenalty
+                }
             }
             g.limits = .with {
                 $0.maxNodes = UInt32(clamping: limits.maxNodes)

@@ -105,13 +105,17 @@ enum PyObject {
     case stepIndexer(Tracer)
     /// `model.generate(...)`, `model.trace(...)`, `tracer.invoke(...)` before `with` enters them.
     /// (no prompt: the body's invokes make the batch; several: one batch, the body sees all rows)
-    case generateContext(prompts: [String], maxNewTokens: Int, sampling: SamplingParameters)
-    case traceContext(prompts: [String])
-    case invokeContext(Tracer, prompt: String?)
+    /// Prompts as token ids per batch row.
+    case generateContext(prompts: [[Int]], options: GenerateOptions)
+    case traceContext(prompts: [[Int]])
+    case invokeContext(Tracer, prompt: [Int]?)
     /// `torch`, `torch.nn`, `torch.nn.functional`, `nnsight`, `math`, and `torch.Tensor` (for isinstance).
     case namespace(String)
     /// `torch.no_grad()`, `torch.inference_mode()`: a context that turns autograd names off.
     case noGrad
+    /// `model.output` / a trace's `tracer.result`: transformers' `CausalLMOutputWithCrossAttentions`,
+    /// whose `logits` (and item 0) is lm_head's output.
+    case modelOutput(PyValue)
 
     /// A module of the model's tree (callable, skippable).
     var isModule: Bool {
@@ -120,6 +124,14 @@ enum PyObject {
         default: false
         }
     }
+}
+
+/// The keyword arguments of `model.generate(...)` that shape generation.
+struct GenerateOptions {
+    var maxNewTokens = 20
+    var sampling = SamplingParameters()
+    var eosTokenId: Int?
+    var padTokenId: Int?
 }
 
 /// A value of the script interpreter.
@@ -167,6 +179,7 @@ indirect enum PyValue {
         case .dtype: "torch.dtype"
         case .deferred: "value"
         case .unsaved: "unsaved proxy"
+        case .object(.modelOutput): "CausalLMOutputWithCrossAttentions"
         case .object: "Envoy"
         case .steps: "iterator"
         case .builtin, .method: "builtin_function_or_method"

@@ -109,6 +109,7 @@ extension ScriptRunner {
         case "type":
             let v = try one()
             if v.typeName == "Tensor" { return .object(.namespace("torch.Tensor")) }
+            if case .object(.modelOutput) = v { return .object(.namespace("class:transformers.modeling_outputs.CausalLMOutputWithCrossAttentions")) }
             return .builtin(v.typeName)
         case "int":
             switch try one() {

@@ -22,11 +22,7 @@ extension ScriptRunner {
         case let .function(function):
             return try callFunction(function, args, kwargs, loc)
         case .object(.tokenizer):
-            try expectKeywords(["return_tensors", "padding"], "tokenizer")
-            guard case let .str(text)? = args.first else { throw fail(.type, "model.tokenizer(...) takes a string", loc) }
-            let ids = model.tokenizer.encode(text)
-            return .dict(PyDict([(.str("input_ids"), .list(PyList(ids.map { .int($0) }))),
-                                 (.str("attention_mask"), .list(PyList(ids.map { _ in .int(1) })))]))
+            return try tokenizerCall(args, kwargs, loc)
         case let .object(object) where envoy(object) != nil && object.isModule:
             return try callModule(envoy(object)!, args, kwargs, loc)
         case let .builtin(name):
@@ -47,37 +43,48 @@ extension ScriptRunner {
             }
             switch (base, name) {
             case (.object(.model), "generate"), (.object(.model), "trace"):
-                try expectKeywords(["max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "seed", "remote", "scan", "validate"], name)
+                try expectKeywords(["max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "seed", "repetition_penalty",
+                                    "eos_token_id", "pad_token_id", "remote", "scan", "validate"], name)
                 guard tracing == 0 else { throw fail(.unsupported, "nested traces are not supported", loc) }
-                var prompts: [String] = []
-                if let first = args.first {
-                    switch try resolved(first, loc) {
-                    case let .str(s): prompts = [s]
-                    case let .list(l) where !l.items.isEmpty:
-                        prompts = try l.items.map { item in
-                            guard case let .str(s) = try resolved(item, loc) else { throw fail(.type, "a list of prompts holds strings", loc) }
-                            return s
-                        }
-                    default: throw fail(.type, "the prompt must be a string or a list of strings", loc)
-                    }
-                }
                 guard args.count <= 1 else { throw fail(.unsupported, "one prompt (or one list of prompts) per call; use tracer.invoke(...) for a batch", loc) }
+                let prompts = try args.first.map { try promptRows($0, loc) } ?? []
                 if name == "trace" { return .object(.traceContext(prompts: prompts)) }
-                let maxNew = try intArg(kwargs["max_new_tokens"], "max_new_tokens") ?? 20
-                guard maxNew >= 1 else { throw fail(.value, "max_new_tokens must be at least 1", loc) }
-                var sampling = SamplingParameters()
+                var options = GenerateOptions()
+                options.maxNewTokens = try intArg(kwargs["max_new_tokens"], "max_new_tokens") ?? 20
+                guard options.maxNewTokens >= 1 else { throw fail(.value, "max_new_tokens must be at least 1", loc) }
                 if case .bool(true)? = kwargs["do_sample"] {
-                    sampling.temperature = Float(number(kwargs["temperature"] ?? .float(1)) ?? 1)
-                    sampling.topK = try intArg(kwargs["top_k"], "top_k") ?? 0
-                    sampling.topP = Float(number(kwargs["top_p"] ?? .float(1)) ?? 1)
-                    sampling.seed = UInt64(try intArg(kwargs["seed"], "seed") ?? 0)
+                    options.sampling.temperature = Float(number(kwargs["temperature"] ?? .float(1)) ?? 1)
+                    options.sampling.topK = try intArg(kwargs["top_k"], "top_k") ?? 0
+                    options.sampling.topP = Float(number(kwargs["top_p"] ?? .float(1)) ?? 1)
+                    options.sampling.seed = UInt64(try intArg(kwargs["seed"], "seed") ?? 0)
+                    // top_k=1 is argmax whatever the temperature (and needs no random draw).
+                    if options.sampling.topK == 1 { options.sampling = SamplingParameters() }
                 }
-                return .object(.generateContext(prompts: prompts, maxNewTokens: maxNew, sampling: sampling))
+                if let p = kwargs["repetition_penalty"] {
+                    guard let value = number(p), value > 0 else { throw fail(.value, "repetition_penalty has to be a strictly positive float", loc) }
+                    options.sampling.repetitionPenalty = Float(value)
+                }
+                options.eosTokenId = try intArg(kwargs["eos_token_id"], "eos_token_id")
+                options.padTokenId = try intArg(kwargs["pad_token_id"], "pad_token_id")
+                return .object(.generateContext(prompts: prompts, options: options))
+            case let (.object(.tracer(t)), "all"):
+                try expectKeywords([], name)
+                return .steps(t.all())
             case let (.object(object), "skip") where object.isModule:
                 return try skipModule(envoy(object)!, args, kwargs, loc)
             case let (.object(.tracer(t)), "all"):
                 try expectKeywords([], name)
                 return .steps(t.all())
+            case let (.object(.tracer(t)), "stop"):
+                try expectKeywords([], name)
+                activeTracer?.sourceLine = loc.line
+                activeTracer?.sourceColumn = loc.column
+                try checkRecording(loc)
+                do { try t.stop() } catch let stop as Tracer.Stop {
+                    try checkRecording(loc)
+                    throw stop
+                }
+                return .none
             case let (.object(.tracer(t)), "next"):
                 try expectKeywords(["step"], name)
                 t.next()
@@ -85,8 +92,9 @@ extension ScriptRunner {
             case let (.object(.tracer(t)), "invoke"):
                 try expectKeywords([], name)
                 if let first = args.first {
-                    guard case let .str(s) = first else { throw fail(.type, "invoke takes a prompt string", loc) }
-                    return .object(.invokeContext(t, prompt: s))
+                    let rows = try promptRows(first, loc)
+                    guard rows.count == 1 else { throw fail(.unsupported, "one prompt per tracer.invoke(...); pass a batch to generate/trace", loc) }
+                    return .object(.invokeContext(t, prompt: rows[0]))
                 }
                 return .object(.invokeContext(t, prompt: nil))
             case (.object(.tokenizer), "decode"), (.object(.tokenizer), "batch_decode"), (.object(.tokenizer), "convert_ids_to_tokens"):
@@ -111,6 +119,7 @@ extension ScriptRunner {
             case let (.list(list), _): return try listMethod(list, base, name, args, loc)
             case let (.str(s), _): return try stringMethod(s, name, args, kwargs, loc)
             case let (.dict(d), _): return try dictMethod(d, base, name, args, loc)
+            case let (.object(.modelOutput(logits)), "save"): return .object(.modelOutput(try saveValue(logits, loc)))
             case (_, "save"): return try saveValue(base, loc)
             case let (.float(x), "is_integer"): return .bool(x == x.rounded())
             case let (.size(s), "numel"): return .int(s.reduce(1, *))

@@ -197,6 +197,11 @@ extension ScriptRunner {
         case (.model, "generator"): return .object(.generator)
         case (.model, "tokenizer"): return .object(.tokenizer)
         case (.model, "generate"), (.model, "trace"): return .method(base, name)
+        case (.model, "output"):
+            try requireTrace(name, loc)
+            return .object(.modelOutput(try moduleRead(model.lmHead.output, .lmHead, .output)))
+        case let (.modelOutput(logits), "logits"): return logits
+        case (.modelOutput, "save"): return .method(base, name)
         case (.model, "config"): return .object(.namespace("model.config"))
         case (.namespace("model.config"), _):
             let c = model.config
@@ -223,19 +228,25 @@ extension ScriptRunner {
         case let (.module(m), _) where m.child(name) != nil: return .object(.module(m.child(name)!))
         case (.block, "skip"), (.module, "skip"): return .method(base, "skip")
         case let (.module(m), _) where ModuleTree.parameterNames(of: m.module).contains(name): return try parameter(m, name, loc)
-        case let (.block(b), "output"): try requireTrace(name, loc); return moduleRead(b.output, b.module, .output)
-        case let (.block(b), "input"): try requireTrace(name, loc); return moduleRead(b.input, b.module, .input)
-        case let (.module(m), "output"): try requireTrace(name, loc); return moduleRead(m.output, m.module, .output)
-        case let (.module(m), "input"): try requireTrace(name, loc); return moduleRead(m.input, m.module, .input)
-        case (.generator, "output"): try requireTrace(name, loc); return .proxy(model.generator.output)
+        case let (.block(b), "output"): try requireTrace(name, loc); return try moduleRead(b.output, b.module, .output)
+        case let (.block(b), "input"): try requireTrace(name, loc); return try moduleRead(b.input, b.module, .input)
+        case let (.module(m), "output"): try requireTrace(name, loc); return try moduleRead(m.output, m.module, .output)
+        case let (.module(m), "input"): try requireTrace(name, loc); return try moduleRead(m.input, m.module, .input)
+        case (.generator, "output"):
+            try requireTrace(name, loc)
+            if pastEndStep != nil { throw Flow.pastEnd }
+            return .proxy(model.generator.output)
         case (.tokenizer, "decode"), (.tokenizer, "encode"), (.tokenizer, "batch_decode"), (.tokenizer, "convert_ids_to_tokens"): return .method(base, name)
         case (.tokenizer, "padding_side"): return .str("left")
         case (.tokenizer, "pad_token_id"), (.tokenizer, "eos_token_id"), (.tokenizer, "bos_token_id"): return .int(model.tokenizer.endOfTextId)
         case (.tokenizer, "eos_token"), (.tokenizer, "pad_token"), (.tokenizer, "bos_token"): return .str("<|endoftext|>")
         case (.tokenizer, "vocab_size"): return .int(model.config.vocabSize)
         case let (.tracer(t), "iter"): return .object(.stepIndexer(t))
-        case let (.tracer(t), "result"): return .proxy(t.result)
-        case (.tracer, "all"), (.tracer, "next"), (.tracer, "invoke"), (.tracer, "cond"): return .method(base, name)
+        case let (.tracer(t), "result"):
+            // A trace's result is the model's output; a generation's, the generated ids.
+            if !generating { return .object(.modelOutput(try moduleRead(model.lmHead.output, .lmHead, .output))) }
+            return .proxy(t.result)
+        case (.tracer, "all"), (.tracer, "next"), (.tracer, "invoke"), (.tracer, "cond"), (.tracer, "stop"): return .method(base, name)
         case (.namespace("torch.Tensor"), "__name__"): return .str("Tensor")
         case let (.namespace(ns), _): return Namespaces.attribute(ns, name)
         default: return nil
@@ -243,7 +254,8 @@ extension ScriptRunner {
     }
 
     /// A module's output or input, with the autograd name torch gives it.
-    func moduleRead(_ value: TraceValue, _ module: ModuleID, _ port: ModuleRead.Port) -> PyValue {
+    func moduleRead(_ value: TraceValue, _ module: ModuleID, _ port: ModuleRead.Port) throws -> PyValue {
+        if pastEndStep != nil { throw Flow.pastEnd }
         if gradEnabled { value.gradFn = Autograd.module(module, port: port) }
         return .proxy(value)
     }
@@ -377,6 +389,11 @@ extension ScriptRunner {
         switch value {
         case .proxy, .tensor:
             return try tensorSubscript(value, try indexParts(items, loc), loc)
+        case let .object(.modelOutput(logits)):
+            guard items.count == 1, case let .index(e) = items[0], case .int(0) = try eval(e) else {
+                throw fail(.index, "a CausalLMOutputWithCrossAttentions here holds its logits at [0]", loc)
+            }
+            return logits
         case .object(.layers):
             guard items.count == 1, case let .index(e) = items[0], case let .int(i) = try eval(e) else {
                 throw fail(.type, "model.transformer.h takes one integer index", loc)
@@ -454,10 +471,17 @@ extension ScriptRunner {
             guard step > 0 else { throw fail(.value, "step must be positive", loc) }
             // Steps past max_new_tokens never run: the bounds are clamped before any list is built.
             let lo = max(start, 0), hi = min(stop ?? tracer.maxNewTokens, tracer.maxNewTokens)
-            return .steps(tracer.iter[lo < hi ? Array(Swift.stride(from: lo, to: hi, by: step)) : []])
+            var sequence = tracer.iter[lo < hi ? Array(Swift.stride(from: lo, to: hi, by: step)) : []]
+            if let stop, stop > tracer.maxNewTokens {
+                sequence.pastEnd = Swift.stride(from: lo, to: stop, by: step).first { $0 >= tracer.maxNewTokens }
+            }
+            return .steps(sequence)
         case let .index(e):
             switch try eval(e) {
-            case let .int(i): return .steps(tracer.iter[i])
+            case let .int(i):
+                var sequence = tracer.iter[i]
+                if i >= tracer.maxNewTokens { sequence.pastEnd = i }
+                return .steps(sequence)
             case let .list(l):
                 return .steps(tracer.iter[try l.items.map { v -> Int in
                     guard case let .int(i) = v else { throw fail(.type, "step lists hold integers", e.location) }

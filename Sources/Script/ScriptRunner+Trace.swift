@@ -20,24 +20,23 @@ extension ScriptRunner {
             throw fail(.type, "'\(context.typeName)' object does not support the context manager protocol", loc)
         }
         switch object {
-        case let .generateContext(prompts, maxNewTokens, sampling):
+        case let .generateContext(prompts, options):
             try runTrace(at: loc) {
                 // transformers' generate() runs under torch.no_grad(): its values carry no grad_fn.
-                let previous = gradEnabled
-                gradEnabled = false
-                defer { gradEnabled = previous }
-                try model.generate(prompts.count == 1 ? prompts[0] : nil, maxNewTokens: maxNewTokens, sampling: sampling) { tracer in
-                    try record(tracer, as: name, body, batch: prompts.count > 1 ? prompts : [])
+                let previous = (gradEnabled, generating)
+                (gradEnabled, generating) = (false, true)
+                defer { (gradEnabled, generating) = previous }
+                try model.generate(maxNewTokens: options.maxNewTokens, sampling: options.sampling, eosTokenId: options.eosTokenId,
+                                   padTokenId: options.padTokenId) { tracer in
+                    try record(tracer, as: name, body, prompts: prompts)
                 }
             }
         case let .traceContext(prompts):
             try runTrace(at: loc) {
-                try model.trace(prompts.count == 1 ? prompts[0] : nil) { tracer in
-                    try record(tracer, as: name, body, batch: prompts.count > 1 ? prompts : [])
-                }
+                try model.trace { tracer in try record(tracer, as: name, body, prompts: prompts) }
             }
         case let .invokeContext(tracer, prompt):
-            try tracer.invoke(prompt) { try exec(body) }
+            if let prompt { try tracer.invoke(tokens: prompt) { try exec(body) } } else { try tracer.invoke(nil) { try exec(body) } }
         case .noGrad:
             let previous = gradEnabled
             gradEnabled = false
@@ -49,16 +48,20 @@ extension ScriptRunner {
         }
     }
 
-    /// Records the with-block. `batch`: a list of prompts given to generate/trace, one batch row
-    /// each, which the body sees whole.
-    private func record(_ tracer: Tracer, as name: Expr?, _ body: [Stmt], batch: [String]) throws {
+    /// Records the with-block. `prompts`: what generate/trace was given, one batch row each; one
+    /// prompt is the body's invoke, several a batch the body sees whole.
+    private func record(_ tracer: Tracer, as name: Expr?, _ body: [Stmt], prompts: [[Int]]) throws {
         activeTracer = tracer
-        var planned = batch
-        if case let .name(tracerName)? = name?.kind { planned += plannedPrompts(body, tracer: tracerName) }
-        tracer.plan(prompts: planned)
-        for prompt in batch { tracer.invoke(prompt) {} }
+        var planned = prompts
+        if case let .name(tracerName)? = name?.kind { planned += plannedPrompts(body, tracer: tracerName).map(model.tokenizer.encode) }
+        tracer.plan(tokens: planned)
         if let name { try assign(name, .object(.tracer(tracer))) }
-        try exec(body)
+        if prompts.count == 1 {
+            try tracer.invoke(tokens: prompts[0]) { try exec(body) }
+        } else {
+            for prompt in prompts { tracer.invoke(tokens: prompt) {} }
+            try exec(body)
+        }
         try checkRecording(SourceLocation(line: tracer.sourceLine, column: tracer.sourceColumn))
     }
 
@@ -141,7 +144,8 @@ extension ScriptRunner {
             switch value {
             case let .proxy(p) where userSaved.contains(ObjectIdentifier(p)) && p.saved != nil:
                 globals[name] = p.saved.map { .saved($0, p) }
-            case .proxy, .object(.tracer): globals[name] = .unsaved(name)
+            case .object(.modelOutput(.saved)): break
+            case .proxy, .object(.tracer), .object(.modelOutput): globals[name] = .unsaved(name)
             case let .deferred(d) where d.saved:
                 globals[name] = settledValue(d)
             case .deferred: globals[name] = .unsaved(name)

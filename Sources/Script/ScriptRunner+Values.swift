@@ -342,6 +342,7 @@ extension ScriptRunner {
         case let .object(.block(b)): return ModuleRepr.module(b.module, model.config)
         case let .object(.module(m)): return ModuleRepr.module(m.module, model.config)
         case .object(.namespace("torch.Tensor")): return "<class 'torch.Tensor'>"
+        case let .object(.namespace(n)) where n.hasPrefix("class:"): return "<class '\(n.dropFirst(6))'>"
         case let .object(.namespace(n)): return "<module '\(n)'>"
         case .object: return "<Envoy>"
         case .steps: return "<iterator>"

@@ -30,6 +30,10 @@ public final class ScriptRunner {
     var echo: ((String) -> Void)?
     /// Whether autograd names are on (`torch.no_grad()` turns them off).
     var gradEnabled = true
+    /// The step of the loop iteration running past max_new_tokens (see `runPastEnd`).
+    var pastEndStep: Int?
+    /// Inside `model.generate(...)` (rather than `model.trace(...)`).
+    var generating = false
     /// Depth of function calls (recursion is limited).
     var callDepth = 0
     /// `torch.manual_seed` state for `torch.randn` / `torch.rand`.
@@ -121,12 +125,15 @@ public final class ScriptRunner {
     enum Flow: Error, @unchecked Sendable {
         case breakLoop, continueLoop
         case returnValue(PyValue)
+        /// A module access in the iteration past max_new_tokens: the loop ends there.
+        case pastEnd
 
         var outsideMessage: String {
             switch self {
             case .breakLoop: "'break' outside loop"
             case .continueLoop: "'continue' not properly in loop"
             case .returnValue: "'return' outside function"
+            case .pastEnd: "a module was accessed past the last generation step"
             }
         }
     }
@@ -195,6 +202,7 @@ public final class ScriptRunner {
                         try assign(target, .int(step))
                         do { try exec(body) } catch Flow.continueLoop { continue }
                     }
+                    if let step = sequence.pastEnd { try runPastEnd(step, target, body, s.location) }
                 } catch Flow.breakLoop {}
                 return
             }
@@ -299,6 +307,17 @@ public final class ScriptRunner {
             try assignModuleAttribute(object, name, value, target.location)
         default:
             throw fail(.syntax, "cannot assign to this expression", target.location)
+        }
+    }
+
+    /// The iteration past max_new_tokens, as nnsight 0.8.1 runs it: the body up to its first
+    /// module access, then a warning and the loop ends.
+    func runPastEnd(_ step: Int, _ target: Expr, _ body: [Stmt], _ loc: SourceLocation) throws {
+        try assign(target, .int(step))
+        pastEndStep = step
+        defer { pastEndStep = nil }
+        do { try exec(body) } catch Flow.continueLoop {} catch Flow.pastEnd {
+            FileHandle.standardError.write(Data("\(file):\(loc.line): UserWarning: step \(step) of the loop is past the last generation step (max_new_tokens = \(activeTracer?.maxNewTokens ?? 0)); the loop ends at its first module access\n".utf8))
         }
     }
 

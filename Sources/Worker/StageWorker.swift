@@ -260,7 +260,7 @@ public final class StageWorker {
         try graph.generation.sampling.validateAsTrace()
         return Request(fragment: graph, interpreter: interpreter,
                        state: InferenceState(config: model.config, layers: model.layers.count, batch: rows, capacity: capacity),
-                       sampler: Sampler(graph.generation.sampling), rows: rows)
+                       sampler: Sampler(graph.generation.sampling, prompts: graph.invokes.filter { !$0.isEmpty }, pad: graph.generation.padTokenId), rows: rows)
     }
 
     private func handleActivations(_ envelope: Envelope, coordinator: ZMQSocket, next: ZMQSocket?) throws {

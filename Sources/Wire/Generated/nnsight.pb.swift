@@ -1,4 +1,4 @@
-// proto-sha256: 370dedf56b6d99244cbe9083f82a6fede7023ef461b026fcea29e073f1cf8f7a
+// proto-sha256: 2f77dc971ec03af2eaf60a387adfc879f70223769c1aa1d2400c7f3e73feda4b
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -803,6 +803,9 @@ public nonisolated struct Nnsight_V1_Sampling: Sendable {
 
   /// reproducible sampling
   public var seed: UInt64 = 0
+
+  /// Hugging Face's; 0 or 1 = none
+  public var repetitionPenalty: Float = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2330,7 +2333,7 @@ nonisolated extension Nnsight_V1_Invoke: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Nnsight_V1_Sampling: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Sampling"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}temperature\0\u{3}top_k\0\u{3}top_p\0\u{1}seed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}temperature\0\u{3}top_k\0\u{3}top_p\0\u{1}seed\0\u{3}repetition_penalty\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2342,6 +2345,7 @@ nonisolated extension Nnsight_V1_Sampling: SwiftProtobuf.Message, SwiftProtobuf.
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.topK) }()
       case 3: try { try decoder.decodeSingularFloatField(value: &self.topP) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.seed) }()
+      case 5: try { try decoder.decodeSingularFloatField(value: &self.repetitionPenalty) }()
       default: break
       }
     }
@@ -2360,6 +2364,9 @@ nonisolated extension Nnsight_V1_Sampling: SwiftProtobuf.Message, SwiftProtobuf.
     if self.seed != 0 {
       try visitor.visitSingularUInt64Field(value: self.seed, fieldNumber: 4)
     }
+    if self.repetitionPenalty.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.repetitionPenalty, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2368,6 +2375,7 @@ nonisolated extension Nnsight_V1_Sampling: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.topK != rhs.topK {return false}
     if lhs.topP != rhs.topP {return false}
     if lhs.seed != rhs.seed {return false}
+    if lhs.repetitionPenalty != rhs.repetitionPenalty {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
