@@ -116,6 +116,9 @@ enum PyObject {
     /// `model.output` / a trace's `tracer.result`: transformers' `CausalLMOutputWithCrossAttentions`,
     /// whose `logits` (and item 0) is lm_head's output.
     case modelOutput(PyValue)
+    /// `tracer.cache(...)`, or a path into it (`cache.model.transformer.h[0]`, `cache["..."]`);
+    /// `perStep`: a generation's cache, whose entries hold a list per step.
+    case cache(TraceCache, prefix: String?, perStep: Bool)
 
     /// A module of the model's tree (callable, skippable).
     var isModule: Bool {
@@ -180,6 +183,8 @@ indirect enum PyValue {
         case .deferred: "value"
         case .unsaved: "unsaved proxy"
         case .object(.modelOutput): "CausalLMOutputWithCrossAttentions"
+        case .object(.cache(_, nil, _)): "Cache"
+        case .object(.cache): "CacheView"
         case .object: "Envoy"
         case .steps: "iterator"
         case .builtin, .method: "builtin_function_or_method"

@@ -75,6 +75,11 @@ extension ScriptRunner {
             case let (.object(.tracer(t)), "all"):
                 try expectKeywords([], name)
                 return .steps(t.all())
+            case let (.object(.tracer(t)), "cache"):
+                guard args.isEmpty else { throw fail(.type, "cache() takes keyword arguments", loc) }
+                return try cacheCall(t, kwargs, loc)
+            case let (.object(.cache(cache, nil, _)), _):
+                return try cacheMethod(cache, name, args, loc)
             case let (.object(.tracer(t)), "stop"):
                 try expectKeywords([], name)
                 activeTracer?.sourceLine = loc.line

@@ -200,7 +200,8 @@ extension ScriptRunner {
         case (.model, "output"):
             try requireTrace(name, loc)
             return .object(.modelOutput(try moduleRead(model.lmHead.output, .lmHead, .output)))
-        case let (.modelOutput(logits), "logits"): return logits
+        case let (.modelOutput(logits), "logits"), let (.modelOutput(logits), "last_hidden_state"): return logits
+        case let (.cache(cache, prefix, perStep), _): return try cacheAttribute(cache, prefix, perStep, name, base, loc)
         case (.modelOutput, "save"): return .method(base, name)
         case (.model, "config"): return .object(.namespace("model.config"))
         case (.namespace("model.config"), _):
@@ -246,7 +247,8 @@ extension ScriptRunner {
             // A trace's result is the model's output; a generation's, the generated ids.
             if !generating { return .object(.modelOutput(try moduleRead(model.lmHead.output, .lmHead, .output))) }
             return .proxy(t.result)
-        case (.tracer, "all"), (.tracer, "next"), (.tracer, "invoke"), (.tracer, "cond"), (.tracer, "stop"): return .method(base, name)
+        case (.tracer, "all"), (.tracer, "next"), (.tracer, "invoke"), (.tracer, "cond"), (.tracer, "stop"), (.tracer, "cache"):
+            return .method(base, name)
         case (.namespace("torch.Tensor"), "__name__"): return .str("Tensor")
         case let (.namespace(ns), _): return Namespaces.attribute(ns, name)
         default: return nil
@@ -389,6 +391,16 @@ extension ScriptRunner {
         switch value {
         case .proxy, .tensor:
             return try tensorSubscript(value, try indexParts(items, loc), loc)
+        case let .object(.cache(cache, prefix, perStep)):
+            guard items.count == 1, case let .index(e) = items[0] else { throw fail(.type, "a cache takes one index", loc) }
+            let key: String
+            switch try eval(e) {
+            case let .str(k) where prefix == nil: key = k
+            case let .int(i) where prefix != nil: key = prefix! + "." + String(i < 0 ? i + model.config.nLayer : i)
+            default: throw fail(.type, "a cache is indexed by module names (cache[\"model.transformer.h.0\"])", loc)
+            }
+            guard cache.keys.contains(where: { $0 == key || $0.hasPrefix(key + ".") }) else { throw fail(.key, Repr.string(key), loc) }
+            return .object(.cache(cache, prefix: key, perStep: perStep))
         case let .object(.modelOutput(logits)):
             guard items.count == 1, case let .index(e) = items[0], case .int(0) = try eval(e) else {
                 throw fail(.index, "a CausalLMOutputWithCrossAttentions here holds its logits at [0]", loc)

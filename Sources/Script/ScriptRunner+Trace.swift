@@ -144,7 +144,7 @@ extension ScriptRunner {
             switch value {
             case let .proxy(p) where userSaved.contains(ObjectIdentifier(p)) && p.saved != nil:
                 globals[name] = p.saved.map { .saved($0, p) }
-            case .object(.modelOutput(.saved)): break
+            case .object(.modelOutput(.saved)), .object(.cache): break
             case .proxy, .object(.tracer), .object(.modelOutput): globals[name] = .unsaved(name)
             case let .deferred(d) where d.saved:
                 globals[name] = settledValue(d)
