@@ -48,7 +48,7 @@ enum ClientNodes {
                 do throws(OpError) { values[node.id] = try spec.run(args, attributes) } catch { throw error.trace(.runtime, at: node) }
             case let .save(input, id), let .append(input, id):
                 if let v = try tensor(input) { results.append((id, v)) }
-            case .set, .replace, .call, .parameter, .skip:
+            case .set, .replace, .call, .parameter, .skip, .external:
                 continue  // the compiler places these on workers
             }
         }

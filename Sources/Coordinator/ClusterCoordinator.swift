@@ -3,7 +3,17 @@ import Foundation
 import Graph
 import GraphWire
 import Logging
+import Synchronization
 import Wire
+
+/// How many submissions (a trace, or a whole session) clients made to a coordinator; readable
+/// from any thread, e.g. to check that a session went out as one.
+public final class SubmissionCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    public init() {}
+    public var count: Int { value.load(ordering: .relaxed) }
+    func add() { value.add(1, ordering: .relaxed) }
+}
 
 /// The coordinator of a cluster of worker processes: registers workers, splits the layers
 /// across them, accepts traces from clients over ZeroMQ and starts them; the stages form a ring
@@ -37,6 +47,8 @@ public final class ClusterCoordinator {
         public var config: GPT2Config?
         /// Called once, on the serving thread, when every stage has a ready worker.
         public var onReady: (@Sendable () -> Void)?
+        /// Counts the submissions clients make (a trace, or a whole session, each).
+        public var submissions = SubmissionCounter()
 
         public init(model: String, workers: Int) {
             self.model = model
@@ -59,12 +71,53 @@ public final class ClusterCoordinator {
         let clientRequest: UInt64
         let deadline: Date
         var waitingForSaves = false
-        init(session: TraceSession, client: Data, clientRequest: UInt64, deadline: Date) {
+        /// The session this trace belongs to, if any.
+        let run: SessionRun?
+        init(session: TraceSession, client: Data, clientRequest: UInt64, deadline: Date, run: SessionRun?) {
             self.session = session
             self.client = client
             self.clientRequest = clientRequest
             self.deadline = deadline
+            self.run = run
         }
+    }
+
+    /// A session's traces, run back to back; the values later traces use stay here.
+    final class SessionRun {
+        let graphs: [TraceGraph]
+        var index = 0
+        /// (trace, save id) -> value, for the saves a later trace uses.
+        var values: [SessionKey: Tensor] = [:]
+        let needed: Set<SessionKey>
+        init(graphs: [TraceGraph]) {
+            self.graphs = graphs
+            var needed = Set<SessionKey>()
+            for graph in graphs {
+                for node in graph.nodes { if case let .external(trace, saveID) = node.kind { needed.insert(SessionKey(trace: trace, saveID: saveID)) } }
+            }
+            self.needed = needed
+        }
+
+        /// The current trace with the values of earlier ones put in as constants.
+        func current() throws(TraceError) -> TraceGraph {
+            var graph = graphs[index]
+            for i in graph.nodes.indices {
+                guard case let .external(trace, saveID) = graph.nodes[i].kind else { continue }
+                guard trace < index else {
+                    throw TraceError(.invalidGraph, "trace \(index) of the session uses a value of trace \(trace), which does not run before it").at(graph.nodes[i])
+                }
+                guard let value = values[SessionKey(trace: trace, saveID: saveID)] else {
+                    throw TraceError(.runtime, "trace \(index) of the session uses a value that trace \(trace) did not produce (its step was not reached or its branch did not run)").at(graph.nodes[i])
+                }
+                graph.nodes[i].kind = .constant(value)
+            }
+            return graph
+        }
+    }
+
+    struct SessionKey: Hashable {
+        let trace: Int
+        let saveID: UInt32
     }
 
     public let options: Options
@@ -179,6 +232,7 @@ public final class ClusterCoordinator {
                 reply(peer, Framing.envelope { $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = "coordinator" } })
             }
         case let .submit(submit)?: submitTrace(submit, client: peer, request: envelope.requestID)
+        case let .submitSession(submit)?: submitSession(submit, client: peer, request: envelope.requestID)
         case .cancel?:
             if let (id, _) = traces.first(where: { $0.value.client == peer && $0.value.clientRequest == envelope.requestID }) {
                 finish(id, error: error(.errorRefused, "cancelled by the client", requestId: envelope.requestID))
@@ -233,37 +287,76 @@ public final class ClusterCoordinator {
 
     // MARK: - traces
 
-    private func submitTrace(_ submit: Nnsight_V1_SubmitTrace, client: Data, request: UInt64) {
-        guard submit.model == config.architectureId else {
-            reply(client, error(.errorModelMismatch, "this cluster serves '\(config.architectureId)', the trace is for '\(submit.model)'", requestId: request))
-            return
+    /// Why this cluster cannot take a submission for `model` now, nil when it can.
+    private func refusal(model: String, request: UInt64) -> Envelope? {
+        guard model == config.architectureId else {
+            return error(.errorModelMismatch, "this cluster serves '\(config.architectureId)', the trace is for '\(model)'", requestId: request)
         }
         guard isReady else {
             let missing = slots.enumerated().filter { $0.element.flatMap { workers[$0]?.ready } != true }.map { "\(stages[$0.offset])" }
-            reply(client, error(.errorRefused, "layers \(missing.joined(separator: ", ")) are not served yet (waiting for workers)", requestId: request))
-            return
+            return error(.errorRefused, "layers \(missing.joined(separator: ", ")) are not served yet (waiting for workers)", requestId: request)
         }
-        let compiled: CompiledTrace
-        let graph: TraceGraph
+        return nil
+    }
+
+    private func submitTrace(_ submit: Nnsight_V1_SubmitTrace, client: Data, request: UInt64) {
+        options.submissions.add()
+        if let refused = refusal(model: submit.model, request: request) { return reply(client, refused) }
         do throws(TraceError) {
-            graph = try TraceGraph(wire: submit.graph, layers: config.nLayer)
-            compiled = try GraphCompiler(config: config, stages: stages).compile(graph)
+            try start(try TraceGraph(wire: submit.graph, layers: config.nLayer), client: client, request: request, run: nil)
         } catch {
             reply(client, self.error(error, requestId: request))
-            return
         }
+    }
+
+    private func submitSession(_ submit: Nnsight_V1_SubmitSession, client: Data, request: UInt64) {
+        options.submissions.add()
+        if let refused = refusal(model: submit.model, request: request) { return reply(client, refused) }
+        do throws(TraceError) {
+            guard !submit.traces.isEmpty else { throw TraceError(.invalidGraph, "the session has no traces") }
+            // Every trace is read before any runs: a malformed later one fails the session up front.
+            var graphs: [TraceGraph] = []
+            for (i, wire) in submit.traces.enumerated() {
+                do throws(TraceError) { graphs.append(try TraceGraph(wire: wire, layers: config.nLayer)) } catch {
+                    var e = error
+                    e.message = "trace \(i) of the session: " + e.message
+                    throw e
+                }
+            }
+            let run = SessionRun(graphs: graphs)
+            try start(try run.current(), client: client, request: request, run: run)
+        } catch {
+            reply(client, self.error(error, requestId: request))
+        }
+    }
+
+    /// Compiles a trace and starts it on the stages.
+    private func start(_ graph: TraceGraph, client: Data, request: UInt64, run: SessionRun?) throws(TraceError) {
+        let compiled = try GraphCompiler(config: config, stages: stages).compile(graph)
         let id = nextTrace
         nextTrace += 1
         let session = TraceSession(id: id, compiled: compiled, prompts: graph.invokes, generation: graph.generation)
         let deadline = graph.limits.deadlineUnixMs > 0
             ? Date(timeIntervalSince1970: Double(graph.limits.deadlineUnixMs) / 1000)
             : Date().addingTimeInterval(Double(options.traceTimeoutMs) / 1000)
-        traces[id] = Active(session: session, client: client, clientRequest: request, deadline: deadline)
+        traces[id] = Active(session: session, client: client, clientRequest: request, deadline: deadline, run: run)
         for (s, submit) in session.submits.enumerated() {
             guard let worker = slots[s].flatMap({ workers[$0] }) else { continue }
             send(worker.push, submit)
         }
         if let first = slots[0].flatMap({ workers[$0] }) { send(first.push, session.firstActivations()) }
+    }
+
+    /// Passes a saved value on to the client (tagged with its trace within a session), keeping
+    /// it here when a later trace of the session uses it.
+    private func forward(_ saved: Nnsight_V1_SavedValue, of active: Active) {
+        var saved = saved
+        if let run = active.run {
+            saved.trace = UInt32(run.index)
+            let key = SessionKey(trace: run.index, saveID: saved.saveID)
+            if run.needed.contains(key), !saved.skipped, !saved.append, let value = try? Tensor(wire: saved.value) { run.values[key] = value }
+        }
+        reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.saved = saved })
     }
 
     private func handleResult(_ frame: Data) throws {
@@ -284,7 +377,7 @@ public final class ClusterCoordinator {
             session.received += 1
             // A skipped save (its guarded branch did not run) is passed on too: the client's
             // program-order output must not wait for it.
-            reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.saved = saved })
+            forward(saved, of: active)
         case let .stepResult(result)?:
             guard Int(result.step) == session.steps else { return }
             let goesOn: Bool
@@ -315,9 +408,7 @@ public final class ClusterCoordinator {
         do throws(TraceError) {
             let steps = UInt32(active.session.steps)
             for (saveId, value) in try ClientNodes.evaluate(active.session.compiled.clientNodes, outcome: active.session.outcome) {
-                reply(active.client, Framing.envelope(requestId: active.clientRequest) {
-                    $0.saved = .with { $0.saveID = saveId; $0.step = steps; $0.value = value.wire }
-                })
+                forward(.with { $0.saveID = saveId; $0.step = steps; $0.value = value.wire }, of: active)
             }
         } catch {
             finish(id, error: self.error(error, requestId: active.clientRequest))
@@ -332,6 +423,14 @@ public final class ClusterCoordinator {
         for worker in slots.compactMap({ $0.flatMap { workers[$0] } }) { send(worker.push, active.session.release) }
         if let error {
             reply(active.client, error)
+        } else if let run = active.run, run.index + 1 < run.graphs.count {
+            // The session's next trace, with the values it takes from earlier ones.
+            run.index += 1
+            do throws(TraceError) { try start(try run.current(), client: active.client, request: active.clientRequest, run: run) } catch {
+                var e = error
+                e.message = "trace \(run.index) of the session: " + e.message
+                reply(active.client, self.error(e, requestId: active.clientRequest))
+            }
         } else {
             let steps = active.session.steps
             reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.finished = .with { $0.steps = UInt32(steps) } })

@@ -126,6 +126,8 @@ struct GraphCompiler {
             case let .parameter(module, name):
                 guard ModuleTree.id(path: ModuleTree.path(module), layers: config.nLayer) == module else { throw invalid("unknown module '\(module)'") }
                 guard ModuleTree.parameterNames(of: module).contains(name) else { throw invalid("\(module) has no parameter '\(name)'") }
+            case .external:
+                throw invalid("node \(node.id) takes a value from an earlier trace of a session, but this trace was not submitted in one")
             case .set, .replace, .save, .append:
                 break
             }
@@ -309,6 +311,8 @@ struct GraphCompiler {
                 do throws(OpError) { try StaticTypes.checkSkip(module, output: output, value: type) } catch { throw fail(error) }
             case let .save(input, _), let .append(input, _):
                 if case .tuple? = c.types[input] { throw fail(OpError("node \(input) is a tuple; index it first (e.g. output[0])")) }
+            case .external:
+                break  // refused by validate: a session fills these in first
             }
         }
     }

@@ -28,6 +28,8 @@ public final class LanguageModel {
 
     /// Called while a trace runs, as values stream in: saved values, and each step's tokens.
     public var onEvent: ((TraceEvent) -> Void)?
+    /// The session being recorded (`session { }`): its traces wait to run as one submission.
+    private var recording: SessionRecording?
 
     /// Loads a Hugging Face GPT-2 directory and starts `stages` in-process pipeline stages.
     public static func load(_ directory: String, stages: Int = 1) throws -> LanguageModel {
@@ -79,6 +81,7 @@ public final class LanguageModel {
     private func run(_ prompt: String?, maxNewTokens: Int, sampling: SamplingParameters, eos: Int?, pad: Int,
                      _ body: (Tracer) throws -> Void) throws {
         let recorder = TraceRecorder(config: config, maxNewTokens: maxNewTokens)
+        if let recording { recorder.session = (recording, recording.traces.count) }
         let tracer = Tracer(recorder: recorder, tokenize: tokenizer.encode)
         TraceRecorder.active = recorder
         defer { TraceRecorder.active = nil }
@@ -99,17 +102,53 @@ public final class LanguageModel {
                                generation: GenerationSpec(maxNewTokens: recorder.stopStep.map { min($0 + 1, maxNewTokens) } ?? maxNewTokens,
                                                           sampling: sampling, eosTokenId: eos,
                                                           padTokenId: pad))
-        try backend.execute(graph) { event in
-            switch event {
-            case let .saved(id, _, value):
-                if let saved = recorder.saves[id] { saved.result = .success(value) }
-                if let (list, slot) = recorder.appends[id] { list.values[slot] = value }
-            case let .skipped(id, _):
-                recorder.saves[id]?.skipped = true
-            case .tokens:
-                break
-            }
-            onEvent?(event)
+        if let recording {
+            recording.traces.append((graph, recorder))
+            return
+        }
+        try backend.execute(graph) { event in deliver(event, to: recorder) }
+    }
+
+    private func deliver(_ event: TraceEvent, to recorder: TraceRecorder) {
+        switch event {
+        case let .saved(id, _, value):
+            if let saved = recorder.saves[id] { saved.result = .success(value) }
+            if let (list, slot) = recorder.appends[id] { list.values[slot] = value }
+        case let .skipped(id, _):
+            recorder.saves[id]?.skipped = true
+        case .tokens:
+            break
+        }
+        onEvent?(event)
+    }
+
+    /// nnsight's `model.session()`: the traces and generations recorded in `body` run as one
+    /// submission when it ends, back to back; a value saved in one is used by later ones on the
+    /// coordinator (no round trip to the client). Saved values exist after `body` returns.
+    ///
+    /// ```swift
+    /// var steer: Saved!, ids: Saved!
+    /// try model.session {
+    ///     try model.trace("Hello world") { _ in steer = model.transformer.h[1].output[0][0, -1].save() }
+    ///     try model.generate("The Eiffel Tower is in", maxNewTokens: 3) { tracer in
+    ///         for _ in tracer.iter[...] { model.transformer.h[1].output[0][.all, -1] += TraceValue.saved(steer) }
+    ///         ids = model.generator.output.save()
+    ///     }
+    /// }
+    /// ```
+    public func session(_ body: () throws -> Void) throws {
+        guard recording == nil else { throw TraceError(.invalidGraph, "sessions do not nest") }
+        let session = SessionRecording()
+        recording = session
+        defer { recording = nil }
+        try body()
+        recording = nil
+        defer { session.hasRun = true }
+        guard !session.traces.isEmpty else { return }
+        let recorders = session.traces.map(\.recorder)
+        try backend.executeSession(session.traces.map(\.graph)) { index, event in
+            guard index < recorders.count else { return }
+            deliver(event, to: recorders[index])
         }
     }
 }

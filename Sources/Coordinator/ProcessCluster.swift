@@ -15,6 +15,9 @@ public final class ProcessCluster: @unchecked Sendable {
     public let endpoint: String
     public private(set) var processes: [Process] = []
     private let state = State()
+    /// Submissions clients made to this cluster's coordinator (a trace, or a whole session, each).
+    public var submissions: Int { counter.count }
+    private let counter = SubmissionCounter()
 
     /// Shared with the coordinator's thread.
     final class State: @unchecked Sendable {
@@ -53,6 +56,7 @@ public final class ProcessCluster: @unchecked Sendable {
         let tag = "\(getpid())-\(UUID().uuidString.prefix(8))"
         var options = ClusterCoordinator.Options(model: model, workers: workers)
         options.split = split
+        options.submissions = counter
         if transport == "ipc" {
             options.listen = "ipc:///tmp/nnsight-\(tag)-control"
             options.results = "ipc:///tmp/nnsight-\(tag)-results"

@@ -10,6 +10,11 @@ import Graph
 public final class Saved {
     let step: Int
     var result: Result<Tensor, TraceError>?
+    /// Where the value comes from when its trace belongs to a session that has not run yet: a
+    /// later trace of the same session takes it on the coordinator (no round trip).
+    var origin: (session: SessionRecording, trace: Int, saveID: UInt32)?
+    /// Its static type, known when it was recorded.
+    public internal(set) var type: ValueType?
 
     init(step: Int) { self.step = step }
 
@@ -36,6 +41,9 @@ public final class Saved {
             case let .success(v)?: return v
             case let .failure(e)?: throw e
             case nil:
+                if let origin, !origin.session.hasRun {
+                    throw TraceError(.runtime, "this value comes from a trace of a session that has not run yet: the session's traces run when its block ends, so use the value after it (or inside a later trace of the session)", step: step)
+                }
                 if skipped { throw TraceError(.stepNotReached, "the value was not computed: the branch of the `if` that saves it did not run", step: step) }
                 throw TraceError.stepNotReached(step: step)
             }
@@ -58,4 +66,11 @@ public final class SavedList {
 
     /// nnsight's `.save()` on a list: the list itself.
     @discardableResult public func save() -> SavedList { self }
+}
+
+/// The traces of a `model.session { ... }` block, recorded but not yet run: they go to the
+/// coordinator as one submission when the block ends.
+public final class SessionRecording {
+    var traces: [(graph: TraceGraph, recorder: TraceRecorder)] = []
+    public internal(set) var hasRun = false
 }

@@ -9,6 +9,8 @@ protocol TraceBackend: AnyObject {
     /// Runs `graph`, passing every saved or appended value (by its id) and each step's tokens to
     /// `deliver` as they arrive.
     func execute(_ graph: TraceGraph, deliver: (TraceEvent) -> Void) throws
+    /// Runs a session's traces as one submission, back to back; events carry their trace's index.
+    func executeSession(_ graphs: [TraceGraph], deliver: (Int, TraceEvent) -> Void) throws
 }
 
 /// A client of a coordinator over ZeroMQ: the trace goes out whole, saved values stream back.
@@ -39,12 +41,28 @@ final class CoordinatorClient: TraceBackend {
     }
 
     func execute(_ graph: TraceGraph, deliver: (TraceEvent) -> Void) throws {
-        let id = nextRequest
-        nextRequest += 1
+        let model = modelId
+        let g = withDeadline(graph).wire
+        try exchange({ $0.submit = .with { $0.graph = g; $0.model = model } }) { _, event in deliver(event) }
+    }
+
+    func executeSession(_ graphs: [TraceGraph], deliver: (Int, TraceEvent) -> Void) throws {
+        let model = modelId
+        let traces = graphs.map { withDeadline($0).wire }
+        try exchange({ $0.submitSession = .with { $0.traces = traces; $0.model = model } }, deliver: deliver)
+    }
+
+    private func withDeadline(_ graph: TraceGraph) -> TraceGraph {
         var graph = graph
         graph.limits.deadlineUnixMs = UInt64((Date().timeIntervalSince1970 + Double(timeoutSeconds)) * 1000)
-        let (g, model) = (graph.wire, modelId)
-        try socket.send(try Framing.encode(Framing.envelope(requestId: id) { $0.submit = .with { $0.graph = g; $0.model = model } }))
+        return graph
+    }
+
+    /// Sends one submission and passes what streams back to `deliver` until it finishes.
+    private func exchange(_ body: (inout Envelope) -> Void, deliver: (Int, TraceEvent) -> Void) throws {
+        let id = nextRequest
+        nextRequest += 1
+        try socket.send(try Framing.encode(Framing.envelope(requestId: id, body)))
         let deadline = Date().addingTimeInterval(Double(timeoutSeconds) + 5)
         while Date() < deadline {
             guard let frames = try socket.receive(timeoutMs: 200) else { continue }
@@ -54,17 +72,17 @@ final class CoordinatorClient: TraceBackend {
             guard envelope.requestID == id else { continue }
             switch envelope.body {
             case let .saved(saved)? where saved.skipped:
-                deliver(.skipped(id: saved.saveID, step: Int(saved.step)))
+                deliver(Int(saved.trace), .skipped(id: saved.saveID, step: Int(saved.step)))
             case let .saved(saved)?:
                 do throws(WireError) {
-                    deliver(.saved(id: saved.saveID, step: Int(saved.step), value: try Tensor(wire: saved.value)))
+                    deliver(Int(saved.trace), .saved(id: saved.saveID, step: Int(saved.step), value: try Tensor(wire: saved.value)))
                 } catch { throw TraceError(.transport, "a saved value could not be read: \(error)") }
-            case let .stepResult(result)?: deliver(.tokens(step: Int(result.step), ids: result.nextTokens.map { Int(truncatingIfNeeded: $0) }))
+            case let .stepResult(result)?: deliver(0, .tokens(step: Int(result.step), ids: result.nextTokens.map { Int(truncatingIfNeeded: $0) }))
             case .finished?: return
             case let .error(error)?: throw TraceError(wire: error)
             default: continue
             }
         }
-        throw TraceError(.transport, "the coordinator did not finish the trace within \(timeoutSeconds) s")
+        throw TraceError(.transport, "the coordinator did not finish within \(timeoutSeconds) s")
     }
 }

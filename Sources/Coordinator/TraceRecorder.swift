@@ -29,6 +29,8 @@ final class TraceRecorder {
     var currentStep: Int { loopStep ?? cursor }
     /// The step where `tracer.stop()` ended the trace: no later step runs.
     var stopStep: Int?
+    /// The session this trace is recorded in, and its index there.
+    var session: (recording: SessionRecording, index: Int)?
 
     /// Saves and list appends, by the id their values stream back under.
     var saves: [UInt32: Saved] = [:]
@@ -97,8 +99,8 @@ final class TraceRecorder {
             let rows = node.invoke >= 0 ? 1 : max(invokes.count, plannedLengths.count, 1)
             let output = StaticTypes.read(ModuleRead(module, .output), step: node.step, rows: rows, promptLength: promptLength, config: config)
             do throws(OpError) { try StaticTypes.checkSkip(module, output: output, value: type) } catch { problem(error.description) }
-        case .save, .append:
-            break
+        case .save, .append, .external:
+            break  // an external's type comes from the trace that saved it (`external(_:)`)
         }
     }
 
@@ -178,6 +180,14 @@ final class TraceRecorder {
 
     func constant(_ tensor: Tensor) -> UInt32 { add(.constant(tensor)) }
 
+    /// A value an earlier trace of this session saves, typed as it was saved.
+    func external(_ saved: Saved) -> UInt32? {
+        guard let origin = saved.origin, let session, origin.session === session.recording, origin.trace < session.index else { return nil }
+        let id = add(.external(trace: origin.trace, saveID: origin.saveID))
+        types[id] = saved.type
+        return id
+    }
+
     func save(_ value: TraceValue) -> Saved {
         let saved = Saved(step: currentStep)
         guard let node = value.node(in: self) else {
@@ -187,6 +197,8 @@ final class TraceRecorder {
         let id = nextId
         add(.save(node: node, saveID: id))
         saves[id] = saved
+        saved.type = types[node]
+        if let session { saved.origin = (session.recording, session.index, id) }
         return saved
     }
 

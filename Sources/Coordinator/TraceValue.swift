@@ -77,12 +77,21 @@ public final class TraceValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLi
     /// A tensor constant.
     public static func constant(_ value: Tensor) -> TraceValue { TraceValue(literal: value) }
 
+    /// A value saved by an earlier trace: its value as a constant, or, inside the same session,
+    /// the value itself on the coordinator.
+    public static func saved(_ saved: Saved) -> TraceValue {
+        let v = TraceValue(recorder: nil, node: 0, isTuple: false)
+        v.saved = saved
+        return v
+    }
+
     /// The node holding this value in `trace`: its own node, or a constant for a literal or for
     /// the saved value of an earlier trace. Nil (and a problem recorded) when `trace` cannot use it.
     func node(in trace: TraceRecorder) -> UInt32? {
         if let literal { return trace.constant(literal) }
         if recorder === trace { return nodeId }
         if case let .success(value)? = saved?.result { return trace.constant(value) }
+        if let saved, let id = trace.external(saved) { return id }
         trace.problem(saved == nil
             ? "a value of another trace is used here: save it there (.save()) and use the saved value"
             : "a value saved by another trace is used here, but that trace did not produce it")

@@ -90,6 +90,7 @@ extension GraphNode {
             }
             kind = .parameter(module: module, name: parameter.name)
         case let .skip(skip)?: kind = .skip(module: try module(skip.path), value: skip.value)
+        case let .sessionValue(value)?: kind = .external(trace: Int(value.trace), saveID: value.saveID)
         case let .save(save)?: kind = .save(node: save.node, saveID: save.saveID)
         case let .append(append)?: kind = .append(node: append.node, listID: append.listID)
         case let .constant(constant)?:
@@ -131,6 +132,7 @@ extension GraphNode {
             case let .call(module, input): n.call = .with { $0.path = ModuleTree.path(module); $0.input = input }
             case let .parameter(module, name): n.parameter = .with { $0.path = ModuleTree.path(module); $0.name = name }
             case let .skip(module, value): n.skip = .with { $0.path = ModuleTree.path(module); $0.value = value }
+            case let .external(trace, saveID): n.sessionValue = .with { $0.trace = UInt32(clamping: trace); $0.saveID = saveID }
             case let .save(node, saveID): n.save = .with { $0.node = node; $0.saveID = saveID }
             case let .append(node, listID): n.append = .with { $0.node = node; $0.listID = listID }
             case let .constant(tensor): n.constant = .with { $0.value = tensor.wire }

@@ -254,6 +254,8 @@ public final class Interpreter: HookHandler {
             values[node.id] = .tensor(.live(UnsafeMutableBufferPointer(mutating: buffer), shape: shape))
         case let .skip(module, value):
             pendingSkips[module] = try tensor(value).contiguous()
+        case .external:
+            throw OpError("node \(node.id) is a session value the coordinator did not fill in")
         case let .save(input, saveID):
             try send(saveID, try tensor(input), append: false)
         case let .append(input, listID):

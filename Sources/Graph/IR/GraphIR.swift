@@ -64,6 +64,9 @@ public enum NodeKind: Sendable {
     case parameter(module: ModuleID, name: String)
     /// `module.skip(value)`: the module does not run at this step; its output is `value`.
     case skip(module: ModuleID, value: UInt32)
+    /// Within a session: the value an earlier trace (`trace`, its index) saved under `saveID`.
+    /// The coordinator makes it a constant before compiling.
+    case external(trace: Int, saveID: UInt32)
     /// Streams `node`'s value back to the client under `saveID`.
     case save(node: UInt32, saveID: UInt32)
     /// Appends `node`'s value to the client's list `listID`.
@@ -73,7 +76,7 @@ public enum NodeKind: Sendable {
     /// The nodes whose values this one uses.
     public var inputs: [UInt32] {
         switch self {
-        case .read, .constant, .parameter: []
+        case .read, .constant, .parameter, .external: []
         case let .op(_, inputs, _): inputs
         case let .set(target, _, value), let .replace(target, value): [target, value]
         case let .save(node, _), let .append(node, _), let .call(_, node), let .skip(_, node): [node]

@@ -1,4 +1,4 @@
-// proto-sha256: 2f77dc971ec03af2eaf60a387adfc879f70223769c1aa1d2400c7f3e73feda4b
+// proto-sha256: dfc75106a9c3c7158d2cca34269a59dfeb1ed6a9ac238f9cc59a96837f985532
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -567,6 +567,24 @@ public nonisolated struct Nnsight_V1_Parameter: Sendable {
   public init() {}
 }
 
+/// Within a session: a value saved by an earlier trace of the same submission (the
+/// coordinator puts it in as a constant before compiling).
+public nonisolated struct Nnsight_V1_SessionValue: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the earlier trace's index in the session
+  public var trace: UInt32 = 0
+
+  /// its Save.save_id
+  public var saveID: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// `module.skip(value)`: the module does not run at this step; its output is `value`.
 public nonisolated struct Nnsight_V1_Skip: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -750,6 +768,14 @@ public nonisolated struct Nnsight_V1_Node: Sendable {
     set {kind = .skip(newValue)}
   }
 
+  public var sessionValue: Nnsight_V1_SessionValue {
+    get {
+      if case .sessionValue(let v)? = kind {return v}
+      return Nnsight_V1_SessionValue()
+    }
+    set {kind = .sessionValue(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// (one element) is nonzero; 0 = always. A node whose condition or
@@ -764,6 +790,7 @@ public nonisolated struct Nnsight_V1_Node: Sendable {
     case call(Nnsight_V1_ModuleCall)
     case parameter(Nnsight_V1_Parameter)
     case skip(Nnsight_V1_Skip)
+    case sessionValue(Nnsight_V1_SessionValue)
 
   }
 
@@ -994,6 +1021,23 @@ public nonisolated struct Nnsight_V1_SubmitTrace: Sendable {
   fileprivate var _graph: Nnsight_V1_Graph? = nil
 }
 
+/// `with model.session():` several traces as one submission. They run back to back; a trace's
+/// `SessionValue` nodes take values saved by earlier ones, which stay on the coordinator (no
+/// round trip to the client). Saved values stream back tagged with their trace's index.
+public nonisolated struct Nnsight_V1_SubmitSession: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var traces: [Nnsight_V1_Graph] = []
+
+  public var model: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// A value that crosses stages with the activations.
 public nonisolated struct Nnsight_V1_CrossValue: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -1108,6 +1152,9 @@ public nonisolated struct Nnsight_V1_SavedValue: Sendable {
 
   /// the save sits in a guarded branch that did not run: no value
   public var skipped: Bool = false
+
+  /// within a session: the index of the trace that saved it
+  public var trace: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1358,6 +1405,14 @@ public nonisolated struct Nnsight_V1_Envelope: @unchecked Sendable {
     set {_uniqueStorage()._body = .shutdown(newValue)}
   }
 
+  public var submitSession: Nnsight_V1_SubmitSession {
+    get {
+      if case .submitSession(let v)? = _storage._body {return v}
+      return Nnsight_V1_SubmitSession()
+    }
+    set {_uniqueStorage()._body = .submitSession(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -1372,6 +1427,7 @@ public nonisolated struct Nnsight_V1_Envelope: @unchecked Sendable {
     case error(Nnsight_V1_Error)
     case heartbeat(Nnsight_V1_Heartbeat)
     case shutdown(Nnsight_V1_Shutdown)
+    case submitSession(Nnsight_V1_SubmitSession)
 
   }
 
@@ -1941,6 +1997,41 @@ nonisolated extension Nnsight_V1_Parameter: SwiftProtobuf.Message, SwiftProtobuf
   }
 }
 
+nonisolated extension Nnsight_V1_SessionValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SessionValue"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}trace\0\u{3}save_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.trace) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.saveID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.trace != 0 {
+      try visitor.visitSingularUInt32Field(value: self.trace, fieldNumber: 1)
+    }
+    if self.saveID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.saveID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_SessionValue, rhs: Nnsight_V1_SessionValue) -> Bool {
+    if lhs.trace != rhs.trace {return false}
+    if lhs.saveID != rhs.saveID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Nnsight_V1_Skip: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Skip"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}value\0")
@@ -2082,7 +2173,7 @@ nonisolated extension Nnsight_V1_Constant: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Node"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}steps\0\u{1}invoke\0\u{1}line\0\u{1}at\0\u{1}column\0\u{1}condition\0\u{2}\u{3}read\0\u{1}op\0\u{1}set\0\u{1}save\0\u{1}append\0\u{1}constant\0\u{1}call\0\u{1}parameter\0\u{1}skip\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}steps\0\u{1}invoke\0\u{1}line\0\u{1}at\0\u{1}column\0\u{1}condition\0\u{2}\u{3}read\0\u{1}op\0\u{1}set\0\u{1}save\0\u{1}append\0\u{1}constant\0\u{1}call\0\u{1}parameter\0\u{1}skip\0\u{3}session_value\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2214,6 +2305,19 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
           self.kind = .skip(v)
         }
       }()
+      case 19: try {
+        var v: Nnsight_V1_SessionValue?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .sessionValue(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .sessionValue(v)
+        }
+      }()
       default: break
       }
     }
@@ -2281,6 +2385,10 @@ nonisolated extension Nnsight_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._Mes
     case .skip?: try {
       guard case .skip(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .sessionValue?: try {
+      guard case .sessionValue(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
     }()
     case nil: break
     }
@@ -2673,6 +2781,41 @@ nonisolated extension Nnsight_V1_SubmitTrace: SwiftProtobuf.Message, SwiftProtob
   }
 }
 
+nonisolated extension Nnsight_V1_SubmitSession: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SubmitSession"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}traces\0\u{1}model\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.traces) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.model) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.traces.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.traces, fieldNumber: 1)
+    }
+    if !self.model.isEmpty {
+      try visitor.visitSingularStringField(value: self.model, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_SubmitSession, rhs: Nnsight_V1_SubmitSession) -> Bool {
+    if lhs.traces != rhs.traces {return false}
+    if lhs.model != rhs.model {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Nnsight_V1_CrossValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CrossValue"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}value\0")
@@ -2778,7 +2921,7 @@ nonisolated extension Nnsight_V1_StepActivations: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Nnsight_V1_SavedValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SavedValue"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}save_id\0\u{1}step\0\u{1}value\0\u{1}append\0\u{1}skipped\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}save_id\0\u{1}step\0\u{1}value\0\u{1}append\0\u{1}skipped\0\u{1}trace\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2791,6 +2934,7 @@ nonisolated extension Nnsight_V1_SavedValue: SwiftProtobuf.Message, SwiftProtobu
       case 3: try { try decoder.decodeSingularMessageField(value: &self._value) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.append) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.skipped) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.trace) }()
       default: break
       }
     }
@@ -2816,6 +2960,9 @@ nonisolated extension Nnsight_V1_SavedValue: SwiftProtobuf.Message, SwiftProtobu
     if self.skipped != false {
       try visitor.visitSingularBoolField(value: self.skipped, fieldNumber: 5)
     }
+    if self.trace != 0 {
+      try visitor.visitSingularUInt32Field(value: self.trace, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2825,6 +2972,7 @@ nonisolated extension Nnsight_V1_SavedValue: SwiftProtobuf.Message, SwiftProtobu
     if lhs._value != rhs._value {return false}
     if lhs.append != rhs.append {return false}
     if lhs.skipped != rhs.skipped {return false}
+    if lhs.trace != rhs.trace {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3076,7 +3224,7 @@ nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{2}\u{8}hello\0\u{1}assignment\0\u{1}submit\0\u{1}activations\0\u{1}saved\0\u{3}step_result\0\u{1}finished\0\u{1}cancel\0\u{1}error\0\u{1}heartbeat\0\u{1}shutdown\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{2}\u{8}hello\0\u{1}assignment\0\u{1}submit\0\u{1}activations\0\u{1}saved\0\u{3}step_result\0\u{1}finished\0\u{1}cancel\0\u{1}error\0\u{1}heartbeat\0\u{1}shutdown\0\u{3}submit_session\0")
 
   fileprivate class _StorageClass {
     var _protocolVersion: UInt32 = 0
@@ -3258,6 +3406,19 @@ nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
             _storage._body = .shutdown(v)
           }
         }()
+        case 21: try {
+          var v: Nnsight_V1_SubmitSession?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .submitSession(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .submitSession(v)
+          }
+        }()
         default: break
         }
       }
@@ -3320,6 +3481,10 @@ nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
       case .shutdown?: try {
         guard case .shutdown(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+      }()
+      case .submitSession?: try {
+        guard case .submitSession(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
       }()
       case nil: break
       }
