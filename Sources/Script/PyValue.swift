@@ -119,6 +119,8 @@ enum PyObject {
     /// `tracer.cache(...)`, or a path into it (`cache.model.transformer.h[0]`, `cache["..."]`);
     /// `perStep`: a generation's cache, whose entries hold a list per step.
     case cache(TraceCache, prefix: String?, perStep: Bool)
+    /// `model.session()` before `with` enters it, and the session object inside.
+    case sessionContext
 
     /// A module of the model's tree (callable, skippable).
     var isModule: Bool {

@@ -42,10 +42,14 @@ extension ScriptRunner {
                 return deferred(args) { [unowned self] in try call(f, args, kwargs, loc) }
             }
             switch (base, name) {
+            case (.object(.model), "session"):
+                try expectKeywords(["remote"], name)
+                guard tracing == 0 else { throw fail(.unsupported, "a session cannot be opened inside a trace or another session", loc) }
+                return .object(.sessionContext)
             case (.object(.model), "generate"), (.object(.model), "trace"):
                 try expectKeywords(["max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "seed", "repetition_penalty",
                                     "eos_token_id", "pad_token_id", "remote", "scan", "validate"], name)
-                guard tracing == 0 else { throw fail(.unsupported, "nested traces are not supported", loc) }
+                guard tracing == 0 || (inSession && activeTracer == nil) else { throw fail(.unsupported, "nested traces are not supported", loc) }
                 guard args.count <= 1 else { throw fail(.unsupported, "one prompt (or one list of prompts) per call; use tracer.invoke(...) for a batch", loc) }
                 let prompts = try args.first.map { try promptRows($0, loc) } ?? []
                 if name == "trace" { return .object(.traceContext(prompts: prompts)) }

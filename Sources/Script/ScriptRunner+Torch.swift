@@ -114,6 +114,7 @@ extension ScriptRunner {
         let values = try operands.map { try resolved($0, loc) }
         let info = values.map { (grad: gradOf($0), rank: rankOf($0), permuted: permutedOf($0)) }
         if !resolving, values.contains(where: { if case .proxy = $0 { true } else { false } }) {
+            try requireRecorder(loc)
             let inputs = try values.map { try traceOperand($0, loc) }
             activeTracer?.sourceLine = loc.line
             activeTracer?.sourceColumn = loc.column
@@ -196,7 +197,7 @@ extension ScriptRunner {
         case (.model, "lm_head"): return .object(.module(model.lmHead))
         case (.model, "generator"): return .object(.generator)
         case (.model, "tokenizer"): return .object(.tokenizer)
-        case (.model, "generate"), (.model, "trace"): return .method(base, name)
+        case (.model, "generate"), (.model, "trace"), (.model, "session"): return .method(base, name)
         case (.model, "output"):
             try requireTrace(name, loc)
             return .object(.modelOutput(try moduleRead(model.lmHead.output, .lmHead, .output)))
@@ -367,6 +368,13 @@ extension ScriptRunner {
     }
 
     /// `p[items]` of a traced value (a tuple output takes one integer).
+    /// Between the traces of a session a traced value has no value yet: computing on it there
+    /// would need a round trip the session exists to avoid.
+    func requireRecorder(_ loc: SourceLocation) throws {
+        guard activeTracer == nil, inSession else { return }
+        throw fail(.unsupported, "a value of a session's trace is used between its traces: inside a session, compute on it inside the trace that uses it (the session's traces run together when its block ends)", loc)
+    }
+
     func subscriptProxy(_ p: TraceValue, _ items: [TensorIndex], _ loc: SourceLocation) throws -> PyValue {
         if p.isTupleValue {
             guard items.count == 1, case let .at(i) = items[0] else { throw fail(.type, "a tuple output takes one integer index, e.g. output[0]", loc) }
@@ -436,6 +444,7 @@ extension ScriptRunner {
     func tensorSubscript(_ value: PyValue, _ parts: [IndexPart], _ loc: SourceLocation) throws -> PyValue {
         let advanced = parts.indices.filter { if case .tensor = parts[$0] { true } else { false } }
         var basic = parts.map { part -> TensorIndex in if case let .basic(b) = part { return b } else { return .all } }
+        if case .proxy = value { try requireRecorder(loc) }
         if case let .proxy(p) = value, advanced.isEmpty { return try subscriptProxy(p, basic, loc) }
         if advanced.isEmpty { return try torchOp("index", [value], Attributes(["index": .index(basic.map(\.item))]), loc) }
         guard advanced.count == 1, case let .tensor(indexValue) = parts[advanced[0]] else {

@@ -35,6 +35,17 @@ extension ScriptRunner {
             try runTrace(at: loc) {
                 try model.trace { tracer in try record(tracer, as: name, body, prompts: prompts) }
             }
+        case .sessionContext:
+            // The body's traces are recorded, then run as one submission; client work (prints,
+            // values of saved tensors) runs in program order as their values stream back.
+            inSession = true
+            defer { inSession = false }
+            try runTrace(at: loc) {
+                try model.session {
+                    if let name { try assign(name, .object(.sessionContext)) }
+                    try exec(body)
+                }
+            }
         case let .invokeContext(tracer, prompt):
             if let prompt { try tracer.invoke(tokens: prompt) { try exec(body) } } else { try tracer.invoke(nil) { try exec(body) } }
         case .noGrad:
@@ -99,6 +110,15 @@ extension ScriptRunner {
     /// afterwards, names bound to proxies that were not saved are marked, and saved client values
     /// take their computed values.
     func runTrace(at loc: SourceLocation, _ body: () throws -> Void) throws {
+        if inSession && tracing > 0 {
+            // A trace inside a session: recorded now, run (and its values settled) with the session.
+            tracing += 1
+            defer {
+                tracing -= 1
+                activeTracer = nil
+            }
+            return try body()
+        }
         tracing += 1
         let previousEvents = model.onEvent
         model.onEvent = { [unowned self] event in

@@ -30,6 +30,8 @@ public final class ScriptRunner {
     var echo: ((String) -> Void)?
     /// Whether autograd names are on (`torch.no_grad()` turns them off).
     var gradEnabled = true
+    /// Inside `with model.session():` (its traces run as one submission when the block ends).
+    var inSession = false
     /// The step of the loop iteration running past max_new_tokens (see `runPastEnd`).
     var pastEndStep: Int?
     /// Inside `model.generate(...)` (rather than `model.trace(...)`).
