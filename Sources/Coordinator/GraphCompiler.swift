@@ -202,7 +202,33 @@ struct GraphCompiler {
 
     // MARK: - pass 3: place
 
+    /// Whether `module` lies inside `ancestor` (a block's submodules, `attn.c_attn` in `attn`).
+    static func isInside(_ module: ModuleID, _ ancestor: ModuleID) -> Bool {
+        guard module != ancestor, module.layer >= 0, module.layer == ancestor.layer else { return false }
+        let outer = ModuleTree.spec(ancestor).name, inner = ModuleTree.spec(module).name
+        return outer.isEmpty || inner.hasPrefix(outer + ".")
+    }
+
+    /// A skipped module's submodules do not run at that step: nothing may read, edit or skip them.
+    func checkSkips(_ c: Compilation) throws(TraceError) {
+        var skipped: [Int: [(module: ModuleID, node: GraphNode)]] = [:]
+        for node in c.graph.nodes { if case let .skip(module, _) = node.kind { skipped[node.step, default: []].append((module, node)) } }
+        guard !skipped.isEmpty else { return }
+        for node in c.graph.nodes {
+            let module: ModuleID
+            switch node.kind {
+            case let .read(read) where read.hookPoint != nil: module = read.module
+            case let .skip(m, _): module = m
+            default: continue
+            }
+            guard let skip = skipped[node.step]?.first(where: { Self.isInside(module, $0.module) }) else { continue }
+            let at = skip.node.line > 0 ? " (skipped at line \(skip.node.line):\(skip.node.column))" : ""
+            throw TraceError(.invalidGraph, "\(module) does not run at step \(node.step): it is inside \(skip.module), which is skipped\(at)").at(node)
+        }
+    }
+
     func place(_ c: inout Compilation) throws(TraceError) {
+        try checkSkips(c)
         let order = Dictionary(uniqueKeysWithValues: ModuleTree.hookOrder(layers: config.nLayer).enumerated().map { ($1, $0) })
         for node in c.graph.nodes where c.placement[node.id] == .worker {
             switch node.kind {

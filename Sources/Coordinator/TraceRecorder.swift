@@ -64,10 +64,16 @@ final class TraceRecorder {
         if case .read = kind {} else if case .constant = kind {} else { guarded = condition }
         let node = GraphNode(id: id, steps: [currentStep], invoke: currentInvoke, line: currentLine, column: currentColumn, kind: kind,
                              condition: guarded)
+        position[id] = nodes.count
         nodes.append(node)
         inferType(node)
         return id
     }
+
+    /// Where each node sits in `nodes`.
+    private var position: [UInt32: Int] = [:]
+
+    func kind(of id: UInt32) -> NodeKind? { position[id].map { nodes[$0].kind } }
 
     /// The node's static type through the op registry; a rule that fails is a problem at the
     /// node's line:column (the compiler checks the same again on what it receives).
@@ -83,7 +89,7 @@ final class TraceRecorder {
             guard known.count == inputs.count, let spec = OpRegistry.spec(name) else { return }
             do throws(OpError) { types[node.id] = try spec.type(known, attributes) } catch { problem(origin(inputs) + error.description) }
         case let .set(target, index, value):
-            if case .parameter? = nodes.last(where: { $0.id == target })?.kind { problem("a parameter of the model is read-only (edit activations, not weights)") }
+            if case .parameter? = kind(of: target) { problem("a parameter of the model is read-only (edit activations, not weights)") }
             guard case let .tensor(t)? = types[target], case let .tensor(v)? = types[value] else { return }
             do throws(OpError) { try StaticTypes.checkAssignment(target: t.shape, index: index, value: v.shape) } catch { problem(origin([target]) + error.description) }
         case let .replace(target, value):

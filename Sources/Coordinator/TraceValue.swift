@@ -124,6 +124,28 @@ public final class TraceValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLi
         return op("index", Attributes(["index": .index(items.map(\.item))]))
     }
 
+    /// `x += v` where `x` is this value: torch's in-place op writes into the tensor `x` is. For
+    /// a module's value (its `[0]`, or an index view of either) that edits the model, and true
+    /// is returned; other values are temporaries, where rebinding the name is all the in-place
+    /// op changes (false).
+    public func assignInPlace(_ value: TraceValue) -> Bool {
+        guard let r = Self.active, recorder === r, let source = value.node(in: r) else { return false }
+        let assignable = { (id: UInt32) in NodeKind.assignableRead(id, kind: r.kind(of:)) != nil }
+        switch r.kind(of: nodeId) {
+        case .parameter?:
+            r.add(.set(target: nodeId, index: [], value: source))  // refused: parameters are read-only
+            return true
+        case _ where !isTuple && assignable(nodeId):
+            r.add(.set(target: nodeId, index: [], value: source))
+            return true
+        case let .op("index", inputs, attributes)? where inputs.count == 1 && assignable(inputs[0]):
+            r.add(.set(target: inputs[0], index: attributes.index("index"), value: source))
+            return true
+        default:
+            return false
+        }
+    }
+
     /// `self[items] = value`.
     public func assign(_ items: [TensorIndex], _ value: TraceValue) {
         guard let r = Self.active, var target = node(in: r), let source = value.node(in: r) else { return }

@@ -20,6 +20,8 @@ final class Expr {
         case boolOp(String, [Expr])
         case compare(Expr, [(String, Expr)])
         case listComp(Expr, target: Expr, iter: Expr, conditions: [Expr])
+        /// `{key: value for target in iter if ...}`
+        case dictComp(key: Expr, value: Expr, target: Expr, iter: Expr, conditions: [Expr])
         case lambda([Param], Expr)
         /// `body if test else orelse`
         case ifExp(test: Expr, body: Expr, orelse: Expr)

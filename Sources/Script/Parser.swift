@@ -555,7 +555,13 @@ struct Parser {
                 let key = try expression()
                 guard isOp(":") else { throw fail(.unsupported, "set literals are not supported in trace scripts") }
                 p += 1
-                pairs.append((key, try expression()))
+                let value = try expression()
+                if pairs.isEmpty, isName("for") {
+                    guard case let .listComp(_, target, iter, conditions) = try comprehension(value, loc: loc, closing: "}").kind else { break }
+                    try expectOp("}")
+                    return Expr(.dictComp(key: key, value: value, target: target, iter: iter, conditions: conditions), loc)
+                }
+                pairs.append((key, value))
                 if isOp(",") { p += 1 } else { break }
             }
             try expectOp("}")

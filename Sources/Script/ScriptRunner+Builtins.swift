@@ -32,6 +32,7 @@ extension ScriptRunner {
             case let .dict(d): return .int(d.entries.count)
             case let .size(d): return .int(d.count)
             case let .object(.cache(cache, nil, _)): return .int(cache.keys.count)
+            case .object(.layers): return .int(model.transformer.h.count)
             case let .range(a, b, s): return .int(Self.rangeCount(a, b, s))
             case let .tensor(t, _):
                 guard let n = t.shape.first else { throw fail(.type, "len() of a 0-d tensor", loc) }

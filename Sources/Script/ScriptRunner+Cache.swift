@@ -27,8 +27,7 @@ extension ScriptRunner {
         }
         let includeInputs = if case .bool(true)? = kwargs["include_inputs"] { true } else { false }
         let includeOutput = if case .bool(false)? = kwargs["include_output"] { false } else { true }
-        activeTracer?.sourceLine = loc.line
-        activeTracer?.sourceColumn = loc.column
+        recordAt(loc)
         let cache = t.cache(modules: targets, includeInputs: includeInputs, includeOutput: includeOutput)
         try checkRecording(loc)
         for (_, entry) in cache.entries {

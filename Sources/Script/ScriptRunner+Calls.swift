@@ -86,8 +86,7 @@ extension ScriptRunner {
                 return try cacheMethod(cache, name, args, loc)
             case let (.object(.tracer(t)), "stop"):
                 try expectKeywords([], name)
-                activeTracer?.sourceLine = loc.line
-                activeTracer?.sourceColumn = loc.column
+                recordAt(loc)
                 try checkRecording(loc)
                 do { try t.stop() } catch let stop as Tracer.Stop {
                     try checkRecording(loc)

@@ -30,8 +30,7 @@ extension ScriptRunner {
         }
         guard args.count == 1, kwargs.isEmpty else { throw fail(.type, "model.\(m.module)(...) takes one tensor", loc) }
         let x = try moduleArgument(args[0], loc)
-        activeTracer?.sourceLine = loc.line
-        activeTracer?.sourceColumn = loc.column
+        recordAt(loc)
         let out = m(x)
         try checkRecording(loc)
         if gradEnabled { out.gradFn = Autograd.module(m.module, port: .output) }
@@ -43,8 +42,7 @@ extension ScriptRunner {
         guard tracing > 0 else {
             throw fail(.unsupported, "model.\(m.module).\(name) outside a trace: the weights live on the workers; read it inside a trace (and .save() it)", loc)
         }
-        activeTracer?.sourceLine = loc.line
-        activeTracer?.sourceColumn = loc.column
+        recordAt(loc)
         let p = m.parameter(name)
         try checkRecording(loc)
         p.gradFn = gradEnabled ? Autograd.leaf : nil
@@ -65,8 +63,7 @@ extension ScriptRunner {
         }
         try requireTrace(name, loc)
         let v = try moduleArgument(value, loc)
-        activeTracer?.sourceLine = loc.line
-        activeTracer?.sourceColumn = loc.column
+        recordAt(loc)
         if name == "output" { m.output = v } else { m.input = v }
         try checkRecording(loc)
     }
@@ -76,8 +73,7 @@ extension ScriptRunner {
         try requireTrace("skip", loc)
         guard args.count == 1, kwargs.isEmpty else { throw fail(.type, "skip() takes the module's replacement output", loc) }
         let v = try moduleArgument(args[0], loc)
-        activeTracer?.sourceLine = loc.line
-        activeTracer?.sourceColumn = loc.column
+        recordAt(loc)
         m.skip(v)
         try checkRecording(loc)
         return .none

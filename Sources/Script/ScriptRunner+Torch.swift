@@ -116,8 +116,7 @@ extension ScriptRunner {
         if !resolving, values.contains(where: { if case .proxy = $0 { true } else { false } }) {
             try requireRecorder(loc)
             let inputs = try values.map { try traceOperand($0, loc) }
-            activeTracer?.sourceLine = loc.line
-            activeTracer?.sourceColumn = loc.column
+            recordAt(loc)
             let out = TraceValue.apply(name, inputs, attributes)
             try checkRecording(loc)
             let dtype: DType = switch out.type {
@@ -152,7 +151,17 @@ extension ScriptRunner {
     func attribute(_ base0: PyValue, _ name: String, _ loc: SourceLocation) throws -> PyValue {
         let base: PyValue
         if resolving, case .deferred = base0 { base = try resolved(base0, loc) } else { base = base0 }
-        func missing() -> ScriptError { fail(.attribute, "'\(base.typeName)' object has no attribute '\(name)'", loc) }
+        func missing() -> ScriptError {
+            if case let .object(object) = base, let m = envoy(object) {
+                // A module: say what it has (nnsight's Envoy mirrors the module's children).
+                let children = m.childNames
+                let owned = ModuleTree.parameterNames(of: m.module)
+                var has = children.isEmpty ? "it has no submodules" : "its submodules: " + children.joined(separator: ", ")
+                if !owned.isEmpty { has += "; parameters: " + owned.joined(separator: ", ") }
+                return fail(.attribute, "'Envoy' object has no attribute '\(name)': model.\(m.module) has no submodule '\(name)' (\(has))", loc)
+            }
+            return fail(.attribute, "'\(base.typeName)' object has no attribute '\(name)'", loc)
+        }
         if let lifted = try lift([base], loc, { [self] in try attribute(base, name, loc) }) { return lifted }
         switch base {
         case let .object(object):
@@ -230,13 +239,13 @@ extension ScriptRunner {
         case let (.module(m), _) where m.child(name) != nil: return .object(.module(m.child(name)!))
         case (.block, "skip"), (.module, "skip"): return .method(base, "skip")
         case let (.module(m), _) where ModuleTree.parameterNames(of: m.module).contains(name): return try parameter(m, name, loc)
-        case let (.block(b), "output"): try requireTrace(name, loc); return try moduleRead(b.output, b.module, .output)
-        case let (.block(b), "input"): try requireTrace(name, loc); return try moduleRead(b.input, b.module, .input)
-        case let (.module(m), "output"): try requireTrace(name, loc); return try moduleRead(m.output, m.module, .output)
-        case let (.module(m), "input"): try requireTrace(name, loc); return try moduleRead(m.input, m.module, .input)
+        case let (.block(b), "output"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(b.output, b.module, .output)
+        case let (.block(b), "input"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(b.input, b.module, .input)
+        case let (.module(m), "output"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(m.output, m.module, .output)
+        case let (.module(m), "input"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(m.input, m.module, .input)
         case (.generator, "output"):
             try requireTrace(name, loc)
-            if pastEndStep != nil { throw Flow.pastEnd }
+            if pastEndStep != nil { throw Flow.pastEnd("model.generator.output") }
             return .proxy(model.generator.output)
         case (.tokenizer, "decode"), (.tokenizer, "encode"), (.tokenizer, "batch_decode"), (.tokenizer, "convert_ids_to_tokens"): return .method(base, name)
         case (.tokenizer, "padding_side"): return .str("left")
@@ -256,9 +265,15 @@ extension ScriptRunner {
         }
     }
 
+    /// Nodes recorded from here on come from `loc` (an expression inside a statement).
+    func recordAt(_ loc: SourceLocation) {
+        activeTracer?.sourceLine = loc.line
+        activeTracer?.sourceColumn = loc.column
+    }
+
     /// A module's output or input, with the autograd name torch gives it.
     func moduleRead(_ value: TraceValue, _ module: ModuleID, _ port: ModuleRead.Port) throws -> PyValue {
-        if pastEndStep != nil { throw Flow.pastEnd }
+        if pastEndStep != nil { throw Flow.pastEnd("model.\(ModuleTree.path(module)).\(port == .input ? "input" : "output")") }
         if gradEnabled { value.gradFn = Autograd.module(module, port: port) }
         return .proxy(value)
     }
@@ -380,8 +395,7 @@ extension ScriptRunner {
             guard items.count == 1, case let .at(i) = items[0] else { throw fail(.type, "a tuple output takes one integer index, e.g. output[0]", loc) }
             // An item that is None in Hugging Face (attention weights under sdpa) is None here.
             if case let .tuple(types)? = p.type, i >= -types.count, i < types.count, types[i < 0 ? i + types.count : i] == nil { return .none }
-            activeTracer?.sourceLine = loc.line
-            activeTracer?.sourceColumn = loc.column
+            recordAt(loc)
             let item = p.index([.at(i)])
             try checkRecording(loc)
             if case let .tensor(t)? = item.type, t.dtype == .float32 { item.gradFn = p.gradFn }

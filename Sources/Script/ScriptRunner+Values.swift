@@ -75,6 +75,7 @@ extension ScriptRunner {
         case .deferred:
             throw fail(.unsupported, "iterating over a value computed from traced values needs its length while recording; iterate over x.tolist() of a traced tensor, or over range(x.shape[d])", loc)
         case let .steps(s): return s.map { .int($0) }
+        case .object(.layers): return (0..<model.transformer.h.count).map { .object(.block(model.transformer.h[$0])) }
         default: throw fail(.type, "'\(v.typeName)' object is not iterable", loc)
         }
     }

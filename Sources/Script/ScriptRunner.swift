@@ -127,8 +127,8 @@ public final class ScriptRunner {
     enum Flow: Error, @unchecked Sendable {
         case breakLoop, continueLoop
         case returnValue(PyValue)
-        /// A module access in the iteration past max_new_tokens: the loop ends there.
-        case pastEnd
+        /// A module access (named) in the iteration past max_new_tokens: the loop ends there.
+        case pastEnd(String)
 
         var outsideMessage: String {
             switch self {
@@ -192,7 +192,13 @@ public final class ScriptRunner {
         case let .augAssign(target, op, value):
             // `x[...] += v` on a traced value edits in place, as torch's `+=` does.
             let current = try eval(target)
-            try assign(target, try binary(op, current, try eval(value), s.location))
+            let result = try binary(op, current, try eval(value), s.location)
+            // On a name bound to a module's value (or a view of it), torch's `+=` edits the model.
+            if case .name = target.kind, case let .proxy(p) = current, case let .proxy(new) = result {
+                recordAt(s.location)
+                if p.assignInPlace(new) { try checkRecording(s.location) }
+            }
+            try assign(target, result)
         case let .ifStmt(branches, orelse):
             try execIf(branches, orelse)
         case let .forLoop(target, iterable, body):
@@ -318,8 +324,8 @@ public final class ScriptRunner {
         try assign(target, .int(step))
         pastEndStep = step
         defer { pastEndStep = nil }
-        do { try exec(body) } catch Flow.continueLoop {} catch Flow.pastEnd {
-            FileHandle.standardError.write(Data("\(file):\(loc.line): UserWarning: step \(step) of the loop is past the last generation step (max_new_tokens = \(activeTracer?.maxNewTokens ?? 0)); the loop ends at its first module access\n".utf8))
+        do { try exec(body) } catch Flow.continueLoop {} catch let Flow.pastEnd(access) {
+            FileHandle.standardError.write(Data("\(file):\(loc.line): UserWarning: '\(access)' at step \(step) was never reached: the loop asks for a step past max_new_tokens = \(activeTracer?.maxNewTokens ?? 0), so it ends there; values saved in earlier steps are kept\n".utf8))
         }
     }
 
@@ -386,6 +392,17 @@ public final class ScriptRunner {
                 left = right
             }
             return .bool(true)
+        case let .dictComp(key, value, target, iterable, conditions):
+            // Built as the list of its pairs, then a dict (later keys win, as in Python).
+            let pairs = try eval(Expr(.listComp(Expr(.tuple([key, value]), e.location), target: target, iter: iterable, conditions: conditions), e.location))
+            let dict = PyDict([])
+            for pair in try iterate(pairs, e.location) {
+                guard case let .tuple(kv) = pair, kv.count == 2 else { continue }
+                let k = try resolved(kv[0], key.location)
+                guard PyDict.hashKey(k) != nil else { throw fail(.type, "unhashable type: '\(k.typeName)'", key.location) }
+                dict[k] = kv[1]
+            }
+            return .dict(dict)
         case let .listComp(element, target, iterable, conditions):
             var out: [PyValue] = []
             let saved = globals

@@ -5,7 +5,9 @@ import Testing
 /// scripts/make_traced_goldens.sh): shapes inside traces, print and Python on traced values,
 /// guards, the torch op set and the Python subset, each run unchanged through `nnsight run` on
 /// 1 and 3 worker processes. stdout must be identical and saves equal within the oracle's
-/// tolerances. `v50k_*` cases run on the model with the real GPT-2 vocabulary.
+/// tolerances. `v50k_*` cases run on the model with the real GPT-2 vocabulary, `builtin_*` (which
+/// begin with the docs' `LanguageModel("openai-community/gpt2", ...)` preamble) on the built-in
+/// model through `--model`.
 @Suite struct TracedGoldenTests {
     static let directories = ["oracle-traced", "oracle-api"]
 
@@ -18,6 +20,20 @@ import Testing
     @Test func thereAreEnoughCases() {
         #expect(Self.cases.filter { $0.hasPrefix("oracle-traced/") }.count >= 25)
         #expect(Self.cases.contains { $0.contains("/v50k_") })
+        // The rest of the API (issue 13): every numbered point has cases of its own.
+        let api = Self.cases.filter { $0.hasPrefix("oracle-api/") }
+        #expect(api.count >= 25)
+        for point in ["dropouts", "print_modules", "replace_", "skip_", "logit_lens", "call_through_layer", "parameters",
+                      "token_inputs", "promptless_invoke", "session_", "stop", "cache_", "iter_past_end", "model_output",
+                      "sampling", "block_all", "builtin_seed_setup", "preamble"] {
+            #expect(api.contains { $0.contains(point) }, "no API case for \(point)")
+        }
+    }
+
+    static func model(for name: String) -> String {
+        if name.hasPrefix("v50k_") { return Goldens.fixtures + "/models/tiny-gpt2-vocab50k" }
+        if name.hasPrefix("builtin_") { return Goldens.fixtures + "/../../Models/tiny-license-gpt2" }
+        return Goldens.fixtures + "/models/tiny-gpt2"
     }
 
     @Test(arguments: cases, [1, 3])
@@ -25,7 +41,7 @@ import Testing
         let name = String(path.split(separator: "/").last ?? "")
         let json = FileManager.default.temporaryDirectory.appendingPathComponent("traced-\(name)-\(workers)-\(UUID().uuidString).json").path
         defer { try? FileManager.default.removeItem(atPath: json) }
-        let model = Goldens.fixtures + "/models/" + (name.hasPrefix("v50k_") ? "tiny-gpt2-vocab50k" : "tiny-gpt2")
+        let model = Self.model(for: name)
         let result = try Goldens.nnsight(["run", Goldens.fixtures + "/" + path + ".py", "--model", model,
                                           "--workers", String(workers), "--save-json", json, "--threads", "1"])
         #expect(result.status == 0, "\(result.stderr)")

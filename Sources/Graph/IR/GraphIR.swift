@@ -33,6 +33,9 @@ public struct ModuleRead: Equatable, Sendable {
     /// output, the generator an output, `transformer` its named inputs. The one rule for the
     /// wire's decoder and the compiler.
     public var problem: String? {
+        if ModuleTree.spec(module).kind == .streamer {
+            return "model.generator.streamer.\(port == .input ? "input" : "output") is not supported: read the generated ids from model.generator.output (or tracer.result), a step's input ids from model.transformer.inputs"
+        }
         if ModuleTree.spec(module).source == .notCalled {
             let name = "model.\(ModuleTree.path(module)).\(port == .input ? "input" : "output")"
             return "'\(name)' was requested but the model already ran past it: the forward pass never calls \(module)"

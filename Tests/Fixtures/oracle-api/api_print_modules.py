@@ -1,0 +1,7 @@
+print(model)
+print(model.transformer.h[0])
+print(model.transformer.h[1].attn)
+print(model.transformer.h[0].mlp.c_fc)
+print(model.transformer.wte, model.transformer.ln_f)
+print(model.lm_head)
+print(model.generator)
