@@ -115,6 +115,7 @@ struct GraphCompiler {
                 }
             case let .call(module, _), let .skip(module, _):
                 guard ModuleTree.id(path: ModuleTree.path(module), layers: config.nLayer) == module else { throw invalid("unknown module '\(module)'") }
+                guard ModuleTree.spec(module).source == .hook else { throw invalid("\(module) is not a module of the forward pass: it cannot be called or skipped") }
                 if case .skip = node.kind {
                     guard let layer = module.layerIndex, [ModuleID.block(layer), .attn(layer), .mlp(layer)].contains(module) else {
                         throw invalid("\(module).skip(): only a block (transformer.h[i]), its attn or its mlp can be skipped")
@@ -230,6 +231,10 @@ struct GraphCompiler {
     func place(_ c: inout Compilation) throws(TraceError) {
         try checkSkips(c)
         let order = Dictionary(uniqueKeysWithValues: ModuleTree.hookOrder(layers: config.nLayer).enumerated().map { ($1, $0) })
+        func hookIndex(_ point: HookPoint, _ node: GraphNode) throws(TraceError) -> Int {
+            guard let index = order[point] else { throw TraceError(.invalidGraph, "\(point.module) has no hook point in the forward pass").at(node) }
+            return index
+        }
         for node in c.graph.nodes where c.placement[node.id] == .worker {
             switch node.kind {
             case let .read(read):
@@ -240,12 +245,12 @@ struct GraphCompiler {
                 // A parameter exists all along on its stage; its module's input hook is where.
                 let point = HookPoint(module, .input)
                 c.hook[node.id] = point
-                c.position[node.id] = Position(step: node.step, order: order[point]!)
+                c.position[node.id] = Position(step: node.step, order: try hookIndex(point, node))
             case let .call(module, input):
                 // On the stage holding the weights: at the module's own input hook, or later
                 // where the argument exists (on that same stage).
                 let point = HookPoint(module, .input)
-                let own = Position(step: node.step, order: order[point]!)
+                let own = Position(step: node.step, order: try hookIndex(point, node))
                 let latest = node.dependencies.filter { c.placement[$0] == .worker }.max { c.position[$0]! < c.position[$1]! }
                 if let latest, let at = c.position[latest], at > own {
                     guard stage(of: c.hook[latest]!) == stage(of: point) else {
@@ -260,7 +265,7 @@ struct GraphCompiler {
                 }
             case let .skip(module, value):
                 let point = HookPoint(module, .input)
-                let target = Position(step: node.step, order: order[point]!)
+                let target = Position(step: node.step, order: try hookIndex(point, node))
                 for dependency in node.dependencies {
                     if let at = c.position[dependency], at > target {
                         throw TraceError(.invalidGraph, "\(c.describe(dependency)) is used before it can exist: \(module).skip() needs it before \(module) runs at step \(node.step)").at(node)

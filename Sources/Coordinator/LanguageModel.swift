@@ -98,7 +98,18 @@ public final class LanguageModel {
             throw TraceError(.invalidGraph, "a shape read here assumed prompts of \(assumed.length) tokens, but a later invoke makes the batch \(recorder.promptLength) tokens long: read shapes after the last invoke",
                              line: assumed.line > 0 ? assumed.line : nil, column: assumed.column > 0 ? assumed.column : nil)
         }
-        let graph = TraceGraph(nodes: recorder.nodes, invokes: recorder.invokes,
+        var nodes = recorder.nodes
+        if let stop = recorder.stopStep {
+            // Steps after tracer.stop() never run: what was recorded for them (a cache's later
+            // steps) and what depends on it goes; its saves stay "not reached".
+            var dropped = Set<UInt32>()
+            nodes = nodes.filter { node in
+                guard node.step > stop || node.dependencies.contains(where: dropped.contains) else { return true }
+                dropped.insert(node.id)
+                return false
+            }
+        }
+        let graph = TraceGraph(nodes: nodes, invokes: recorder.invokes,
                                generation: GenerationSpec(maxNewTokens: recorder.stopStep.map { min($0 + 1, maxNewTokens) } ?? maxNewTokens,
                                                           sampling: sampling, eosTokenId: eos,
                                                           padTokenId: pad))

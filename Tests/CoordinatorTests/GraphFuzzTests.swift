@@ -37,11 +37,22 @@ import Worker
                 n(7, .save(node: 6, saveID: 7), step: 1), n(8, .read(ModuleRead(.transformer, .inputs, key: "attention_mask")), step: 2),
                 n(9, .save(node: 8, saveID: 9), step: 2), n(10, .save(node: 2, saveID: 10)),
             ], invokes: [[1, 2, 3, 4]], generation: generation).wire,
+            // Module calls, a parameter, a replacement and a skip.
+            TraceGraph(nodes: [
+                n(1, .read(ModuleRead(.block(0), .output))), n(2, .op(name: "tuple_item", inputs: [1], attributes: Attributes(["item": .int(0)]))),
+                n(3, .call(module: .lnF, input: 2)), n(4, .call(module: .lmHead, input: 3)), n(5, .save(node: 4, saveID: 5)),
+                n(6, .parameter(module: .cFc(1), name: "bias")), n(7, .save(node: 6, saveID: 7)),
+                n(8, .read(ModuleRead(.ln1(2), .input)), step: 1), n(9, .op(name: "mul", inputs: [8, 8], attributes: Attributes()), step: 1),
+                n(10, .replace(target: 8, value: 9), step: 1), n(11, .skip(module: .mlp(3), value: 2)),
+                n(12, .read(ModuleRead(.wte, .input))), n(14, .call(module: .wte, input: 12)), n(13, .save(node: 14, saveID: 13)),
+            ], invokes: [[5, 6, 7]], generation: generation).wire,
         ]
     }
 
     static let paths = ["transformer.wte", "transformer.wpe", "transformer.h.0", "transformer.h.3.attn", "transformer.h.-1.mlp",
-                        "transformer.h.99", "lm_head", "generator", "transformer", "transformer.h", "", "transformer.h.01.ln_1", "🙂"]
+                        "transformer.h.99", "lm_head", "generator", "transformer", "transformer.h", "", "transformer.h.01.ln_1", "🙂",
+                        "transformer.h.1.mlp.c_fc", "transformer.drop", "transformer.h.0.attn.attn_dropout", "generator.streamer",
+                        "transformer.ln_f", "transformer.h.2.attn.c_attn"]
     static let ops = OpRegistry.ops.map(\.name) + ["", "nope", "ADD"]
     static let attributeNames = Array(Set(OpRegistry.ops.flatMap { $0.attributes.map(\.name) })).sorted() + ["x"]
 
@@ -52,7 +63,7 @@ import Worker
         for _ in 0..<(1 + Int(rng.next() % 4)) {
             guard !g.nodes.isEmpty else { break }
             let i = Int(rng.next() % UInt64(g.nodes.count))
-            switch rng.next() % 18 {
+            switch rng.next() % 19 {
             case 0: g.nodes[i].id = UInt32(truncatingIfNeeded: int())
             case 1: g.nodes[i].steps = pick([[], [0], [1, 2], [UInt32.max], [5]])
             case 2: g.nodes[i].invoke = Int32(truncatingIfNeeded: int())
@@ -89,6 +100,16 @@ import Worker
                     }
                 }
             case 16: g.nodes[i].condition = UInt32(truncatingIfNeeded: int())
+            case 17:
+                // The module-level kinds: calls, parameters, skips, session values, replacements.
+                let target = UInt32(truncatingIfNeeded: int()), value = UInt32(truncatingIfNeeded: int())
+                switch rng.next() % 5 {
+                case 0: g.nodes[i].call = .with { $0.path = pick(paths); $0.input = value }
+                case 1: g.nodes[i].parameter = .with { $0.path = pick(paths); $0.name = pick(["weight", "bias", "", "x"]) }
+                case 2: g.nodes[i].skip = .with { $0.path = pick(paths); $0.value = value }
+                case 3: g.nodes[i].sessionValue = .with { $0.trace = UInt32(truncatingIfNeeded: int()); $0.saveID = value }
+                default: g.nodes[i].set = .with { $0.target = target; $0.value = value; $0.replace = true; if rng.next() % 2 == 0 { $0.index = [.with { $0.at = int() }] } }
+                }
             default: g.nodes[i].save.node = UInt32(truncatingIfNeeded: int())
             }
         }
@@ -109,7 +130,7 @@ import Worker
                 fragment.nodes = fragment.nodes.map { var n = $0; n.at = n.at ?? HookPoint(.mlp(1), .output); return n }
             }
             let interpreter: Interpreter
-            do throws(TraceError) { interpreter = try Interpreter(fragment: fragment, layers: config.nLayer, owns: { _ in true }) { _, _, _, _ in } } catch { continue }
+            do throws(TraceError) { interpreter = try Interpreter(fragment: fragment, layers: config.nLayer, owns: { _ in true }, model: model) { _, _, _, _ in } } catch { continue }
             let prompts = fragment.invokes.filter { !$0.isEmpty && $0.count < 100 && $0.allSatisfy { $0 >= 0 && $0 < 2000 } }
             guard !prompts.isEmpty, prompts.count == fragment.invokes.count else { continue }
             let batch = PaddedBatch(prompts: prompts, padTokenId: 1999)
