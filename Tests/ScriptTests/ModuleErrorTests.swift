@@ -29,7 +29,7 @@ import Testing
          "model.transformer.h[0].ln_1.weight is a parameter of the model: read-only"),
         (prompt + "    w = model.transformer.h[0].mlp.c_fc.bias\n    w += 1\n", 3, 5, "read-only"),
         // A skipped block's submodules do not run.
-        (prompt + "    model.transformer.h[1].skip(model.transformer.h[0].output)\n    model.transformer.h[1].mlp.skip(model.transformer.h[1].mlp.input)\n", 3, 5,
+        (prompt + "    model.transformer.h[1].skip(model.transformer.h[0].output)\n    model.transformer.h[1].mlp.skip(model.transformer.h[0].output)\n", 3, 5,
          "transformer.h[1].mlp does not run at step 0: it is inside transformer.h[1], which is skipped (skipped at line 2:5)"),
         (prompt + "    model.transformer.h[2].attn.skip(model.transformer.h[2].attn.input)\n    q = model.transformer.h[2].attn.c_attn.output.save()\n", 3, 9,
          "transformer.h[2].attn.c_attn does not run at step 0: it is inside transformer.h[2].attn, which is skipped"),
