@@ -28,6 +28,10 @@ enum ClientNodes {
             case let .read(read):
                 if read.module == .generator {
                     values[node.id] = .tensor(rows(outcome.sequences))
+                } else if read.module == .streamer, node.step < outcome.inputs.count {
+                    // What the streamer is handed: the padded prompt, then each new token.
+                    let ids = rows(outcome.inputs[node.step].tokens)
+                    values[node.id] = .tensor(node.step == 0 ? ids : Tensor(shape: [ids.shape[0]], ints: ids.int64s))
                 } else if node.step < outcome.inputs.count {
                     let inputs = outcome.inputs[node.step]
                     switch read.key {

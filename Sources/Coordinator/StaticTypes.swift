@@ -9,6 +9,8 @@ enum StaticTypes {
         let tokens = step == 0 ? promptLength : 1
         let spec = ModuleTree.spec(read.module)
         switch read.port {
+        case .output where spec.source == .streamer:
+            return .tensor(TensorType(shape: step == 0 ? [rows, promptLength] : [rows], dtype: .int64))
         case .input, .output:
             // The generated ids' length depends on when eos stops generation: known afterwards.
             guard spec.source == .hook, let shape = read.port == .input ? spec.input : spec.output else { return nil }

@@ -19,7 +19,7 @@ public enum ModuleTree {
         ModuleSpec("transformer.ln_f", .layerNorm, input: .hidden, output: .hidden),
         ModuleSpec("lm_head", .linear, input: .hidden, output: .logits),
         ModuleSpec("generator", .generator, output: .generated, source: .generator),
-        ModuleSpec("generator.streamer", .streamer, source: .notCalled),
+        ModuleSpec("generator.streamer", .streamer, output: .ids, source: .streamer),
     ]
 
     /// The modules of every layer `transformer.h.<i>`, in forward order; "" is the block itself.
@@ -181,6 +181,9 @@ public enum ModuleSource: Sendable, Equatable {
     case layerList
     /// A module the forward pass never calls (`attn.attn_dropout` under sdpa attention).
     case notCalled
+    /// `model.generator.streamer`: its output (the ids each step feeds the model: the padded
+    /// prompt `[B, T]` at step 0, the previous step's token `[B]` later) exists on the coordinator.
+    case streamer
 }
 
 /// The static shape of a port's value for a batch of `batch` rows and `tokens` new positions.
@@ -250,6 +253,7 @@ public struct ModuleID: Hashable, Sendable, CustomStringConvertible {
     public static let lmHead = top("lm_head")
     public static let transformer = top("transformer")
     public static let generator = top("generator")
+    public static let streamer = top("generator.streamer")
     private static let blockSlot = slot(""), ln1Slot = slot("ln_1"), attnSlot = slot("attn"), ln2Slot = slot("ln_2"), mlpSlot = slot("mlp")
     private static let cAttnSlot = slot("attn.c_attn"), attnProjSlot = slot("attn.c_proj")
     private static let cFcSlot = slot("mlp.c_fc"), actSlot = slot("mlp.act"), mlpProjSlot = slot("mlp.c_proj")

@@ -243,6 +243,7 @@ extension ScriptRunner {
         case let (.block(b), "input"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(b.input, b.module, .input)
         case let (.module(m), "output"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(m.output, m.module, .output)
         case let (.module(m), "input"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(m.input, m.module, .input)
+        case (.generator, "streamer"): return .object(.module(model.generator.child("streamer")!))
         case (.generator, "output"):
             try requireTrace(name, loc)
             if pastEndStep != nil { throw Flow.pastEnd("model.generator.output") }

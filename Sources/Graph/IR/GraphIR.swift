@@ -33,16 +33,13 @@ public struct ModuleRead: Equatable, Sendable {
     /// output, the generator an output, `transformer` its named inputs. The one rule for the
     /// wire's decoder and the compiler.
     public var problem: String? {
-        if ModuleTree.spec(module).kind == .streamer {
-            return "model.generator.streamer.\(port == .input ? "input" : "output") is not supported: read the generated ids from model.generator.output (or tracer.result), a step's input ids from model.transformer.inputs"
-        }
         if ModuleTree.spec(module).source == .notCalled {
             let name = "model.\(ModuleTree.path(module)).\(port == .input ? "input" : "output")"
             return "'\(name)' was requested but the model already ran past it: the forward pass never calls \(module)"
                 + (ModuleTree.spec(module).kind == .dropout(.attention) ? " (Hugging Face's sdpa attention applies its dropout inside the kernel)" : "")
         }
         let valid = switch (ModuleTree.spec(module).source, port) {
-        case (.hook, .input), (.hook, .output), (.generator, .output): true
+        case (.hook, .input), (.hook, .output), (.generator, .output), (.streamer, .output): true
         case (.modelInputs, .inputs): ModuleTree.modelInputKeys.contains(key)
         default: false
         }
