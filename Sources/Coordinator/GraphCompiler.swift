@@ -388,6 +388,14 @@ struct GraphCompiler {
             fragments[s].nodes = constantsUsed[s].sorted().map { c.node($0) } + fragments[s].nodes
             fragments[s].exports = exports[s].sorted()
         }
+        if g.generation.stopped {
+            // tracer.stop(): the last step ends after the last hook its nodes use (at once when none).
+            let last = g.generation.maxNewTokens - 1
+            let latest = g.nodes.filter { c.placement[$0.id] == .worker && c.position[$0.id]?.step == last }
+                .max { c.position[$0.id]! < c.position[$1.id]! }
+            let point = latest.flatMap { c.hook[$0.id] } ?? HookPoint(.wte, .input)
+            fragments[stage(of: point)].stopAfter = point
+        }
         let clientNodes = (clientConstants.map { c.node($0) } + client).sorted { $0.id < $1.id }
         return CompiledTrace(fragments: fragments, clientNodes: clientNodes, types: c.types)
     }

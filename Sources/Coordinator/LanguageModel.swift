@@ -112,7 +112,7 @@ public final class LanguageModel {
         let graph = TraceGraph(nodes: nodes, invokes: recorder.invokes,
                                generation: GenerationSpec(maxNewTokens: recorder.stopStep.map { min($0 + 1, maxNewTokens) } ?? maxNewTokens,
                                                           sampling: sampling, eosTokenId: eos,
-                                                          padTokenId: pad))
+                                                          padTokenId: pad, stopped: recorder.stopStep != nil))
         if let recording {
             recording.traces.append((graph, recorder))
             return

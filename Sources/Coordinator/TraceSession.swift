@@ -68,15 +68,18 @@ final class TraceSession {
     /// Takes the last stage's result of the current step: one token per row and which rows have
     /// produced eos (the sampler's word, not decided again here). Returns whether generation goes on.
     func accept(_ result: Nnsight_V1_StepResult) throws(TraceError) -> Bool {
+        if result.stopped {
+            // tracer.stop() ended this step's forward pass: its inputs were seen, no token came.
+            recordInputs()
+            steps += 1
+            return false
+        }
         guard result.nextTokens.count == batch, result.finished.count == batch else {
             let counts = result.nextTokens.count == batch ? "\(result.finished.count) eos flags" : "\(result.nextTokens.count) tokens"
             throw TraceError(.transport, "the last stage sent \(counts) for step \(result.step), the batch has \(batch) rows",
                              step: Int(result.step))
         }
-        let (B, T) = (current.batch, current.length)
-        func rows(_ values: [Int]) -> [[Int]] { (0..<B).map { Array(values[($0 * T)..<($0 * T + T)]) } }
-        history.append(RunOutcome.StepInputs(tokens: rows(current.tokens.map(Int.init)), positions: rows(current.positions.map(Int.init)),
-                                             mask: rows(current.mask.map(Int.init))))
+        recordInputs()
         let tokens = result.nextTokens.map { Int(truncatingIfNeeded: $0) }
         for b in 0..<batch { sequences[b].append(tokens[b]) }
         finished = result.finished
@@ -84,6 +87,14 @@ final class TraceSession {
         guard generation.continues(after: steps - 1, finished: finished) else { return false }
         current = .decode(tokens: tokens, after: current.lastPositions)
         return true
+    }
+
+    /// Keeps what the model was given at the current step (`transformer.inputs`).
+    private func recordInputs() {
+        let (B, T) = (current.batch, current.length)
+        func rows(_ values: [Int]) -> [[Int]] { (0..<B).map { Array(values[($0 * T)..<($0 * T + T)]) } }
+        history.append(RunOutcome.StepInputs(tokens: rows(current.tokens.map(Int.init)), positions: rows(current.positions.map(Int.init)),
+                                             mask: rows(current.mask.map(Int.init))))
     }
 
     /// Whether every value the workers stream for the steps that ran has arrived.

@@ -21,10 +21,16 @@ extension TraceGraph {
                 sampling: SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP == 0 ? 1 : s.topP, seed: s.seed,
                                              repetitionPenalty: s.repetitionPenalty == 0 ? 1 : s.repetitionPenalty),
                 eosTokenId: generation.hasEosTokenID ? Int(truncatingIfNeeded: generation.eosTokenID) : nil,
-                padTokenId: Int(truncatingIfNeeded: generation.padTokenID)),
+                padTokenId: Int(truncatingIfNeeded: generation.padTokenID), stopped: generation.stopped),
             limits: GraphLimits(maxNodes: Int(graph.limits.maxNodes), maxTensorBytes: Int(clamping: graph.limits.maxTensorBytes),
                                 maxSteps: Int(graph.limits.maxSteps), deadlineUnixMs: graph.limits.deadlineUnixMs),
             exports: graph.exports)
+        if graph.hasStopAfter {
+            guard let read = try? ModuleRead.resolve(graph.stopAfter, layers: layers).get(), let point = read.hookPoint else {
+                throw TraceError(.invalidGraph, "stop_after names no hook point ('\(graph.stopAfter.path)')")
+            }
+            stopAfter = point
+        }
     }
 
     public var wire: Nnsight_V1_Graph {
@@ -35,12 +41,14 @@ extension TraceGraph {
                 $0.maxNewTokens = UInt32(clamping: generation.maxNewTokens)
                 $0.padTokenID = Int64(generation.padTokenId)
                 if let eos = generation.eosTokenId { $0.eosTokenID = Int64(eos) }
+                $0.stopped = generation.stopped
                 let s = generation.sampling
                 $0.sampling = .with {
                     $0.temperature = s.temperature; $0.topK = UInt32(clamping: s.topK); $0.topP = s.topP; $0.seed = s.seed
                     $0.repetitionPenalty = s.repetitionPenalty
                 }
             }
+            if let stopAfter { g.stopAfter = ModuleRead(stopAfter.module, stopAfter.port == .input ? .input : .output).wire }
             g.limits = .with {
                 $0.maxNodes = UInt32(clamping: limits.maxNodes)
                 $0.maxTensorBytes = UInt64(clamping: limits.maxTensorBytes)

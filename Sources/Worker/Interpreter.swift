@@ -46,6 +46,12 @@ public final class Interpreter: HookHandler {
     private var replacing: [Int: Set<HookPoint>] = [:]
     /// Modules skipped this step, with the output their output hook receives.
     private var pendingSkips: [ModuleID: Tensor] = [:]
+    /// `tracer.stop()`: the hook after which the last step's forward pass ends, and that step.
+    private let stopAfter: HookPoint?
+    private let lastStep: Int
+
+    /// Thrown from the stop hook (`tracer.stop()`): the stage ends the step there and reports it stopped.
+    public struct Stopped: Error {}
 
     /// - Parameters:
     ///   - layers: the model's layer count (the forward order the nodes run in).
@@ -54,6 +60,8 @@ public final class Interpreter: HookHandler {
     public init(fragment: TraceGraph, layers: Int, owns: (HookPoint) -> Bool, model: GPT2? = nil, emit: @escaping Emit) throws(TraceError) {
         self.emit = emit
         self.model = model
+        stopAfter = fragment.stopAfter
+        lastStep = fragment.generation.maxNewTokens - 1
         exports = Array(Set(fragment.exports)).sorted()
         exportSet = Set(exports)
         var rows: [Int: Int] = [:]
@@ -141,6 +149,7 @@ public final class Interpreter: HookHandler {
 
     public func wants(_ point: HookPoint) -> Bool {
         current[point] != nil || (point.port == .output && !pendingSkips.isEmpty && pendingSkips[point.module] != nil)
+            || (point == stopAfter && step == lastStep)
     }
 
     public func skips(_ module: ModuleID) -> Bool { pendingSkips[module] != nil }
@@ -157,10 +166,9 @@ public final class Interpreter: HookHandler {
                 throw e
             }
         }
-        guard let indices = current[point] else { return }
         var created: [UInt32] = []
         defer { keepBeyondHook(created) }
-        for index in indices {
+        for index in current[point] ?? [] {
             let node = nodes[index]
             do throws(OpError) {
                 try run(node, index: index, at: point, live: live, created: &created)
@@ -169,6 +177,7 @@ public final class Interpreter: HookHandler {
             }
             release(inputsOf: node, at: sequence[index])
         }
+        if point == stopAfter && step == lastStep { throw Stopped() }
     }
 
     // MARK: - evaluation

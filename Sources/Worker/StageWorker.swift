@@ -292,9 +292,19 @@ public final class StageWorker {
             var imports: [UInt32: Tensor] = [:]
             for value in a.values { imports[value.node] = try Tensor(wire: value.value) }
             request.interpreter.beginStep(Int(a.step), imports: imports)
-            let output = try hidden.withUnsafeBufferPointer { h in
-                try model.forward(step, hidden: model.weights.hasEmbeddings ? nil : h, state: request.state,
-                                  hooks: request.interpreter)
+            let output: StageOutput
+            do {
+                output = try hidden.withUnsafeBufferPointer { h in
+                    try model.forward(step, hidden: model.weights.hasEmbeddings ? nil : h, state: request.state,
+                                      hooks: request.interpreter)
+                }
+            } catch is Interpreter.Stopped {
+                // tracer.stop(): the step ends here; no later module, stage or step runs.
+                let rows = request.finished.count
+                try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
+                    $0.stepResult = .with { $0.step = a.step; $0.stopped = true; $0.finished = [Bool](repeating: true, count: rows) }
+                }))
+                return
             }
             let exported = request.interpreter.endStep().map { id, value in Nnsight_V1_CrossValue.with { $0.node = id; $0.value = value.wire } }
             let carried = mergeValues(a.values, exported)

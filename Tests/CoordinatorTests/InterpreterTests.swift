@@ -59,4 +59,37 @@ struct InterpreterTests {
         #expect(try #require(saved[3]).floats == step0Last)
         #expect(try #require(saved[6]).floats == zip(capture.steps[1], step0Last).map { $0 + $1 })
     }
+
+    /// tracer.stop(): the last step's forward pass ends after the stop hook; no later hook fires
+    /// (later modules do not run), and the step before it runs whole.
+    @Test func theStopHookEndsTheForwardPass() throws {
+        let config = try GPT2Config.load(directory: Oracle.model)
+        let model = GPT2(weights: try GPT2Weights.load(directory: Oracle.model, config: config))
+        let stop = HookPoint(.block(1), .output)
+        let fragment = TraceGraph(nodes: [], invokes: [[5, 6, 7]], generation: GenerationSpec(maxNewTokens: 2, stopped: true), stopAfter: stop)
+        let interpreter = try Interpreter(fragment: fragment, layers: config.nLayer, owns: { _ in true }) { _, _, _, _ in }
+        final class Fired: HookHandler {
+            let inner: Interpreter
+            var points: [HookPoint] = []
+            init(_ inner: Interpreter) { self.inner = inner }
+            func wants(_ p: HookPoint) -> Bool { true }
+            func visit(_ p: HookPoint, _ v: HookValue) throws {
+                points.append(p)
+                if inner.wants(p) { try inner.visit(p, v) }
+            }
+        }
+        let fired = Fired(interpreter)
+        let state = InferenceState(config: config, layers: config.nLayer, batch: 1, capacity: 4)
+        interpreter.beginStep(0, imports: [:])
+        _ = try model.forward(StepInput(tokens: [5, 6, 7]), state: state, hooks: fired)
+        #expect(fired.points.last == HookPoint(.lmHead, .output))
+        _ = interpreter.endStep()
+        fired.points = []
+        interpreter.beginStep(1, imports: [:])
+        #expect(throws: Interpreter.Stopped.self) {
+            _ = try model.forward(StepInput(tokens: [8], start: 3), state: state, hooks: fired)
+        }
+        #expect(fired.points.last == stop)
+        #expect(!fired.points.contains(HookPoint(.block(2), .input)) && !fired.points.contains(HookPoint(.lmHead, .input)))
+    }
 }

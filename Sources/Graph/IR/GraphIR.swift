@@ -144,12 +144,17 @@ public struct GenerationSpec: Equatable, Sendable {
     public var sampling: SamplingParameters
     public var eosTokenId: Int?
     public var padTokenId: Int
+    /// `tracer.stop()` ended the trace at its last step: that step's forward pass ends after the
+    /// last hook its nodes use (later modules do not run).
+    public var stopped: Bool
 
-    public init(maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(), eosTokenId: Int? = nil, padTokenId: Int = 0) {
+    public init(maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(), eosTokenId: Int? = nil, padTokenId: Int = 0,
+                stopped: Bool = false) {
         self.maxNewTokens = maxNewTokens
         self.sampling = sampling
         self.eosTokenId = eosTokenId
         self.padTokenId = padTokenId
+        self.stopped = stopped
     }
 
     /// Whether generation goes on after step `step` (0-based): not at `maxNewTokens`, and not
@@ -185,13 +190,18 @@ public struct TraceGraph: Sendable {
     public var limits: GraphLimits
     /// Nodes whose values this stage hands on to other stages.
     public var exports: [UInt32]
+    /// The hook after which this stage ends the last step's forward pass (`tracer.stop()`; set
+    /// by the compiler on the stage that owns it).
+    public var stopAfter: HookPoint?
 
-    public init(nodes: [GraphNode], invokes: [[Int]], generation: GenerationSpec, limits: GraphLimits = GraphLimits(), exports: [UInt32] = []) {
+    public init(nodes: [GraphNode], invokes: [[Int]], generation: GenerationSpec, limits: GraphLimits = GraphLimits(), exports: [UInt32] = [],
+                stopAfter: HookPoint? = nil) {
         self.nodes = nodes
         self.invokes = invokes
         self.generation = generation
         self.limits = limits
         self.exports = exports
+        self.stopAfter = stopAfter
     }
 }
 

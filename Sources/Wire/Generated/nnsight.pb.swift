@@ -1,4 +1,4 @@
-// proto-sha256: dfc75106a9c3c7158d2cca34269a59dfeb1ed6a9ac238f9cc59a96837f985532
+// proto-sha256: 1bbd0d06b05080e218d057031b64ebb08da3cc140e4bd6d2bcde2a4ec2730032
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -870,6 +870,9 @@ public nonisolated struct Nnsight_V1_GenerationParameters: Sendable {
   /// left padding and finished rows
   public var padTokenID: Int64 = 0
 
+  /// tracer.stop(): the last step ends after the last hook its nodes use
+  public var stopped: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -902,43 +905,62 @@ public nonisolated struct Nnsight_V1_Limits: Sendable {
 }
 
 /// A compiled trace, or the fragment of one that a stage applies.
-public nonisolated struct Nnsight_V1_Graph: Sendable {
+public nonisolated struct Nnsight_V1_Graph: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var nodes: [Nnsight_V1_Node] = []
+  public var nodes: [Nnsight_V1_Node] {
+    get {_storage._nodes}
+    set {_uniqueStorage()._nodes = newValue}
+  }
 
-  public var invokes: [Nnsight_V1_Invoke] = []
+  public var invokes: [Nnsight_V1_Invoke] {
+    get {_storage._invokes}
+    set {_uniqueStorage()._invokes = newValue}
+  }
 
   public var generation: Nnsight_V1_GenerationParameters {
-    get {_generation ?? Nnsight_V1_GenerationParameters()}
-    set {_generation = newValue}
+    get {_storage._generation ?? Nnsight_V1_GenerationParameters()}
+    set {_uniqueStorage()._generation = newValue}
   }
   /// Returns true if `generation` has been explicitly set.
-  public var hasGeneration: Bool {self._generation != nil}
+  public var hasGeneration: Bool {_storage._generation != nil}
   /// Clears the value of `generation`. Subsequent reads from it will return its default value.
-  public mutating func clearGeneration() {self._generation = nil}
+  public mutating func clearGeneration() {_uniqueStorage()._generation = nil}
 
   public var limits: Nnsight_V1_Limits {
-    get {_limits ?? Nnsight_V1_Limits()}
-    set {_limits = newValue}
+    get {_storage._limits ?? Nnsight_V1_Limits()}
+    set {_uniqueStorage()._limits = newValue}
   }
   /// Returns true if `limits` has been explicitly set.
-  public var hasLimits: Bool {self._limits != nil}
+  public var hasLimits: Bool {_storage._limits != nil}
   /// Clears the value of `limits`. Subsequent reads from it will return its default value.
-  public mutating func clearLimits() {self._limits = nil}
+  public mutating func clearLimits() {_uniqueStorage()._limits = nil}
 
   /// Node ids whose values this stage must hand on to other stages (forward within a step, or
   /// back to earlier stages for later steps).
-  public var exports: [UInt32] = []
+  public var exports: [UInt32] {
+    get {_storage._exports}
+    set {_uniqueStorage()._exports = newValue}
+  }
+
+  /// tracer.stop() (set by the compiler on the stage it concerns): the last step's forward pass
+  /// ends after this hook; the stage reports the step as stopped and nothing after it runs.
+  public var stopAfter: Nnsight_V1_ModuleRead {
+    get {_storage._stopAfter ?? Nnsight_V1_ModuleRead()}
+    set {_uniqueStorage()._stopAfter = newValue}
+  }
+  /// Returns true if `stopAfter` has been explicitly set.
+  public var hasStopAfter: Bool {_storage._stopAfter != nil}
+  /// Clears the value of `stopAfter`. Subsequent reads from it will return its default value.
+  public mutating func clearStopAfter() {_uniqueStorage()._stopAfter = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _generation: Nnsight_V1_GenerationParameters? = nil
-  fileprivate var _limits: Nnsight_V1_Limits? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// A worker announces itself to the coordinator.
@@ -1179,6 +1201,9 @@ public nonisolated struct Nnsight_V1_StepResult: Sendable {
 
   /// per batch row: it has produced eos (the sampler decides, once)
   public var finished: [Bool] = []
+
+  /// tracer.stop() ended this step's forward pass: no tokens, the last step
+  public var stopped: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2491,7 +2516,7 @@ nonisolated extension Nnsight_V1_Sampling: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Nnsight_V1_GenerationParameters: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GenerationParameters"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_new_tokens\0\u{1}sampling\0\u{3}eos_token_id\0\u{3}pad_token_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_new_tokens\0\u{1}sampling\0\u{3}eos_token_id\0\u{3}pad_token_id\0\u{1}stopped\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2503,6 +2528,7 @@ nonisolated extension Nnsight_V1_GenerationParameters: SwiftProtobuf.Message, Sw
       case 2: try { try decoder.decodeSingularMessageField(value: &self._sampling) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self._eosTokenID) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.padTokenID) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.stopped) }()
       default: break
       }
     }
@@ -2525,6 +2551,9 @@ nonisolated extension Nnsight_V1_GenerationParameters: SwiftProtobuf.Message, Sw
     if self.padTokenID != 0 {
       try visitor.visitSingularInt64Field(value: self.padTokenID, fieldNumber: 4)
     }
+    if self.stopped != false {
+      try visitor.visitSingularBoolField(value: self.stopped, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2533,6 +2562,7 @@ nonisolated extension Nnsight_V1_GenerationParameters: SwiftProtobuf.Message, Sw
     if lhs._sampling != rhs._sampling {return false}
     if lhs._eosTokenID != rhs._eosTokenID {return false}
     if lhs.padTokenID != rhs.padTokenID {return false}
+    if lhs.stopped != rhs.stopped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2585,53 +2615,104 @@ nonisolated extension Nnsight_V1_Limits: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Nnsight_V1_Graph: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Graph"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}invokes\0\u{1}generation\0\u{1}limits\0\u{1}exports\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}invokes\0\u{1}generation\0\u{1}limits\0\u{1}exports\0\u{3}stop_after\0")
+
+  fileprivate class _StorageClass {
+    var _nodes: [Nnsight_V1_Node] = []
+    var _invokes: [Nnsight_V1_Invoke] = []
+    var _generation: Nnsight_V1_GenerationParameters? = nil
+    var _limits: Nnsight_V1_Limits? = nil
+    var _exports: [UInt32] = []
+    var _stopAfter: Nnsight_V1_ModuleRead? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _nodes = source._nodes
+      _invokes = source._invokes
+      _generation = source._generation
+      _limits = source._limits
+      _exports = source._exports
+      _stopAfter = source._stopAfter
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.nodes) }()
-      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.invokes) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._generation) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._limits) }()
-      case 5: try { try decoder.decodeRepeatedUInt32Field(value: &self.exports) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeRepeatedMessageField(value: &_storage._nodes) }()
+        case 2: try { try decoder.decodeRepeatedMessageField(value: &_storage._invokes) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._generation) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._limits) }()
+        case 5: try { try decoder.decodeRepeatedUInt32Field(value: &_storage._exports) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._stopAfter) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.nodes.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.nodes, fieldNumber: 1)
-    }
-    if !self.invokes.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.invokes, fieldNumber: 2)
-    }
-    try { if let v = self._generation {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
-    try { if let v = self._limits {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    if !self.exports.isEmpty {
-      try visitor.visitPackedUInt32Field(value: self.exports, fieldNumber: 5)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._nodes.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._nodes, fieldNumber: 1)
+      }
+      if !_storage._invokes.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._invokes, fieldNumber: 2)
+      }
+      try { if let v = _storage._generation {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      try { if let v = _storage._limits {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      if !_storage._exports.isEmpty {
+        try visitor.visitPackedUInt32Field(value: _storage._exports, fieldNumber: 5)
+      }
+      try { if let v = _storage._stopAfter {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Nnsight_V1_Graph, rhs: Nnsight_V1_Graph) -> Bool {
-    if lhs.nodes != rhs.nodes {return false}
-    if lhs.invokes != rhs.invokes {return false}
-    if lhs._generation != rhs._generation {return false}
-    if lhs._limits != rhs._limits {return false}
-    if lhs.exports != rhs.exports {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._nodes != rhs_storage._nodes {return false}
+        if _storage._invokes != rhs_storage._invokes {return false}
+        if _storage._generation != rhs_storage._generation {return false}
+        if _storage._limits != rhs_storage._limits {return false}
+        if _storage._exports != rhs_storage._exports {return false}
+        if _storage._stopAfter != rhs_storage._stopAfter {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2980,7 +3061,7 @@ nonisolated extension Nnsight_V1_SavedValue: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Nnsight_V1_StepResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StepResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}step\0\u{3}next_tokens\0\u{1}values\0\u{1}finished\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}step\0\u{3}next_tokens\0\u{1}values\0\u{1}finished\0\u{1}stopped\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2992,6 +3073,7 @@ nonisolated extension Nnsight_V1_StepResult: SwiftProtobuf.Message, SwiftProtobu
       case 2: try { try decoder.decodeRepeatedInt64Field(value: &self.nextTokens) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.values) }()
       case 4: try { try decoder.decodeRepeatedBoolField(value: &self.finished) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.stopped) }()
       default: break
       }
     }
@@ -3010,6 +3092,9 @@ nonisolated extension Nnsight_V1_StepResult: SwiftProtobuf.Message, SwiftProtobu
     if !self.finished.isEmpty {
       try visitor.visitPackedBoolField(value: self.finished, fieldNumber: 4)
     }
+    if self.stopped != false {
+      try visitor.visitSingularBoolField(value: self.stopped, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3018,6 +3103,7 @@ nonisolated extension Nnsight_V1_StepResult: SwiftProtobuf.Message, SwiftProtobu
     if lhs.nextTokens != rhs.nextTokens {return false}
     if lhs.values != rhs.values {return false}
     if lhs.finished != rhs.finished {return false}
+    if lhs.stopped != rhs.stopped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
