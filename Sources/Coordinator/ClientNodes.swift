@@ -27,7 +27,8 @@ enum ClientNodes {
             switch node.kind {
             case let .read(read):
                 if read.module == .generator {
-                    values[node.id] = .tensor(rows(outcome.sequences))
+                    // A stopped generation never finished: its output does not exist.
+                    if !outcome.stopped { values[node.id] = .tensor(rows(outcome.sequences)) }
                 } else if read.module == .streamer, node.step < outcome.inputs.count {
                     // What the streamer is handed: the padded prompt, then each new token.
                     let ids = rows(outcome.inputs[node.step].tokens)

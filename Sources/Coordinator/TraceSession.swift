@@ -10,6 +10,9 @@ public struct RunOutcome: Sendable {
     public var steps: Int
     /// The model's inputs at each step: tokens, position ids, attention mask (all rows).
     public var inputs: [StepInputs]
+    /// `tracer.stop()` ended the last step: generation never finished (the generator's output
+    /// does not exist, as in nnsight).
+    public var stopped = false
 
     public struct StepInputs: Sendable {
         public var tokens: [[Int]]
@@ -30,6 +33,7 @@ final class TraceSession {
     private var current: StepInput
     private(set) var history: [RunOutcome.StepInputs] = []
     private(set) var steps = 0
+    private(set) var stopped = false
     /// The steps of the saves the workers stream, and how many arrived.
     private let saveSteps: [Int]
     var received = 0
@@ -72,6 +76,7 @@ final class TraceSession {
             // tracer.stop() ended this step's forward pass: its inputs were seen, no token came.
             recordInputs()
             steps += 1
+            stopped = true
             return false
         }
         guard result.nextTokens.count == batch, result.finished.count == batch else {
@@ -100,5 +105,5 @@ final class TraceSession {
     /// Whether every value the workers stream for the steps that ran has arrived.
     var allSavesArrived: Bool { received >= saveSteps.filter { $0 < steps }.count }
 
-    var outcome: RunOutcome { RunOutcome(sequences: sequences, steps: steps, inputs: history) }
+    var outcome: RunOutcome { RunOutcome(sequences: sequences, steps: steps, inputs: history, stopped: stopped) }
 }

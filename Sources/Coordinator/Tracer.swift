@@ -87,7 +87,8 @@ public final class Tracer {
     public var maxNewTokens: Int { recorder.maxNewTokens }
 
     /// nnsight's `tracer.stop()`: ends the trace here. The rest of the closure does not run (this
-    /// throws; the trace catches it) and generation runs no step after the current one.
+    /// throws; the trace catches it), the current step's forward pass ends after the last module
+    /// the trace used in it, and no later step runs.
     ///
     /// ```swift
     /// try model.generate("Hello", maxNewTokens: 20) { tracer in
