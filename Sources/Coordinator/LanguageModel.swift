@@ -154,7 +154,10 @@ public final class LanguageModel {
         defer { recording = nil }
         try body()
         recording = nil
-        defer { session.hasRun = true }
+        defer {
+            session.hasRun = true
+            session.traces.removeAll()  // the recorders point back at the session
+        }
         guard !session.traces.isEmpty else { return }
         let recorders = session.traces.map(\.recorder)
         try backend.executeSession(session.traces.map(\.graph)) { index, event in

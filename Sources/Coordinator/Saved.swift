@@ -12,7 +12,7 @@ public final class Saved {
     var result: Result<Tensor, TraceError>?
     /// Where the value comes from when its trace belongs to a session that has not run yet: a
     /// later trace of the same session takes it on the coordinator (no round trip).
-    var origin: (session: SessionRecording, trace: Int, saveID: UInt32)?
+    var origin: SessionOrigin?
     /// Its static type, known when it was recorded.
     public internal(set) var type: ValueType?
 
@@ -41,7 +41,7 @@ public final class Saved {
             case let .success(v)?: return v
             case let .failure(e)?: throw e
             case nil:
-                if let origin, !origin.session.hasRun {
+                if let origin, origin.session?.hasRun == false {
                     throw TraceError(.runtime, "this value comes from a trace of a session that has not run yet: the session's traces run when its block ends, so use the value after it (or inside a later trace of the session)", step: step)
                 }
                 if skipped { throw TraceError(.stepNotReached, "the value was not computed: the branch of the `if` that saves it did not run", step: step) }
@@ -66,6 +66,14 @@ public final class SavedList {
 
     /// nnsight's `.save()` on a list: the list itself.
     @discardableResult public func save() -> SavedList { self }
+}
+
+/// Which session trace saves a value, and under which id. Weak: the session's recorders hold
+/// their saves, which must not keep the session alive in turn.
+struct SessionOrigin {
+    weak var session: SessionRecording?
+    let trace: Int
+    let saveID: UInt32
 }
 
 /// The traces of a `model.session { ... }` block, recorded but not yet run: they go to the

@@ -188,7 +188,8 @@ final class TraceRecorder {
 
     /// A value an earlier trace of this session saves, typed as it was saved.
     func external(_ saved: Saved) -> UInt32? {
-        guard let origin = saved.origin, let session, origin.session === session.recording, origin.trace < session.index else { return nil }
+        guard let origin = saved.origin, let session, let recording = origin.session, recording === session.recording,
+              origin.trace < session.index else { return nil }
         let id = add(.external(trace: origin.trace, saveID: origin.saveID))
         types[id] = saved.type
         return id
@@ -204,7 +205,7 @@ final class TraceRecorder {
         add(.save(node: node, saveID: id))
         saves[id] = saved
         saved.type = types[node]
-        if let session { saved.origin = (session.recording, session.index, id) }
+        if let session { saved.origin = SessionOrigin(session: session.recording, trace: session.index, saveID: id) }
         return saved
     }
 
