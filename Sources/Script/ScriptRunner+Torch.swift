@@ -239,6 +239,13 @@ extension ScriptRunner {
         case let (.module(m), _) where m.child(name) != nil: return .object(.module(m.child(name)!))
         case (.block, "skip"), (.module, "skip"): return .method(base, "skip")
         case let (.module(m), _) where ModuleTree.parameterNames(of: m.module).contains(name): return try parameter(m, name, loc)
+        case (.block, "inputs"), (.module, "inputs"):
+            // nnsight's (args, kwargs): the module's input, and no keyword arguments (a block's
+            // other arguments, the KV cache and masks, are not values here).
+            guard let m = envoy(object) else { return nil }
+            try requireTrace(name, loc)
+            recordAt(loc)
+            return .tuple([.tuple([try moduleRead(m.input, m.module, .input)]), .dict(PyDict([]))])
         case let (.block(b), "output"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(b.output, b.module, .output)
         case let (.block(b), "input"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(b.input, b.module, .input)
         case let (.module(m), "output"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(m.output, m.module, .output)
