@@ -71,6 +71,8 @@ public final class ClusterCoordinator {
         let clientRequest: UInt64
         let deadline: Date
         var waitingForSaves = false
+        /// Stopped-step reports that arrived before the report of the step before them.
+        var early: [UInt32: Nnsight_V1_StepResult] = [:]
         /// The session this trace belongs to, if any.
         let run: SessionRun?
         init(session: TraceSession, client: Data, clientRequest: UInt64, deadline: Date, run: SessionRun?) {
@@ -379,20 +381,30 @@ public final class ClusterCoordinator {
             // program-order output must not wait for it.
             forward(saved, of: active)
         case let .stepResult(result)?:
-            guard Int(result.step) == session.steps else { return }
-            let goesOn: Bool
-            do throws(TraceError) {
-                goesOn = try session.accept(result)
-            } catch {
-                finish(envelope.requestID, error: self.error(error, requestId: active.clientRequest))
+            // A stopped step is reported by the stage that stopped it, which can overtake the
+            // last stage's report of the step before: keep it until its turn.
+            if Int(result.step) > session.steps, result.stopped, active.early[result.step] == nil {
+                active.early[result.step] = result
                 return
             }
-            // The last stage has already sent the next step's input to the first (a ring).
-            if !goesOn { active.waitingForSaves = true }
-            // The client sees each step's tokens as they come (without the carried values).
-            reply(active.client, Framing.envelope(requestId: active.clientRequest) {
-                $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens }
-            })
+            guard Int(result.step) == session.steps else { return }
+            var next: Nnsight_V1_StepResult? = result
+            while let result = next {
+                let goesOn: Bool
+                do throws(TraceError) {
+                    goesOn = try session.accept(result)
+                } catch {
+                    finish(envelope.requestID, error: self.error(error, requestId: active.clientRequest))
+                    return
+                }
+                // The last stage has already sent the next step's input to the first (a ring).
+                if !goesOn { active.waitingForSaves = true }
+                // The client sees each step's tokens as they come (without the carried values).
+                reply(active.client, Framing.envelope(requestId: active.clientRequest) {
+                    $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens }
+                })
+                next = goesOn ? active.early.removeValue(forKey: UInt32(session.steps)) : nil
+            }
         case var .error(e)?:
             if e.worker.isEmpty, e.hasStage, Int(e.stage) < slots.count, let worker = slots[Int(e.stage)] { e.worker = worker }
             finish(envelope.requestID, error: Framing.envelope(requestId: active.clientRequest) { $0.error = e })

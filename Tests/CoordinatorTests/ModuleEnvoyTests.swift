@@ -91,4 +91,33 @@ import Testing
         // The generation never finished: its output does not exist (as in nnsight).
         #expect(throws: TraceError.self) { try ids.value }
     }
+
+    /// A step stopped on the first stage is reported by that stage, and can reach the
+    /// coordinator before the last stage's report of the step before it: the trace still ends
+    /// (it used to wait for its deadline). Many runs on 3 stages, each within a minute.
+    @Test func aStopOnTheFirstStageNeverHangsThePipeline() throws {
+        nonisolated(unsafe) var failure: Error?
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            do {
+                // The model lives on this thread (its sockets belong to it).
+                let model = try LanguageModel.load(Oracle.model, stages: 3)
+                for _ in 0..<40 {
+                    var first: Saved!
+                    try model.generate(Oracle.p1, maxNewTokens: 4) { tracer in
+                        for step in tracer.iter[...] {
+                            let h = model.transformer.h[0].output[0][0, -1, 0]
+                            if step == 0 { first = h.save() }
+                            if step == 1 { try tracer.stop() }
+                        }
+                    }
+                    _ = try first.value
+                }
+            } catch { failure = error }
+            done.signal()
+        }
+        thread.start()
+        #expect(done.wait(timeout: .now() + 60) == .success, "a stopped trace did not finish")
+        if let failure { Issue.record(failure) }
+    }
 }
