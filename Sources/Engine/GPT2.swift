@@ -38,8 +38,8 @@ public struct StageOutput {
     let values: UnsafeBufferPointer<Float>
     /// `[B, T, C]` for hidden states; `[B, T, V]` (all positions) or `[B, 1, V]` (last only) for logits.
     public let shape: [Int]
-    /// Keeps the workspace that `values` points into alive.
-    let owner: InferenceState
+    /// Keeps the workspace that `values` points into alive (an `InferenceState` or a `BatchWorkspace`).
+    let owner: AnyObject
 
     public func withValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try withExtendedLifetime(owner) { try body(values) }
@@ -47,6 +47,32 @@ public struct StageOutput {
 
     /// A copy of the values.
     public var array: [Float] { withValues { Array($0) } }
+}
+
+/// One request's step in a stacked pass (`GPT2.forward(batch:workspace:)`).
+public struct BatchEntry {
+    public var step: StepInput
+    /// `(B,T,C)` from the previous stage; nil on the stage that owns the embeddings.
+    public var hidden: UnsafeBufferPointer<Float>?
+    public var state: InferenceState
+    public var hooks: (any HookHandler)?
+    public var allLogits: Bool
+
+    public init(_ step: StepInput, hidden: UnsafeBufferPointer<Float>? = nil, state: InferenceState, hooks: (any HookHandler)? = nil,
+                allLogits: Bool = false) {
+        self.step = step
+        self.hidden = hidden
+        self.state = state
+        self.hooks = hooks
+        self.allLogits = allLogits
+    }
+}
+
+/// The activation buffers of stacked passes, reused across them; their outputs point into it
+/// and stay valid until its next pass.
+public final class BatchWorkspace {
+    let workspace = Workspace()
+    public init() {}
 }
 
 /// GPT-2 layers `[a, b)` (one pipeline stage, or the whole model), llm.c-style: each module a
@@ -75,125 +101,216 @@ public final class GPT2: @unchecked Sendable {
     ///     hook wants `lm_head.output`).
     public func forward(_ step: StepInput, hidden: UnsafeBufferPointer<Float>? = nil, state: InferenceState,
                         hooks: (any HookHandler)? = nil, allLogits: Bool = false) throws -> StageOutput {
+        let entry = BatchEntry(step, hidden: hidden, state: state, hooks: hooks, allLogits: allLogits)
         // The pool's helpers spin only during a pass: between this stage's steps they sleep,
         // leaving the cores to the other stages on this machine.
-        try Ops.pool.pass { try forwardPass(step, hidden: hidden, state: state, hooks: hooks, allLogits: allLogits) }
+        return try Ops.pool.pass { try forwardPass([entry], ws: state.workspace, owner: state)[0] }
     }
 
-    private func forwardPass(_ step: StepInput, hidden: UnsafeBufferPointer<Float>?, state: InferenceState,
-                             hooks: (any HookHandler)?, allLogits: Bool) throws -> StageOutput {
-        let (B, T, C) = (step.batch, step.length, config.nEmbd)
-        let cache = state.cache
-        guard B == cache.batch else { throw EngineError.invalidArgument("step has batch \(B), cache has \(cache.batch)") }
-        guard T > 0, step.mask.count == B * T else { throw EngineError.invalidArgument("step mask must be (B,T) = (\(B),\(T))") }
-        let ws = state.workspace
-        let x = ws.x.reserve(B * T * C)
-        try cache.beginStep(count: T, mask: step.mask)
+    /// Runs one step of several requests as one pass: their rows are stacked for the matmuls
+    /// (the weights are read once for all of them), each keeps its own KV cache, attention mask,
+    /// positions and step, and each request's hooks see only its own rows. Results equal separate
+    /// passes (within float rounding of the stacked products).
+    ///
+    /// ```swift
+    /// let outs = try model.forward(batch: [BatchEntry(decodeA, state: a), BatchEntry(prefillB, state: b)],
+    ///                              workspace: shared)
+    /// ```
+    public func forward(batch entries: [BatchEntry], workspace: BatchWorkspace) throws -> [StageOutput] {
+        guard !entries.isEmpty else { return [] }
+        return try Ops.pool.pass { try forwardPass(entries, ws: workspace.workspace, owner: workspace) }
+    }
 
-        if weights.hasEmbeddings {
-            try embed(step, into: x, ws: ws, hooks: hooks)
-        } else {
-            guard let hidden, hidden.count == B * T * C else {
+    /// One request's rows in the stacked buffers of a pass, and what its hooks decided this layer.
+    struct Segment {
+        let offset: Int  // first row of B*T
+        let B: Int, T: Int
+        let cache: KVCache
+        let hooks: (any HookHandler)?
+        var skipsBlock = false, skipsAttn = false, skipsMLP = false
+        var rows: Int { B * T }
+    }
+
+    private func forwardPass(_ entries: [BatchEntry], ws: Workspace, owner: AnyObject) throws -> [StageOutput] {
+        let C = config.nEmbd
+        var segments: [Segment] = []
+        segments.reserveCapacity(entries.count)
+        var N = 0
+        for e in entries {
+            let (B, T) = (e.step.batch, e.step.length)
+            guard B == e.state.cache.batch else { throw EngineError.invalidArgument("step has batch \(B), cache has \(e.state.cache.batch)") }
+            guard T > 0, e.step.mask.count == B * T else { throw EngineError.invalidArgument("step mask must be (B,T) = (\(B),\(T))") }
+            if !weights.hasEmbeddings, e.hidden?.count != B * T * C {
                 throw EngineError.invalidArgument("stage \(layers) needs hidden states of shape [\(B), \(T), \(C)]")
             }
-            x.update(from: hidden.baseAddress!, count: B * T * C)
+            segments.append(Segment(offset: N, B: B, T: T, cache: e.state.cache, hooks: e.hooks))
+            N += B * T
+        }
+        let x = ws.x.reserve(N * C)
+        for (e, seg) in zip(entries, segments) { try seg.cache.beginStep(count: seg.T, mask: e.step.mask) }
+
+        if weights.hasEmbeddings {
+            try embed(entries, segments, into: x, ws: ws)
+        } else {
+            for (e, seg) in zip(entries, segments) { (x + seg.offset * C).update(from: e.hidden!.baseAddress!, count: seg.rows * C) }
         }
         for l in layers {
-            try block(l, x: x, B: B, T: T, ws: ws, cache: cache, hooks: hooks)
+            try block(l, x: x, N: N, segments: &segments, ws: ws)
         }
-        cache.endStep(count: T)
+        for seg in segments { seg.cache.endStep(count: seg.T) }
         guard weights.hasHead else {
-            return StageOutput(kind: .hidden, values: UnsafeBufferPointer(start: x, count: B * T * C), shape: [B, T, C], owner: state)
+            return segments.map { seg in
+                StageOutput(kind: .hidden, values: UnsafeBufferPointer(start: x + seg.offset * C, count: seg.rows * C),
+                            shape: [seg.B, seg.T, C], owner: owner)
+            }
         }
-        return try head(x: x, B: B, T: T, state: state, hooks: hooks, allLogits: allLogits)
+        return try head(x: x, N: N, entries: entries, segments: segments, ws: ws, owner: owner)
     }
 
     // MARK: - modules
 
-    private func embed(_ step: StepInput, into x: UnsafeMutablePointer<Float>, ws: Workspace,
-                       hooks: (any HookHandler)?) throws {
-        let (B, T, C, V) = (step.batch, step.length, config.nEmbd, config.vocabSize)
-        var tokens = step.tokens, positions = step.positions
-        guard tokens.count == B * T, positions.count == B * T else {
-            throw EngineError.invalidArgument("step tokens and positions must be (B,T) = (\(B),\(T))")
-        }
-        try tokens.withUnsafeMutableBufferPointer { ids in try fire(.wte, .input, hooks) { .ids(ids, shape: [B, T]) } }
-        try positions.withUnsafeMutableBufferPointer { ids in try fire(.wpe, .input, hooks) { .ids(ids, shape: [B, T]) } }
+    private func embed(_ entries: [BatchEntry], _ segments: [Segment], into x: UnsafeMutablePointer<Float>, ws: Workspace) throws {
+        let (C, V) = (config.nEmbd, config.vocabSize)
         let wte = weights.wte!, wpe = weights.wpe!
-        let pos = ws.embed.reserve(B * T * C)
-        for i in 0..<(B * T) {
-            let id = Int(tokens[i]), p = Int(positions[i])
-            guard id >= 0, id < V else { throw EngineError.tokenOutOfRange(id: id, vocabSize: V) }
-            guard p >= 0, p < config.nPositions else { throw EngineError.promptTooLong(length: p + 1, limit: config.nPositions) }
-            (x + i * C).update(from: wte + id * C, count: C)
-            (pos + i * C).update(from: wpe + p * C, count: C)
+        let N = segments.last.map { $0.offset + $0.rows } ?? 0
+        let pos = ws.embed.reserve(N * C)
+        for (e, seg) in zip(entries, segments) {
+            let (B, T, hooks) = (seg.B, seg.T, seg.hooks)
+            var tokens = e.step.tokens, positions = e.step.positions
+            guard tokens.count == B * T, positions.count == B * T else {
+                throw EngineError.invalidArgument("step tokens and positions must be (B,T) = (\(B),\(T))")
+            }
+            try tokens.withUnsafeMutableBufferPointer { ids in try fire(.wte, .input, hooks) { .ids(ids, shape: [B, T]) } }
+            try positions.withUnsafeMutableBufferPointer { ids in try fire(.wpe, .input, hooks) { .ids(ids, shape: [B, T]) } }
+            let (xs, ps) = (x + seg.offset * C, pos + seg.offset * C)
+            for i in 0..<(B * T) {
+                let id = Int(tokens[i]), p = Int(positions[i])
+                guard id >= 0, id < V else { throw EngineError.tokenOutOfRange(id: id, vocabSize: V) }
+                guard p >= 0, p < config.nPositions else { throw EngineError.promptTooLong(length: p + 1, limit: config.nPositions) }
+                (xs + i * C).update(from: wte + id * C, count: C)
+                (ps + i * C).update(from: wpe + p * C, count: C)
+            }
+            try fire(.wte, .output, xs, (B, T, C), hooks)
+            try fire(.wpe, .output, ps, (B, T, C), hooks)
         }
-        try fire(.wte, .output, x, (B, T, C), hooks)
-        try fire(.wpe, .output, pos, (B, T, C), hooks)
-        Ops.add(x, pos, count: B * T * C)
+        Ops.add(x, pos, count: N * C)
         // Dropout is the identity at inference: its input and output are the same tensor.
-        try fire(.drop, .input, x, (B, T, C), hooks)
-        try fire(.drop, .output, x, (B, T, C), hooks)
+        for seg in segments {
+            try fire(.drop, .input, x + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
+            try fire(.drop, .output, x + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
+        }
     }
 
-    private func block(_ l: Int, x: UnsafeMutablePointer<Float>, B: Int, T: Int, ws: Workspace,
-                       cache: KVCache, hooks: (any HookHandler)?) throws {
-        let C = config.nEmbd, I = config.innerDim, N = B * T
-        let w = weights.blocks[l - layers.lowerBound]
-        let shape = (B, T, C)
-        if try fireSkipping(.block(l), x, shape, hooks) {
-            // The handler wrote the block's output into x; the layer stores no keys this step.
-            cache.skip(layer: l - layers.lowerBound, count: T)
-            return try fire(.block(l), .output, x, shape, hooks)
+    private func block(_ l: Int, x: UnsafeMutablePointer<Float>, N: Int, segments: inout [Segment], ws: Workspace) throws {
+        let C = config.nEmbd, I = config.innerDim, local = l - layers.lowerBound
+        let w = weights.blocks[local]
+        // Hooks of one request, on its rows of a stacked buffer of `width` floats per row.
+        func each(_ body: (Segment, (UnsafeMutablePointer<Float>, Int) -> (UnsafeMutablePointer<Float>, (Int, Int, Int))) throws -> Void) rethrows {
+            for seg in segments { try body(seg) { buffer, width in (buffer + seg.offset * width, (seg.B, seg.T, width)) } }
+        }
+        for i in segments.indices {
+            let seg = segments[i]
+            segments[i].skipsBlock = try fireSkipping(.block(l), x + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
+            // The handler writes a skipped block's output into x at its output hook; the layer
+            // stores no keys this step.
+            if segments[i].skipsBlock { seg.cache.skip(layer: local, count: seg.T) }
+        }
+        if segments.allSatisfy(\.skipsBlock) {
+            return try each { seg, at in let (p, d) = at(x, C); try fire(.block(l), .output, p, d, seg.hooks) }
         }
 
         // x + attn(ln_1(x))
         let ln = ws.ln.reserve(N * C)
-        let ln1In = try fireLayerNormInput(.ln1(l), x, shape, ws, hooks)
-        Ops.layerNorm(ln, ln1In, w.ln1W, w.ln1B, rows: N, channels: C, eps: config.layerNormEpsilon)
-        try fire(.ln1(l), .output, ln, shape, hooks)
+        try layerNorm(.ln1(l), x, into: ln, w.ln1W, w.ln1B, segments, ws)
+        for i in segments.indices where !segments[i].skipsBlock {
+            let seg = segments[i]
+            try fire(.ln1(l), .output, ln + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
+            segments[i].skipsAttn = try fireSkipping(.attn(l), ln + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
+            if segments[i].skipsAttn { seg.cache.skip(layer: local, count: seg.T) }
+        }
         let attnOut = ws.attnOut.reserve(N * C)
-        if try fireSkipping(.attn(l), ln, shape, hooks) {
-            cache.skip(layer: l - layers.lowerBound, count: T)
-        } else {
-            try fire(.cAttn(l), .input, ln, shape, hooks)
+        let attends = { (seg: Segment) in !seg.skipsBlock && !seg.skipsAttn }
+        if segments.contains(where: attends) {
+            try each { seg, at in if attends(seg) { let (p, d) = at(ln, C); try fire(.cAttn(l), .input, p, d, seg.hooks) } }
             let qkv = ws.qkv.reserve(N * 3 * C)
             Ops.matmul(qkv, ln, w.qkvW, w.qkvB, m: N, k: C, n: 3 * C, scratch: ws.partials)
-            try fire(.cAttn(l), .output, qkv, (B, T, 3 * C), hooks)
             let y = ws.attnY.reserve(N * C)
-            attention(y, qkv: qkv, layer: l - layers.lowerBound, B: B, T: T, ws: ws, cache: cache)
-            try fire(.attnProj(l), .input, y, shape, hooks)
+            for seg in segments where attends(seg) {
+                try fire(.cAttn(l), .output, qkv + seg.offset * 3 * C, (seg.B, seg.T, 3 * C), seg.hooks)
+                attention(y + seg.offset * C, qkv: qkv + seg.offset * 3 * C, layer: local, B: seg.B, T: seg.T, ws: ws, cache: seg.cache)
+            }
+            try each { seg, at in if attends(seg) { let (p, d) = at(y, C); try fire(.attnProj(l), .input, p, d, seg.hooks) } }
             Ops.matmul(attnOut, y, w.attnProjW, w.attnProjB, m: N, k: C, n: C, scratch: ws.partials)
-            try fire(.attnProj(l), .output, attnOut, shape, hooks)
-            try fire(.residDropout(l), .input, attnOut, shape, hooks)
-            try fire(.residDropout(l), .output, attnOut, shape, hooks)
+            try each { seg, at in
+                guard attends(seg) else { return }
+                let (p, d) = at(attnOut, C)
+                try fire(.attnProj(l), .output, p, d, seg.hooks)
+                try fire(.residDropout(l), .input, p, d, seg.hooks)
+                try fire(.residDropout(l), .output, p, d, seg.hooks)
+            }
         }
-        try fire(.attn(l), .output, attnOut, shape, hooks)
+        // A skipped attn's output is written here by its handler.
+        try each { seg, at in if !seg.skipsBlock { let (p, d) = at(attnOut, C); try fire(.attn(l), .output, p, d, seg.hooks) } }
         Ops.add(x, attnOut, count: N * C)
 
         // x + mlp(ln_2(x))
-        let ln2In = try fireLayerNormInput(.ln2(l), x, shape, ws, hooks)
-        Ops.layerNorm(ln, ln2In, w.ln2W, w.ln2B, rows: N, channels: C, eps: config.layerNormEpsilon)
-        try fire(.ln2(l), .output, ln, shape, hooks)
+        try layerNorm(.ln2(l), x, into: ln, w.ln2W, w.ln2B, segments, ws)
+        for i in segments.indices where !segments[i].skipsBlock {
+            let seg = segments[i]
+            try fire(.ln2(l), .output, ln + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
+            segments[i].skipsMLP = try fireSkipping(.mlp(l), ln + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
+        }
         let mlpOut = ws.mlpOut.reserve(N * C)
-        if try !fireSkipping(.mlp(l), ln, shape, hooks) {
-            try fire(.cFc(l), .input, ln, shape, hooks)
+        let runsMLP = { (seg: Segment) in !seg.skipsBlock && !seg.skipsMLP }
+        if segments.contains(where: runsMLP) {
+            try each { seg, at in if runsMLP(seg) { let (p, d) = at(ln, C); try fire(.cFc(l), .input, p, d, seg.hooks) } }
             let fc = ws.fc.reserve(N * I)
             Ops.matmul(fc, ln, w.fcW, w.fcB, m: N, k: C, n: I, scratch: ws.partials)
             // c_fc's output is act's input (one tensor in PyTorch too); gelu runs in place.
-            try fire(.cFc(l), .output, fc, (B, T, I), hooks)
-            try fire(.act(l), .input, fc, (B, T, I), hooks)
+            try each { seg, at in
+                guard runsMLP(seg) else { return }
+                let (p, d) = at(fc, I)
+                try fire(.cFc(l), .output, p, d, seg.hooks)
+                try fire(.act(l), .input, p, d, seg.hooks)
+            }
             Vectorized.gelu(fc, count: N * I)
-            try fire(.act(l), .output, fc, (B, T, I), hooks)
-            try fire(.mlpProj(l), .input, fc, (B, T, I), hooks)
+            try each { seg, at in
+                guard runsMLP(seg) else { return }
+                let (p, d) = at(fc, I)
+                try fire(.act(l), .output, p, d, seg.hooks)
+                try fire(.mlpProj(l), .input, p, d, seg.hooks)
+            }
             Ops.matmul(mlpOut, fc, w.fcProjW, w.fcProjB, m: N, k: I, n: C, scratch: ws.partials)
-            try fire(.mlpProj(l), .output, mlpOut, shape, hooks)
-            try fire(.mlpDropout(l), .input, mlpOut, shape, hooks)
-            try fire(.mlpDropout(l), .output, mlpOut, shape, hooks)
+            try each { seg, at in
+                guard runsMLP(seg) else { return }
+                let (p, d) = at(mlpOut, C)
+                try fire(.mlpProj(l), .output, p, d, seg.hooks)
+                try fire(.mlpDropout(l), .input, p, d, seg.hooks)
+                try fire(.mlpDropout(l), .output, p, d, seg.hooks)
+            }
         }
-        try fire(.mlp(l), .output, mlpOut, shape, hooks)
+        // A skipped mlp's output is written here by its handler.
+        try each { seg, at in if !seg.skipsBlock { let (p, d) = at(mlpOut, C); try fire(.mlp(l), .output, p, d, seg.hooks) } }
         Ops.add(x, mlpOut, count: N * C)
-        try fire(.block(l), .output, x, shape, hooks)
+        // A skipped block's rows were computed along with the others; its handler overwrites them.
+        try each { seg, at in let (p, d) = at(x, C); try fire(.block(l), .output, p, d, seg.hooks) }
+    }
+
+    /// A layernorm over every request's rows, each read from the residual stream or, where its
+    /// handler replaces the input, from a copy of its own. Requests whose block is skipped fire
+    /// no hooks.
+    private func layerNorm(_ module: ModuleID, _ x: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                           _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, _ segments: [Segment], _ ws: Workspace) throws {
+        let C = config.nEmbd
+        if segments.count == 1, let seg = segments.first {
+            let input = seg.skipsBlock ? UnsafePointer(x) : try fireLayerNormInput(module, x, (seg.B, seg.T, C), ws, seg.hooks)
+            return Ops.layerNorm(out, input, weight, bias, rows: seg.rows, channels: C, eps: config.layerNormEpsilon)
+        }
+        for seg in segments {
+            let xs = x + seg.offset * C
+            let input = seg.skipsBlock ? UnsafePointer(xs) : try fireLayerNormInput(module, xs, (seg.B, seg.T, C), ws, seg.hooks)
+            Ops.layerNorm(out + seg.offset * C, input, weight, bias, rows: seg.rows, channels: C, eps: config.layerNormEpsilon)
+        }
     }
 
     /// Fires a module's input hook; true when the handler then skips the module (its output
@@ -219,6 +336,7 @@ public final class GPT2: @unchecked Sendable {
             return UnsafePointer(x)
         }
         let count = dims.0 * dims.1 * dims.2
+        // One buffer for every request of a pass: each copy is read by its layernorm before the next.
         let own = ws.lnIn.reserve(count)
         own.update(from: x, count: count)
         try fire(module, .input, own, dims, hooks)
@@ -271,28 +389,48 @@ public final class GPT2: @unchecked Sendable {
         }
     }
 
-    private func head(x: UnsafeMutablePointer<Float>, B: Int, T: Int, state: InferenceState,
-                      hooks: (any HookHandler)?, allLogits: Bool) throws -> StageOutput {
-        let ws = state.workspace
-        let C = config.nEmbd, V = config.vocabSize, N = B * T
-        let shape = (B, T, C)
-        try fire(.lnF, .input, x, shape, hooks)
+    private func head(x: UnsafeMutablePointer<Float>, N: Int, entries: [BatchEntry], segments: [Segment], ws: Workspace,
+                      owner: AnyObject) throws -> [StageOutput] {
+        let C = config.nEmbd, V = config.vocabSize
+        for seg in segments { try fire(.lnF, .input, x + seg.offset * C, (seg.B, seg.T, C), seg.hooks) }
         let ln = ws.ln.reserve(N * C)
         Ops.layerNorm(ln, x, weights.lnFW!, weights.lnFB!, rows: N, channels: C, eps: config.layerNormEpsilon)
-        try fire(.lnF, .output, ln, shape, hooks)
-        try fire(.lmHead, .input, ln, shape, hooks)
-        let full = allLogits || T == 1 || hooks?.wants(HookPoint(.lmHead, .output)) == true
-        let rows = full ? N : B
+        for seg in segments {
+            try fire(.lnF, .output, ln + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
+            try fire(.lmHead, .input, ln + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
+        }
+        // Logits at every position for a request that asks (or decodes), else at its last ones.
+        let full = zip(entries, segments).map { e, seg in e.allLogits || seg.T == 1 || seg.hooks?.wants(HookPoint(.lmHead, .output)) == true }
+        let counts = zip(full, segments).map { $0 ? $1.rows : $1.B }
+        let rows = counts.reduce(0, +)
         var input = UnsafePointer(ln)
-        if !full {
-            let last = ws.lastRows.reserve(B * C)
-            for b in 0..<B { (last + b * C).update(from: ln + (b * T + T - 1) * C, count: C) }
-            input = UnsafePointer(last)
+        if !full.allSatisfy({ $0 }) {
+            let gathered = ws.lastRows.reserve(rows * C)
+            var r = 0
+            for (seg, all) in zip(segments, full) {
+                if all {
+                    (gathered + r * C).update(from: ln + seg.offset * C, count: seg.rows * C)
+                    r += seg.rows
+                    continue
+                }
+                for b in 0..<seg.B { (gathered + (r + b) * C).update(from: ln + (seg.offset + b * seg.T + seg.T - 1) * C, count: C) }
+                r += seg.B
+            }
+            input = UnsafePointer(gathered)
         }
         let logits = ws.logits.reserve(rows * V)
         Ops.matmulTransposed(logits, input, weights.lmHead!, m: rows, k: C, n: V)
-        try fire(.lmHead, .output, logits, (B, full ? T : 1, V), hooks)
-        return StageOutput(kind: .logits, values: UnsafeBufferPointer(start: logits, count: rows * V), shape: [B, full ? T : 1, V], owner: state)
+        var outputs: [StageOutput] = []
+        outputs.reserveCapacity(segments.count)
+        var r = 0
+        for (i, seg) in segments.enumerated() {
+            let dims = (seg.B, full[i] ? seg.T : 1, V)
+            try fire(.lmHead, .output, logits + r * V, dims, seg.hooks)
+            outputs.append(StageOutput(kind: .logits, values: UnsafeBufferPointer(start: logits + r * V, count: counts[i] * V),
+                                       shape: [dims.0, dims.1, V], owner: owner))
+            r += counts[i]
+        }
+        return outputs
     }
 
     // MARK: - hooks

@@ -80,10 +80,34 @@ struct Bench: ParsableCommand {
             return median(times)
         }
 
+        /// Median seconds per decode step of 8 separate requests (each its own KV cache and
+        /// prompt length), stacked into one pass or run one after another.
+        func decodeRequests(stacked: Bool) throws -> Double {
+            let lengths = [10, 7, 12, 9, 10, 5, 11, 8]
+            let states = lengths.map { InferenceState(config: config, layers: config.nLayer, batch: 1, capacity: $0 + steps + 1) }
+            var inputs = lengths.map { StepInput(tokens: prompt($0)) }
+            let shared = BatchWorkspace()
+            func pass() throws {
+                let entries = zip(inputs, states).map { BatchEntry($0, state: $1) }
+                let outputs = stacked ? try model.forward(batch: entries, workspace: shared)
+                    : try entries.map { try model.forward($0.step, state: $0.state) }
+                for (i, out) in outputs.enumerated() {
+                    let next = out.withValues { Sampler.argmax(UnsafeBufferPointer(rebasing: $0[($0.count - config.vocabSize)...])) }
+                    inputs[i] = .decode(tokens: [next], after: inputs[i].lastPositions)
+                }
+            }
+            try pass()
+            var times: [Double] = []
+            for _ in 0..<steps { times.append(try timed { try pass() }) }
+            return median(times)
+        }
+
         let prefill10 = try prefill(10)
         let prefill128 = try prefill(128)
         let decode1 = try decode(batch: 1)
         let decode8 = try decode(batch: 8)
+        let stacked8 = try decodeRequests(stacked: true)
+        let separate8 = try decodeRequests(stacked: false)
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let figures: [(String, Any)] = [
@@ -92,6 +116,8 @@ struct Bench: ParsableCommand {
             ("prefill_ms_128", round3(prefill128 * 1000)),
             ("decode_ms_per_token", round3(decode1 * 1000)),
             ("decode_tokens_per_s_batch8", round3(8 / decode8)),
+            ("decode_tokens_per_s_8_requests_stacked", round3(8 / stacked8)),
+            ("decode_tokens_per_s_8_requests_one_by_one", round3(8 / separate8)),
             ("peak_rss_mb", round3(Double(usage.ru_maxrss) / 1024)),
             ("threads", BLASRuntime.threads),
             ("blas_core", BLASRuntime.coreName),
