@@ -67,6 +67,10 @@ public final class StageWorker {
     }
 
     private var requests: [UInt64: Request] = [:]
+    /// The buffers of stacked passes (several traces' steps at once).
+    private let stacked = BatchWorkspace()
+    /// At most this many traces' steps share a pass.
+    public var maxBatch = 16
     /// Activations that overtook their trace's fragment (different pipes are not ordered).
     private var early: [UInt64: [Envelope]] = [:]
     /// Traces ended lately, whose activations may still be on the way round the ring: dropped
@@ -152,16 +156,39 @@ public final class StageWorker {
                 }
             }
             guard ready[0], let frames = try input.receive(timeoutMs: 0) else { continue }
-            let envelope: Envelope
-            do throws(WireError) {
-                envelope = try Framing.decode(frames.last ?? Data())
-            } catch {
-                try send(coordinator, error.reply())
-                continue
+            func decode(_ frames: [Data]) throws -> Envelope? {
+                do throws(WireError) { return try Framing.decode(frames.last ?? Data()) } catch {
+                    try send(coordinator, error.reply())
+                    return nil
+                }
             }
-            if let reply = try handle(envelope, coordinator: coordinator, next: next) { try send(coordinator, reply) }
-            if case .shutdown? = envelope.body { return }
+            guard let envelope = try decode(frames) else { continue }
+            // Steps of other traces that are ready now run in the same pass (continuous batching).
+            var batch: [Envelope] = [], after: Envelope?
+            if isRunnable(envelope) {
+                batch.append(envelope)
+                while batch.count < maxBatch, let more = try input.receive(timeoutMs: 0) {
+                    guard let e = try decode(more) else { continue }
+                    if isRunnable(e), !batch.contains(where: { $0.requestID == e.requestID }) {
+                        batch.append(e)
+                    } else {
+                        after = e  // handled after the batch, in the order it came
+                        break
+                    }
+                }
+                try runSteps(batch, coordinator: coordinator, next: next)
+            }
+            for e in (batch.isEmpty ? [envelope] : []) + (after.map { [$0] } ?? []) {
+                if let reply = try handle(e, coordinator: coordinator, next: next) { try send(coordinator, reply) }
+                if case .shutdown? = e.body { return }
+            }
         }
+    }
+
+    /// A step of a trace this stage holds, which can run now.
+    private func isRunnable(_ envelope: Envelope) -> Bool {
+        guard case .activations? = envelope.body else { return false }
+        return requests[envelope.requestID] != nil && !releasedSet.contains(envelope.requestID)
     }
 
     /// Handles one message from the input socket; returns an error reply for the coordinator, if any.
@@ -263,88 +290,174 @@ public final class StageWorker {
                        sampler: Sampler(graph.generation.sampling, prompts: graph.invokes.filter { !$0.isEmpty }, pad: graph.generation.padTokenId), rows: rows)
     }
 
+    /// One trace's step, decoded, checked and begun: ready to run, alone or stacked with others.
+    private struct ReadyStep {
+        let id: UInt64
+        let request: Request
+        let activations: Nnsight_V1_StepActivations
+        let step: StepInput
+        let hidden: [Float]
+    }
+
     private func handleActivations(_ envelope: Envelope, coordinator: ZMQSocket, next: ZMQSocket?) throws {
-        let id = envelope.requestID
-        guard let request = requests[id] else { return }
-        let a = envelope.activations
-        do {
-            let mask = try HostTensor(a.mask)
-            guard case let .int64(maskValues) = mask.storage, mask.shape.count == 2, mask.shape[0] == request.finished.count else {
-                throw WireError.invalidTensor("mask must be int64 [B, T] with B = \(request.finished.count)")
+        try runSteps([envelope], coordinator: coordinator, next: next)
+    }
+
+    /// Runs the steps of several traces that are ready now: one of them alone, several as one
+    /// stacked pass (the weights read once for all). A trace whose input or graph fails ends
+    /// with its error; the others go on.
+    func runSteps(_ envelopes: [Envelope], coordinator: ZMQSocket, next: ZMQSocket?) throws {
+        var ready: [ReadyStep] = []
+        for envelope in envelopes {
+            guard let request = requests[envelope.requestID] else { continue }
+            do { ready.append(try prepare(envelope, request)) } catch {
+                try fail(envelope.requestID, step: Int(envelope.activations.step), error, coordinator: coordinator)
             }
-            let (B, T) = (mask.shape[0], mask.shape[1])
-            var step = StepInput(batch: B, length: T, tokens: [], positions: [], mask: maskValues.map { UInt8(truncatingIfNeeded: $0) })
-            guard case let .int64(positions) = try HostTensor(a.positions).storage, positions.count == B * T else {
-                throw WireError.invalidTensor("positions must be int64 [B, T]")
-            }
-            step.positions = positions.map { Int32(truncatingIfNeeded: $0) }
-            if model.weights.hasEmbeddings {
-                guard case let .int64(tokens) = try HostTensor(a.tokens).storage, tokens.count == B * T else {
-                    throw WireError.invalidTensor("tokens must be int64 [B, T]")
-                }
-                step.tokens = tokens.map { Int32(truncatingIfNeeded: $0) }
-            }
-            var hidden: [Float] = []
-            if !model.weights.hasEmbeddings {
-                guard case let .float32(h) = try HostTensor(a.hidden).storage else { throw WireError.invalidTensor("hidden must be float32") }
-                hidden = h
-            }
-            var imports: [UInt32: Tensor] = [:]
-            for value in a.values { imports[value.node] = try Tensor(wire: value.value) }
-            request.interpreter.beginStep(Int(a.step), imports: imports)
+        }
+        if ready.count == 1, let r = ready.first {
             let output: StageOutput
             do {
-                output = try hidden.withUnsafeBufferPointer { h in
-                    try model.forward(step, hidden: model.weights.hasEmbeddings ? nil : h, state: request.state,
-                                      hooks: request.interpreter)
+                output = try r.hidden.withUnsafeBufferPointer { h in
+                    try model.forward(r.step, hidden: model.weights.hasEmbeddings ? nil : h, state: r.request.state, hooks: r.request.interpreter)
                 }
             } catch is Interpreter.Stopped {
-                // tracer.stop(): the step ends here; no later module, stage or step runs.
-                let rows = request.finished.count
-                try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
-                    $0.stepResult = .with { $0.step = a.step; $0.stopped = true; $0.finished = [Bool](repeating: true, count: rows) }
-                }))
-                return
+                return try reportStopped(r, coordinator: coordinator)
+            } catch {
+                return try fail(r.id, step: Int(r.activations.step), error, coordinator: coordinator)
             }
-            let exported = request.interpreter.endStep().map { id, value in Nnsight_V1_CrossValue.with { $0.node = id; $0.value = value.wire } }
-            let carried = mergeValues(a.values, exported)
-            guard isLast else {
-                let out = Framing.envelope(requestId: id) {
-                    $0.activations = .with {
-                        $0.step = a.step
-                        $0.hidden = output.withValues { HostTensor.wire(floats: $0, shape: output.shape) }
-                        $0.positions = a.positions
-                        $0.mask = a.mask
-                        $0.values = carried
-                    }
-                }
-                try next?.send(try Framing.encode(out))
-                return
+            do { try complete(r, output, coordinator: coordinator, next: next) } catch {
+                try fail(r.id, step: Int(r.activations.step), error, coordinator: coordinator)
             }
-            let generation = request.fragment.generation
-            let tokens = request.sampler.nextTokens(output, finished: &request.finished, eos: generation.eosTokenId,
-                                                    pad: generation.padTokenId)
-            // In a ring the next step goes out first: the coordinator's copy is off the critical path.
-            if let next, generation.continues(after: Int(a.step), finished: request.finished) {
-                let input = Nnsight_V1_StepActivations(step: Int(a.step) + 1, input: .decode(tokens: tokens, after: step.lastPositions),
-                                                       values: carried)
-                try next.send(try Framing.encode(Framing.envelope(requestId: id) { $0.activations = input }))
-            }
-            let finished = request.finished
-            try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
-                $0.stepResult = .with { $0.step = a.step; $0.nextTokens = tokens.map(Int64.init); $0.values = carried; $0.finished = finished }
-            }))
-        } catch {
-            release(id)
-            let traceError: TraceError = switch error {
-            case let e as TraceError: e
-            case let e as WireError: TraceError(.invalidGraph, e.description)
-            default: TraceError(.runtime, "\(error)")
-            }
-            var e = stageError(traceError)
-            e.step = e.step ?? Int(a.step)
-            try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) { $0.error = e.wire }))
+            return
         }
+        guard ready.count > 1 else { return }
+        // Each trace's hooks fail alone: a failure (or tracer.stop()) silences them for the rest
+        // of the pass instead of ending the pass for every trace in it.
+        let hooks = ready.map { Isolated($0.request.interpreter) }
+        let buffers = ready.map { r -> UnsafeMutableBufferPointer<Float> in
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: r.hidden.count)
+            _ = b.initialize(from: r.hidden)
+            return b
+        }
+        defer { for b in buffers { b.deallocate() } }
+        let entries = ready.indices.map { i in
+            BatchEntry(ready[i].step, hidden: model.weights.hasEmbeddings ? nil : UnsafeBufferPointer(buffers[i]), state: ready[i].request.state,
+                       hooks: hooks[i])
+        }
+        let outputs: [StageOutput]
+        do { outputs = try model.forward(batch: entries, workspace: stacked) } catch {
+            // Inputs were checked for every trace: a failure here is not one trace's.
+            for r in ready { try fail(r.id, step: Int(r.activations.step), error, coordinator: coordinator) }
+            return
+        }
+        for (i, r) in ready.enumerated() {
+            if let failure = hooks[i].failure {
+                if failure is Interpreter.Stopped { try reportStopped(r, coordinator: coordinator) } else {
+                    try fail(r.id, step: Int(r.activations.step), failure, coordinator: coordinator)
+                }
+                continue
+            }
+            do { try complete(r, outputs[i], coordinator: coordinator, next: next) } catch {
+                try fail(r.id, step: Int(r.activations.step), error, coordinator: coordinator)
+            }
+        }
+    }
+
+    /// The activations of one step as the Engine's input, checked so that a stacked pass cannot
+    /// fail on one trace's input; the interpreter begins the step.
+    private func prepare(_ envelope: Envelope, _ request: Request) throws -> ReadyStep {
+        let a = envelope.activations
+        let mask = try HostTensor(a.mask)
+        guard case let .int64(maskValues) = mask.storage, mask.shape.count == 2, mask.shape[0] == request.finished.count, mask.shape[1] > 0 else {
+            throw WireError.invalidTensor("mask must be int64 [B, T] with B = \(request.finished.count)")
+        }
+        let (B, T) = (mask.shape[0], mask.shape[1])
+        var step = StepInput(batch: B, length: T, tokens: [], positions: [], mask: maskValues.map { UInt8(truncatingIfNeeded: $0) })
+        guard case let .int64(positions) = try HostTensor(a.positions).storage, positions.count == B * T else {
+            throw WireError.invalidTensor("positions must be int64 [B, T]")
+        }
+        guard positions.allSatisfy({ $0 >= 0 && $0 < Int64(model.config.nPositions) }) else {
+            throw WireError.invalidTensor("positions must be within n_positions = \(model.config.nPositions)")
+        }
+        step.positions = positions.map { Int32(truncatingIfNeeded: $0) }
+        guard request.state.cache.length + T <= request.state.cache.capacity else {
+            throw EngineError.promptTooLong(length: request.state.cache.length + T, limit: request.state.cache.capacity)
+        }
+        if model.weights.hasEmbeddings {
+            guard case let .int64(tokens) = try HostTensor(a.tokens).storage, tokens.count == B * T else {
+                throw WireError.invalidTensor("tokens must be int64 [B, T]")
+            }
+            if let bad = tokens.first(where: { $0 < 0 || $0 >= Int64(model.config.vocabSize) }) {
+                throw EngineError.tokenOutOfRange(id: Int(bad), vocabSize: model.config.vocabSize)
+            }
+            step.tokens = tokens.map { Int32(truncatingIfNeeded: $0) }
+        }
+        var hidden: [Float] = []
+        if !model.weights.hasEmbeddings {
+            guard case let .float32(h) = try HostTensor(a.hidden).storage, h.count == B * T * model.config.nEmbd else {
+                throw WireError.invalidTensor("hidden must be float32 [B, T, C] = [\(B), \(T), \(model.config.nEmbd)]")
+            }
+            hidden = h
+        }
+        var imports: [UInt32: Tensor] = [:]
+        for value in a.values { imports[value.node] = try Tensor(wire: value.value) }
+        request.interpreter.beginStep(Int(a.step), imports: imports)
+        return ReadyStep(id: envelope.requestID, request: request, activations: a, step: step, hidden: hidden)
+    }
+
+    /// A step that ran: its exports, then the next stage's input (or, on the last stage, the
+    /// next tokens: the next step first, the coordinator's copy after).
+    private func complete(_ r: ReadyStep, _ output: StageOutput, coordinator: ZMQSocket, next: ZMQSocket?) throws {
+        let (id, request, a) = (r.id, r.request, r.activations)
+        let exported = request.interpreter.endStep().map { id, value in Nnsight_V1_CrossValue.with { $0.node = id; $0.value = value.wire } }
+        let carried = mergeValues(a.values, exported)
+        guard isLast else {
+            let out = Framing.envelope(requestId: id) {
+                $0.activations = .with {
+                    $0.step = a.step
+                    $0.hidden = output.withValues { HostTensor.wire(floats: $0, shape: output.shape) }
+                    $0.positions = a.positions
+                    $0.mask = a.mask
+                    $0.values = carried
+                }
+            }
+            try next?.send(try Framing.encode(out))
+            return
+        }
+        let generation = request.fragment.generation
+        let tokens = request.sampler.nextTokens(output, finished: &request.finished, eos: generation.eosTokenId,
+                                                pad: generation.padTokenId)
+        // In a ring the next step goes out first: the coordinator's copy is off the critical path.
+        if let next, generation.continues(after: Int(a.step), finished: request.finished) {
+            let input = Nnsight_V1_StepActivations(step: Int(a.step) + 1, input: .decode(tokens: tokens, after: r.step.lastPositions),
+                                                   values: carried)
+            try next.send(try Framing.encode(Framing.envelope(requestId: id) { $0.activations = input }))
+        }
+        let finished = request.finished
+        try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
+            $0.stepResult = .with { $0.step = a.step; $0.nextTokens = tokens.map(Int64.init); $0.values = carried; $0.finished = finished }
+        }))
+    }
+
+    /// tracer.stop(): the step ended at the stop hook; no later module, stage or step runs.
+    private func reportStopped(_ r: ReadyStep, coordinator: ZMQSocket) throws {
+        let rows = r.request.finished.count
+        try coordinator.send(try Framing.encode(Framing.envelope(requestId: r.id) {
+            $0.stepResult = .with { $0.step = r.activations.step; $0.stopped = true; $0.finished = [Bool](repeating: true, count: rows) }
+        }))
+    }
+
+    /// Ends one trace with its error (the others go on).
+    private func fail(_ id: UInt64, step: Int, _ error: Error, coordinator: ZMQSocket) throws {
+        release(id)
+        let traceError: TraceError = switch error {
+        case let e as TraceError: e
+        case let e as WireError: TraceError(.invalidGraph, e.description)
+        default: TraceError(.runtime, "\(error)")
+        }
+        var e = stageError(traceError)
+        e.step = e.step ?? step
+        try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) { $0.error = e.wire }))
     }
 
     /// Carried values plus this stage's exports (an export replaces a carried value of the same node).
@@ -356,5 +469,20 @@ public final class StageWorker {
         for v in carried { byNode[v.node] = v }
         for v in exported { byNode[v.node] = v }
         return byNode.keys.sorted().map { byNode[$0]! }
+    }
+}
+
+/// A trace's hooks in a stacked pass: the first error (or `tracer.stop()`) is kept and the hooks
+/// fall silent for the rest of the pass, so the pass goes on for the other traces.
+private final class Isolated: HookHandler {
+    let inner: Interpreter
+    var failure: Error?
+    init(_ inner: Interpreter) { self.inner = inner }
+    func wants(_ point: HookPoint) -> Bool { failure == nil && inner.wants(point) }
+    func skips(_ module: ModuleID) -> Bool { failure == nil && inner.skips(module) }
+    func replaces(_ point: HookPoint) -> Bool { failure == nil && inner.replaces(point) }
+    func visit(_ point: HookPoint, _ value: HookValue) throws {
+        guard failure == nil else { return }
+        do { try inner.visit(point, value) } catch { failure = error }
     }
 }
