@@ -117,7 +117,7 @@ struct GraphCompiler {
                 guard ModuleTree.id(path: ModuleTree.path(module), layers: config.nLayer) == module else { throw invalid("unknown module '\(module)'") }
                 guard ModuleTree.spec(module).source == .hook else { throw invalid("\(module) is not a module of the forward pass: it cannot be called or skipped") }
                 if case .skip = node.kind {
-                    guard let layer = module.layerIndex, [ModuleID.block(layer), .attn(layer), .mlp(layer)].contains(module) else {
+                    guard ModuleTree.isSkippable(module) else {
                         throw invalid("\(module).skip(): only a block (transformer.h[i]), its attn or its mlp can be skipped")
                     }
                     guard node.invoke < 0 || graph.invokes.count == 1 else {
@@ -246,7 +246,7 @@ struct GraphCompiler {
                 let point = HookPoint(module, .input)
                 c.hook[node.id] = point
                 c.position[node.id] = Position(step: node.step, order: try hookIndex(point, node))
-            case let .call(module, input):
+            case let .call(module, _):
                 // On the stage holding the weights: at the module's own input hook, or later
                 // where the argument exists (on that same stage).
                 let point = HookPoint(module, .input)
@@ -259,11 +259,10 @@ struct GraphCompiler {
                     c.position[node.id] = at
                     c.hook[node.id] = c.hook[latest]
                 } else {
-                    _ = input
                     c.position[node.id] = own
                     c.hook[node.id] = point
                 }
-            case let .skip(module, value):
+            case let .skip(module, _):
                 let point = HookPoint(module, .input)
                 let target = Position(step: node.step, order: try hookIndex(point, node))
                 for dependency in node.dependencies {
@@ -271,7 +270,6 @@ struct GraphCompiler {
                         throw TraceError(.invalidGraph, "\(c.describe(dependency)) is used before it can exist: \(module).skip() needs it before \(module) runs at step \(node.step)").at(node)
                     }
                 }
-                _ = value
                 c.position[node.id] = target
                 c.hook[node.id] = point
             case let .set(target, _, value), let .replace(target, value):

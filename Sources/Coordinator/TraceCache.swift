@@ -15,6 +15,20 @@ public final class TraceCache {
     public enum Target: Equatable, Sendable {
         case model, transformer
         case module(ModuleID)
+
+        /// The module whose output the target's output is (lm_head's logits for the model, ln_f's
+        /// hidden states for the transformer), and whose input its input is (the token ids).
+        public var output: ModuleID {
+            switch self {
+            case .model: .lmHead
+            case .transformer: .lnF
+            case let .module(id): id
+            }
+        }
+        public var input: ModuleID {
+            if case let .module(id) = self { return id }
+            return .wte
+        }
     }
 
     public struct Entry {
@@ -76,20 +90,20 @@ extension Tracer {
         defer { recorder.loopStep = outer }
         for target in modules ?? TraceCache.allTargets(layers: recorder.layers) {
             var entry = TraceCache.Entry(target: target)
-            let (output, input): (ModuleRead?, ModuleRead?) = switch target {
-            case .model: (ModuleRead(.lmHead, .output), ModuleRead(.wte, .input))
-            case .transformer: (ModuleRead(.lnF, .output), ModuleRead(.wte, .input))
-            case let .module(id): ModuleTree.spec(id).source == .hook ? (ModuleRead(id, .output), ModuleRead(id, .input)) : (nil, nil)
+            // Only modules of the forward pass have values to cache.
+            guard ModuleTree.spec(target.output).source == .hook else {
+                cache.entries.append((TraceCache.key(target), entry))
+                continue
             }
             for step in steps {
                 recorder.loopStep = step
-                if includeOutput, let output, let node = recorder.item0(of: recorder.read(output)) {
+                if includeOutput, let node = recorder.item0(of: recorder.read(ModuleRead(target.output, .output))) {
                     let value = TraceValue(recorder: recorder, node: node, isTuple: false)
                     value.save()
                     entry.outputs.append((step, value))
                 }
-                if includeInputs, let input {
-                    let value = recorder.read(input)
+                if includeInputs {
+                    let value = recorder.read(ModuleRead(target.input, .input))
                     value.save()
                     entry.inputs.append((step, value))
                 }

@@ -82,8 +82,7 @@ final class TraceRecorder {
         case let .constant(t):
             types[node.id] = .tensor(t.type)
         case let .read(read):
-            let rows = node.invoke >= 0 ? 1 : max(invokes.count, plannedLengths.count, 1)
-            types[node.id] = StaticTypes.read(read, step: node.step, rows: rows, promptLength: promptLength, config: config)
+            types[node.id] = StaticTypes.read(read, step: node.step, rows: rows(node), promptLength: promptLength, config: config)
         case let .op(name, inputs, attributes):
             let known = inputs.compactMap { types[$0] }
             guard known.count == inputs.count, let spec = OpRegistry.spec(name) else { return }
@@ -102,12 +101,16 @@ final class TraceRecorder {
             types[node.id] = StaticTypes.parameter(module, name, config: config)
         case let .skip(module, value):
             guard let type = types[value] else { return }
-            let rows = node.invoke >= 0 ? 1 : max(invokes.count, plannedLengths.count, 1)
-            let output = StaticTypes.read(ModuleRead(module, .output), step: node.step, rows: rows, promptLength: promptLength, config: config)
+            let output = StaticTypes.read(ModuleRead(module, .output), step: node.step, rows: rows(node), promptLength: promptLength, config: config)
             do throws(OpError) { try StaticTypes.checkSkip(module, output: output, value: type) } catch { problem(error.description) }
         case .save, .append, .external:
             break  // an external's type comes from the trace that saved it (`external(_:)`)
         }
+    }
+
+    /// The batch rows a node sees: its invoke's one, or the whole (planned) batch.
+    private func rows(_ node: GraphNode) -> Int {
+        node.invoke >= 0 ? 1 : max(invokes.count, plannedLengths.count, 1)
     }
 
     /// "transformer.h[0].output at step 0: ", the module value an op's inputs come from (for messages).

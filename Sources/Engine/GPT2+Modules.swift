@@ -2,7 +2,7 @@
 /// and parameters read as values (`model.lm_head.weight`), on the stage that holds the weights.
 ///
 /// ```swift
-/// let logits = try model.call(.lmHead, floats: hidden, shape: [1, 7, 64])   // [1, 7, V]
+/// let logits = try model.call(.lmHead, floats: hidden, shape: [1, 7, 64])   // shape [1, 7, V]
 /// let (gamma, shape) = model.parameter(.lnF, "weight")!                      // [C]
 /// ```
 extension ModuleTree {
@@ -103,11 +103,12 @@ extension GPT2 {
         }
     }
 
-    /// `module(x)` for a float input of `shape` (row-major), computed as the forward pass does.
-    public func call(_ module: ModuleID, floats x: UnsafeBufferPointer<Float>, shape: [Int]) throws -> [Float] {
+    /// `module(x)` for a float input of `shape` (row-major), computed as the forward pass does:
+    /// its values and shape.
+    public func call(_ module: ModuleID, floats x: UnsafeBufferPointer<Float>, shape: [Int]) throws -> (values: [Float], shape: [Int]) {
         let out = try ModuleTree.callShape(module, input: shape, integer: false, config: config).get()
         guard holds(module) else { throw EngineError.invalidArgument("\(module)'s weights are not on this stage (layers \(layers))") }
-        guard x.count == shape.reduce(1, *), let base = x.baseAddress else { return [] }
+        guard x.count == shape.reduce(1, *), let base = x.baseAddress else { return ([], out) }
         let (C, I) = (config.nEmbd, config.innerDim)
         let rows = x.count / max(shape.last ?? 1, 1)
         let scratch = ScratchBuffer()
@@ -140,12 +141,12 @@ extension GPT2 {
                 throw EngineError.invalidArgument("\(module) cannot be called on a value")
             }
         }
-        return y
+        return (y, out)
     }
 
-    /// `module(ids)` for the embeddings: one table row per id.
-    public func call(_ module: ModuleID, ids: [Int], shape: [Int]) throws -> [Float] {
-        _ = try ModuleTree.callShape(module, input: shape, integer: true, config: config).get()
+    /// `module(ids)` for the embeddings: one table row per id; its values and shape.
+    public func call(_ module: ModuleID, ids: [Int], shape: [Int]) throws -> (values: [Float], shape: [Int]) {
+        let out = try ModuleTree.callShape(module, input: shape, integer: true, config: config).get()
         guard holds(module), let (table, tableShape) = parameter(module, "weight") else {
             throw EngineError.invalidArgument("\(module)'s weights are not on this stage (layers \(layers))")
         }
@@ -157,6 +158,6 @@ extension GPT2 {
             }
             for j in 0..<C { y[i * C + j] = table[id * C + j] }
         }
-        return y
+        return (y, out)
     }
 }

@@ -127,8 +127,12 @@ public final class GPT2: @unchecked Sendable {
         let B: Int, T: Int
         let cache: KVCache
         let hooks: (any HookHandler)?
+        /// Logits at every position (asked for, a decode step, or a hook reads lm_head.output),
+        /// else at each row's last.
+        let fullLogits: Bool
         var skipsBlock = false, skipsAttn = false, skipsMLP = false
         var rows: Int { B * T }
+        var logitRows: Int { fullLogits ? B * T : B }
     }
 
     private func forwardPass(_ entries: [BatchEntry], ws: Workspace, owner: AnyObject) throws -> [StageOutput] {
@@ -143,7 +147,8 @@ public final class GPT2: @unchecked Sendable {
             if !weights.hasEmbeddings, e.hidden?.count != B * T * C {
                 throw EngineError.invalidArgument("stage \(layers) needs hidden states of shape [\(B), \(T), \(C)]")
             }
-            segments.append(Segment(offset: N, B: B, T: T, cache: e.state.cache, hooks: e.hooks))
+            let full = e.allLogits || T == 1 || e.hooks?.wants(HookPoint(.lmHead, .output)) == true
+            segments.append(Segment(offset: N, B: B, T: T, cache: e.state.cache, hooks: e.hooks, fullLogits: full))
             N += B * T
         }
         let x = ws.x.reserve(N * C)
@@ -164,7 +169,7 @@ public final class GPT2: @unchecked Sendable {
                             shape: [seg.B, seg.T, C], owner: owner)
             }
         }
-        return try head(x: x, N: N, entries: entries, segments: segments, ws: ws, owner: owner)
+        return try head(x: x, N: N, segments: segments, ws: ws, owner: owner)
     }
 
     // MARK: - modules
@@ -195,105 +200,79 @@ public final class GPT2: @unchecked Sendable {
         }
         Ops.add(x, pos, count: N * C)
         // Dropout is the identity at inference: its input and output are the same tensor.
-        for seg in segments {
-            try fire(.drop, .input, x + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
-            try fire(.drop, .output, x + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
-        }
+        try fire(.drop, .input, x, width: C, segments)
+        try fire(.drop, .output, x, width: C, segments)
     }
 
     private func block(_ l: Int, x: UnsafeMutablePointer<Float>, N: Int, segments: inout [Segment], ws: Workspace) throws {
         let C = config.nEmbd, I = config.innerDim, local = l - layers.lowerBound
         let w = weights.blocks[local]
-        // Hooks of one request, on its rows of a stacked buffer of `width` floats per row.
-        func each(_ body: (Segment, (UnsafeMutablePointer<Float>, Int) -> (UnsafeMutablePointer<Float>, (Int, Int, Int))) throws -> Void) rethrows {
-            for seg in segments { try body(seg) { buffer, width in (buffer + seg.offset * width, (seg.B, seg.T, width)) } }
-        }
+        let runs = { (seg: Segment) in !seg.skipsBlock }
+        let attends = { (seg: Segment) in !seg.skipsBlock && !seg.skipsAttn }
+        let runsMLP = { (seg: Segment) in !seg.skipsBlock && !seg.skipsMLP }
         for i in segments.indices {
-            let seg = segments[i]
-            segments[i].skipsBlock = try fireSkipping(.block(l), x + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
+            segments[i].skipsBlock = try fireSkipping(.block(l), x, width: C, segments[i])
             // The handler writes a skipped block's output into x at its output hook; the layer
             // stores no keys this step.
-            if segments[i].skipsBlock { seg.cache.skip(layer: local, count: seg.T) }
+            if segments[i].skipsBlock { segments[i].cache.skip(layer: local, count: segments[i].T) }
         }
-        if segments.allSatisfy(\.skipsBlock) {
-            return try each { seg, at in let (p, d) = at(x, C); try fire(.block(l), .output, p, d, seg.hooks) }
-        }
+        guard segments.contains(where: runs) else { return try fire(.block(l), .output, x, width: C, segments) }
 
         // x + attn(ln_1(x))
         let ln = ws.ln.reserve(N * C)
         try layerNorm(.ln1(l), x, into: ln, w.ln1W, w.ln1B, segments, ws)
-        for i in segments.indices where !segments[i].skipsBlock {
-            let seg = segments[i]
-            try fire(.ln1(l), .output, ln + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
-            segments[i].skipsAttn = try fireSkipping(.attn(l), ln + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
-            if segments[i].skipsAttn { seg.cache.skip(layer: local, count: seg.T) }
+        try fire(.ln1(l), .output, ln, width: C, segments, where: runs)
+        for i in segments.indices where runs(segments[i]) {
+            segments[i].skipsAttn = try fireSkipping(.attn(l), ln, width: C, segments[i])
+            if segments[i].skipsAttn { segments[i].cache.skip(layer: local, count: segments[i].T) }
         }
         let attnOut = ws.attnOut.reserve(N * C)
-        let attends = { (seg: Segment) in !seg.skipsBlock && !seg.skipsAttn }
         if segments.contains(where: attends) {
-            try each { seg, at in if attends(seg) { let (p, d) = at(ln, C); try fire(.cAttn(l), .input, p, d, seg.hooks) } }
+            try fire(.cAttn(l), .input, ln, width: C, segments, where: attends)
             let qkv = ws.qkv.reserve(N * 3 * C)
             Ops.matmul(qkv, ln, w.qkvW, w.qkvB, m: N, k: C, n: 3 * C, scratch: ws.partials)
+            try fire(.cAttn(l), .output, qkv, width: 3 * C, segments, where: attends)
             let y = ws.attnY.reserve(N * C)
             for seg in segments where attends(seg) {
-                try fire(.cAttn(l), .output, qkv + seg.offset * 3 * C, (seg.B, seg.T, 3 * C), seg.hooks)
                 attention(y + seg.offset * C, qkv: qkv + seg.offset * 3 * C, layer: local, B: seg.B, T: seg.T, ws: ws, cache: seg.cache)
             }
-            try each { seg, at in if attends(seg) { let (p, d) = at(y, C); try fire(.attnProj(l), .input, p, d, seg.hooks) } }
+            try fire(.attnProj(l), .input, y, width: C, segments, where: attends)
             Ops.matmul(attnOut, y, w.attnProjW, w.attnProjB, m: N, k: C, n: C, scratch: ws.partials)
-            try each { seg, at in
-                guard attends(seg) else { return }
-                let (p, d) = at(attnOut, C)
-                try fire(.attnProj(l), .output, p, d, seg.hooks)
-                try fire(.residDropout(l), .input, p, d, seg.hooks)
-                try fire(.residDropout(l), .output, p, d, seg.hooks)
-            }
+            try fire(.attnProj(l), .output, attnOut, width: C, segments, where: attends)
+            try fire(.residDropout(l), .input, attnOut, width: C, segments, where: attends)
+            try fire(.residDropout(l), .output, attnOut, width: C, segments, where: attends)
         }
         // A skipped attn's output is written here by its handler.
-        try each { seg, at in if !seg.skipsBlock { let (p, d) = at(attnOut, C); try fire(.attn(l), .output, p, d, seg.hooks) } }
+        try fire(.attn(l), .output, attnOut, width: C, segments, where: runs)
         Ops.add(x, attnOut, count: N * C)
 
         // x + mlp(ln_2(x))
         try layerNorm(.ln2(l), x, into: ln, w.ln2W, w.ln2B, segments, ws)
-        for i in segments.indices where !segments[i].skipsBlock {
-            let seg = segments[i]
-            try fire(.ln2(l), .output, ln + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
-            segments[i].skipsMLP = try fireSkipping(.mlp(l), ln + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
+        try fire(.ln2(l), .output, ln, width: C, segments, where: runs)
+        for i in segments.indices where runs(segments[i]) {
+            segments[i].skipsMLP = try fireSkipping(.mlp(l), ln, width: C, segments[i])
         }
         let mlpOut = ws.mlpOut.reserve(N * C)
-        let runsMLP = { (seg: Segment) in !seg.skipsBlock && !seg.skipsMLP }
         if segments.contains(where: runsMLP) {
-            try each { seg, at in if runsMLP(seg) { let (p, d) = at(ln, C); try fire(.cFc(l), .input, p, d, seg.hooks) } }
+            try fire(.cFc(l), .input, ln, width: C, segments, where: runsMLP)
             let fc = ws.fc.reserve(N * I)
             Ops.matmul(fc, ln, w.fcW, w.fcB, m: N, k: C, n: I, scratch: ws.partials)
             // c_fc's output is act's input (one tensor in PyTorch too); gelu runs in place.
-            try each { seg, at in
-                guard runsMLP(seg) else { return }
-                let (p, d) = at(fc, I)
-                try fire(.cFc(l), .output, p, d, seg.hooks)
-                try fire(.act(l), .input, p, d, seg.hooks)
-            }
+            try fire(.cFc(l), .output, fc, width: I, segments, where: runsMLP)
+            try fire(.act(l), .input, fc, width: I, segments, where: runsMLP)
             Vectorized.gelu(fc, count: N * I)
-            try each { seg, at in
-                guard runsMLP(seg) else { return }
-                let (p, d) = at(fc, I)
-                try fire(.act(l), .output, p, d, seg.hooks)
-                try fire(.mlpProj(l), .input, p, d, seg.hooks)
-            }
+            try fire(.act(l), .output, fc, width: I, segments, where: runsMLP)
+            try fire(.mlpProj(l), .input, fc, width: I, segments, where: runsMLP)
             Ops.matmul(mlpOut, fc, w.fcProjW, w.fcProjB, m: N, k: I, n: C, scratch: ws.partials)
-            try each { seg, at in
-                guard runsMLP(seg) else { return }
-                let (p, d) = at(mlpOut, C)
-                try fire(.mlpProj(l), .output, p, d, seg.hooks)
-                try fire(.mlpDropout(l), .input, p, d, seg.hooks)
-                try fire(.mlpDropout(l), .output, p, d, seg.hooks)
-            }
+            try fire(.mlpProj(l), .output, mlpOut, width: C, segments, where: runsMLP)
+            try fire(.mlpDropout(l), .input, mlpOut, width: C, segments, where: runsMLP)
+            try fire(.mlpDropout(l), .output, mlpOut, width: C, segments, where: runsMLP)
         }
         // A skipped mlp's output is written here by its handler.
-        try each { seg, at in if !seg.skipsBlock { let (p, d) = at(mlpOut, C); try fire(.mlp(l), .output, p, d, seg.hooks) } }
+        try fire(.mlp(l), .output, mlpOut, width: C, segments, where: runs)
         Ops.add(x, mlpOut, count: N * C)
         // A skipped block's rows were computed along with the others; its handler overwrites them.
-        try each { seg, at in let (p, d) = at(x, C); try fire(.block(l), .output, p, d, seg.hooks) }
+        try fire(.block(l), .output, x, width: C, segments)
     }
 
     /// A layernorm over every request's rows, each read from the residual stream or, where its
@@ -302,10 +281,6 @@ public final class GPT2: @unchecked Sendable {
     private func layerNorm(_ module: ModuleID, _ x: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>,
                            _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, _ segments: [Segment], _ ws: Workspace) throws {
         let C = config.nEmbd
-        if segments.count == 1, let seg = segments.first {
-            let input = seg.skipsBlock ? UnsafePointer(x) : try fireLayerNormInput(module, x, (seg.B, seg.T, C), ws, seg.hooks)
-            return Ops.layerNorm(out, input, weight, bias, rows: seg.rows, channels: C, eps: config.layerNormEpsilon)
-        }
         for seg in segments {
             let xs = x + seg.offset * C
             let input = seg.skipsBlock ? UnsafePointer(xs) : try fireLayerNormInput(module, xs, (seg.B, seg.T, C), ws, seg.hooks)
@@ -313,13 +288,22 @@ public final class GPT2: @unchecked Sendable {
         }
     }
 
-    /// Fires a module's input hook; true when the handler then skips the module (its output
-    /// hook fills the output buffer instead).
+    /// Fires `module.port` for every request `which` selects, on its rows of a stacked `buffer`
+    /// of `width` floats a row.
     @inline(__always)
-    private func fireSkipping(_ module: ModuleID, _ pointer: UnsafeMutablePointer<Float>, _ dims: (Int, Int, Int),
-                              _ hooks: (any HookHandler)?) throws -> Bool {
-        guard let hooks, hooks.wants(HookPoint(module, .input)) else { return false }
-        try fire(module, .input, pointer, dims, hooks)
+    private func fire(_ module: ModuleID, _ port: HookPoint.Port, _ buffer: UnsafeMutablePointer<Float>, width: Int, _ segments: [Segment],
+                      where which: (Segment) -> Bool = { _ in true }) throws {
+        for seg in segments where which(seg) {
+            try fire(module, port, buffer + seg.offset * width, (seg.B, seg.T, width), seg.hooks)
+        }
+    }
+
+    /// Fires a module's input hook for one request (its rows of a stacked `buffer`); true when
+    /// the handler then skips the module (its output hook fills the output buffer instead).
+    @inline(__always)
+    private func fireSkipping(_ module: ModuleID, _ buffer: UnsafeMutablePointer<Float>, width: Int, _ seg: Segment) throws -> Bool {
+        guard let hooks = seg.hooks, hooks.wants(HookPoint(module, .input)) else { return false }
+        try fire(module, .input, buffer + seg.offset * width, (seg.B, seg.T, width), hooks)
         return hooks.skips(module)
     }
 
@@ -389,32 +373,25 @@ public final class GPT2: @unchecked Sendable {
         }
     }
 
-    private func head(x: UnsafeMutablePointer<Float>, N: Int, entries: [BatchEntry], segments: [Segment], ws: Workspace,
-                      owner: AnyObject) throws -> [StageOutput] {
+    private func head(x: UnsafeMutablePointer<Float>, N: Int, segments: [Segment], ws: Workspace, owner: AnyObject) throws -> [StageOutput] {
         let C = config.nEmbd, V = config.vocabSize
-        for seg in segments { try fire(.lnF, .input, x + seg.offset * C, (seg.B, seg.T, C), seg.hooks) }
+        try fire(.lnF, .input, x, width: C, segments)
         let ln = ws.ln.reserve(N * C)
         Ops.layerNorm(ln, x, weights.lnFW!, weights.lnFB!, rows: N, channels: C, eps: config.layerNormEpsilon)
-        for seg in segments {
-            try fire(.lnF, .output, ln + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
-            try fire(.lmHead, .input, ln + seg.offset * C, (seg.B, seg.T, C), seg.hooks)
-        }
-        // Logits at every position for a request that asks (or decodes), else at its last ones.
-        let full = zip(entries, segments).map { e, seg in e.allLogits || seg.T == 1 || seg.hooks?.wants(HookPoint(.lmHead, .output)) == true }
-        let counts = zip(full, segments).map { $0 ? $1.rows : $1.B }
-        let rows = counts.reduce(0, +)
+        try fire(.lnF, .output, ln, width: C, segments)
+        try fire(.lmHead, .input, ln, width: C, segments)
+        let rows = segments.reduce(0) { $0 + $1.logitRows }
         var input = UnsafePointer(ln)
-        if !full.allSatisfy({ $0 }) {
+        if !segments.allSatisfy(\.fullLogits) {
             let gathered = ws.lastRows.reserve(rows * C)
             var r = 0
-            for (seg, all) in zip(segments, full) {
-                if all {
+            for seg in segments {
+                if seg.fullLogits {
                     (gathered + r * C).update(from: ln + seg.offset * C, count: seg.rows * C)
-                    r += seg.rows
-                    continue
+                } else {
+                    for b in 0..<seg.B { (gathered + (r + b) * C).update(from: ln + (seg.offset + b * seg.T + seg.T - 1) * C, count: C) }
                 }
-                for b in 0..<seg.B { (gathered + (r + b) * C).update(from: ln + (seg.offset + b * seg.T + seg.T - 1) * C, count: C) }
-                r += seg.B
+                r += seg.logitRows
             }
             input = UnsafePointer(gathered)
         }
@@ -423,12 +400,12 @@ public final class GPT2: @unchecked Sendable {
         var outputs: [StageOutput] = []
         outputs.reserveCapacity(segments.count)
         var r = 0
-        for (i, seg) in segments.enumerated() {
-            let dims = (seg.B, full[i] ? seg.T : 1, V)
+        for seg in segments {
+            let dims = (seg.B, seg.fullLogits ? seg.T : 1, V)
             try fire(.lmHead, .output, logits + r * V, dims, seg.hooks)
-            outputs.append(StageOutput(kind: .logits, values: UnsafeBufferPointer(start: logits + r * V, count: counts[i] * V),
+            outputs.append(StageOutput(kind: .logits, values: UnsafeBufferPointer(start: logits + r * V, count: seg.logitRows * V),
                                        shape: [dims.0, dims.1, V], owner: owner))
-            r += counts[i]
+            r += seg.logitRows
         }
         return outputs
     }

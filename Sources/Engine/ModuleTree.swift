@@ -48,6 +48,11 @@ public enum ModuleTree {
 
     static let layerListIndex = Int32(top.firstIndex { $0.source == .layerList }!)
 
+    /// Whether `skip` applies to the module: a block, its `attn` or its `mlp` (the Engine's skip points).
+    public static func isSkippable(_ id: ModuleID) -> Bool {
+        [.block, .attention, .mlp].contains(spec(id).kind)
+    }
+
     public static func spec(_ id: ModuleID) -> ModuleSpec {
         id.layer < 0 ? top[Int(id.index)] : perLayer[Int(id.index)]
     }

@@ -116,7 +116,9 @@ extension Sampler {
                 let last = UnsafeBufferPointer(rebasing: values[(b * rowLength + rowLength - V)..<((b + 1) * rowLength)])
                 var token: Int
                 if b < history.count {
-                    penalized = Array(last)
+                    // One buffer for every row and step (no allocation per token).
+                    penalized.removeAll(keepingCapacity: true)
+                    penalized.append(contentsOf: last)
                     let p = parameters.repetitionPenalty
                     for id in history[b] where id >= 0 && id < V { penalized[id] = penalized[id] < 0 ? penalized[id] * p : penalized[id] / p }
                     token = penalized.withUnsafeBufferPointer { next($0) }

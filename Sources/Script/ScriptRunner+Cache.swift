@@ -30,13 +30,9 @@ extension ScriptRunner {
         recordAt(loc)
         let cache = t.cache(modules: targets, includeInputs: includeInputs, includeOutput: includeOutput)
         try checkRecording(loc)
-        for (_, entry) in cache.entries {
-            for (_, value) in entry.outputs + entry.inputs where gradEnabled {
-                if case let .module(id) = entry.target { value.gradFn = Autograd.module(id, port: .output) } else { value.gradFn = "UnsafeViewBackward0" }
-            }
-            if gradEnabled, case let .module(id) = entry.target {
-                for (_, value) in entry.inputs { value.gradFn = Autograd.module(id, port: .input) }
-            }
+        for (_, entry) in cache.entries where gradEnabled {
+            for (_, value) in entry.outputs { value.gradFn = Autograd.module(entry.target.output, port: .output) }
+            for (_, value) in entry.inputs { value.gradFn = Autograd.module(entry.target.input, port: .input) }
         }
         return .object(.cache(cache, prefix: nil, perStep: generating))
     }

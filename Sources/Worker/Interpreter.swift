@@ -96,7 +96,7 @@ public final class Interpreter: HookHandler {
             }
             if case .replace = node.kind { replacing[node.step, default: []].insert(point) }
             if case let .skip(module, _) = node.kind {
-                guard point == HookPoint(module, .input), [ModuleID.block(Int(module.layer)), .attn(Int(module.layer)), .mlp(Int(module.layer))].contains(module) else {
+                guard point == HookPoint(module, .input), ModuleTree.isSkippable(module) else {
                     throw invalid("node \(node.id): only a block, attn or mlp can be skipped, at its input hook")
                 }
             }
@@ -157,7 +157,7 @@ public final class Interpreter: HookHandler {
     public func replaces(_ point: HookPoint) -> Bool { replacing[step]?.contains(point) == true }
 
     public func visit(_ point: HookPoint, _ live: HookValue) throws {
-        if point.port == .output, let output = pendingSkips.removeValue(forKey: point.module) {
+        if point.port == .output, !pendingSkips.isEmpty, let output = pendingSkips.removeValue(forKey: point.module) {
             // The module did not run: its output is the skip's value.
             do throws(OpError) { try view(live, invoke: -1).indexed([.ellipsis]).write(output) } catch {
                 var e = TraceError(.runtime, error.description)
@@ -278,16 +278,11 @@ public final class Interpreter: HookHandler {
     private func call(_ module: ModuleID, _ x: Tensor) throws(OpError) -> Tensor {
         guard let model else { throw OpError("\(module) cannot be called: this stage has no weights") }
         do {
-            switch x.dtype {
-            case .float32:
-                let input = x.floats
-                let out = try ModuleTree.callShape(module, input: x.shape, integer: false, config: model.config).get()
-                let y = try input.withUnsafeBufferPointer { try model.call(module, floats: $0, shape: x.shape) }
-                return Tensor(shape: out, floats: y)
-            case .int64, .bool:
-                let out = try ModuleTree.callShape(module, input: x.shape, integer: true, config: model.config).get()
-                return Tensor(shape: out, floats: try model.call(module, ids: x.int64s.map { Int($0) }, shape: x.shape))
+            let y = switch x.dtype {
+            case .float32: try x.floats.withUnsafeBufferPointer { try model.call(module, floats: $0, shape: x.shape) }
+            case .int64, .bool: try model.call(module, ids: x.int64s.map { Int($0) }, shape: x.shape)
             }
+            return Tensor(shape: y.shape, floats: y.values)
         } catch {
             throw OpError("\(error)")
         }

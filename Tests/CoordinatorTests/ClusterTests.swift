@@ -24,34 +24,35 @@ import Worker
         return try output.value.doubles + last.items.flatMap(\.doubles)
     }
 
+    /// Runs `body` for clients 0..<count at once, each on its own thread with its own connection
+    /// to `endpoint`; nil when they did not all finish within 120 s.
+    static func concurrently(_ count: Int, on endpoint: String,
+                             _ body: @escaping @Sendable (Int, LanguageModel) throws -> [Double]) -> [Int: Result<[Double], Error>]? {
+        final class Box: @unchecked Sendable {
+            let lock = NSLock()
+            var results: [Int: Result<[Double], Error>] = [:]
+        }
+        let box = Box(), group = DispatchGroup()
+        for i in 0..<count {
+            group.enter()
+            Thread {
+                let result = Result { try body(i, try LanguageModel.connect(endpoint, model: Oracle.model)) }
+                box.lock.withLock { box.results[i] = result }
+                group.leave()
+            }.start()
+        }
+        guard group.wait(timeout: .now() + 120) == .success else { return nil }
+        return box.lock.withLock { box.results }
+    }
+
     @Test func eightConcurrentClientsGetExactlyTheirOwnResults() throws {
         let local = try LanguageModel.load(Oracle.model, stages: 2)
         let expected = try (0..<8).map { try Self.trace(local, client: $0) }
         let cluster = try ProcessCluster(model: Oracle.model, workers: 2, workerExecutable: Self.workerExecutable, threadsPerWorker: 1)
         defer { cluster.stop() }
-        final class Box: @unchecked Sendable {
-            let lock = NSLock()
-            var results: [Int: Result<[Double], Error>] = [:]
-        }
-        let box = Box()
-        let group = DispatchGroup()
-        let endpoint = cluster.endpoint
+        let results = try #require(Self.concurrently(8, on: cluster.endpoint) { i, client in try ClusterTests.trace(client, client: i) })
         for i in 0..<8 {
-            group.enter()
-            Thread {
-                let result = Result { () throws -> [Double] in
-                    let client = try LanguageModel.connect(endpoint, model: Oracle.model)
-                    return try ClusterTests.trace(client, client: i)
-                }
-                box.lock.lock()
-                box.results[i] = result
-                box.lock.unlock()
-                group.leave()
-            }.start()
-        }
-        #expect(group.wait(timeout: .now() + 120) == .success)
-        for i in 0..<8 {
-            let got = try #require(box.results[i]).get()
+            let got = try #require(results[i]).get()
             #expect(got.count == expected[i].count)
             #expect(zip(got, expected[i]).allSatisfy { abs($0 - $1) <= 1e-4 + 1e-4 * abs($1) }, "client \(i) got another trace's values")
         }

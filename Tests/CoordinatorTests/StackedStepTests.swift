@@ -27,32 +27,18 @@ import Testing
         let expected = try (1..<4).map { try ClusterTests.trace(local, client: $0) }
         let cluster = try ProcessCluster(model: Oracle.model, workers: 2, workerExecutable: ProcessClusterTests.workerExecutable, threadsPerWorker: 1)
         defer { cluster.stop() }
-        final class Box: @unchecked Sendable {
-            let lock = NSLock()
-            var results: [Int: Result<[Double], Error>] = [:]
-        }
-        let box = Box(), group = DispatchGroup(), endpoint = cluster.endpoint
-        for i in 0..<4 {
-            group.enter()
-            Thread {
-                let result = Result { () throws -> [Double] in
-                    let client = try LanguageModel.connect(endpoint, model: Oracle.model)
-                    if i == 0 { try StackedStepTests.failing(client); return [] }
-                    return try ClusterTests.trace(client, client: i)
-                }
-                box.lock.withLock { box.results[i] = result }
-                group.leave()
-            }.start()
-        }
-        #expect(group.wait(timeout: .now() + 120) == .success)
-        switch box.results[0] {
+        let results = try #require(ClusterTests.concurrently(4, on: cluster.endpoint) { i, client in
+            if i == 0 { try StackedStepTests.failing(client); return [] }
+            return try ClusterTests.trace(client, client: i)
+        }, "the clients did not all finish")
+        switch results[0] {
         case let .failure(error as TraceError)?:
             #expect(error.kind == .runtime && error.step == 2, "\(error)")
             #expect(error.description.contains("out of"), "\(error)")
-        default: Issue.record("the failing trace did not fail: \(String(describing: box.results[0]))")
+        default: Issue.record("the failing trace did not fail: \(String(describing: results[0]))")
         }
         for i in 1..<4 {
-            let got = try #require(box.results[i]).get()
+            let got = try #require(results[i]).get()
             #expect(got.count == expected[i - 1].count)
             #expect(zip(got, expected[i - 1]).allSatisfy { abs($0 - $1) <= 1e-4 + 1e-4 * abs($1) }, "client \(i)")
         }

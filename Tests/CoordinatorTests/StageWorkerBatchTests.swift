@@ -30,12 +30,11 @@ import Wire
             var nodes = [n(1, .read(ModuleRead(.block(1), .output))), n(2, .op(name: "tuple_item", inputs: [1], attributes: Attributes(["item": .int(0)]))),
                          n(3, .op(name: "index", inputs: [2], attributes: row))]
             if failing {
-                nodes += [n(4, .constant(Tensor(shape: [1], ints: [1000]))), n(5, .op(name: "take", inputs: [3, 4], attributes: Attributes(["dim": .int(0)]))),
-                          n(6, .save(node: 5, saveID: 6))]
+                nodes += [GraphNode(id: 4, steps: [0], kind: .constant(Tensor(shape: [1], ints: [1000]))),
+                          n(5, .op(name: "take", inputs: [3, 4], attributes: Attributes(["dim": .int(0)]))), n(6, .save(node: 5, saveID: 6))]
             } else {
                 nodes.append(n(6, .save(node: 3, saveID: 6)))
             }
-            nodes = nodes.map { var node = $0; if case .constant = node.kind { node.at = nil }; return node }
             return TraceGraph(nodes: nodes, invokes: [[748, 638, 1727]], generation: GenerationSpec(maxNewTokens: 3, eosTokenId: nil, padTokenId: 1999))
         }
         var steps: [Envelope] = []
