@@ -25,13 +25,15 @@ let package = Package(
         .systemLibrary(name: "CMalloc"),
         // The CPU's spin-wait hint and CPU affinity, for the compute pool's threads.
         .systemLibrary(name: "CThread"),
+        // The cache prefetch hint, for the matmul kernels.
+        .systemLibrary(name: "CPrefetch"),
         .target(name: "Wire", dependencies: [
             "CZMQ", "CMalloc",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         // Small-batch matmul kernels compiled for AVX2 + FMA; Engine calls them only on CPUs
         // that have both (checked at run time), so the rest of the binary stays portable x86-64.
-        .target(name: "EngineKernels", swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
+        .target(name: "EngineKernels", dependencies: ["CPrefetch"], swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
         .target(name: "Engine", dependencies: ["CBLAS", "CThread", "EngineKernels"]),
         // The intervention graph's own types: IR, typed tensors, the op registry, static types.
         .target(name: "Graph", dependencies: ["Engine"]),

@@ -68,6 +68,19 @@ extension ModuleTree {
     }
 }
 
+/// A parameter's values: the weights themselves where they are stored as f32 in the checkpoint's
+/// layout, else an f32 copy (packed Conv1D weights, 16-bit tables).
+public enum ParameterValues {
+    case live(UnsafeBufferPointer<Float>, shape: [Int])
+    case copy([Float], shape: [Int])
+
+    public var shape: [Int] {
+        switch self {
+        case let .live(_, shape), let .copy(_, shape): shape
+        }
+    }
+}
+
 extension GPT2 {
     /// Whether this stage holds `module`'s weights.
     public func holds(_ module: ModuleID) -> Bool {
@@ -75,32 +88,20 @@ extension GPT2 {
         return module.precedesLayers ? weights.hasEmbeddings : weights.hasHead
     }
 
-    /// A parameter of a module this stage holds, as stored (row-major, `ModuleTree.parameters` shape).
-    public func parameter(_ module: ModuleID, _ name: String) -> (values: UnsafeBufferPointer<Float>, shape: [Int])? {
+    /// A parameter of a module this stage holds, in its checkpoint layout (`ModuleTree.parameters`
+    /// shape): in place where it is stored as f32 in that layout, else unpacked into a copy.
+    public func parameter(_ module: ModuleID, _ name: String) -> ParameterValues? {
         guard holds(module), let shape = ModuleTree.parameters(of: module, config: config).first(where: { $0.name == name })?.shape else { return nil }
-        let count = shape.reduce(1, *)
-        func buffer(_ p: UnsafeMutablePointer<Float>?) -> (UnsafeBufferPointer<Float>, [Int])? {
-            p.map { (UnsafeBufferPointer(start: $0, count: count), shape) }
-        }
-        let weight = name == "weight"
+        let stored: (name: String, shape: [Int])
         switch module {
-        case .wte: return buffer(weights.wte)
-        case .wpe: return buffer(weights.wpe)
-        case .lmHead: return buffer(weights.lmHead)
-        case .lnF: return buffer(weight ? weights.lnFW : weights.lnFB)
-        default: break
+        case .lmHead: stored = (weights.untiedHead ? "lm_head.weight" : "wte.weight", shape)
+        default:
+            // Module paths are `transformer.h.0.attn.c_attn`; checkpoint names drop `transformer.`.
+            let path = ModuleTree.path(module)
+            stored = ((path.hasPrefix("transformer.") ? String(path.dropFirst("transformer.".count)) : path) + "." + name, shape)
         }
-        guard let l = module.layerIndex else { return nil }
-        let w = weights.blocks[l - layers.lowerBound]
-        switch module {
-        case .ln1(l): return buffer(weight ? w.ln1W : w.ln1B)
-        case .ln2(l): return buffer(weight ? w.ln2W : w.ln2B)
-        case .cAttn(l): return buffer(weight ? w.qkvW : w.qkvB)
-        case .attnProj(l): return buffer(weight ? w.attnProjW : w.attnProjB)
-        case .cFc(l): return buffer(weight ? w.fcW : w.fcB)
-        case .mlpProj(l): return buffer(weight ? w.fcProjW : w.fcProjB)
-        default: return nil
-        }
+        if let live = weights.liveFloats(stored.name) { return .live(UnsafeBufferPointer(live), shape: stored.shape) }
+        return weights.floats(stored.name).map { .copy($0.values, shape: $0.shape) }
     }
 
     /// `module(x)` for a float input of `shape` (row-major), computed as the forward pass does:
@@ -111,19 +112,18 @@ extension GPT2 {
         guard x.count == shape.reduce(1, *), let base = x.baseAddress else { return ([], out) }
         let (C, I) = (config.nEmbd, config.innerDim)
         let rows = x.count / max(shape.last ?? 1, 1)
-        let scratch = ScratchBuffer()
         var y = [Float](repeating: 0, count: out.reduce(1, *))
         try y.withUnsafeMutableBufferPointer { yb in
             let y = yb.baseAddress!
             switch ModuleTree.spec(module).kind {
             case .layerNorm:
-                let (w, b) = (parameter(module, "weight")!, parameter(module, "bias")!)
-                Ops.layerNorm(y, base, w.values.baseAddress!, b.values.baseAddress!, rows: rows, channels: C, eps: config.layerNormEpsilon)
+                let (w, b) = try layerNorm(module)
+                Ops.layerNorm(y, base, w, b, rows: rows, channels: C, eps: config.layerNormEpsilon)
             case .linear:
-                Ops.matmulTransposed(y, base, weights.lmHead!, m: rows, k: C, n: config.vocabSize)
+                Ops.matmulTransposed(y, base, weights.lmHead!, m: rows)
             case .conv1D:  // y = x @ W + b, W (in, out)
-                let (w, b) = (parameter(module, "weight")!, parameter(module, "bias")!)
-                Ops.matmul(y, base, w.values.baseAddress!, b.values.baseAddress!, m: rows, k: w.shape[0], n: w.shape[1], scratch: scratch)
+                let (w, b) = try conv1D(module)
+                Ops.matmul(y, base, w, b, m: rows)
             case .gelu:
                 y.update(from: base, count: x.count)
                 Vectorized.gelu(y, count: x.count)
@@ -134,9 +134,9 @@ extension GPT2 {
                 let w = weights.blocks[l - layers.lowerBound]
                 let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * I)
                 defer { hidden.deallocate() }
-                Ops.matmul(hidden, base, w.fcW, w.fcB, m: rows, k: C, n: I, scratch: scratch)
+                Ops.matmul(hidden, base, w.fcW, w.fcB, m: rows)
                 Vectorized.gelu(hidden, count: rows * I)
-                Ops.matmul(y, hidden, w.fcProjW, w.fcProjB, m: rows, k: I, n: C, scratch: scratch)
+                Ops.matmul(y, hidden, w.fcProjW, w.fcProjB, m: rows)
             default:
                 throw EngineError.invalidArgument("\(module) cannot be called on a value")
             }
@@ -144,19 +144,42 @@ extension GPT2 {
         return (y, out)
     }
 
+    /// A layernorm's weight and bias.
+    private func layerNorm(_ module: ModuleID) throws -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+        if module == .lnF { return (weights.lnFW!, weights.lnFB!) }
+        if let l = module.layerIndex {
+            let w = weights.blocks[l - layers.lowerBound]
+            if module == .ln1(l) { return (w.ln1W, w.ln1B) }
+            if module == .ln2(l) { return (w.ln2W, w.ln2B) }
+        }
+        throw EngineError.invalidArgument("\(module) is not a layernorm")
+    }
+
+    /// A Conv1D's packed weight and bias.
+    private func conv1D(_ module: ModuleID) throws -> (PackedMatrix, UnsafeMutablePointer<Float>) {
+        if let l = module.layerIndex {
+            let w = weights.blocks[l - layers.lowerBound]
+            if module == .cAttn(l) { return (w.qkvW, w.qkvB) }
+            if module == .attnProj(l) { return (w.attnProjW, w.attnProjB) }
+            if module == .cFc(l) { return (w.fcW, w.fcB) }
+            if module == .mlpProj(l) { return (w.fcProjW, w.fcProjB) }
+        }
+        throw EngineError.invalidArgument("\(module) is not a Conv1D")
+    }
+
     /// `module(ids)` for the embeddings: one table row per id; its values and shape.
     public func call(_ module: ModuleID, ids: [Int], shape: [Int]) throws -> (values: [Float], shape: [Int]) {
         let out = try ModuleTree.callShape(module, input: shape, integer: true, config: config).get()
-        guard holds(module), let (table, tableShape) = parameter(module, "weight") else {
-            throw EngineError.invalidArgument("\(module)'s weights are not on this stage (layers \(layers))")
-        }
-        let C = config.nEmbd
+        guard holds(module) else { throw EngineError.invalidArgument("\(module)'s weights are not on this stage (layers \(layers))") }
+        let (C, rows) = (config.nEmbd, module == .wpe ? config.nPositions : config.vocabSize)
         var y = [Float](repeating: 0, count: ids.count * C)
-        for (i, id) in ids.enumerated() {
-            guard id >= 0, id < tableShape[0] else {
-                throw EngineError.invalidArgument("index \(id) is out of range for \(module) of \(tableShape[0]) rows")
+        try y.withUnsafeMutableBufferPointer { yb in
+            for (i, id) in ids.enumerated() {
+                guard id >= 0, id < rows else {
+                    throw EngineError.invalidArgument("index \(id) is out of range for \(module) of \(rows) rows")
+                }
+                if module == .wpe { (yb.baseAddress! + i * C).update(from: weights.wpe! + id * C, count: C) } else { weights.wte!.row(id, into: yb.baseAddress! + i * C) }
             }
-            for j in 0..<C { y[i * C + j] = table[id * C + j] }
         }
         return (y, out)
     }

@@ -76,7 +76,7 @@ public final class BatchWorkspace {
 }
 
 /// GPT-2 layers `[a, b)` (one pipeline stage, or the whole model), llm.c-style: each module a
-/// loop over contiguous buffers, matmuls in OpenBLAS, a KV cache per batch of sequences.
+/// loop over contiguous buffers, matmuls over packed weights, a KV cache per batch of sequences.
 ///
 /// ```swift
 /// let model = GPT2(weights: try GPT2Weights.load(directory: dir, config: config))
@@ -192,7 +192,7 @@ public final class GPT2: @unchecked Sendable {
                 let id = Int(tokens[i]), p = Int(positions[i])
                 guard id >= 0, id < V else { throw EngineError.tokenOutOfRange(id: id, vocabSize: V) }
                 guard p >= 0, p < config.nPositions else { throw EngineError.promptTooLong(length: p + 1, limit: config.nPositions) }
-                (xs + i * C).update(from: wte + id * C, count: C)
+                wte.row(id, into: xs + i * C)
                 (ps + i * C).update(from: wpe + p * C, count: C)
             }
             try fire(.wte, .output, xs, (B, T, C), hooks)
@@ -230,14 +230,14 @@ public final class GPT2: @unchecked Sendable {
         if segments.contains(where: attends) {
             try fire(.cAttn(l), .input, ln, width: C, segments, where: attends)
             let qkv = ws.qkv.reserve(N * 3 * C)
-            Ops.matmul(qkv, ln, w.qkvW, w.qkvB, m: N, k: C, n: 3 * C, scratch: ws.partials)
+            Ops.matmul(qkv, ln, w.qkvW, w.qkvB, m: N)
             try fire(.cAttn(l), .output, qkv, width: 3 * C, segments, where: attends)
             let y = ws.attnY.reserve(N * C)
             for seg in segments where attends(seg) {
                 attention(y + seg.offset * C, qkv: qkv + seg.offset * 3 * C, layer: local, B: seg.B, T: seg.T, ws: ws, cache: seg.cache)
             }
             try fire(.attnProj(l), .input, y, width: C, segments, where: attends)
-            Ops.matmul(attnOut, y, w.attnProjW, w.attnProjB, m: N, k: C, n: C, scratch: ws.partials)
+            Ops.matmul(attnOut, y, w.attnProjW, w.attnProjB, m: N)
             try fire(.attnProj(l), .output, attnOut, width: C, segments, where: attends)
             try fire(.residDropout(l), .input, attnOut, width: C, segments, where: attends)
             try fire(.residDropout(l), .output, attnOut, width: C, segments, where: attends)
@@ -256,14 +256,14 @@ public final class GPT2: @unchecked Sendable {
         if segments.contains(where: runsMLP) {
             try fire(.cFc(l), .input, ln, width: C, segments, where: runsMLP)
             let fc = ws.fc.reserve(N * I)
-            Ops.matmul(fc, ln, w.fcW, w.fcB, m: N, k: C, n: I, scratch: ws.partials)
+            Ops.matmul(fc, ln, w.fcW, w.fcB, m: N)
             // c_fc's output is act's input (one tensor in PyTorch too); gelu runs in place.
             try fire(.cFc(l), .output, fc, width: I, segments, where: runsMLP)
             try fire(.act(l), .input, fc, width: I, segments, where: runsMLP)
             Vectorized.gelu(fc, count: N * I)
             try fire(.act(l), .output, fc, width: I, segments, where: runsMLP)
             try fire(.mlpProj(l), .input, fc, width: I, segments, where: runsMLP)
-            Ops.matmul(mlpOut, fc, w.fcProjW, w.fcProjB, m: N, k: I, n: C, scratch: ws.partials)
+            Ops.matmul(mlpOut, fc, w.fcProjW, w.fcProjB, m: N)
             try fire(.mlpProj(l), .output, mlpOut, width: C, segments, where: runsMLP)
             try fire(.mlpDropout(l), .input, mlpOut, width: C, segments, where: runsMLP)
             try fire(.mlpDropout(l), .output, mlpOut, width: C, segments, where: runsMLP)
@@ -396,7 +396,7 @@ public final class GPT2: @unchecked Sendable {
             input = UnsafePointer(gathered)
         }
         let logits = ws.logits.reserve(rows * V)
-        Ops.matmulTransposed(logits, input, weights.lmHead!, m: rows, k: C, n: V)
+        Ops.matmulTransposed(logits, input, weights.lmHead!, m: rows)
         var outputs: [StageOutput] = []
         outputs.reserveCapacity(segments.count)
         var r = 0

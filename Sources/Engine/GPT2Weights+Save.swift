@@ -2,7 +2,7 @@ import Foundation
 
 extension GPT2Weights {
     /// Writes a whole model as a Hugging Face directory: `config.json` and `model.safetensors`
-    /// (names with the `transformer.` prefix, F32, tied head not stored), as `save_pretrained`
+    /// (names with the `transformer.` prefix, F32, a tied head not stored), as `save_pretrained`
     /// does. The benchmark uses it to give worker processes a GPT-2-small-shaped checkpoint.
     public func save(to directory: String) throws {
         guard layers == 0..<config.nLayer else {
@@ -16,12 +16,13 @@ extension GPT2Weights {
         """
         try configJSON.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
 
-        let layout = Self.layout(config, layers: layers, untiedHead: false)
+        let layout = Self.layout(config, layers: layers, untiedHead: untiedHead)
         var entries: [String] = []
         var offset = 0
         for (name, shape) in layout {
             let bytes = shape.reduce(1, *) * 4
-            entries.append("\"transformer.\(name)\":{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":[\(offset),\(offset + bytes)]}")
+            let stored = name == "lm_head.weight" ? name : "transformer." + name
+            entries.append("\"\(stored)\":{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":[\(offset),\(offset + bytes)]}")
             offset += bytes
         }
         var header = Array(("{\"__metadata__\":{\"format\":\"pt\"}," + entries.joined(separator: ",") + "}").utf8)
@@ -34,7 +35,10 @@ extension GPT2Weights {
         var length = UInt64(header.count).littleEndian
         file.write(Data(bytes: &length, count: 8))
         file.write(Data(header))
-        // One allocation holds every tensor in layout order: write it as it lies.
-        file.write(Data(bytesNoCopy: memory, count: parameterCount * 4, deallocator: .none))
+        // In layout order, as f32 whatever the stored type (packed tensors unpacked).
+        for (name, _) in layout {
+            guard let (values, _) = floats(name) else { continue }
+            values.withUnsafeBytes { file.write(Data($0)) }
+        }
     }
 }

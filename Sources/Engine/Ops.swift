@@ -3,12 +3,11 @@ import EngineKernels
 import Foundation
 
 // The forward pass's building blocks, each a loop over contiguous row-major buffers
-// (B = batch, T = tokens this step, C = channels). Matmuls go to OpenBLAS.
+// (B = batch, T = tokens this step, C = channels). Matmuls run in EngineKernels over packed
+// weights; prompt attention in OpenBLAS.
 enum Ops {
-    /// Rows up to which the AVX2 small-batch kernels beat OpenBLAS's sgemm (which packs the
-    /// whole weight matrix on every call).
-    static let smallBatchLimit = 16
-    static let hasSmallBatchKernels = BLASRuntime.cpuFlags.isSuperset(of: ["avx2", "fma"])
+    /// Whether this CPU runs the AVX2 + FMA kernels of EngineKernels (checked at run time).
+    static let hasKernels = BLASRuntime.cpuFlags.isSuperset(of: ["avx2", "fma", "f16c"])
 
     /// out = layernorm(inp) * weight + bias over the last dim. (N,C) -> (N,C); may alias.
     static func layerNorm(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
@@ -38,45 +37,27 @@ enum Ops {
         return ComputePool.shared
     }()
 
-    /// out (M,N) = inp (M,K) @ weight (K,N) + bias (N). `scratch` holds partial sums of one row.
-    static func matmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
-                       _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                       m M: Int, k K: Int, n N: Int, scratch: ScratchBuffer) {
-        if M == 1 { return matvec(out, inp, weight, bias, k: K, n: N, scratch: scratch) }
-        if M <= smallBatchLimit && hasSmallBatchKernels {
-            return pool.split(count: N, granule: 16) { columns in
-                smallMatmul(out, inp, weight, bias, m: M, k: K, n: N, columns: columns)
-            }
-        }
-        pool.split(count: N, granule: 16) { columns in
-            let (j, n) = (columns.lowerBound, columns.count)
-            for r in 0..<M { fill(out + r * N + j, bias: bias.map { $0 + j }, count: n) }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(n), Int32(K),
-                        1, inp, Int32(K), weight + j, Int32(N), 1, out + j, Int32(N))
+    /// out (M,N) = inp (M,K) @ W (K,N) + bias (N), the panels of W split over the pool. Every
+    /// element is computed the same way whatever M and the split (see EngineKernels), so a
+    /// request's rows come out identical alone or stacked with others.
+    static func matmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: PackedMatrix,
+                       _ bias: UnsafePointer<Float>?, m M: Int) {
+        let (K, N) = (w.k, w.n)
+        guard hasKernels else { return portableMatmul(out, inp, w, bias, m: M) }
+        pool.split(count: w.panels, granule: 1) { panels in
+            packedMatmul(out, inp, UnsafeRawPointer(w.base), w.type.panelType, bias, m: M, k: K, n: N, panels: panels)
         }
     }
 
-    /// out (N) = inp (K) @ weight (K,N) + bias (N), in sgemv (sgemm is several times slower at
-    /// one row). Split over the pool by blocks of weight rows, which are contiguous in memory,
-    /// each part leaving a partial sum: splitting by columns reads every row in short pieces
-    /// and was about 10 % slower. The parts depend only on `threads`, so results do too.
-    static func matvec(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
-                       _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                       k K: Int, n N: Int, scratch: ScratchBuffer) {
-        let parts = pool.parts(blocks: K / 64)
-        guard parts > 1 else {
-            fill(out, bias: bias, count: N)
-            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(K), Int32(N), 1, weight, Int32(N), inp, 1, 1, out, 1)
-            return
-        }
-        let partial = scratch.reserve(parts * N)  // (parts, N)
-        pool.parallel(parts: parts) { p, _ in
-            let k0 = K * p / parts, k1 = K * (p + 1) / parts
-            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k1 - k0), Int32(N), 1, weight + k0 * N, Int32(N),
-                        inp + k0, 1, 0, partial + p * N, 1)
-        }
-        fill(out, bias: bias, count: N)
-        for p in 0..<parts { add(out, partial + p * N, count: N) }
+    /// CPUs without AVX2 + FMA: W unpacked, then OpenBLAS (slow, but no product is refused).
+    private static func portableMatmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: PackedMatrix,
+                                       _ bias: UnsafePointer<Float>?, m M: Int) {
+        let (K, N) = (w.k, w.n)
+        let full = UnsafeMutablePointer<Float>.allocate(capacity: K * N)
+        defer { full.deallocate() }
+        w.unpack(into: full)
+        for r in 0..<M { fill(out + r * N, bias: bias, count: N) }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(N), Int32(K), 1, inp, Int32(K), full, Int32(N), 1, out, Int32(N))
     }
 
     /// out = bias, or zeros without one: what a product accumulates onto.
@@ -85,18 +66,20 @@ enum Ops {
         if let bias { out.update(from: bias, count: count) } else { out.update(repeating: 0, count: count) }
     }
 
-    /// out (M,V) = inp (M,C) @ table (V,C)^T: logits from the tied embedding.
-    static func matmulTransposed(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
-                                 _ table: UnsafePointer<Float>, m M: Int, k C: Int, n V: Int) {
+    /// out (M,V) = inp (M,C) @ table (V,C)^T: logits from the tied embedding, the table's rows
+    /// split over the pool; like `matmul`, independent of M.
+    static func matmulTransposed(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ table: WeightTable, m M: Int) {
+        let (C, V) = (table.columns, table.rows)
         pool.split(count: V, granule: 64) { rows in
-            let (v, n) = (rows.lowerBound, rows.count)
-            if M == 1 {
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(C), 1, table + v * C, Int32(C), inp, 1, 0, out + v, 1)
-            } else if M <= smallBatchLimit && hasSmallBatchKernels {
-                smallMatmulTransposed(out, inp, table, m: M, k: C, n: V, rows: rows)
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(n), Int32(C),
-                            1, inp, Int32(C), table + v * C, Int32(C), 0, out + v, Int32(V))
+            if hasKernels {
+                tableProduct(out, inp, UnsafeRawPointer(table.base), table.type.panelType, m: M, k: C, n: V, rows: rows)
+                return
+            }
+            let row = UnsafeMutablePointer<Float>.allocate(capacity: C)
+            defer { row.deallocate() }
+            for v in rows {
+                table.row(v, into: row)
+                for r in 0..<M { out[r * V + v] = cblas_sdot(Int32(C), inp + r * C, 1, row, 1) }
             }
         }
     }

@@ -33,7 +33,6 @@ final class Workspace {
     let attnOut = ScratchBuffer()  // (B,T,C) after c_proj
     let fc = ScratchBuffer()       // (B,T,4C)
     let mlpOut = ScratchBuffer()   // (B,T,C)
-    let partials = ScratchBuffer() // (P, N) partial sums of a one-row matmul
     let scores = ScratchBuffer()   // (P, T, L) one head's attention per pool thread
     let lastRows = ScratchBuffer() // (B,C) ln_f output at each row's last position
     let logits = ScratchBuffer()   // (B,V) or (B,T,V)

@@ -256,11 +256,16 @@ public final class Interpreter: HookHandler {
         case let .call(module, input):
             values[node.id] = .tensor(try call(module, try tensor(input)))
         case let .parameter(module, name):
-            guard let model, let (buffer, shape) = model.parameter(module, name) else {
+            guard let model, let parameter = model.parameter(module, name) else {
                 throw OpError("\(module).\(name) is not held by this stage")
             }
-            // The weights outlive the request and nothing writes them: a view, never copied.
-            values[node.id] = .tensor(.live(UnsafeMutableBufferPointer(mutating: buffer), shape: shape))
+            switch parameter {
+            case let .live(buffer, shape):
+                // The weights outlive the request and nothing writes them: a view, never copied.
+                values[node.id] = .tensor(.live(UnsafeMutableBufferPointer(mutating: buffer), shape: shape))
+            case let .copy(floats, shape):
+                values[node.id] = .tensor(Tensor(shape: shape, floats: floats))
+            }
         case let .skip(module, value):
             pendingSkips[module] = try tensor(value).contiguous()
         case .external:
