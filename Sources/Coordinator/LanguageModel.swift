@@ -32,8 +32,8 @@ public final class LanguageModel {
     private var recording: SessionRecording?
 
     /// Loads a Hugging Face GPT-2 directory and starts `stages` in-process pipeline stages.
-    public static func load(_ directory: String, stages: Int = 1) throws -> LanguageModel {
-        let cluster = try LocalCluster(directory: directory, stages: stages)
+    public static func load(_ directory: String, stages: Int = 1, weightType: WeightType = .f32) throws -> LanguageModel {
+        let cluster = try LocalCluster(directory: directory, stages: stages, weightType: weightType)
         return LanguageModel(tokenizer: try GPT2Tokenizer(directory: directory), config: cluster.config,
                              backend: try CoordinatorClient(cluster: cluster))
     }

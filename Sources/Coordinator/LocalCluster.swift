@@ -37,10 +37,10 @@ final class LocalCluster {
         return ranges
     }
 
-    convenience init(directory: String, stages count: Int) throws {
+    convenience init(directory: String, stages count: Int, weightType: WeightType = .f32) throws {
         let config = try GPT2Config.load(directory: directory)
         let models = try Self.split(layers: config.nLayer, stages: count).map {
-            GPT2(weights: try GPT2Weights.load(directory: directory, config: config, layers: $0))
+            GPT2(weights: try GPT2Weights.load(directory: directory, config: config, layers: $0, type: weightType))
         }
         try self.init(models: models)
     }

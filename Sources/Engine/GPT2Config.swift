@@ -76,6 +76,10 @@ public struct GPT2Config: Codable, Sendable, Equatable {
     /// GPT-2 small's shape (openai-community/gpt2), used by the benchmark.
     public static let gpt2Small = GPT2Config(nLayer: 12, nEmbd: 768, nHead: 12, nPositions: 1024,
                                              vocabSize: 50257, bosTokenId: 50256, eosTokenId: 50256)
+    public static let gpt2Medium = GPT2Config(nLayer: 24, nEmbd: 1024, nHead: 16, nPositions: 1024,
+                                              vocabSize: 50257, bosTokenId: 50256, eosTokenId: 50256)
+    public static let gpt2Large = GPT2Config(nLayer: 36, nEmbd: 1280, nHead: 20, nPositions: 1024,
+                                             vocabSize: 50257, bosTokenId: 50256, eosTokenId: 50256)
 
     /// Identifies the architecture: workers, coordinator and clients of a cluster must agree on it.
     public var architectureId: String {

@@ -54,11 +54,11 @@ public final class Pipeline {
     }
 
     /// Loads a checkpoint split at the given layer boundaries (`[]`: one stage).
-    public convenience init(directory: String, splits: [Int] = []) throws {
+    public convenience init(directory: String, splits: [Int] = [], weightType: WeightType = .f32) throws {
         let config = try GPT2Config.load(directory: directory)
         let bounds = [0] + splits + [config.nLayer]
         try self.init(stages: try zip(bounds, bounds.dropFirst()).map { a, b in
-            GPT2(weights: try GPT2Weights.load(directory: directory, config: config, layers: a..<b))
+            GPT2(weights: try GPT2Weights.load(directory: directory, config: config, layers: a..<b, type: weightType))
         })
     }
 

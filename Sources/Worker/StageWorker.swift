@@ -69,8 +69,10 @@ public final class StageWorker {
     private var requests: [UInt64: Request] = [:]
     /// The buffers of stacked passes (several traces' steps at once).
     private let stacked = BatchWorkspace()
-    /// At most this many traces' steps share a pass.
+    /// At most this many traces' steps share a pass (`--max-batch`).
     public var maxBatch = 16
+    /// How long a stage with steps ready waits for more to share the pass (`--batch-window-ms`).
+    public var batchWindowMs = 0.0
     /// Activations that overtook their trace's fragment (different pipes are not ordered).
     private var early: [UInt64: [Envelope]] = [:]
     /// Traces ended lately, whose activations may still be on the way round the ring: dropped
@@ -83,6 +85,8 @@ public final class StageWorker {
     func release(_ id: UInt64) {
         requests[id] = nil
         early[id] = nil
+        kvBytesHeld -= heldBytes.removeValue(forKey: id) ?? 0
+        waiting.removeAll { $0.id == id }
         guard releasedSet.insert(id).inserted else { return }
         released.append(id)
         if released.count > Self.releasedLimit { releasedSet.remove(released.removeFirst()) }
@@ -133,7 +137,7 @@ public final class StageWorker {
                 try dropExpiredRequests(coordinator: coordinator)
                 lastSweep = Date()
             }
-            let ready = try ZMQSocket.poll(sockets, timeoutMs: 100)
+            let ready = try ZMQSocket.poll(sockets, timeoutMs: queue.isEmpty ? 100 : 0)
             if ready.count > 1, ready[1], let control, let frames = try control.receive(timeoutMs: 0) {
                 lastHeard = Date()
                 switch (try? Framing.decode(frames.last ?? Data()))?.body {
@@ -155,34 +159,75 @@ public final class StageWorker {
                     break
                 }
             }
-            guard ready[0], let frames = try input.receive(timeoutMs: 0) else { continue }
-            func decode(_ frames: [Data]) throws -> Envelope? {
-                do throws(WireError) { return try Framing.decode(frames.last ?? Data()) } catch {
+            // Everything that has arrived: steps of held traces queue (oldest first) for the
+            // next pass, anything else is handled in the order it came.
+            var received = 0
+            func take(_ frames: [Data]) throws -> Bool {
+                received += 1
+                let envelope: Envelope
+                do throws(WireError) { envelope = try Framing.decode(frames.last ?? Data()) } catch {
                     try send(coordinator, error.reply())
-                    return nil
+                    return true
                 }
-            }
-            guard let envelope = try decode(frames) else { continue }
-            // Steps of other traces that are ready now run in the same pass (continuous batching).
-            var batch: [Envelope] = [], after: Envelope?
-            if isRunnable(envelope) {
-                batch.append(envelope)
-                while batch.count < maxBatch, let more = try input.receive(timeoutMs: 0) {
-                    guard let e = try decode(more) else { continue }
-                    if isRunnable(e), !batch.contains(where: { $0.requestID == e.requestID }) {
-                        batch.append(e)
+                for e in expand(envelope) {
+                    if isRunnable(e) {
+                        queue.append(e)
                     } else {
-                        after = e  // handled after the batch, in the order it came
-                        break
+                        if let reply = try handle(e, coordinator: coordinator, next: next) { try send(coordinator, reply) }
+                        if case .shutdown? = e.body { return false }
                     }
                 }
-                try runSteps(batch, coordinator: coordinator, next: next)
+                return true
             }
-            for e in (batch.isEmpty ? [envelope] : []) + (after.map { [$0] } ?? []) {
-                if let reply = try handle(e, coordinator: coordinator, next: next) { try send(coordinator, reply) }
-                if case .shutdown? = e.body { return }
+            if ready[0] {
+                while received < Self.receiveLimit, let frames = try input.receive(timeoutMs: 0) {
+                    guard try take(frames) else { return }
+                }
             }
+            // Within the window, wait for more steps to share the pass.
+            if batchWindowMs > 0, !queue.isEmpty, queue.count < maxBatch {
+                let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(batchWindowMs * 1e6)
+                while queue.count < maxBatch, case let now = DispatchTime.now().uptimeNanoseconds, now < deadline {
+                    guard try ZMQSocket.poll([input], timeoutMs: max(1, Int((deadline - now) / 1_000_000)))[0] else { break }
+                    while let frames = try input.receive(timeoutMs: 0) {
+                        guard try take(frames) else { return }
+                    }
+                }
+            }
+            try runQueued(coordinator: coordinator, next: next)
+            if !waiting.isEmpty { try admitWaiting(coordinator: coordinator) }
         }
+    }
+
+    /// Runs the steps that are ready as one pass (continuous batching), oldest first; the rest
+    /// wait for the next pass, so no trace waits more than queue length / pass size passes.
+    /// A pass takes at most maxBatch traces and at most a stage's share of the traces held
+    /// (held / stages, rounded up): the traces then go round the pipeline as one group per
+    /// stage, and every stage has a group to work on instead of one group visiting them in turn.
+    func runQueued(coordinator: ZMQSocket, next: ZMQSocket?) throws {
+        guard !queue.isEmpty else { return }
+        let limit = min(maxBatch, max(1, (requests.count + stageCount - 1) / max(stageCount, 1)))
+        var batch: [Envelope] = [], later: [Envelope] = []
+        var ids = Set<UInt64>()
+        for e in queue {
+            if batch.count < limit, ids.insert(e.requestID).inserted { batch.append(e) } else { later.append(e) }
+        }
+        queue = later
+        try runSteps(batch, coordinator: coordinator, next: next)
+    }
+
+    /// Steps waiting for a pass.
+    public var queuedSteps: Int { queue.count }
+
+    /// Steps waiting for a pass, oldest first.
+    private var queue: [Envelope] = []
+    /// Messages taken off the input per turn of the loop (a flood cannot starve the heartbeats).
+    static let receiveLimit = 256
+
+    /// The messages an envelope carries: a stacked pass's steps, one per trace, or itself.
+    private func expand(_ envelope: Envelope) -> [Envelope] {
+        guard case let .stepBatch(batch)? = envelope.body else { return [envelope] }
+        return batch.steps.map { step in Framing.envelope(requestId: step.requestID) { $0.activations = step.activations } }
     }
 
     /// A step of a trace this stage holds, which can run now.
@@ -197,21 +242,31 @@ public final class StageWorker {
         switch envelope.body {
         case let .submit(submit)?:
             do throws(TraceError) {
-                requests[id] = try makeRequest(submit.graph, id: id, coordinator: coordinator)
+                let graph = try TraceGraph(wire: submit.graph, layers: model.config.nLayer)
+                let bytes = try kvBytes(graph)
+                if let limit = kvMemoryLimit {
+                    guard bytes <= limit else {
+                        throw TraceError(.invalidGraph, "the trace needs \(bytes >> 20) MB of KV cache on this stage, more than its --kv-memory of \(limit >> 20) MB")
+                    }
+                    // Full: the trace waits (its activations with it) until others end.
+                    if kvBytesHeld + bytes > limit || !waiting.isEmpty {
+                        waiting.append((id, graph, bytes))
+                        return nil
+                    }
+                }
+                try admit(id, graph, bytes: bytes, coordinator: coordinator)
             } catch {
                 release(id)
                 return Framing.envelope(requestId: id) { $0.error = stageError(error).wire }
             }
-            for pending in early.removeValue(forKey: id) ?? [] {
-                try handleActivations(pending, coordinator: coordinator, next: next)
-            }
         case .activations?:
             if releasedSet.contains(id) { return nil }
             if requests[id] == nil {
+                guard id != 0 else { return WireError.unknownMessage.reply(requestId: 0) }
                 early[id, default: []].append(envelope)
                 if earlyArrival[id] == nil { earlyArrival[id] = UInt64(Date().timeIntervalSince1970 * 1000) }
             } else {
-                try handleActivations(envelope, coordinator: coordinator, next: next)
+                queue.append(envelope)
             }
         case .finished?, .cancel?:
             release(id)
@@ -233,8 +288,14 @@ public final class StageWorker {
                                               step: request.interpreter.step))
             try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) { $0.error = error.wire; $0.error.code = .errorDeadline }))
         }
+        for w in waiting where w.graph.limits.deadlineUnixMs > 0 && w.graph.limits.deadlineUnixMs < now {
+            release(w.id)
+            let error = stageError(TraceError(.transport, "the trace's deadline passed on this stage while it waited for KV-cache memory"))
+            try coordinator.send(try Framing.encode(Framing.envelope(requestId: w.id) { $0.error = error.wire; $0.error.code = .errorDeadline }))
+        }
         let staleAfter = now &- UInt64(Self.earlyLifetimeMs)
-        for id in early.keys where earlyArrival[id, default: now] < staleAfter {
+        let waitingIDs = Set(waiting.map(\.id))
+        for id in early.keys where earlyArrival[id, default: now] < staleAfter && !waitingIDs.contains(id) {
             release(id)
         }
         earlyArrival = earlyArrival.filter { early[$0.key] != nil }
@@ -258,6 +319,8 @@ public final class StageWorker {
 
     /// This stage's index in the pipeline (by its first layer), for error messages.
     public var stageIndex: Int?
+    /// Stages in the pipeline: a pass takes at most a stage's share of the traces held.
+    public var stageCount = 1
 
     /// Whether a hook point fires on this stage.
     func owns(_ point: HookPoint) -> Bool {
@@ -265,15 +328,55 @@ public final class StageWorker {
         return point.module.precedesLayers ? model.weights.hasEmbeddings : model.weights.hasHead
     }
 
-    private func makeRequest(_ wire: Nnsight_V1_Graph, id: UInt64, coordinator: ZMQSocket) throws(TraceError) -> Request {
-        let graph = try TraceGraph(wire: wire, layers: model.config.nLayer)
+    /// The KV cache a trace needs on this stage, in bytes (prompt plus new tokens, every row).
+    private func kvBytes(_ graph: TraceGraph) throws(TraceError) -> Int {
+        let (rows, capacity) = try cacheShape(graph)
+        return KVCache.byteCount(config: model.config, layers: model.layers.count, batch: rows, capacity: capacity)
+    }
+
+    private func cacheShape(_ graph: TraceGraph) throws(TraceError) -> (rows: Int, capacity: Int) {
         let rows = graph.invokes.filter { !$0.isEmpty }.count
         let promptLength = graph.invokes.map(\.count).max() ?? 0
         guard rows > 0, graph.generation.maxNewTokens >= 1,
               promptLength + graph.generation.maxNewTokens - 1 <= model.config.nPositions else {
             throw TraceError(.invalidGraph, "the trace needs prompts and max_new_tokens >= 1 within n_positions = \(model.config.nPositions)")
         }
-        let capacity = promptLength + graph.generation.maxNewTokens - 1
+        return (rows, promptLength + graph.generation.maxNewTokens - 1)
+    }
+
+    /// Makes a trace's state; its steps that arrived first join the queue.
+    private func admit(_ id: UInt64, _ graph: TraceGraph, bytes: Int, coordinator: ZMQSocket) throws(TraceError) {
+        requests[id] = try makeRequest(graph, id: id, coordinator: coordinator)
+        heldBytes[id] = bytes
+        kvBytesHeld += bytes
+        queue += early.removeValue(forKey: id) ?? []
+    }
+
+    /// Admits waiting traces, oldest first, while they fit in the KV memory (the first that does
+    /// not fit blocks the rest: no trace starves behind smaller ones).
+    func admitWaiting(coordinator: ZMQSocket) throws {
+        while let first = waiting.first, kvBytesHeld + first.bytes <= kvMemoryLimit ?? .max {
+            waiting.removeFirst()
+            do throws(TraceError) { try admit(first.id, first.graph, bytes: first.bytes, coordinator: coordinator) } catch {
+                release(first.id)
+                try coordinator.send(try Framing.encode(Framing.envelope(requestId: first.id) { $0.error = stageError(error).wire }))
+            }
+        }
+    }
+
+    /// KV-cache bytes this stage may hold (`--kv-memory`; nil: no limit). Traces that do not
+    /// fit wait, in order, for others to end.
+    public var kvMemoryLimit: Int?
+    private var kvBytesHeld = 0
+    private var heldBytes: [UInt64: Int] = [:]
+    private var waiting: [(id: UInt64, graph: TraceGraph, bytes: Int)] = []
+    /// Traces waiting for KV memory.
+    public var waitingTraces: Int { waiting.count }
+    /// KV-cache bytes held for this stage's traces.
+    public var kvMemoryHeld: Int { kvBytesHeld }
+
+    private func makeRequest(_ graph: TraceGraph, id: UInt64, coordinator: ZMQSocket) throws(TraceError) -> Request {
+        let (rows, capacity) = try cacheShape(graph)
         let interpreter = try Interpreter(fragment: graph, layers: model.config.nLayer, owns: owns, model: model) { saveID, step, value, append in
             try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
                 $0.saved = .with {
@@ -299,10 +402,6 @@ public final class StageWorker {
         let hidden: [Float]
     }
 
-    private func handleActivations(_ envelope: Envelope, coordinator: ZMQSocket, next: ZMQSocket?) throws {
-        try runSteps([envelope], coordinator: coordinator, next: next)
-    }
-
     /// Runs the steps of several traces that are ready now: one of them alone, several as one
     /// stacked pass (the weights read once for all). A trace whose input or graph fails ends
     /// with its error; the others go on.
@@ -325,10 +424,9 @@ public final class StageWorker {
             } catch {
                 return try fail(r.id, step: Int(r.activations.step), error, coordinator: coordinator)
             }
-            do { try complete(r, output, coordinator: coordinator, next: next) } catch {
-                try fail(r.id, step: Int(r.activations.step), error, coordinator: coordinator)
-            }
-            return
+            var sends = Sends()
+            complete(r, output, into: &sends, ring: next != nil)
+            return try sends.flush(next: next, coordinator: coordinator)
         }
         guard ready.count > 1 else { return }
         // Each trace's hooks fail alone: a failure (or tracer.stop()) silences them for the rest
@@ -350,6 +448,7 @@ public final class StageWorker {
             for r in ready { try fail(r.id, step: Int(r.activations.step), error, coordinator: coordinator) }
             return
         }
+        var sends = Sends()
         for (i, r) in ready.enumerated() {
             if let failure = hooks[i].failure {
                 if failure is Interpreter.Stopped { try reportStopped(r, coordinator: coordinator) } else {
@@ -357,10 +456,9 @@ public final class StageWorker {
                 }
                 continue
             }
-            do { try complete(r, outputs[i], coordinator: coordinator, next: next) } catch {
-                try fail(r.id, step: Int(r.activations.step), error, coordinator: coordinator)
-            }
+            complete(r, outputs[i], into: &sends, ring: next != nil)
         }
+        try sends.flush(next: next, coordinator: coordinator)
     }
 
     /// The activations of one step as the Engine's input, checked so that a stacked pass cannot
@@ -405,14 +503,33 @@ public final class StageWorker {
         return ReadyStep(id: envelope.requestID, request: request, activations: a, step: step, hidden: hidden)
     }
 
+    /// What a pass sends: each trace's input to the next stage (on the last stage, its next
+    /// step round the ring), and on the last stage each trace's result for the coordinator.
+    private struct Sends {
+        var next: [Nnsight_V1_TraceStep] = []
+        var results: [Envelope] = []
+
+        /// The next steps first (as one message when several traces ran together: they stay
+        /// together round the ring), the coordinator's copies after, off the critical path.
+        func flush(next socket: ZMQSocket?, coordinator: ZMQSocket) throws {
+            if let socket, let first = next.first {
+                let envelope = next.count == 1 ? Framing.envelope(requestId: first.requestID) { $0.activations = first.activations }
+                    : Framing.envelope { $0.stepBatch = .with { $0.steps = next } }
+                try socket.send(try Framing.encode(envelope))
+            }
+            for result in results { try coordinator.send(try Framing.encode(result)) }
+        }
+    }
+
     /// A step that ran: its exports, then the next stage's input (or, on the last stage, the
-    /// next tokens: the next step first, the coordinator's copy after).
-    private func complete(_ r: ReadyStep, _ output: StageOutput, coordinator: ZMQSocket, next: ZMQSocket?) throws {
+    /// next tokens: the next step and the coordinator's copy).
+    private func complete(_ r: ReadyStep, _ output: StageOutput, into sends: inout Sends, ring: Bool) {
         let (id, request, a) = (r.id, r.request, r.activations)
         let exported = request.interpreter.endStep().map { id, value in Nnsight_V1_CrossValue.with { $0.node = id; $0.value = value.wire } }
         let carried = mergeValues(a.values, exported)
         guard isLast else {
-            let out = Framing.envelope(requestId: id) {
+            sends.next.append(.with {
+                $0.requestID = id
                 $0.activations = .with {
                     $0.step = a.step
                     $0.hidden = output.withValues { HostTensor.wire(floats: $0, shape: output.shape) }
@@ -420,23 +537,23 @@ public final class StageWorker {
                     $0.mask = a.mask
                     $0.values = carried
                 }
-            }
-            try next?.send(try Framing.encode(out))
+            })
             return
         }
         let generation = request.fragment.generation
         let tokens = request.sampler.nextTokens(output, finished: &request.finished, eos: generation.eosTokenId,
                                                 pad: generation.padTokenId)
-        // In a ring the next step goes out first: the coordinator's copy is off the critical path.
-        if let next, generation.continues(after: Int(a.step), finished: request.finished) {
-            let input = Nnsight_V1_StepActivations(step: Int(a.step) + 1, input: .decode(tokens: tokens, after: r.step.lastPositions),
-                                                   values: carried)
-            try next.send(try Framing.encode(Framing.envelope(requestId: id) { $0.activations = input }))
+        if ring, generation.continues(after: Int(a.step), finished: request.finished) {
+            sends.next.append(.with {
+                $0.requestID = id
+                $0.activations = Nnsight_V1_StepActivations(step: Int(a.step) + 1, input: .decode(tokens: tokens, after: r.step.lastPositions),
+                                                            values: carried)
+            })
         }
         let finished = request.finished
-        try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
+        sends.results.append(Framing.envelope(requestId: id) {
             $0.stepResult = .with { $0.step = a.step; $0.nextTokens = tokens.map(Int64.init); $0.values = carried; $0.finished = finished }
-        }))
+        })
     }
 
     /// tracer.stop(): the step ended at the stop hook; no later module, stage or step runs.

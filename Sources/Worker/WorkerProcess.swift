@@ -18,6 +18,12 @@ public struct WorkerProcess {
         public var heartbeatMs = 1000
         public var coordinatorTimeoutMs = 10_000
         public var assignmentTimeoutMs = 60_000
+        /// How the stage stores its weights.
+        public var weightType = WeightType.f32
+        /// Serving limits: traces per stacked pass, the batching window, KV-cache memory.
+        public var maxBatch = 16
+        public var batchWindowMs = 0.0
+        public var kvMemoryBytes: Int?
 
         public init(connect: String, bind: String = "tcp://127.0.0.1:*", model: String, workerId: String) {
             self.connect = connect
@@ -38,7 +44,8 @@ public struct WorkerProcess {
         self.options = options
         self.log = log
         let directory = options.model
-        load = { config, layers in GPT2(weights: try GPT2Weights.load(directory: directory, config: config, layers: layers)) }
+        let type = options.weightType
+        load = { config, layers in GPT2(weights: try GPT2Weights.load(directory: directory, config: config, layers: layers, type: type)) }
         config = nil
         context = ZMQContext()
     }
@@ -110,6 +117,10 @@ public struct WorkerProcess {
                                  endpoints: StageEndpoints(input: address, next: stage.nextAddress.isEmpty ? nil : stage.nextAddress,
                                                            coordinator: stage.resultsAddress))
         worker.stageIndex = Int(stage.stage)
+        worker.stageCount = max(1, Int(stage.stageCount))
+        worker.maxBatch = max(1, options.maxBatch)
+        worker.batchWindowMs = max(0, options.batchWindowMs)
+        worker.kvMemoryLimit = options.kvMemoryBytes
         try worker.serve(input: input, next: next, coordinator: coordinator, control: control,
                          heartbeatMs: options.heartbeatMs, coordinatorTimeoutMs: options.coordinatorTimeoutMs,
                          sender: options.workerId, shouldStop: shouldStop)

@@ -48,6 +48,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds of coordinator silence before the worker exits.")
     var coordinatorTimeout: Int = 10
 
+    @OptionGroup var serving: ServingOptions
+
     /// "0,1" -> [0, 1]; each a CPU of this machine.
     static func parseCPUs(_ text: String) throws -> [Int] {
         let count = ProcessInfo.processInfo.processorCount
@@ -79,6 +81,38 @@ struct WorkerCommand: ParsableCommand {
         var options = WorkerProcess.Options(connect: connect, bind: bind, model: model,
                                             workerId: id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())")
         options.coordinatorTimeoutMs = coordinatorTimeout * 1000
+        serving.apply(to: &options)
         try WorkerProcess(options).run()
     }
 }
+
+/// How a stage stores its weights and batches traces.
+struct ServingOptions: ParsableArguments {
+    @Option(name: .long, help: "How the weights are stored: f32 (exact to the oracle), bf16 or f16 (half the bytes, products in f32).")
+    var dtype: WeightType = .f32
+
+    @Option(name: .long, help: "Traces whose steps share one stacked pass, at most (1: no batching).")
+    var maxBatch: Int = 16
+
+    @Option(name: .long, help: "Milliseconds a stage with steps ready waits for more to share the pass.")
+    var batchWindowMs: Double = 0
+
+    @Option(name: .long, help: "KV-cache memory for this stage's traces, in MB; traces that do not fit wait for others to end (default: no limit).")
+    var kvMemory: Int?
+
+    func validate() throws {
+        guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
+        guard batchWindowMs >= 0, batchWindowMs <= 1000 else { throw ValidationError("--batch-window-ms must be within 0...1000") }
+        if let kvMemory, kvMemory < 1 { throw ValidationError("--kv-memory must be at least 1 (MB)") }
+    }
+
+    func apply(to options: inout WorkerProcess.Options) {
+        options.weightType = dtype
+        options.maxBatch = maxBatch
+        options.batchWindowMs = batchWindowMs
+        options.kvMemoryBytes = kvMemory.map { $0 << 20 }
+    }
+}
+
+extension WeightType: ExpressibleByArgument {}
+

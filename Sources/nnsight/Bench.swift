@@ -34,6 +34,12 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var local: LocalWorkerOptions
 
+    @Option(name: .long, help: "The model's shape: small (124M), medium (355M) or large (774M), random weights.")
+    var shape: ModelShape = .small
+
+    @Flag(name: .long, help: "With --workers: also measure the same traces with batching off (--max-batch 1), interleaved.")
+    var noBatching = false
+
     @Flag(name: .long, help: "Measure the pipeline hops: 1 stage in-process, 1, 2 and 3 worker processes, interleaved (each computing on all cores unless --worker-threads).")
     var hopCost = false
 
@@ -43,9 +49,12 @@ struct Bench: ParsableCommand {
     func run() throws {
         threads.apply()
         if hopCost { return try HopBench(rounds: rounds, local: local, json: json).run() }
-        if let workers { return try ClusterBench(workers: workers, traces: traces, inProcess: inProcess, local: local, json: json).run() }
-        let config = GPT2Config.gpt2Small
-        let model = GPT2(weights: try GPT2Weights.random(config: config, seed: 1))
+        if let workers {
+            return try ClusterBench(workers: workers, traces: traces, inProcess: inProcess, local: local, shape: shape,
+                                    compareUnbatched: noBatching, json: json).run()
+        }
+        let config = shape.config
+        let model = GPT2(weights: try GPT2Weights.random(config: config, seed: 1, type: local.dtype))
         let pipeline = try Pipeline(stages: [model])
         var rng = SplitMix64(seed: 42)
         func prompt(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
@@ -102,16 +111,43 @@ struct Bench: ParsableCommand {
             return median(times)
         }
 
+        // 16-bit weights: the f32 model's decode in the same run, for the ratio.
+        var reference: [(String, Any)] = []
+        var halfDecode: Double?
+        if local.dtype != .f32 {
+            let f32 = try Pipeline(stages: [GPT2(weights: try GPT2Weights.random(config: config, seed: 1))])
+            func decodeF32() throws -> Double {
+                let states = f32.makeStates(batch: 1, capacity: 10 + steps + 1)
+                var logits = try f32.forward(StepInput(tokens: prompt(10)), states: states)
+                var times: [Double] = []
+                for s in 0..<steps {
+                    let next = Sampler.argmax(logits.withValues { UnsafeBufferPointer(rebasing: $0[($0.count - config.vocabSize)...]) })
+                    let step = StepInput(tokens: [next], start: 10 + s)
+                    times.append(try timed { logits = try f32.forward(step, states: states) })
+                }
+                return median(times)
+            }
+            var f32Times: [Double] = [], times: [Double] = []
+            for _ in 0..<3 {
+                f32Times.append(try decodeF32())
+                times.append(try decode(batch: 1))
+            }
+            halfDecode = median(times)
+            reference = [("decode_ms_per_token_f32", round3(median(f32Times) * 1000)),
+                         ("decode_ratio_to_f32", round3(median(times) / median(f32Times)))]
+        }
         let prefill10 = try prefill(10)
         let prefill128 = try prefill(128)
-        let decode1 = try decode(batch: 1)
+        let decode1 = try halfDecode ?? decode(batch: 1)
         let decode8 = try decode(batch: 8)
         let stacked8 = try decodeRequests(stacked: true)
         let separate8 = try decodeRequests(stacked: false)
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let figures: [(String, Any)] = [
-            ("model", "gpt2-small-shape (random weights)"),
+            ("model", "gpt2-\(shape.rawValue)-shape (random weights)"),
+            ("dtype", local.dtype.rawValue),
+            ("weight_mb", round3(Double(model.weights.parameterBytes) / 1_048_576)),
             ("prefill_ms_10", round3(prefill10 * 1000)),
             ("prefill_ms_128", round3(prefill128 * 1000)),
             ("decode_ms_per_token", round3(decode1 * 1000)),
@@ -121,8 +157,21 @@ struct Bench: ParsableCommand {
             ("peak_rss_mb", round3(Double(usage.ru_maxrss) / 1024)),
             ("threads", BLASRuntime.threads),
             ("blas_core", BLASRuntime.coreName),
-        ]
+        ] + reference
         try printFigures(figures, json: json)
+    }
+}
+
+/// The GPT-2 sizes the benchmarks build (random weights).
+enum ModelShape: String, ExpressibleByArgument, CaseIterable {
+    case small, medium, large
+
+    var config: GPT2Config {
+        switch self {
+        case .small: .gpt2Small
+        case .medium: .gpt2Medium
+        case .large: .gpt2Large
+        }
     }
 }
 

@@ -9,14 +9,18 @@ struct ClusterBench {
     let traces: Int
     let inProcess: Bool
     let local: LocalWorkerOptions
+    var shape: ModelShape = .small
+    /// Also measure with batching off (`--max-batch 1`), interleaved with the batched runs.
+    var compareUnbatched = false
     let json: Bool
     let newTokens = 32
 
-    /// A random GPT-2 small checkpoint on disk for the workers (written once, about 500 MB).
-    static func checkpoint() throws -> String {
-        let dir = NSTemporaryDirectory() + "nnsight-bench-gpt2-small"
+    /// A random GPT-2 checkpoint of `shape` on disk for the workers (written once: about 500 MB
+    /// for small, 1.4 GB for medium, 3.1 GB for large).
+    static func checkpoint(_ shape: ModelShape = .small) throws -> String {
+        let dir = NSTemporaryDirectory() + "nnsight-bench-gpt2-\(shape.rawValue)"
         if FileManager.default.fileExists(atPath: dir + "/merges.txt") { return dir }
-        let config = GPT2Config.gpt2Small
+        let config = shape.config
         try GPT2Weights.random(config: config, seed: 1).save(to: dir)
         var vocab: [String: Int] = ["<|endoftext|>": 50256]
         for byte in 0..<256 { vocab[GPT2Tokenizer.byteSymbol(byte)] = byte }
@@ -39,23 +43,63 @@ struct ClusterBench {
         return (long - short) / Double(newTokens)
     }
 
+    /// What one cluster measured.
+    struct Measurement {
+        var perToken: [Double] = []
+        var oneTrace: [Double] = []   // tokens/s of one trace alone
+        var manyTraces: [Double] = [] // tokens/s of `traces` in flight
+        var workerPeakRSS: [Double] = []
+    }
+
     func run() throws {
-        let dir = try Self.checkpoint()
+        let dir = try Self.checkpoint(shape)
+        var batched = Measurement(), unbatched = Measurement()
+        // Rounds alternate the two configurations (the machine is noisy): 3 with a comparison, 1 without.
+        for _ in 0..<(compareUnbatched ? 3 : 1) {
+            try measure(dir, into: &batched, extra: [])
+            if compareUnbatched { try measure(dir, into: &unbatched, extra: ["--max-batch", "1"]) }
+        }
+        let inFlight = inProcess ? 1 : traces
+        var figures: [(String, Any)] = [
+            ("model", "gpt2-\(shape.rawValue)-shape (random weights)"), ("dtype", local.dtype.rawValue),
+            ("stages", workers), ("mode", inProcess ? "in-process" : "processes"), ("traces", inFlight),
+            ("decode_ms_per_token", round3(median(batched.perToken) * 1000)),
+            ("tokens_per_s", round3(median(batched.manyTraces))),
+            ("tokens_per_s_1_trace", round3(median(batched.oneTrace))),
+            ("speedup_over_1_trace", round3(median(batched.manyTraces) / median(batched.oneTrace))),
+            ("new_tokens_per_trace", newTokens),
+            ("worker_threads", local.workerThreads ?? max(1, ComputePool.usableCores / workers)),
+            ("workers_pinned", local.pinWorkers),
+        ]
+        if !batched.workerPeakRSS.isEmpty { figures.append(("worker_peak_rss_mb", batched.workerPeakRSS.map(round3))) }
+        if compareUnbatched {
+            figures += [
+                ("tokens_per_s_no_batching", round3(median(unbatched.manyTraces))),
+                ("tokens_per_s_1_trace_no_batching", round3(median(unbatched.oneTrace))),
+                ("decode_ms_per_token_no_batching", round3(median(unbatched.perToken) * 1000)),
+            ]
+        }
+        try printFigures(figures, json: json)
+    }
+
+    /// One cluster: batch-1 decode time, one trace's tokens/s, then `traces` in flight.
+    private func measure(_ dir: String, into m: inout Measurement, extra: [String]) throws {
         var cluster: ProcessCluster?
         defer { cluster?.stop() }
         let connect: () throws -> LanguageModel
         if inProcess {
-            let model = try LanguageModel.load(dir, stages: workers)
+            let model = try LanguageModel.load(dir, stages: workers, weightType: local.dtype)
             connect = { model }
         } else {
-            cluster = try local.startCluster(model: dir, workers: workers)
+            cluster = try local.startCluster(model: dir, workers: workers, extraArguments: extra)
             let endpoint = cluster!.endpoint
             connect = { try LanguageModel.connect(endpoint, model: dir) }
         }
         // Batch 1, one trace: per-token decode time from the difference of two lengths.
         let model = try connect()
         try Self.generate(model, 2)
-        let perToken = try (0..<3).map { _ in try Self.secondsPerToken(model, newTokens: newTokens) }
+        m.perToken += try (0..<3).map { _ in try Self.secondsPerToken(model, newTokens: newTokens) }
+        m.oneTrace.append(Double(newTokens) / (try timed { try Self.generate(model, newTokens) }))
         // K traces in flight, one client (thread and connection) each.
         let models = inProcess ? [model] : try (0..<traces).map { _ in try connect() }
         final class Errors: @unchecked Sendable { let lock = NSLock(); var first: Error? }
@@ -72,17 +116,15 @@ struct ClusterBench {
         }
         group.wait()
         if let error = errors.first { throw error }
-        let wall = Date().timeIntervalSince(start)
-        let inFlight = inProcess ? 1 : traces
-        let figures: [(String, Any)] = [
-            ("model", "gpt2-small-shape (random weights)"),
-            ("stages", workers), ("mode", inProcess ? "in-process" : "processes"), ("traces", inFlight),
-            ("decode_ms_per_token", round3(median(perToken) * 1000)),
-            ("tokens_per_s", round3(Double(inFlight * newTokens) / wall)),
-            ("new_tokens_per_trace", newTokens),
-            ("worker_threads", local.workerThreads ?? max(1, ComputePool.usableCores / workers)),
-            ("workers_pinned", local.pinWorkers),
-        ]
-        try printFigures(figures, json: json)
+        m.manyTraces.append(Double((inProcess ? 1 : traces) * newTokens) / Date().timeIntervalSince(start))
+        if let cluster { m.workerPeakRSS = cluster.processes.map { Self.peakRSSMegabytes(pid: $0.processIdentifier) } }
+    }
+
+    /// A process's peak resident memory (VmHWM), in MB; 0 when it cannot be read.
+    static func peakRSSMegabytes(pid: Int32) -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kb / 1024
     }
 }

@@ -67,15 +67,37 @@ struct LocalWorkerOptions: ParsableArguments {
           help: "With --workers: pin each worker process to CPUs of its own (nnsight-worker --cpus).")
     var pinWorkers = true
 
+    @Option(name: .long, help: "How the model's weights are stored: f32 (exact to the oracle), bf16 or f16 (half the bytes, products in f32).")
+    var dtype: WeightType = .f32
+
+    @Option(name: .long, help: "With --workers: traces whose steps share one stacked pass on a stage, at most (1: no batching).")
+    var maxBatch: Int?
+
+    @Option(name: .long, help: "With --workers: milliseconds a stage with steps ready waits for more to share the pass.")
+    var batchWindowMs: Double?
+
+    @Option(name: .long, help: "With --workers: KV-cache memory per worker in MB; traces that do not fit wait (default: no limit).")
+    var kvMemory: Int?
+
+    /// The serving options as nnsight-worker arguments.
+    var workerArguments: [String] {
+        var arguments = ["--dtype", dtype.rawValue]
+        if let maxBatch { arguments += ["--max-batch", String(maxBatch)] }
+        if let batchWindowMs { arguments += ["--batch-window-ms", String(batchWindowMs)] }
+        if let kvMemory { arguments += ["--kv-memory", String(kvMemory)] }
+        return arguments
+    }
+
     /// Starts a coordinator and `workers` `nnsight-worker` processes (beside this executable),
     /// each with `threads` compute threads (default: `--worker-threads`, else cores / workers).
-    func startCluster(model: String, workers: Int, threads: Int? = nil) throws -> ProcessCluster {
+    func startCluster(model: String, workers: Int, threads: Int? = nil, extraArguments: [String] = []) throws -> ProcessCluster {
         let executable = workerExecutable()
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw CLIError(description: "\(executable.path) not found: build it (swift build -c release --product nnsight-worker) or pass --in-process")
         }
         return try ProcessCluster(model: model, workers: workers, workerExecutable: executable,
-                                  threadsPerWorker: threads ?? workerThreads, pinWorkers: pinWorkers)
+                                  threadsPerWorker: threads ?? workerThreads, pinWorkers: pinWorkers,
+                                  workerArguments: workerArguments + extraArguments)
     }
 }
 
@@ -109,3 +131,5 @@ func parseLayerBoundaries(_ text: String) throws -> [Int] {
         return value
     }
 }
+
+extension WeightType: ExpressibleByArgument {}

@@ -85,7 +85,7 @@ struct Run: ParsableCommand {
         if let cluster {
             languageModel = try LanguageModel.connect(cluster, model: model)
         } else if inProcess {
-            languageModel = try LanguageModel.load(model, stages: stages)
+            languageModel = try LanguageModel.load(model, stages: stages, weightType: local.dtype)
         } else {
             processCluster = try local.startCluster(model: model, workers: stages)
             languageModel = try LanguageModel.connect(processCluster!.endpoint, model: model)

@@ -1,4 +1,4 @@
-// proto-sha256: 1bbd0d06b05080e218d057031b64ebb08da3cc140e4bd6d2bcde2a4ec2730032
+// proto-sha256: 0af9f72ef1db44ba2085d94deefe25562530793b946d4e61449aa2536aa3675a
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -1148,6 +1148,47 @@ public nonisolated struct Nnsight_V1_StepActivations: Sendable {
   fileprivate var _mask: Nnsight_V1_Tensor? = nil
 }
 
+/// The steps of several traces that ran as one stacked pass on a stage, handed on together to
+/// the next stage (and, from the last stage, round the ring to the first as the next steps).
+/// Each trace keeps its own step number, rows, positions, mask and values: trace A at step 3 and
+/// trace B at step 0 can share a pass. The envelope's request_id is 0; a receiving stage runs
+/// the steps it can (within its --max-batch, oldest first) as one pass of its own. A single
+/// trace's step still travels as a plain `activations` envelope (the coordinator's first step).
+public nonisolated struct Nnsight_V1_StepBatch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var steps: [Nnsight_V1_TraceStep] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Nnsight_V1_TraceStep: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt64 = 0
+
+  public var activations: Nnsight_V1_StepActivations {
+    get {_activations ?? Nnsight_V1_StepActivations()}
+    set {_activations = newValue}
+  }
+  /// Returns true if `activations` has been explicitly set.
+  public var hasActivations: Bool {self._activations != nil}
+  /// Clears the value of `activations`. Subsequent reads from it will return its default value.
+  public mutating func clearActivations() {self._activations = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _activations: Nnsight_V1_StepActivations? = nil
+}
+
 /// A saved (or appended) value, streamed as soon as it exists.
 public nonisolated struct Nnsight_V1_SavedValue: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -1438,6 +1479,14 @@ public nonisolated struct Nnsight_V1_Envelope: @unchecked Sendable {
     set {_uniqueStorage()._body = .submitSession(newValue)}
   }
 
+  public var stepBatch: Nnsight_V1_StepBatch {
+    get {
+      if case .stepBatch(let v)? = _storage._body {return v}
+      return Nnsight_V1_StepBatch()
+    }
+    set {_uniqueStorage()._body = .stepBatch(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -1453,6 +1502,7 @@ public nonisolated struct Nnsight_V1_Envelope: @unchecked Sendable {
     case heartbeat(Nnsight_V1_Heartbeat)
     case shutdown(Nnsight_V1_Shutdown)
     case submitSession(Nnsight_V1_SubmitSession)
+    case stepBatch(Nnsight_V1_StepBatch)
 
   }
 
@@ -3000,6 +3050,75 @@ nonisolated extension Nnsight_V1_StepActivations: SwiftProtobuf.Message, SwiftPr
   }
 }
 
+nonisolated extension Nnsight_V1_StepBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StepBatch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}steps\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.steps) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.steps.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.steps, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_StepBatch, rhs: Nnsight_V1_StepBatch) -> Bool {
+    if lhs.steps != rhs.steps {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Nnsight_V1_TraceStep: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TraceStep"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}activations\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._activations) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.requestID, fieldNumber: 1)
+    }
+    try { if let v = self._activations {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_TraceStep, rhs: Nnsight_V1_TraceStep) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs._activations != rhs._activations {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Nnsight_V1_SavedValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SavedValue"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}save_id\0\u{1}step\0\u{1}value\0\u{1}append\0\u{1}skipped\0\u{1}trace\0")
@@ -3310,7 +3429,7 @@ nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{2}\u{8}hello\0\u{1}assignment\0\u{1}submit\0\u{1}activations\0\u{1}saved\0\u{3}step_result\0\u{1}finished\0\u{1}cancel\0\u{1}error\0\u{1}heartbeat\0\u{1}shutdown\0\u{3}submit_session\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{2}\u{8}hello\0\u{1}assignment\0\u{1}submit\0\u{1}activations\0\u{1}saved\0\u{3}step_result\0\u{1}finished\0\u{1}cancel\0\u{1}error\0\u{1}heartbeat\0\u{1}shutdown\0\u{3}submit_session\0\u{3}step_batch\0")
 
   fileprivate class _StorageClass {
     var _protocolVersion: UInt32 = 0
@@ -3505,6 +3624,19 @@ nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
             _storage._body = .submitSession(v)
           }
         }()
+        case 22: try {
+          var v: Nnsight_V1_StepBatch?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .stepBatch(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .stepBatch(v)
+          }
+        }()
         default: break
         }
       }
@@ -3571,6 +3703,10 @@ nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
       case .submitSession?: try {
         guard case .submitSession(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+      }()
+      case .stepBatch?: try {
+        guard case .stepBatch(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
       }()
       case nil: break
       }
