@@ -35,7 +35,8 @@ public final class ClusterCoordinator {
         /// Where workers send saves, step results and errors.
         public var results = "tcp://127.0.0.1:*"
         public var model: String
-        /// Workers to wait for before serving; layers are split evenly across them unless `split`.
+        /// Workers to wait for before serving; layers are split across them by the weights each
+        /// stage reads per step (`LocalCluster.split(config:stages:)`) unless `split`.
         public var workers: Int
         /// Layer boundaries, e.g. [4, 8] for 12 layers on 3 workers.
         public var split: [Int]?
@@ -153,7 +154,7 @@ public final class ClusterCoordinator {
             }
             stages = zip(bounds, bounds.dropFirst()).map { $0..<$1 }
         } else {
-            stages = LocalCluster.split(layers: config.nLayer, stages: options.workers)
+            stages = LocalCluster.split(config: config, stages: options.workers)
         }
         slots = [String?](repeating: nil, count: stages.count)
         control = try context.socket(.router)

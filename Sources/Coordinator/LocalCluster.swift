@@ -4,9 +4,10 @@ import Logging
 import Wire
 import Worker
 
-/// How layers are split across stages by default: evenly, the first stages taking the remainder.
+/// How layers are split across stages by default: by the bytes a decode step reads (see
+/// `LocalCluster.split(config:stages:)`).
 public enum LocalClusterSplit {
-    public static func ranges(layers: Int, stages: Int) -> [Range<Int>] { LocalCluster.split(layers: layers, stages: stages) }
+    public static func ranges(config: GPT2Config, stages: Int) -> [Range<Int>] { LocalCluster.split(config: config, stages: stages) }
 }
 
 /// A cluster inside this process: the `ClusterCoordinator` and one `WorkerProcess` per stage, each
@@ -24,22 +25,42 @@ final class LocalCluster {
     private let done = DispatchSemaphore(value: 0)
     private let threads: Int
 
-    /// Splits the layers evenly (the first stages take the remainder).
-    static func split(layers: Int, stages: Int) -> [Range<Int>] {
-        let n = max(1, min(stages, layers))
-        var ranges: [Range<Int>] = []
-        var start = 0
+    /// Splits the layers so that the stage reading the most weights per decode step reads as
+    /// little as possible: a layer costs its parameters, the last stage also the lm_head (V x C,
+    /// for GPT-2 small as much as 5.5 layers). Every stage gets at least one layer; among equal
+    /// maxima, earlier stages take more. With several traces in flight every stage is busy, so
+    /// the slowest one sets the pace.
+    ///
+    /// ```swift
+    /// LocalCluster.split(config: .gpt2Small, stages: 2)  // [0..<9, 9..<12]
+    /// ```
+    static func split(config c: GPT2Config, stages: Int) -> [Range<Int>] {
+        let L = c.nLayer, n = max(1, min(stages, c.nLayer))
+        let layer = 12 * c.nEmbd * c.nEmbd + 13 * c.nEmbd, head = c.vocabSize * c.nEmbd
+        // best[s][i]: the least maximum cost of cutting layers i..<L into stages s..<n; cut[s][i] the first stage's end.
+        var best = [[Int]](repeating: [Int](repeating: .max, count: L + 1), count: n + 1)
+        var cut = [[Int]](repeating: [Int](repeating: L, count: L + 1), count: n + 1)
+        for i in 0..<L { best[n - 1][i] = (L - i) * layer + head }
+        for s in stride(from: n - 2, through: 0, by: -1) {
+            for i in 0..<L where L - i >= n - s {
+                for end in (i + 1)...(L - (n - s - 1)) {
+                    let cost = max((end - i) * layer, best[s + 1][end])
+                    if cost < best[s][i] || cost == best[s][i] && end > cut[s][i] { (best[s][i], cut[s][i]) = (cost, end) }
+                }
+            }
+        }
+        var ranges: [Range<Int>] = [], start = 0
         for s in 0..<n {
-            let size = layers / n + (s < layers % n ? 1 : 0)
-            ranges.append(start..<(start + size))
-            start += size
+            let end = s == n - 1 ? L : cut[s][start]
+            ranges.append(start..<end)
+            start = end
         }
         return ranges
     }
 
     convenience init(directory: String, stages count: Int, weightType: WeightType = .f32) throws {
         let config = try GPT2Config.load(directory: directory)
-        let models = try Self.split(layers: config.nLayer, stages: count).map {
+        let models = try Self.split(config: config, stages: count).map {
             GPT2(weights: try GPT2Weights.load(directory: directory, config: config, layers: $0, type: weightType))
         }
         try self.init(models: models)

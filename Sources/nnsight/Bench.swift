@@ -40,6 +40,9 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "With --workers: also measure the same traces with batching off (--max-batch 1), interleaved.")
     var noBatching = false
 
+    @Option(name: .long, help: "With --workers: then run this many short traces, --traces at a time, and report worker RSS after 100 and after all.")
+    var soak: Int?
+
     @Flag(name: .long, help: "Measure the pipeline hops: 1 stage in-process, 1, 2 and 3 worker processes, interleaved (each computing on all cores unless --worker-threads).")
     var hopCost = false
 
@@ -51,7 +54,7 @@ struct Bench: ParsableCommand {
         if hopCost { return try HopBench(rounds: rounds, local: local, json: json).run() }
         if let workers {
             return try ClusterBench(workers: workers, traces: traces, inProcess: inProcess, local: local, shape: shape,
-                                    compareUnbatched: noBatching, json: json).run()
+                                    compareUnbatched: noBatching, soak: soak, json: json).run()
         }
         let config = shape.config
         let model = GPT2(weights: try GPT2Weights.random(config: config, seed: 1, type: local.dtype))

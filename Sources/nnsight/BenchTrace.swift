@@ -34,7 +34,7 @@ struct BenchTrace: ParsableCommand {
         let config = GPT2Config.gpt2Small
         let weights = try GPT2Weights.random(config: config, seed: 1)
         let engine = try Pipeline(stages: [GPT2(weights: weights)])
-        let models = try LocalClusterSplit.ranges(layers: config.nLayer, stages: stages).map {
+        let models = try LocalClusterSplit.ranges(config: config, stages: stages).map {
             GPT2(weights: try GPT2Weights.random(config: config, seed: 1, layers: $0))
         }
         let model = try LanguageModel(stages: models, tokenizer: .bytesOnly())

@@ -12,6 +12,8 @@ struct ClusterBench {
     var shape: ModelShape = .small
     /// Also measure with batching off (`--max-batch 1`), interleaved with the batched runs.
     var compareUnbatched = false
+    /// Also run this many short traces, `traces` at a time, and report worker RSS after 100 and after all.
+    var soak: Int?
     let json: Bool
     let newTokens = 32
 
@@ -79,8 +81,51 @@ struct ClusterBench {
                 ("decode_ms_per_token_no_batching", round3(median(unbatched.perToken) * 1000)),
             ]
         }
+        if let soak, !inProcess { figures += try soakFigures(dir, total: soak) }
         try printFigures(figures, json: json)
     }
+
+    /// `total` traces of 4 new tokens each, `traces` clients at once: each worker's resident
+    /// memory after the first 100 and after all of them (growth per trace would show here).
+    private func soakFigures(_ dir: String, total: Int) throws -> [(String, Any)] {
+        let cluster = try local.startCluster(model: dir, workers: workers)
+        defer { cluster.stop() }
+        let clients = try (0..<traces).map { _ in try LanguageModel.connect(cluster.endpoint, model: dir) }
+        final class Counter: @unchecked Sendable {
+            let lock = NSLock()
+            var started = 0, failure: Error?
+        }
+        func runUntil(_ count: Int) throws {
+            let counter = Counter(), group = DispatchGroup()
+            for client in clients {
+                nonisolated(unsafe) let client = client
+                group.enter()
+                Thread {
+                    while counter.lock.withLock({ () -> Bool in
+                        guard counter.started < count, counter.failure == nil else { return false }
+                        counter.started += 1
+                        return true
+                    }) {
+                        do { try Self.generate(client, 4) } catch { counter.lock.withLock { counter.failure = error } }
+                    }
+                    group.leave()
+                }.start()
+            }
+            group.wait()
+            if let failure = counter.failure { throw failure }
+        }
+        let first = min(100, total)
+        try runUntil(first)
+        let after100 = cluster.processes.map { Self.residentMegabytes(pid: $0.processIdentifier) }
+        try runUntil(total - first)
+        let afterAll = cluster.processes.map { Self.residentMegabytes(pid: $0.processIdentifier) }
+        let growth = zip(after100, afterAll).map { round3(($1 - $0) / $0 * 100) }
+        return [("soak_traces", total), ("worker_rss_mb_after_100", after100.map(round3)),
+                ("worker_rss_mb_after_all", afterAll.map(round3)), ("worker_rss_growth_percent", growth)]
+    }
+
+    /// A process's resident memory now (VmRSS), in MB; 0 when it cannot be read.
+    static func residentMegabytes(pid: Int32) -> Double { statusMegabytes(pid: pid, field: "VmRSS:") }
 
     /// One cluster: batch-1 decode time, one trace's tokens/s, then `traces` in flight.
     private func measure(_ dir: String, into m: inout Measurement, extra: [String]) throws {
@@ -121,9 +166,11 @@ struct ClusterBench {
     }
 
     /// A process's peak resident memory (VmHWM), in MB; 0 when it cannot be read.
-    static func peakRSSMegabytes(pid: Int32) -> Double {
+    static func peakRSSMegabytes(pid: Int32) -> Double { statusMegabytes(pid: pid, field: "VmHWM:") }
+
+    private static func statusMegabytes(pid: Int32, field: String) -> Double {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
               let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
         return kb / 1024
     }

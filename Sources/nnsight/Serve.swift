@@ -9,7 +9,8 @@ struct Serve: ParsableCommand {
         abstract: "Run a coordinator: workers register with it, clients send it traces.",
         discussion: """
         Waits for --workers worker processes (`nnsight-worker --connect ADDR --model DIR`), splits the
-        model's layers across them (evenly, or at --split boundaries), and serves traces from clients
+        model's layers across them (so that the stage reading the most weights per step reads as
+        little as possible, or at --split boundaries), and serves traces from clients
         (`nnsight run SCRIPT.py --cluster ADDR --model DIR`, or LanguageModel.connect in Swift).
         A worker that stops answering for --worker-timeout seconds is dropped: its traces end with an
         error naming it, and new traces are refused until a replacement registers.

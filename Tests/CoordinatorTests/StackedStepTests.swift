@@ -43,4 +43,50 @@ import Testing
             #expect(zip(got, expected[i - 1]).allSatisfy { abs($0 - $1) <= 1e-4 + 1e-4 * abs($1) }, "client \(i)")
         }
     }
+
+    /// Four different long traces (each its own prompt, length, edit step and layers read).
+    static func long(_ model: LanguageModel, _ i: Int) throws -> [Double] {
+        var output: Saved!, hidden: SavedList!
+        try model.generate(["The city of", "Hello world", Oracle.p1, "Tower"][i], maxNewTokens: 24 - 4 * i) { tracer in
+            hidden = tracer.list().save()
+            for step in tracer.all() {
+                if step == i { model.transformer.h[i].output[0][.all, -1, .all] = model.transformer.h[i].output[0][.all, -1, .all] * 0.5 }
+                hidden.append(model.transformer.h[3 - i].output[0][.all, -1, .slice(0, 8)])
+            }
+            output = model.generator.output.save()
+        }
+        return try output.value.doubles + hidden.items.flatMap(\.doubles)
+    }
+
+    /// A trace that arrives while three others are mid-generation joins their passes at a step
+    /// boundary (its prompt pass alongside their decode steps) and every trace gets exactly what
+    /// it gets alone.
+    @Test func aTraceJoiningMidGenerationAndTheRunningOnesGetTheirSoloResults() throws {
+        let local = try LanguageModel.load(Oracle.model, stages: 2)
+        let expected = try (0..<4).map { try Self.long(local, $0) }
+        let cluster = try ProcessCluster(model: Oracle.model, workers: 2, workerExecutable: ProcessClusterTests.workerExecutable, threadsPerWorker: 1)
+        defer { cluster.stop() }
+        final class Started: @unchecked Sendable {
+            let midway = DispatchSemaphore(value: 0)
+        }
+        let started = Started()
+        let results = try #require(ClusterTests.concurrently(4, on: cluster.endpoint) { i, client in
+            if i == 3 {
+                // Joins once trace 0 has produced its 6th token (it runs 24).
+                started.midway.wait()
+                return try StackedStepTests.long(client, 3)
+            }
+            if i == 0 {
+                client.onEvent = { event in
+                    if case let .tokens(step, _) = event, step == 5 { started.midway.signal() }
+                }
+            }
+            return try StackedStepTests.long(client, i)
+        }, "the clients did not all finish")
+        for i in 0..<4 {
+            let got = try #require(results[i]).get()
+            #expect(got.count == expected[i].count, "client \(i)")
+            #expect(zip(got, expected[i]).allSatisfy { abs($0 - $1) <= 1e-4 + 1e-4 * abs($1) }, "client \(i)")
+        }
+    }
 }

@@ -98,4 +98,46 @@ import Wire
         let refused = try #require(try other.handle(submit(6, fragment()), coordinator: push, next: nil))
         #expect(refused.error.message.contains("which this stage does not run"))
     }
+
+    /// --kv-memory: a trace that does not fit waits (with its activations) instead of failing,
+    /// and is admitted, in order, when another ends; one that could never fit is refused.
+    @Test func tracesBeyondTheKVMemoryWaitInOrderAndOneTooLargeIsRefused() throws {
+        let config = try GPT2Config.load(directory: Oracle.model)
+        // fragment(): 3 prompt tokens, 1 new token: capacity 3 on every layer.
+        let one = KVCache.byteCount(config: config, layers: 4, batch: 1, capacity: 3)
+        worker.kvMemoryLimit = 2 * one
+        for id in UInt64(10)...13 { _ = try worker.handle(submit(id, fragment()), coordinator: push, next: nil) }
+        #expect(worker.activeRequests == 2 && worker.waitingTraces == 2 && worker.kvMemoryHeld == 2 * one)
+        // A waiting trace's step is kept for it.
+        _ = try worker.handle(activations(13), coordinator: push, next: nil)
+        #expect(worker.earlyRequests == 1 && worker.queuedSteps == 0)
+        _ = try worker.handle(Framing.envelope(requestId: 10) { $0.finished = .init() }, coordinator: push, next: nil)
+        try worker.admitWaiting(coordinator: push)
+        // 11 and 12 hold the memory now; 13 is next, its step still waiting with it.
+        #expect(worker.activeRequests == 2 && worker.waitingTraces == 1 && worker.earlyRequests == 1)
+        _ = try worker.handle(Framing.envelope(requestId: 11) { $0.cancel = .init() }, coordinator: push, next: nil)
+        try worker.admitWaiting(coordinator: push)
+        #expect(worker.waitingTraces == 0 && worker.earlyRequests == 0 && worker.queuedSteps == 1)
+        try worker.runQueued(coordinator: push, next: nil)
+        #expect(try received().contains { if case .stepResult? = $0.body { $0.requestID == 13 } else { false } })
+
+        worker.kvMemoryLimit = one - 1
+        let reply = try #require(try worker.handle(submit(20, fragment()), coordinator: push, next: nil))
+        #expect(reply.error.message.contains("more than its --kv-memory"), "\(reply.error.message)")
+    }
+
+    /// --max-batch: steps beyond the pass limit wait for the next pass, oldest first.
+    @Test func stepsBeyondMaxBatchRunInTheNextPassOldestFirst() throws {
+        worker.maxBatch = 2
+        for id in UInt64(30)...32 {
+            _ = try worker.handle(submit(id, fragment()), coordinator: push, next: nil)
+            _ = try worker.handle(activations(id), coordinator: push, next: nil)
+        }
+        #expect(worker.queuedSteps == 3)
+        func stepped() throws -> [UInt64] { try received().compactMap { if case .stepResult? = $0.body { $0.requestID } else { nil } } }
+        try worker.runQueued(coordinator: push, next: nil)
+        #expect(try stepped().sorted() == [30, 31] && worker.queuedSteps == 1)
+        try worker.runQueued(coordinator: push, next: nil)
+        #expect(try stepped() == [32] && worker.queuedSteps == 0)
+    }
 }
