@@ -34,7 +34,9 @@ let package = Package(
         // Small-batch matmul kernels compiled for AVX2 + FMA; Engine calls them only on CPUs
         // that have both (checked at run time), so the rest of the binary stays portable x86-64.
         .target(name: "EngineKernels", dependencies: ["CPrefetch"], swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
-        .target(name: "Engine", dependencies: ["CBLAS", "CThread", "EngineKernels"]),
+        // Long prompts' products with AVX-512 (checked at run time as well).
+        .target(name: "EngineKernelsAVX512", dependencies: ["EngineKernels"], swiftSettings: [.unsafeFlags(["-target-cpu", "skylake-avx512"])]),
+        .target(name: "Engine", dependencies: ["CBLAS", "CThread", "EngineKernels", "EngineKernelsAVX512"]),
         // The intervention graph's own types: IR, typed tensors, the op registry, static types.
         .target(name: "Graph", dependencies: ["Engine"]),
         // The graph at the edge: the IR, tensors and errors to and from the protobuf.

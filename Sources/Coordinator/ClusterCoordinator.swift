@@ -42,6 +42,9 @@ public final class ClusterCoordinator {
         public var split: [Int]?
         /// A worker silent for this long is dead.
         public var workerTimeoutMs = 3000
+        /// A worker loading its weights (assigned, not yet ready) cannot send heartbeats: it has
+        /// this long (GPT-2 large's 3 GB take about 8 s here).
+        public var loadTimeoutMs = 120_000
         /// A trace's default deadline.
         public var traceTimeoutMs = 300_000
         /// The model's config when it is not read from `model` (stages in memory: local mode).
@@ -454,7 +457,8 @@ public final class ClusterCoordinator {
 
     private func housekeeping() throws {
         let now = Date()
-        for (id, worker) in workers where now.timeIntervalSince(worker.lastSeen) * 1000 > Double(options.workerTimeoutMs) {
+        for (id, worker) in workers
+            where now.timeIntervalSince(worker.lastSeen) * 1000 > Double(worker.ready ? options.workerTimeoutMs : max(options.workerTimeoutMs, options.loadTimeoutMs)) {
             workerLost(id, worker)
         }
         for (id, active) in traces where now > active.deadline {

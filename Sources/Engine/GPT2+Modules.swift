@@ -112,6 +112,7 @@ extension GPT2 {
         guard x.count == shape.reduce(1, *), let base = x.baseAddress else { return ([], out) }
         let (C, I) = (config.nEmbd, config.innerDim)
         let rows = x.count / max(shape.last ?? 1, 1)
+        let scratch = ScratchBuffer()
         var y = [Float](repeating: 0, count: out.reduce(1, *))
         try y.withUnsafeMutableBufferPointer { yb in
             let y = yb.baseAddress!
@@ -123,7 +124,7 @@ extension GPT2 {
                 Ops.matmulTransposed(y, base, weights.lmHead!, m: rows)
             case .conv1D:  // y = x @ W + b, W (in, out)
                 let (w, b) = try conv1D(module)
-                Ops.matmul(y, base, w, b, m: rows)
+                Ops.matmul(y, base, w, b, m: rows, scratch: scratch)
             case .gelu:
                 y.update(from: base, count: x.count)
                 Vectorized.gelu(y, count: x.count)
@@ -134,9 +135,9 @@ extension GPT2 {
                 let w = weights.blocks[l - layers.lowerBound]
                 let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * I)
                 defer { hidden.deallocate() }
-                Ops.matmul(hidden, base, w.fcW, w.fcB, m: rows)
+                Ops.matmul(hidden, base, w.fcW, w.fcB, m: rows, scratch: scratch)
                 Vectorized.gelu(hidden, count: rows * I)
-                Ops.matmul(y, hidden, w.fcProjW, w.fcProjB, m: rows)
+                Ops.matmul(y, hidden, w.fcProjW, w.fcProjB, m: rows, scratch: scratch)
             default:
                 throw EngineError.invalidArgument("\(module) cannot be called on a value")
             }

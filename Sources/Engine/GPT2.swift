@@ -230,14 +230,14 @@ public final class GPT2: @unchecked Sendable {
         if segments.contains(where: attends) {
             try fire(.cAttn(l), .input, ln, width: C, segments, where: attends)
             let qkv = ws.qkv.reserve(N * 3 * C)
-            Ops.matmul(qkv, ln, w.qkvW, w.qkvB, m: N)
+            Ops.matmul(qkv, ln, w.qkvW, w.qkvB, m: N, scratch: ws.interleaved)
             try fire(.cAttn(l), .output, qkv, width: 3 * C, segments, where: attends)
             let y = ws.attnY.reserve(N * C)
             for seg in segments where attends(seg) {
                 attention(y + seg.offset * C, qkv: qkv + seg.offset * 3 * C, layer: local, B: seg.B, T: seg.T, ws: ws, cache: seg.cache)
             }
             try fire(.attnProj(l), .input, y, width: C, segments, where: attends)
-            Ops.matmul(attnOut, y, w.attnProjW, w.attnProjB, m: N)
+            Ops.matmul(attnOut, y, w.attnProjW, w.attnProjB, m: N, scratch: ws.interleaved)
             try fire(.attnProj(l), .output, attnOut, width: C, segments, where: attends)
             try fire(.residDropout(l), .input, attnOut, width: C, segments, where: attends)
             try fire(.residDropout(l), .output, attnOut, width: C, segments, where: attends)
@@ -256,14 +256,14 @@ public final class GPT2: @unchecked Sendable {
         if segments.contains(where: runsMLP) {
             try fire(.cFc(l), .input, ln, width: C, segments, where: runsMLP)
             let fc = ws.fc.reserve(N * I)
-            Ops.matmul(fc, ln, w.fcW, w.fcB, m: N)
+            Ops.matmul(fc, ln, w.fcW, w.fcB, m: N, scratch: ws.interleaved)
             // c_fc's output is act's input (one tensor in PyTorch too); gelu runs in place.
             try fire(.cFc(l), .output, fc, width: I, segments, where: runsMLP)
             try fire(.act(l), .input, fc, width: I, segments, where: runsMLP)
             Vectorized.gelu(fc, count: N * I)
             try fire(.act(l), .output, fc, width: I, segments, where: runsMLP)
             try fire(.mlpProj(l), .input, fc, width: I, segments, where: runsMLP)
-            Ops.matmul(mlpOut, fc, w.fcProjW, w.fcProjB, m: N)
+            Ops.matmul(mlpOut, fc, w.fcProjW, w.fcProjB, m: N, scratch: ws.interleaved)
             try fire(.mlpProj(l), .output, mlpOut, width: C, segments, where: runsMLP)
             try fire(.mlpDropout(l), .input, mlpOut, width: C, segments, where: runsMLP)
             try fire(.mlpDropout(l), .output, mlpOut, width: C, segments, where: runsMLP)

@@ -1,5 +1,6 @@
 import CBLAS
 import EngineKernels
+import EngineKernelsAVX512
 import Foundation
 
 // The forward pass's building blocks, each a loop over contiguous row-major buffers
@@ -8,6 +9,8 @@ import Foundation
 enum Ops {
     /// Whether this CPU runs the AVX2 + FMA kernels of EngineKernels (checked at run time).
     static let hasKernels = BLASRuntime.cpuFlags.isSuperset(of: ["avx2", "fma", "f16c"])
+    /// And the AVX-512 ones of EngineKernelsAVX512.
+    static let hasWideKernels = hasKernels && BLASRuntime.cpuFlags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq"])
 
     /// out = layernorm(inp) * weight + bias over the last dim. (N,C) -> (N,C); may alias.
     static func layerNorm(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
@@ -41,11 +44,26 @@ enum Ops {
     /// element is computed the same way whatever M and the split (see EngineKernels), so a
     /// request's rows come out identical alone or stacked with others.
     static func matmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: PackedMatrix,
-                       _ bias: UnsafePointer<Float>?, m M: Int) {
+                       _ bias: UnsafePointer<Float>?, m M: Int, scratch: ScratchBuffer) {
         let (K, N) = (w.k, w.n)
         guard hasKernels else { return portableMatmul(out, inp, w, bias, m: M) }
+        let base = UnsafeRawPointer(w.base), type = w.type.panelType
+        // Long prompts: whole 12-row blocks with AVX-512, over full panels; the rest below.
+        let wide = hasWideKernels && M >= wideBlockRows ? M / wideBlockRows * wideBlockRows : 0
+        let fullPanels = N / panelWidth
+        let interleaved = UnsafePointer(scratch.reserve(wide * K))
+        if wide > 0 { interleaveRows(UnsafeMutablePointer(mutating: interleaved), inp, m: wide, k: K) }
         pool.split(count: w.panels, granule: 1) { panels in
-            packedMatmul(out, inp, UnsafeRawPointer(w.base), w.type.panelType, bias, m: M, k: K, n: N, panels: panels)
+            if wide > 0 {
+                let full = panels.clamped(to: 0..<fullPanels)
+                packedMatmulWide(out, interleaved: interleaved, base, type, bias, m: wide, k: K, n: N, panels: full)
+                if full.upperBound < panels.upperBound {
+                    packedMatmul(out, inp, base, type, bias, m: wide, k: K, n: N, panels: full.upperBound..<panels.upperBound)
+                }
+            }
+            if wide < M {
+                packedMatmul(out + wide * N, inp + wide * K, base, type, bias, m: M - wide, k: K, n: N, panels: panels)
+            }
         }
     }
 

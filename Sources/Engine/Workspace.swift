@@ -33,6 +33,7 @@ final class Workspace {
     let attnOut = ScratchBuffer()  // (B,T,C) after c_proj
     let fc = ScratchBuffer()       // (B,T,4C)
     let mlpOut = ScratchBuffer()   // (B,T,C)
+    let interleaved = ScratchBuffer() // (B*T/12, K, 12) a long prompt's rows, interleaved for the AVX-512 products
     let scores = ScratchBuffer()   // (P, T, L) one head's attention per pool thread
     let lastRows = ScratchBuffer() // (B,C) ln_f output at each row's last position
     let logits = ScratchBuffer()   // (B,V) or (B,T,V)
