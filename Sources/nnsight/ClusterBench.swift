@@ -51,6 +51,7 @@ struct ClusterBench {
         var oneTrace: [Double] = []   // tokens/s of one trace alone
         var manyTraces: [Double] = [] // tokens/s of `traces` in flight
         var workerPeakRSS: [Double] = []
+        var workerRSS: [Double] = []
     }
 
     func run() throws {
@@ -73,7 +74,11 @@ struct ClusterBench {
             ("worker_threads", local.workerThreads ?? max(1, ComputePool.usableCores / workers)),
             ("workers_pinned", local.pinWorkers),
         ]
-        if !batched.workerPeakRSS.isEmpty { figures.append(("worker_peak_rss_mb", batched.workerPeakRSS.map(round3))) }
+        if !batched.workerPeakRSS.isEmpty {
+            // Peak includes loading (the checkpoint's pages are mapped while a stage copies its tensors).
+            figures.append(("worker_peak_rss_mb", batched.workerPeakRSS.map(round3)))
+            figures.append(("worker_rss_mb", batched.workerRSS.map(round3)))
+        }
         if compareUnbatched {
             figures += [
                 ("tokens_per_s_no_batching", round3(median(unbatched.manyTraces))),
@@ -144,7 +149,7 @@ struct ClusterBench {
         let model = try connect()
         try Self.generate(model, 2)
         m.perToken += try (0..<3).map { _ in try Self.secondsPerToken(model, newTokens: newTokens) }
-        m.oneTrace.append(Double(newTokens) / (try timed { try Self.generate(model, newTokens) }))
+        for _ in 0..<5 { m.oneTrace.append(Double(newTokens) / (try timed { try Self.generate(model, newTokens) })) }
         // K traces in flight, one client (thread and connection) each.
         let models = inProcess ? [model] : try (0..<traces).map { _ in try connect() }
         final class Errors: @unchecked Sendable { let lock = NSLock(); var first: Error? }
@@ -162,7 +167,10 @@ struct ClusterBench {
         group.wait()
         if let error = errors.first { throw error }
         m.manyTraces.append(Double((inProcess ? 1 : traces) * newTokens) / Date().timeIntervalSince(start))
-        if let cluster { m.workerPeakRSS = cluster.processes.map { Self.peakRSSMegabytes(pid: $0.processIdentifier) } }
+        if let cluster {
+            m.workerPeakRSS = cluster.processes.map { Self.peakRSSMegabytes(pid: $0.processIdentifier) }
+            m.workerRSS = cluster.processes.map { Self.residentMegabytes(pid: $0.processIdentifier) }
+        }
     }
 
     /// A process's peak resident memory (VmHWM), in MB; 0 when it cannot be read.
