@@ -15,6 +15,20 @@ public final class SubmissionCounter: Sendable {
     func add() { value.add(1, ordering: .relaxed) }
 }
 
+/// What each worker's stage has run, as its latest heartbeat reported it (by worker id);
+/// readable from any thread.
+public final class StageStatistics: @unchecked Sendable {
+    public struct Passes: Sendable, Equatable {
+        /// Forward passes, the trace steps they ran, and the most steps one pass ran.
+        public var passes: UInt64, steps: UInt64, largest: Int
+    }
+    private let lock = NSLock()
+    private var byWorker: [String: Passes] = [:]
+    public init() {}
+    public var workers: [String: Passes] { lock.withLock { byWorker } }
+    func record(_ worker: String, _ passes: Passes) { lock.withLock { byWorker[worker] = passes } }
+}
+
 /// The coordinator of a cluster of worker processes: registers workers, splits the layers
 /// across them, accepts traces from clients over ZeroMQ and starts them; the stages form a ring
 /// (the last samples and starts each next step at the first), and the coordinator follows every
@@ -53,6 +67,8 @@ public final class ClusterCoordinator {
         public var onReady: (@Sendable () -> Void)?
         /// Counts the submissions clients make (a trace, or a whole session, each).
         public var submissions = SubmissionCounter()
+        /// Where workers' pass statistics go (from their heartbeats).
+        public var statistics = StageStatistics()
 
         public init(model: String, workers: Int) {
             self.model = model
@@ -233,8 +249,9 @@ public final class ClusterCoordinator {
                     options.onReady?()
                 }
             }
-        case .heartbeat?:
+        case let .heartbeat(beat)?:
             if workers[peerId] != nil {
+                options.statistics.record(peerId, .init(passes: beat.passes, steps: beat.steps, largest: Int(beat.largestPass)))
                 reply(peer, Framing.envelope { $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = "coordinator" } })
             }
         case let .submit(submit)?: submitTrace(submit, client: peer, request: envelope.requestID)

@@ -18,6 +18,8 @@ public final class ProcessCluster: @unchecked Sendable {
     /// Submissions clients made to this cluster's coordinator (a trace, or a whole session, each).
     public var submissions: Int { counter.count }
     private let counter = SubmissionCounter()
+    /// Each worker's passes, from its heartbeats (about once a second).
+    public let statistics = StageStatistics()
 
     /// Shared with the coordinator's thread.
     final class State: @unchecked Sendable {
@@ -58,6 +60,7 @@ public final class ProcessCluster: @unchecked Sendable {
         var options = ClusterCoordinator.Options(model: model, workers: workers)
         options.split = split
         options.submissions = counter
+        options.statistics = statistics
         if transport == "ipc" {
             options.listen = "ipc:///tmp/nnsight-\(tag)-control"
             options.results = "ipc:///tmp/nnsight-\(tag)-results"

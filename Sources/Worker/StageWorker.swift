@@ -126,7 +126,15 @@ public final class StageWorker {
         while !shouldStop() {
             if let control {
                 if Date().timeIntervalSince(lastBeat) * 1000 >= Double(heartbeatMs) {
-                    try send(control, Framing.envelope { $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = sender } })
+                    try send(control, Framing.envelope {
+                        $0.heartbeat = .with {
+                            $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000)
+                            $0.sender = sender
+                            $0.passes = passes
+                            $0.steps = stepsRun
+                            $0.largestPass = UInt32(largestPass)
+                        }
+                    })
                     lastBeat = Date()
                 }
                 if Date().timeIntervalSince(lastHeard) * 1000 > Double(coordinatorTimeoutMs) {
@@ -213,11 +221,18 @@ public final class StageWorker {
             if batch.count < limit, ids.insert(e.requestID).inserted { batch.append(e) } else { later.append(e) }
         }
         queue = later
+        passes += 1
+        stepsRun += UInt64(batch.count)
+        largestPass = max(largestPass, batch.count)
         try runSteps(batch, coordinator: coordinator, next: next)
     }
 
     /// Steps waiting for a pass.
     public var queuedSteps: Int { queue.count }
+    /// Forward passes run, the trace steps they ran, and the most steps one pass ran (heartbeats report them).
+    public private(set) var passes: UInt64 = 0
+    public private(set) var stepsRun: UInt64 = 0
+    public private(set) var largestPass = 0
 
     /// Steps waiting for a pass, oldest first.
     private var queue: [Envelope] = []

@@ -61,6 +61,15 @@ import Testing
                     #expect(errors.isEmpty, "\(name) among 7 others on \(workers) workers:\n\(errors.joined(separator: "\n"))")
                 }
             }
+            // The traces did share passes (heartbeats bring the counts about once a second).
+            let deadline = Date().addingTimeInterval(5)
+            while Date() < deadline, !(cluster.statistics.workers.values.contains { $0.largest > 1 }) { Thread.sleep(forTimeInterval: 0.2) }
+            let stats = cluster.statistics.workers
+            for (worker, p) in stats.sorted(by: { $0.key < $1.key }) {
+                print("\((model as NSString).lastPathComponent), \(workers) workers: \(worker) ran \(p.steps) steps in \(p.passes) passes, at most \(p.largest) at once")
+            }
+            #expect(stats.count == workers && stats.values.allSatisfy { $0.largest > 1 && $0.steps > $0.passes },
+                    "\((model as NSString).lastPathComponent) on \(workers) workers: passes \(stats)")
         }
     }
 }

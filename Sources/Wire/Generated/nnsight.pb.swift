@@ -1,4 +1,4 @@
-// proto-sha256: 0af9f72ef1db44ba2085d94deefe25562530793b946d4e61449aa2536aa3675a
+// proto-sha256: b618126db0d4e451b47f7bef423fba0094e190c74d6145b13c7c2084f1c1c2b9
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -1354,6 +1354,14 @@ public nonisolated struct Nnsight_V1_Heartbeat: Sendable {
   public var sentUnixMs: UInt64 = 0
 
   public var sender: String = String()
+
+  /// From a worker: its forward passes so far, the trace steps they ran (steps / passes is the
+  /// mean batch), and the most steps one pass ran.
+  public var passes: UInt64 = 0
+
+  public var steps: UInt64 = 0
+
+  public var largestPass: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3394,7 +3402,7 @@ nonisolated extension Nnsight_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sent_unix_ms\0\u{1}sender\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sent_unix_ms\0\u{1}sender\0\u{1}passes\0\u{1}steps\0\u{3}largest_pass\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3404,6 +3412,9 @@ nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.sentUnixMs) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.sender) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.passes) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.steps) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.largestPass) }()
       default: break
       }
     }
@@ -3416,12 +3427,24 @@ nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf
     if !self.sender.isEmpty {
       try visitor.visitSingularStringField(value: self.sender, fieldNumber: 2)
     }
+    if self.passes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.passes, fieldNumber: 3)
+    }
+    if self.steps != 0 {
+      try visitor.visitSingularUInt64Field(value: self.steps, fieldNumber: 4)
+    }
+    if self.largestPass != 0 {
+      try visitor.visitSingularUInt32Field(value: self.largestPass, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Nnsight_V1_Heartbeat, rhs: Nnsight_V1_Heartbeat) -> Bool {
     if lhs.sentUnixMs != rhs.sentUnixMs {return false}
     if lhs.sender != rhs.sender {return false}
+    if lhs.passes != rhs.passes {return false}
+    if lhs.steps != rhs.steps {return false}
+    if lhs.largestPass != rhs.largestPass {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
