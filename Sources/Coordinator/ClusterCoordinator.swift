@@ -157,7 +157,6 @@ public final class ClusterCoordinator {
     /// The worker serving each stage, once assigned.
     private var slots: [String?]
     private var traces: [UInt64: Active] = [:]
-    private var nextTrace: UInt64 = 1
     private var announcedReady = false
 
     /// - Parameter context: the ZeroMQ context (shared with in-process stages and clients for `inproc://`).
@@ -356,8 +355,10 @@ public final class ClusterCoordinator {
     /// Compiles a trace and starts it on the stages.
     private func start(_ graph: TraceGraph, client: Data, request: UInt64, run: SessionRun?) throws(TraceError) {
         let compiled = try GraphCompiler(config: config, stages: stages).compile(graph)
-        let id = nextTrace
-        nextTrace += 1
+        // Unpredictable ids: a peer that can reach a worker's activation port cannot aim forged
+        // activations at the traces that will come next.
+        var id = UInt64.random(in: 1...UInt64.max)
+        while traces[id] != nil { id = UInt64.random(in: 1...UInt64.max) }
         let session = TraceSession(id: id, compiled: compiled, prompts: graph.invokes, generation: graph.generation)
         let deadline = graph.limits.deadlineUnixMs > 0
             ? Date(timeIntervalSince1970: Double(graph.limits.deadlineUnixMs) / 1000)

@@ -43,7 +43,7 @@ public struct StageEndpoints: Sendable {
 ///
 /// ```swift
 /// let worker = StageWorker(model: GPT2(weights: stageWeights), context: context, endpoints: endpoints)
-/// try worker.serve()   // until a Shutdown message
+/// try worker.serve()   // until shouldStop, or a Shutdown from the coordinator's control socket
 /// ```
 public final class StageWorker {
     let model: GPT2
@@ -84,7 +84,7 @@ public final class StageWorker {
     /// Frees a trace's state (its KV cache and values); later activations of it are dropped.
     func release(_ id: UInt64) {
         requests[id] = nil
-        early[id] = nil
+        _ = takeEarly(id)
         kvBytesHeld -= heldBytes.removeValue(forKey: id) ?? 0
         waiting.removeAll { $0.id == id }
         guard releasedSet.insert(id).inserted else { return }
@@ -180,9 +180,8 @@ public final class StageWorker {
                 for e in expand(envelope) {
                     if isRunnable(e) {
                         queue.append(e)
-                    } else {
-                        if let reply = try handle(e, coordinator: coordinator, next: next) { try send(coordinator, reply) }
-                        if case .shutdown? = e.body { return false }
+                    } else if let reply = try handle(e, coordinator: coordinator, next: next) {
+                        try send(coordinator, reply)
                     }
                 }
                 return true
@@ -278,14 +277,15 @@ public final class StageWorker {
             if releasedSet.contains(id) { return nil }
             if requests[id] == nil {
                 guard id != 0 else { return WireError.unknownMessage.reply(requestId: 0) }
-                early[id, default: []].append(envelope)
-                if earlyArrival[id] == nil { earlyArrival[id] = UInt64(Date().timeIntervalSince1970 * 1000) }
+                keepEarly(envelope)
             } else {
                 queue.append(envelope)
             }
         case .finished?, .cancel?:
             release(id)
         case .shutdown?:
+            // Only the coordinator stops a worker, on its control connection: anyone who can reach
+            // the activation port could send this one.
             return nil
         default:
             return WireError.unknownMessage.reply(requestId: id)
@@ -318,6 +318,41 @@ public final class StageWorker {
 
     /// Activations wait this long for their trace's fragment before they are dropped.
     static let earlyLifetimeMs = 60_000
+    /// At most this many steps and bytes of activations wait for fragments (the oldest go first):
+    /// activations for traces nobody announced cannot fill the worker's memory.
+    static let earlyLimit = 256
+    static let earlyByteLimit = 64 << 20
+    /// Arrival order of the early steps (ids may repeat, or be gone already).
+    private var earlyOrder: [UInt64] = []
+    private var earlyCount = 0, earlyBytes = 0
+
+    private static func size(_ e: Envelope) -> Int { e.activations.hidden.data.count + e.activations.tokens.data.count }
+
+    /// Keeps activations that came before their trace's fragment, within the bounds.
+    private func keepEarly(_ envelope: Envelope) {
+        let id = envelope.requestID
+        if earlyArrival[id] == nil { earlyArrival[id] = UInt64(Date().timeIntervalSince1970 * 1000) }
+        early[id, default: []].append(envelope)
+        earlyOrder.append(id)
+        (earlyCount, earlyBytes) = (earlyCount + 1, earlyBytes + Self.size(envelope))
+        while earlyCount > Self.earlyLimit || earlyBytes > Self.earlyByteLimit, !earlyOrder.isEmpty {
+            let oldest = earlyOrder.removeFirst()
+            guard var waiting = early[oldest], !waiting.isEmpty else { continue }
+            let dropped = waiting.removeFirst()
+            (earlyCount, earlyBytes) = (earlyCount - 1, earlyBytes - Self.size(dropped))
+            early[oldest] = waiting.isEmpty ? nil : waiting
+            if waiting.isEmpty { earlyArrival[oldest] = nil }
+        }
+        if earlyOrder.count > 4 * Self.earlyLimit { earlyOrder.removeAll { early[$0] == nil } }
+    }
+
+    /// A trace's early steps, no longer kept.
+    private func takeEarly(_ id: UInt64) -> [Envelope] {
+        let taken = early.removeValue(forKey: id) ?? []
+        earlyArrival[id] = nil
+        for e in taken { (earlyCount, earlyBytes) = (earlyCount - 1, earlyBytes - Self.size(e)) }
+        return taken
+    }
     private var earlyArrival: [UInt64: UInt64] = [:]
 
     /// Traces this stage holds state for (a KV cache each).
@@ -364,7 +399,7 @@ public final class StageWorker {
         requests[id] = try makeRequest(graph, id: id, coordinator: coordinator)
         heldBytes[id] = bytes
         kvBytesHeld += bytes
-        queue += early.removeValue(forKey: id) ?? []
+        queue += takeEarly(id)
     }
 
     /// Admits waiting traces, oldest first, while they fit in the KV memory (the first that does

@@ -140,4 +140,57 @@ import Wire
         try worker.runQueued(coordinator: push, next: nil)
         #expect(try stepped() == [32] && worker.queuedSteps == 0)
     }
+
+    // Issue 15's defects on a worker's activation port (anyone who can reach it may send anything).
+
+    /// Forged activations for traces nobody announced are kept within a bound, oldest dropped first.
+    @Test func activationsForUnknownTracesAreBounded() throws {
+        for id in UInt64(1000)..<4000 { _ = try worker.handle(activations(id), coordinator: push, next: nil) }
+        #expect(worker.earlyRequests == StageWorker.earlyLimit)
+        // The newest are the ones kept: a trace announced now still finds its step.
+        _ = try worker.handle(submit(3999, fragment()), coordinator: push, next: nil)
+        #expect(worker.queuedSteps == 1 && worker.earlyRequests == StageWorker.earlyLimit - 1)
+    }
+
+    /// A forged fragment asking for 2^32 - 1 new tokens is a typed error, not an allocation abort.
+    @Test func anAbsurdFragmentIsRefused() throws {
+        var graph = fragment()
+        graph.generation.maxNewTokens = UInt32.max
+        let reply = try #require(try worker.handle(submit(7, graph), coordinator: push, next: nil))
+        #expect(reply.error.message.contains("n_positions"), "\(reply.error.message)")
+        #expect(worker.activeRequests == 0)
+    }
+
+    /// A Shutdown sent to the activation port does not stop the worker (only its coordinator's
+    /// control connection can): it goes on serving.
+    @Test func aShutdownOnTheActivationPortIsIgnored() throws {
+        let tag = UUID().uuidString
+        let config = try GPT2Config.load(directory: Oracle.model)
+        let stage = StageWorker(model: GPT2(weights: try GPT2Weights.load(directory: Oracle.model, config: config)), context: context,
+                                endpoints: StageEndpoints(input: "inproc://stage-\(tag)", next: nil, coordinator: "inproc://results-\(tag)"))
+        let results = try context.socket(.pull)
+        try results.bind("inproc://results-\(tag)")
+        final class Flag: @unchecked Sendable { var stop = false; var returned = false }
+        let flag = Flag()
+        nonisolated(unsafe) let serving = stage
+        let thread = Thread {
+            try? serving.serve(shouldStop: { flag.stop })
+            flag.returned = true
+        }
+        thread.start()
+        defer { flag.stop = true }
+        Thread.sleep(forTimeInterval: 0.2)
+        let input = try context.socket(.push)
+        try input.connect("inproc://stage-\(tag)")
+        try input.send(try Framing.encode(Framing.envelope { $0.shutdown = .with { $0.reason = "forged" } }))
+        try input.send(try Framing.encode(submit(8, fragment())))
+        try input.send(try Framing.encode(activations(8)))
+        var gotResult = false
+        let deadline = Date().addingTimeInterval(10)
+        while !gotResult, Date() < deadline {
+            guard let frames = try results.receive(timeoutMs: 200), let last = frames.last else { continue }
+            if case .stepResult? = try Framing.decode(last).body { gotResult = true }
+        }
+        #expect(gotResult && !flag.returned, "the stage stopped on a forged Shutdown")
+    }
 }
