@@ -50,15 +50,17 @@ public final class ProcessCluster: @unchecked Sendable {
 
     /// Starts the coordinator and `workers` worker processes and waits until every stage is ready.
     /// `transport` is "tcp" (127.0.0.1) or "ipc".
-    /// `workerArguments` go to every worker (`--dtype bf16`, `--max-batch 4`, ...).
+    /// `workerArguments` go to every worker (`--dtype bf16`, `--max-batch 4`, ...); `workerTimeoutMs`
+    /// is `nnsight serve --worker-timeout` (a worker sends no heartbeat during a pass).
     /// `pinWorkers` places each worker on CPUs of its own (see `cpuLists`): on this machine kind
     /// it made 3 stages' tokens 1.5-3 % faster, since a hop's wake-ups stay on one CPU.
     public init(model: String, workers: Int, workerExecutable: URL, transport: String = "tcp",
                 split: [Int]? = nil, threadsPerWorker: Int? = nil, pinWorkers: Bool = true,
-                workerArguments: [String] = [], readyTimeoutSeconds: Int = 60) throws {
+                workerArguments: [String] = [], workerTimeoutMs: Int? = nil, readyTimeoutSeconds: Int = 60) throws {
         let tag = "\(getpid())-\(UUID().uuidString.prefix(8))"
         var options = ClusterCoordinator.Options(model: model, workers: workers)
         options.split = split
+        if let workerTimeoutMs { options.workerTimeoutMs = workerTimeoutMs }
         options.submissions = counter
         options.statistics = statistics
         if transport == "ipc" {

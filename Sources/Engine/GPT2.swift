@@ -110,7 +110,7 @@ public final class GPT2: @unchecked Sendable {
     /// Runs one step of several requests as one pass: their rows are stacked for the matmuls
     /// (the weights are read once for all of them), each keeps its own KV cache, attention mask,
     /// positions and step, and each request's hooks see only its own rows. Results equal separate
-    /// passes (within float rounding of the stacked products).
+    /// passes exactly: the products compute every row the same way whatever the batch.
     ///
     /// ```swift
     /// let outs = try model.forward(batch: [BatchEntry(decodeA, state: a), BatchEntry(prefillB, state: b)],
@@ -185,8 +185,13 @@ public final class GPT2: @unchecked Sendable {
             guard tokens.count == B * T, positions.count == B * T else {
                 throw EngineError.invalidArgument("step tokens and positions must be (B,T) = (\(B),\(T))")
             }
-            try tokens.withUnsafeMutableBufferPointer { ids in try fire(.wte, .input, hooks) { .ids(ids, shape: [B, T]) } }
-            try positions.withUnsafeMutableBufferPointer { ids in try fire(.wpe, .input, hooks) { .ids(ids, shape: [B, T]) } }
+            // The ids are copied (for a handler to edit) only when one wants them.
+            if hooks?.wants(HookPoint(.wte, .input)) == true {
+                try tokens.withUnsafeMutableBufferPointer { ids in try fire(.wte, .input, hooks) { .ids(ids, shape: [B, T]) } }
+            }
+            if hooks?.wants(HookPoint(.wpe, .input)) == true {
+                try positions.withUnsafeMutableBufferPointer { ids in try fire(.wpe, .input, hooks) { .ids(ids, shape: [B, T]) } }
+            }
             let (xs, ps) = (x + seg.offset * C, pos + seg.offset * C)
             for i in 0..<(B * T) {
                 let id = Int(tokens[i]), p = Int(positions[i])
@@ -199,9 +204,7 @@ public final class GPT2: @unchecked Sendable {
             try fire(.wpe, .output, ps, (B, T, C), hooks)
         }
         Ops.add(x, pos, count: N * C)
-        // Dropout is the identity at inference: its input and output are the same tensor.
-        try fire(.drop, .input, x, width: C, segments)
-        try fire(.drop, .output, x, width: C, segments)
+        try dropout(.drop, x, width: C, segments)
     }
 
     private func block(_ l: Int, x: UnsafeMutablePointer<Float>, N: Int, segments: inout [Segment], ws: Workspace) throws {
@@ -228,19 +231,14 @@ public final class GPT2: @unchecked Sendable {
         }
         let attnOut = ws.attnOut.reserve(N * C)
         if segments.contains(where: attends) {
-            try fire(.cAttn(l), .input, ln, width: C, segments, where: attends)
             let qkv = ws.qkv.reserve(N * 3 * C)
-            Ops.matmul(qkv, ln, w.qkvW, w.qkvB, m: N, scratch: ws.interleaved)
-            try fire(.cAttn(l), .output, qkv, width: 3 * C, segments, where: attends)
+            try conv1D(.cAttn(l), ln, into: qkv, w.qkvW, w.qkvB, rows: N, segments, ws, where: attends)
             let y = ws.attnY.reserve(N * C)
             for seg in segments where attends(seg) {
                 attention(y + seg.offset * C, qkv: qkv + seg.offset * 3 * C, layer: local, B: seg.B, T: seg.T, ws: ws, cache: seg.cache)
             }
-            try fire(.attnProj(l), .input, y, width: C, segments, where: attends)
-            Ops.matmul(attnOut, y, w.attnProjW, w.attnProjB, m: N, scratch: ws.interleaved)
-            try fire(.attnProj(l), .output, attnOut, width: C, segments, where: attends)
-            try fire(.residDropout(l), .input, attnOut, width: C, segments, where: attends)
-            try fire(.residDropout(l), .output, attnOut, width: C, segments, where: attends)
+            try conv1D(.attnProj(l), y, into: attnOut, w.attnProjW, w.attnProjB, rows: N, segments, ws, where: attends)
+            try dropout(.residDropout(l), attnOut, width: C, segments, where: attends)
         }
         // A skipped attn's output is written here by its handler.
         try fire(.attn(l), .output, attnOut, width: C, segments, where: runs)
@@ -254,25 +252,39 @@ public final class GPT2: @unchecked Sendable {
         }
         let mlpOut = ws.mlpOut.reserve(N * C)
         if segments.contains(where: runsMLP) {
-            try fire(.cFc(l), .input, ln, width: C, segments, where: runsMLP)
             let fc = ws.fc.reserve(N * I)
-            Ops.matmul(fc, ln, w.fcW, w.fcB, m: N, scratch: ws.interleaved)
+            try conv1D(.cFc(l), ln, into: fc, w.fcW, w.fcB, rows: N, segments, ws, where: runsMLP)
             // c_fc's output is act's input (one tensor in PyTorch too); gelu runs in place.
-            try fire(.cFc(l), .output, fc, width: I, segments, where: runsMLP)
             try fire(.act(l), .input, fc, width: I, segments, where: runsMLP)
             Vectorized.gelu(fc, count: N * I)
             try fire(.act(l), .output, fc, width: I, segments, where: runsMLP)
-            try fire(.mlpProj(l), .input, fc, width: I, segments, where: runsMLP)
-            Ops.matmul(mlpOut, fc, w.fcProjW, w.fcProjB, m: N, scratch: ws.interleaved)
-            try fire(.mlpProj(l), .output, mlpOut, width: C, segments, where: runsMLP)
-            try fire(.mlpDropout(l), .input, mlpOut, width: C, segments, where: runsMLP)
-            try fire(.mlpDropout(l), .output, mlpOut, width: C, segments, where: runsMLP)
+            try conv1D(.mlpProj(l), fc, into: mlpOut, w.fcProjW, w.fcProjB, rows: N, segments, ws, where: runsMLP)
+            try dropout(.mlpDropout(l), mlpOut, width: C, segments, where: runsMLP)
         }
         // A skipped mlp's output is written here by its handler.
         try fire(.mlp(l), .output, mlpOut, width: C, segments, where: runs)
         Ops.add(x, mlpOut, count: N * C)
         // A skipped block's rows were computed along with the others; its handler overwrites them.
         try fire(.block(l), .output, x, width: C, segments)
+    }
+
+    /// A Conv1D over the stacked rows, y (N, out) = x (N, in) @ W + b, between its input and
+    /// output hooks for the requests `which` selects.
+    @inline(__always)
+    private func conv1D(_ module: ModuleID, _ x: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>, _ w: PackedMatrix,
+                        _ b: UnsafePointer<Float>, rows N: Int, _ segments: [Segment], _ ws: Workspace,
+                        where which: (Segment) -> Bool) throws {
+        try fire(module, .input, x, width: w.k, segments, where: which)
+        Ops.matmul(y, x, w, b, m: N, scratch: ws.interleaved)
+        try fire(module, .output, y, width: w.n, segments, where: which)
+    }
+
+    /// Dropout is the identity at inference: its input and output hooks see the same tensor.
+    @inline(__always)
+    private func dropout(_ module: ModuleID, _ x: UnsafeMutablePointer<Float>, width: Int, _ segments: [Segment],
+                         where which: (Segment) -> Bool = { _ in true }) throws {
+        try fire(module, .input, x, width: width, segments, where: which)
+        try fire(module, .output, x, width: width, segments, where: which)
     }
 
     /// A layernorm over every request's rows, each read from the residual stream or, where its

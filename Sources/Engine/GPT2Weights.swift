@@ -185,7 +185,6 @@ public final class GPT2Weights: @unchecked Sendable {
         parameterCount = layout.reduce(0) { $0 + $1.shape.reduce(1, *) }
         parameterBytes = layout.reduce(0) { $0 + Self.bytes($1.name, $1.shape, type) }
         memory = Self.allocateHugePageBacked(bytes: parameterBytes)
-        var at: [String: UnsafeMutableRawPointer] = [:]
         var places: [String: (offset: Int, shape: [Int])] = [:]
         var offset = 0
         // Tensors stored other than as plain f32 are filled through one staging buffer.
@@ -195,7 +194,6 @@ public final class GPT2Weights: @unchecked Sendable {
         do {
             for (name, shape) in layout {
                 let destination = memory + offset
-                at[name] = destination
                 places[name] = (offset, shape)
                 let form = Self.form(name)
                 if form == .floats || form == .table && type == .f32 {
@@ -215,11 +213,13 @@ public final class GPT2Weights: @unchecked Sendable {
             throw error
         }
         self.places = places
-        func floats(_ name: String) -> UnsafeMutablePointer<Float>? { at[name]?.assumingMemoryBound(to: Float.self) }
+        let memory = self.memory
+        func at(_ name: String) -> UnsafeMutableRawPointer? { places[name].map { memory + $0.offset } }
+        func floats(_ name: String) -> UnsafeMutablePointer<Float>? { at(name)?.assumingMemoryBound(to: Float.self) }
         func table(_ name: String) -> WeightTable? {
-            at[name].map { WeightTable(base: $0, rows: config.vocabSize, columns: config.nEmbd, type: type) }
+            at(name).map { WeightTable(base: $0, rows: config.vocabSize, columns: config.nEmbd, type: type) }
         }
-        func packed(_ name: String, _ k: Int, _ n: Int) -> PackedMatrix { PackedMatrix(base: at[name]!, k: k, n: n, type: type) }
+        func packed(_ name: String, _ k: Int, _ n: Int) -> PackedMatrix { PackedMatrix(base: at(name)!, k: k, n: n, type: type) }
         wte = table("wte.weight")
         wpe = floats("wpe.weight")
         lnFW = floats("ln_f.weight")

@@ -56,12 +56,14 @@ public final class KVCache {
     }
 
     /// Bytes held by keys and values.
-    public var byteCount: Int { 2 * layerCount * batch * heads * headDim * capacity * 4 }
+    public var byteCount: Int { Self.byteCount(channels: heads * headDim, layers: layerCount, batch: batch, capacity: capacity) }
 
     /// What a cache of this shape takes, in bytes (keys and values).
     public static func byteCount(config: GPT2Config, layers: Int, batch: Int, capacity: Int) -> Int {
-        2 * layers * batch * config.nEmbd * capacity * 4
+        byteCount(channels: config.nEmbd, layers: layers, batch: batch, capacity: capacity)
     }
+
+    private static func byteCount(channels: Int, layers: Int, batch: Int, capacity: Int) -> Int { 2 * layers * batch * channels * capacity * 4 }
 
     /// Starts a step of `count` new positions with their padding mask `(B, count)`.
     func beginStep(count: Int, mask newMask: [UInt8]) throws {

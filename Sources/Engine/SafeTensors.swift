@@ -103,17 +103,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
         let source = base + dataStart + entry.begin
         let count = entry.count
         switch dtype {
-        case .f32:
-            memcpy(destination, source, count * 4)
-        case .f16:
-            for i in 0..<count {
-                destination[i] = Float(Float16(bitPattern: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-            }
-        case .bf16:
-            for i in 0..<count {
-                let bits = UInt32(source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16
-                destination[i] = Float(bitPattern: bits)
-            }
+        case .f32: memcpy(destination, source, count * 4)
+        case .f16: for i in 0..<count { destination[i] = WeightType.f16.load(source, i) }
+        case .bf16: for i in 0..<count { destination[i] = WeightType.bf16.load(source, i) }
         }
     }
 }

@@ -54,12 +54,15 @@ public final class StageWorker {
     final class Request {
         let fragment: TraceGraph
         let interpreter: Interpreter
+        /// The interpreter as a stacked pass sees it (made once; reset at every pass).
+        let isolated: Isolated
         let state: InferenceState
         var sampler: Sampler
         var finished: [Bool]
         init(fragment: TraceGraph, interpreter: Interpreter, state: InferenceState, sampler: Sampler, rows: Int) {
             self.fragment = fragment
             self.interpreter = interpreter
+            isolated = Isolated(interpreter)
             self.state = state
             self.sampler = sampler
             finished = [Bool](repeating: false, count: rows)
@@ -313,7 +316,6 @@ public final class StageWorker {
         for id in early.keys where earlyArrival[id, default: now] < staleAfter && !waitingIDs.contains(id) {
             release(id)
         }
-        earlyArrival = earlyArrival.filter { early[$0.key] != nil }
     }
 
     /// Activations wait this long for their trace's fragment before they are dropped.
@@ -481,19 +483,17 @@ public final class StageWorker {
         guard ready.count > 1 else { return }
         // Each trace's hooks fail alone: a failure (or tracer.stop()) silences them for the rest
         // of the pass instead of ending the pass for every trace in it.
-        let hooks = ready.map { Isolated($0.request.interpreter) }
-        let buffers = ready.map { r -> UnsafeMutableBufferPointer<Float> in
-            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: r.hidden.count)
-            _ = b.initialize(from: r.hidden)
-            return b
-        }
-        defer { for b in buffers { b.deallocate() } }
-        let entries = ready.indices.map { i in
-            BatchEntry(ready[i].step, hidden: model.weights.hasEmbeddings ? nil : UnsafeBufferPointer(buffers[i]), state: ready[i].request.state,
-                       hooks: hooks[i])
-        }
+        let hooks = ready.map { $0.request.isolated }
+        for h in hooks { h.failure = nil }
         let outputs: [StageOutput]
-        do { outputs = try model.forward(batch: entries, workspace: stacked) } catch {
+        do {
+            outputs = try withHidden(ready[...]) { hidden in
+                let entries = ready.indices.map { i in
+                    BatchEntry(ready[i].step, hidden: model.weights.hasEmbeddings ? nil : hidden[i], state: ready[i].request.state, hooks: hooks[i])
+                }
+                return try model.forward(batch: entries, workspace: stacked)
+            }
+        } catch {
             // Inputs were checked for every trace: a failure here is not one trace's.
             for r in ready { try fail(r.id, step: Int(r.activations.step), error, coordinator: coordinator) }
             return
@@ -509,6 +509,14 @@ public final class StageWorker {
             complete(r, outputs[i], into: &sends, ring: next != nil)
         }
         try sends.flush(next: next, coordinator: coordinator)
+    }
+
+    /// `body` with a view of every step's hidden states, in order (no copies: the Engine copies
+    /// them into its stacked buffer).
+    private func withHidden<R>(_ steps: ArraySlice<ReadyStep>, _ views: [UnsafeBufferPointer<Float>] = [],
+                               _ body: ([UnsafeBufferPointer<Float>]) throws -> R) rethrows -> R {
+        guard let first = steps.first else { return try body(views) }
+        return try first.hidden.withUnsafeBufferPointer { try withHidden(steps.dropFirst(), views + [$0], body) }
     }
 
     /// The activations of one step as the Engine's input, checked so that a stacked pass cannot
@@ -641,7 +649,7 @@ public final class StageWorker {
 
 /// A trace's hooks in a stacked pass: the first error (or `tracer.stop()`) is kept and the hooks
 /// fall silent for the rest of the pass, so the pass goes on for the other traces.
-private final class Isolated: HookHandler {
+final class Isolated: HookHandler {
     let inner: Interpreter
     var failure: Error?
     init(_ inner: Interpreter) { self.inner = inner }

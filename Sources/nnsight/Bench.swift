@@ -74,7 +74,7 @@ struct Bench: ParsableCommand {
         }
 
         /// Median seconds per decode step for `batch` sequences after a 10-token prompt.
-        func decode(batch: Int) throws -> Double {
+        func decode(batch: Int, on pipeline: Pipeline = pipeline) throws -> Double {
             let prompts = (0..<batch).map { _ in prompt(10) }
             let padded = PaddedBatch(prompts: prompts, padTokenId: 0)
             let states = pipeline.makeStates(batch: batch, capacity: 10 + steps + 1)
@@ -119,20 +119,9 @@ struct Bench: ParsableCommand {
         var halfDecode: Double?
         if local.dtype != .f32 {
             let f32 = try Pipeline(stages: [GPT2(weights: try GPT2Weights.random(config: config, seed: 1))])
-            func decodeF32() throws -> Double {
-                let states = f32.makeStates(batch: 1, capacity: 10 + steps + 1)
-                var logits = try f32.forward(StepInput(tokens: prompt(10)), states: states)
-                var times: [Double] = []
-                for s in 0..<steps {
-                    let next = Sampler.argmax(logits.withValues { UnsafeBufferPointer(rebasing: $0[($0.count - config.vocabSize)...]) })
-                    let step = StepInput(tokens: [next], start: 10 + s)
-                    times.append(try timed { logits = try f32.forward(step, states: states) })
-                }
-                return median(times)
-            }
             var f32Times: [Double] = [], times: [Double] = []
             for _ in 0..<3 {
-                f32Times.append(try decodeF32())
+                f32Times.append(try decode(batch: 1, on: f32))
                 times.append(try decode(batch: 1))
             }
             halfDecode = median(times)

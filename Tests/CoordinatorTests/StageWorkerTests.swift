@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Graph
 import GraphWire
+import Synchronization
 import Testing
 import Wire
 @testable import Worker
@@ -170,15 +171,14 @@ import Wire
                                 endpoints: StageEndpoints(input: "inproc://stage-\(tag)", next: nil, coordinator: "inproc://results-\(tag)"))
         let results = try context.socket(.pull)
         try results.bind("inproc://results-\(tag)")
-        final class Flag: @unchecked Sendable { var stop = false; var returned = false }
-        let flag = Flag()
+        final class Flags: Sendable { let stop = Atomic(false), returned = Atomic(false) }
+        let flags = Flags()
         nonisolated(unsafe) let serving = stage
-        let thread = Thread {
-            try? serving.serve(shouldStop: { flag.stop })
-            flag.returned = true
-        }
-        thread.start()
-        defer { flag.stop = true }
+        Thread {
+            try? serving.serve(shouldStop: { flags.stop.load(ordering: .relaxed) })
+            flags.returned.store(true, ordering: .relaxed)
+        }.start()
+        defer { flags.stop.store(true, ordering: .relaxed) }
         Thread.sleep(forTimeInterval: 0.2)
         let input = try context.socket(.push)
         try input.connect("inproc://stage-\(tag)")
@@ -191,6 +191,6 @@ import Wire
             guard let frames = try results.receive(timeoutMs: 200), let last = frames.last else { continue }
             if case .stepResult? = try Framing.decode(last).body { gotResult = true }
         }
-        #expect(gotResult && !flag.returned, "the stage stopped on a forged Shutdown")
+        #expect(gotResult && !flags.returned.load(ordering: .relaxed), "the stage stopped on a forged Shutdown")
     }
 }

@@ -56,9 +56,10 @@ import Testing
         let config = try GPT2Config.load(directory: Fixtures.tinyModel)
         let f32 = try GPT2Weights.random(config: config, seed: 1, layers: 0..<1)
         let bf16 = try GPT2Weights.random(config: config, seed: 1, layers: 0..<1, type: .bf16)
-        // The table and the Conv1Ds halve; wpe, layernorms and biases stay f32.
-        let halved = Double(bf16.parameterBytes) / Double(f32.parameterBytes)
-        #expect(halved > 0.5 && halved < 0.56, "bf16 takes \(halved) of f32's bytes")
+        // The table (V,C) and layer 0's four Conv1Ds (12 C^2 together) take 2 bytes an element
+        // instead of 4; wpe, layernorms and biases stay f32 (C = 64: no panel or 64-byte padding).
+        let (C, V) = (config.nEmbd, config.vocabSize)
+        #expect(f32.parameterBytes - bf16.parameterBytes == 2 * (V * C + 12 * C * C))
         #expect(bf16.parameterCount == f32.parameterCount)
     }
 }

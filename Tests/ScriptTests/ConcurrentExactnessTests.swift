@@ -31,8 +31,10 @@ import Testing
     func everyCaseAloneAndAmongSevenOthers(workers: Int) throws {
         for model in Set(Self.cases.map(\.model)).sorted() {
             let scripts = Self.cases.filter { $0.model == model }.map(\.script)
+            // Debug builds under the parallel suite: a pass of 8 traces on the 50257-token head can
+            // outlast the default 3 s without a heartbeat (workers beat between passes).
             let cluster = try ProcessCluster(model: model, workers: workers, workerExecutable: ClusterScriptTests.workerExecutable,
-                                             threadsPerWorker: 1)
+                                             threadsPerWorker: 1, workerTimeoutMs: 30_000)
             defer { cluster.stop() }
             let solo = try scripts.map { try Self.run($0, model: model, on: cluster.endpoint) }
             // Waves of 8 at once; a model with fewer cases fills its waves by going round again.
@@ -57,7 +59,8 @@ import Testing
                 for (slot, i) in members.enumerated() {
                     let name = (scripts[i] as NSString).lastPathComponent
                     let together = try #require(box.lock.withLock { box.results[slot] }).get()
-                    let errors = Goldens.mismatches(expected: solo[i], actual: together)
+                    var errors = Goldens.mismatches(expected: solo[i], actual: together)
+                    if !errors.isEmpty, let e = together["error"] { errors.append("error: \(e)") }
                     #expect(errors.isEmpty, "\(name) among 7 others on \(workers) workers:\n\(errors.joined(separator: "\n"))")
                 }
             }
