@@ -6,10 +6,14 @@ import Graph
 /// scalars as JSON scalars. Dicts are skipped, as the oracle's harness does. Names that hold no data (the model, the tracer, unsaved proxies,
 /// values of steps never reached) are left out.
 enum JSONExport {
+    /// The most text one saved value may take; a larger one is left out (a list of a million
+    /// long strings would otherwise write terabytes).
+    static let maxValueCharacters = 1 << 28
+
     static func saves(_ globals: [String: PyValue]) -> String {
         var fields: [String] = []
         for name in globals.keys.sorted() {
-            guard let json = value(globals[name]!) else { continue }
+            guard let json = value(globals[name]!), json.utf8.count <= maxValueCharacters else { continue }
             fields.append(string(name) + ": " + json)
         }
         return "{" + fields.joined(separator: ", ") + "}"
@@ -22,7 +26,7 @@ enum JSONExport {
         case let .bool(b): return b ? "true" : "false"
         case let .int(i): return String(i)
         case let .float(f): return number(f)
-        case let .str(s): return string(s)
+        case let .str(s): return s.utf8.count > maxValueCharacters ? nil : string(s)
         case let .list(l): return array(l.items, depth: depth + 1)
         case let .tuple(t): return array(t, depth: depth + 1)
         case let .size(d): return "[" + d.map(String.init).joined(separator: ", ") + "]"
@@ -36,8 +40,11 @@ enum JSONExport {
 
     static func array(_ items: [PyValue], depth: Int = 0) -> String? {
         var parts: [String] = []
+        var characters = 0
         for item in items {
             guard let json = value(item, depth: depth) else { return nil }
+            characters += json.utf8.count + 2
+            guard characters <= maxValueCharacters else { return nil }
             parts.append(json)
         }
         return "[" + parts.joined(separator: ", ") + "]"

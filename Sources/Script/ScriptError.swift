@@ -10,6 +10,12 @@ public struct ScriptError: Error, CustomStringConvertible, Equatable {
         case attribute = "AttributeError"
         case key = "KeyError"
         case runtime = "RuntimeError"
+        case zeroDivision = "ZeroDivisionError"
+        /// An int result beyond 64 bits: trace scripts' ints are 64-bit, not Python's bignums.
+        case overflow = "OverflowError"
+        /// A value or a loop past the runner's memory or statement limits.
+        case memory = "MemoryError"
+        case recursion = "RecursionError"
     }
 
     public var kind: Kind

@@ -147,7 +147,7 @@ extension ScriptRunner {
             return .bool(try truth(try one(), loc))
         case "abs":
             switch try one() {
-            case let .int(i): return .int(i == .min ? i : Swift.abs(i))
+            case let .int(i): return .int(try checked((0).subtractingReportingOverflow(i < 0 ? i : -i), 0, "-", i, loc))
             case let .bool(b): return .int(b ? 1 : 0)
             case .tensor, .proxy: return try torchOp("abs", [try one()], Attributes(), loc)
             case let v:

@@ -112,12 +112,12 @@ extension ScriptRunner {
                     return deferred([arg]) { [unowned self] in try call(f, args, kwargs, loc) }
                 }
                 if name == "batch_decode" {
-                    return .list(PyList(try iterate(arg, loc).map { .str(model.tokenizer.decode(try ids($0, loc))) }))
+                    return .list(PyList(try iterate(arg, loc).map { .str(model.tokenizer.decode(try decodable($0, name, loc))) }))
                 }
                 if name == "convert_ids_to_tokens" {
-                    return .list(PyList(try ids(arg, loc).map { .str(model.tokenizer.decode([$0])) }))
+                    return .list(PyList(try decodable(arg, name, loc).map { .str(model.tokenizer.decode([$0])) }))
                 }
-                return .str(model.tokenizer.decode(try ids(arg, loc)))
+                return .str(model.tokenizer.decode(try decodable(arg, name, loc)))
             case (.object(.tokenizer), "encode"):
                 try expectKeywords(["add_special_tokens", "return_tensors"], name)
                 guard case let .str(s)? = args.first else { throw fail(.type, "encode() takes a string", loc) }
@@ -205,7 +205,7 @@ extension ScriptRunner {
 
     func callFunction(_ function: PyFunction, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> PyValue {
         guard callDepth < Self.maxCallDepth else {
-            throw fail(.runtime, "RecursionError: maximum recursion depth exceeded (\(Self.maxCallDepth) calls) in '\(function.name)'", loc)
+            throw fail(.recursion, "maximum recursion depth exceeded (\(Self.maxCallDepth) calls) in '\(function.name)'", loc)
         }
         guard args.count <= function.params.count else {
             throw fail(.type, "\(function.name)() takes \(function.params.count) positional arguments but \(args.count) were given", loc)
@@ -438,6 +438,22 @@ extension ScriptRunner {
             return v
         default: return v
         }
+    }
+
+    /// Token ids for the tokenizer: a negative one is Hugging Face's OverflowError; ids past the
+    /// vocabulary are skipped as its tokenizer skips them, with a warning on stderr naming them
+    /// (the printed text alone would not show they were there).
+    func decodable(_ v: PyValue, _ method: String, _ loc: SourceLocation) throws -> [Int] {
+        let all = try ids(v, loc)
+        if let negative = all.first(where: { $0 < 0 }) {
+            throw fail(.overflow, "out of range integral type conversion attempted (token id \(negative) in tokenizer.\(method))", loc)
+        }
+        let unknown = all.filter { $0 >= model.tokenizer.vocabularySize }
+        if !unknown.isEmpty {
+            let listed = unknown.prefix(8).map(String.init).joined(separator: ", ") + (unknown.count > 8 ? ", ..." : "")
+            warn("UserWarning", "tokenizer.\(method): token id\(unknown.count == 1 ? "" : "s") \(listed) not in the vocabulary (\(model.tokenizer.vocabularySize) ids), skipped as Hugging Face's tokenizer skips them", loc)
+        }
+        return all
     }
 
     func ids(_ v: PyValue, _ loc: SourceLocation) throws -> [Int] {

@@ -501,6 +501,13 @@ extension ScriptRunner {
         return try torchOp("take", [viewed, index], Attributes(["dim": .int(dim)]), loc)
     }
 
+    /// `tracer.iter[...]` where not one step is generated: an error before anything runs (the
+    /// README's promise; nnsight 0.8.1 would wait for a step that never comes). A range that
+    /// starts inside and reaches past the end runs as 0.8.1 runs it (`runPastEnd`).
+    func noStepRuns(_ index: String, _ first: Int, _ tracer: Tracer, _ loc: SourceLocation) -> ScriptError {
+        fail(.index, "tracer.iter[\(index)]: step \(first) is never generated (max_new_tokens = \(tracer.maxNewTokens) runs steps 0..\(tracer.maxNewTokens - 1))", loc)
+    }
+
     func stepIndex(_ tracer: Tracer, _ items: [Expr.SubscriptItem], _ loc: SourceLocation) throws -> PyValue {
         guard items.count == 1 else { throw fail(.type, "tracer.iter takes one index", loc) }
         switch items[0] {
@@ -514,6 +521,7 @@ extension ScriptRunner {
             guard step > 0 else { throw fail(.value, "step must be positive", loc) }
             // Steps past max_new_tokens never run: the bounds are clamped before any list is built.
             let lo = max(start, 0), hi = min(stop ?? tracer.maxNewTokens, tracer.maxNewTokens)
+            if lo >= tracer.maxNewTokens, stop.map({ lo < $0 }) ?? true { throw noStepRuns("\(start):\(stop.map(String.init) ?? "")", lo, tracer, loc) }
             var sequence = tracer.iter[lo < hi ? Array(Swift.stride(from: lo, to: hi, by: step)) : []]
             if let stop, stop > tracer.maxNewTokens {
                 sequence.pastEnd = Swift.stride(from: lo, to: stop, by: step).first { $0 >= tracer.maxNewTokens }
@@ -522,9 +530,8 @@ extension ScriptRunner {
         case let .index(e):
             switch try eval(e) {
             case let .int(i):
-                var sequence = tracer.iter[i]
-                if i >= tracer.maxNewTokens { sequence.pastEnd = i }
-                return .steps(sequence)
+                guard i < tracer.maxNewTokens else { throw noStepRuns("\(i)", i, tracer, loc) }
+                return .steps(tracer.iter[i])
             case let .list(l):
                 return .steps(tracer.iter[try l.items.map { v -> Int in
                     guard case let .int(i) = v else { throw fail(.type, "step lists hold integers", e.location) }

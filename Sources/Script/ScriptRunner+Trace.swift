@@ -9,7 +9,7 @@ extension ScriptRunner {
     func enter(_ context: PyValue, as name: Expr?, body: [Stmt], at loc: SourceLocation) throws {
         if case let .steps(sequence) = context {
             // nnsight still accepts the block form, with a deprecation warning.
-            FileHandle.standardError.write(Data("\(file):\(loc.line): NNsightDeprecationWarning: The `with tracer.iter[...]:` / `with tracer.all():` block form is deprecated; use `for step in tracer.iter[...]:` instead.\n".utf8))
+            warn("NNsightDeprecationWarning", "The `with tracer.iter[...]:` / `with tracer.all():` block form is deprecated; use `for step in tracer.iter[...]:` instead.", loc)
             for step in sequence {
                 if let name { try assign(name, .int(step)) }
                 try exec(body)

@@ -56,7 +56,7 @@ extension ScriptRunner {
         case let .tuple(t): return t
         case let .range(a, b, s):
             let n = Self.rangeCount(a, b, s)
-            guard n <= Self.maxSequence else { throw fail(.value, "range of \(n) items is too long to build as a list", loc) }
+            guard n <= Self.maxSequence else { throw fail(.memory, "range of \(n) items is too long to build as a list (over \(Self.maxSequence))", loc) }
             return Swift.stride(from: a, to: b, by: s).map { .int($0) }
         case let .str(s): return s.map { .str(String($0)) }
         case let .size(d): return d.map { .int($0) }
@@ -82,12 +82,13 @@ extension ScriptRunner {
 
     // MARK: - operators
 
+    /// Characters of one string, items of one list, a script may build.
     static let maxSequence = 10_000_000
 
     /// A float as Python's int (truncated), refused when it does not fit 64 bits.
     func integer(_ d: Double, _ loc: SourceLocation) throws -> Int {
         guard d.isFinite else { throw fail(.value, "cannot convert float \(Repr.float(d)) to integer", loc) }
-        guard d < 9.2e18, d > -9.2e18 else { throw fail(.value, "integer overflow: \(Repr.float(d)) does not fit 64 bits", loc) }
+        guard d < 9.2e18, d > -9.2e18 else { throw fail(.overflow, "\(Repr.float(d)) does not fit a 64-bit int (trace scripts' ints are 64-bit)", loc) }
         return Int(d)
     }
 
@@ -128,29 +129,37 @@ extension ScriptRunner {
 
     func plainBinary(_ op: String, _ a: PyValue, _ b: PyValue, _ loc: SourceLocation) throws -> PyValue {
         switch (op, a, b) {
-        case let ("+", .str(x), .str(y)): return .str(x + y)
-        case let ("+", .list(x), .list(y)): return .list(PyList(x.items + y.items))
+        case let ("+", .str(x), .str(y)):
+            guard x.utf8.count + y.utf8.count <= Self.maxSequence else { throw fail(.memory, "the string would have over \(Self.maxSequence) characters", loc) }
+            return .str(x + y)
+        case let ("+", .list(x), .list(y)):
+            guard x.items.count + y.items.count <= Self.maxSequence else { throw fail(.memory, "the list would have over \(Self.maxSequence) items", loc) }
+            return .list(PyList(x.items + y.items))
         case let ("+", .tuple(x), .tuple(y)): return .tuple(x + y)
         case let ("*", .str(x), .int(n)), let ("*", .int(n), .str(x)):
-            guard n <= 0 || x.count <= Self.maxSequence / n else { throw fail(.value, "the string would have over \(Self.maxSequence) characters", loc) }
-            return .str(String(repeating: x, count: max(0, n)))
+            guard n <= 0 || x.count <= Self.maxSequence / n else { throw fail(.memory, "the string would have over \(Self.maxSequence) characters", loc) }
+            let repeated = String(repeating: x, count: max(0, n))
+            if repeated.utf8.count > ScriptLimits.memoryCheckInterval { try checkMemory(loc) }
+            return .str(repeated)
         case let ("*", .list(x), .int(n)), let ("*", .int(n), .list(x)):
-            guard n <= 0 || x.items.count <= Self.maxSequence / n else { throw fail(.value, "the list would have over \(Self.maxSequence) items", loc) }
-            return .list(PyList(Array([[PyValue]](repeating: x.items, count: max(0, n)).joined())))
+            guard n <= 0 || x.items.count <= Self.maxSequence / n else { throw fail(.memory, "the list would have over \(Self.maxSequence) items", loc) }
+            let items = Array([[PyValue]](repeating: x.items, count: max(0, n)).joined())
+            if items.count > ScriptLimits.memoryCheckInterval { try checkMemory(loc) }
+            return .list(PyList(items))
         case let ("%", .str(x), v): return .str(try percentFormat(x, v, loc))
         default: break
         }
         if case let .int(x) = a.asInt, case let .int(y) = b.asInt, !(a.isFloat || b.isFloat) {
             switch op {
-            case "+": return .int(x &+ y)
-            case "-": return .int(x &- y)
-            case "*": return .int(x &* y)
+            case "+": return .int(try checked(x.addingReportingOverflow(y), x, op, y, loc))
+            case "-": return .int(try checked(x.subtractingReportingOverflow(y), x, op, y, loc))
+            case "*": return .int(try checked(x.multipliedReportingOverflow(by: y), x, op, y, loc))
             case "/":
-                guard y != 0 else { throw fail(.value, "division by zero", loc) }
+                guard y != 0 else { throw fail(.zeroDivision, "division by zero", loc) }
                 return .float(Double(x) / Double(y))
             case "//", "%":
-                guard y != 0 else { throw fail(.value, "integer division or modulo by zero", loc) }
-                guard !(x == .min && y == -1) else { throw fail(.value, "integer overflow (trace scripts use 64-bit ints)", loc) }
+                guard y != 0 else { throw fail(.zeroDivision, op == "%" ? "integer modulo by zero" : "integer division or modulo by zero", loc) }
+                guard !(x == .min && y == -1) else { throw fail(.overflow, "\(x) \(op) \(y) does not fit a 64-bit int (trace scripts' ints are 64-bit)", loc) }
                 // Python's floor division and modulo: the remainder takes the divisor's sign.
                 var (q, r) = x.quotientAndRemainder(dividingBy: y)
                 if r != 0 && ((r < 0) != (y < 0)) { q -= 1; r += y }
@@ -160,15 +169,11 @@ extension ScriptRunner {
                 var result = 1, base = x, e = y
                 while e > 0 {
                     if e & 1 == 1 {
-                        let (m, o) = result.multipliedReportingOverflow(by: base)
-                        guard !o else { throw fail(.value, "integer overflow in \(x) ** \(y) (trace scripts use 64-bit ints)", loc) }
-                        result = m
+                        result = try checked(result.multipliedReportingOverflow(by: base), x, op, y, loc)
                     }
                     e >>= 1
                     if e > 0 {
-                        let (b, o) = base.multipliedReportingOverflow(by: base)
-                        guard !o else { throw fail(.value, "integer overflow in \(x) ** \(y) (trace scripts use 64-bit ints)", loc) }
-                        base = b
+                        base = try checked(base.multipliedReportingOverflow(by: base), x, op, y, loc)
                     }
                 }
                 return .int(result)
@@ -186,13 +191,24 @@ extension ScriptRunner {
         case "-": return .float(x - y)
         case "*": return .float(x * y)
         case "/":
-            guard y != 0 else { throw fail(.value, "float division by zero", loc) }
+            guard y != 0 else { throw fail(.zeroDivision, "float division by zero", loc) }
             return .float(x / y)
-        case "//": return .float((x / y).rounded(.down))
-        case "%": return .float(x - y * (x / y).rounded(.down))
+        case "//":
+            guard y != 0 else { throw fail(.zeroDivision, "float floor division by zero", loc) }
+            return .float((x / y).rounded(.down))
+        case "%":
+            guard y != 0 else { throw fail(.zeroDivision, "float modulo by zero", loc) }
+            return .float(x - y * (x / y).rounded(.down))
         case "**": return .float(pow(x, y))
         default: throw fail(.type, "unsupported operand type(s) for \(op): '\(a.typeName)' and '\(b.typeName)'", loc)
         }
+    }
+
+    /// An int operation's result, or Python's OverflowError where ours would wrap (Python's ints
+    /// are unbounded; a script's are 64-bit).
+    func checked(_ r: (partialValue: Int, overflow: Bool), _ x: Int, _ op: String, _ y: Int, _ loc: SourceLocation) throws -> Int {
+        guard !r.overflow else { throw fail(.overflow, "\(x) \(op) \(y) does not fit a 64-bit int (trace scripts' ints are 64-bit)", loc) }
+        return r.partialValue
     }
 
     /// `"%d items" % n`, `"%s=%.3f" % (a, b)`.
@@ -282,7 +298,7 @@ extension ScriptRunner {
     }
 
     func equal(_ a: PyValue, _ b: PyValue, depth: Int = 0) throws -> Bool {
-        guard depth < 100 else { throw ScriptError(.runtime, "RecursionError: maximum recursion depth exceeded in comparison", file: file, line: 0, column: 0) }
+        guard depth < 100 else { throw ScriptError(.recursion, "maximum recursion depth exceeded in comparison", file: file, line: 0, column: 0) }
         switch (a, b) {
         case (.none, .none): return true
         case let (.str(x), .str(y)): return x == y
@@ -305,6 +321,18 @@ extension ScriptRunner {
 
     // MARK: - repr and str
 
+    /// Items' reprs joined by ", ", refused once the text passes `maxSequence` characters (a list
+    /// of a million long strings would otherwise print terabytes).
+    func joinedRepr<Item>(_ items: [Item], _ loc: SourceLocation, _ itemRepr: (Item) throws -> String) throws -> String {
+        var out = ""
+        for (i, item) in items.enumerated() {
+            if i > 0 { out += ", " }
+            out += try itemRepr(item)
+            guard out.utf8.count <= Self.maxSequence else { throw fail(.memory, "the repr would have over \(Self.maxSequence) characters", loc) }
+        }
+        return out
+    }
+
     func repr(_ v0: PyValue, _ loc: SourceLocation) throws -> String {
         let v = try resolved(v0, loc)
         // A container inside itself prints as [...] / {...}, as Python does.
@@ -315,7 +343,7 @@ extension ScriptRunner {
         }
         if let identity {
             guard !reprActive.contains(identity) else { if case .list = v { return "[...]" } else { return "{...}" } }
-            guard reprActive.count < 100 else { throw fail(.runtime, "RecursionError: maximum recursion depth exceeded while getting the repr of an object", loc) }
+            guard reprActive.count < 100 else { throw fail(.recursion, "maximum recursion depth exceeded while getting the repr of an object", loc) }
             reprActive.insert(identity)
         }
         defer { if let identity { reprActive.remove(identity) } }
@@ -325,11 +353,9 @@ extension ScriptRunner {
         case let .int(i): return String(i)
         case let .float(f): return Repr.float(f)
         case let .str(s): return Repr.string(s)
-        case let .list(l): return "[" + (try l.items.map { try repr($0, loc) }).joined(separator: ", ") + "]"
-        case let .tuple(t):
-            let inner = try t.map { try repr($0, loc) }
-            return "(" + inner.joined(separator: ", ") + (t.count == 1 ? ",)" : ")")
-        case let .dict(d): return "{" + (try d.entries.map { (try repr($0.key, loc)) + ": " + (try repr($0.value, loc)) }).joined(separator: ", ") + "}"
+        case let .list(l): return "[" + (try joinedRepr(l.items, loc) { try repr($0, loc) }) + "]"
+        case let .tuple(t): return "(" + (try joinedRepr(t, loc) { try repr($0, loc) }) + (t.count == 1 ? ",)" : ")")
+        case let .dict(d): return "{" + (try joinedRepr(d.entries, loc) { (try repr($0.key, loc)) + ": " + (try repr($0.value, loc)) }) + "}"
         case let .tensor(t, grad): return TorchRepr.repr(t, grad: grad)
         case let .size(d): return "torch.Size([" + d.map(String.init).joined(separator: ", ") + "])"
         case let .range(a, b, s): return s == 1 ? "range(\(a), \(b))" : "range(\(a), \(b), \(s))"

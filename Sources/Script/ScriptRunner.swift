@@ -21,6 +21,7 @@ public final class ScriptRunner {
     /// Function scopes, innermost last (empty at module level).
     var locals: [[String: PyValue]] = []
     var stdout = ""
+    var warnings: [String] = []
     /// Depth of `with model.generate/trace` blocks being recorded.
     var tracing = 0
     /// Names bound while a trace was recorded: only saved values outlive the trace.
@@ -54,16 +55,21 @@ public final class ScriptRunner {
     var reprActive: Set<ObjectIdentifier> = []
 
     static let maxCallDepth = 100
-    /// Limits that keep a runaway script from hanging the client: loop iterations of one
-    /// `while`, and statements in all.
-    public var maxWhileIterations = 1_000_000
-    public var statementBudget = 100_000_000
+    /// What the script may spend (statements, `while` iterations, memory).
+    public var limits = ScriptLimits()
+    /// Statements executed so far, and the resident memory when the script started.
+    var statementsRun = 0
+    var memoryBaseline: Int?
 
     public struct Outcome {
         public var stdout: String
         public var error: ScriptError?
+        /// The warnings written to stderr, each as `file:line: Category: message`.
+        public var warnings: [String]
         /// Top-level variables left after the script, as the oracle's JSON (`saves`).
-        public var savesJSON: String
+        public var savesJSON: String { JSONExport.saves(globals) }
+        /// The script's top-level names when it ended (turned into JSON only when asked for).
+        let globals: [String: PyValue]
 
         /// The `--save-json` document.
         public var json: String { JSONExport.document(stdout: stdout, saves: savesJSON, error: error) }
@@ -78,6 +84,9 @@ public final class ScriptRunner {
     public func run(source: String, echo: ((String) -> Void)? = nil) -> Outcome {
         self.echo = echo
         globals = ["model": .object(.model)]
+        statementsRun = 0
+        warnings = []
+        memoryBaseline = residentBytes()
         var failure: ScriptError?
         do {
             var parser = try Parser(source, file: file)
@@ -90,7 +99,7 @@ public final class ScriptRunner {
         } catch {
             failure = ScriptError(.runtime, "\(error)", file: file, line: 0, column: 0)
         }
-        return Outcome(stdout: stdout, error: failure, savesJSON: JSONExport.saves(globals))
+        return Outcome(stdout: stdout, error: failure, warnings: warnings, globals: globals)
     }
 
     /// The model a script names in its preamble (`LanguageModel("openai-community/gpt2", ...)`,
@@ -113,8 +122,35 @@ public final class ScriptRunner {
         return nil
     }
 
+    /// One statement (or comprehension item) more: the statement limit, and every
+    /// `memoryCheckInterval` of them the memory the script grew the process by.
+    func tick(_ loc: SourceLocation) throws {
+        statementsRun += 1
+        guard statementsRun <= limits.maxStatements else {
+            throw fail(.runtime, "the script ran over \(limits.maxStatements) statements (a runaway loop? --max-statements sets the limit)", loc)
+        }
+        if statementsRun & (ScriptLimits.memoryCheckInterval - 1) == 0 { try checkMemory(loc) }
+    }
+
+    /// The memory limit, checked every `memoryCheckInterval` statements and after building any
+    /// large value (a comprehension of big lists runs few statements).
+    func checkMemory(_ loc: SourceLocation) throws {
+        guard let base = memoryBaseline, let now = residentBytes() else { return }
+        guard now - base <= limits.maxMemoryBytes else {
+            throw fail(.memory, "the script's values grew the client by \((now - base + (1 << 20) - 1) >> 20) MB, over its limit of \(limits.maxMemoryBytes >> 20) MB (--max-memory sets it)", loc)
+        }
+    }
+
     func fail(_ kind: ScriptError.Kind, _ message: String, _ loc: SourceLocation) -> ScriptError {
         ScriptError(kind, message, file: file, line: loc.line, column: loc.column)
+    }
+
+    /// A warning Python would print on stderr (`file:line: Category: message`); kept in
+    /// `Outcome.warnings` too.
+    func warn(_ category: String, _ message: String, _ loc: SourceLocation) {
+        let line = "\(file):\(loc.line): \(category): \(message)"
+        warnings.append(line)
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
     func write(_ text: String) {
@@ -164,8 +200,7 @@ public final class ScriptRunner {
     }
 
     func exec(_ s: Stmt) throws {
-        statementBudget -= 1
-        guard statementBudget >= 0 else { throw fail(.runtime, "the script ran over its statement budget (a runaway loop?)", s.location) }
+        try tick(s.location)
         activeTracer?.sourceLine = s.location.line
         activeTracer?.sourceColumn = s.location.column
         switch s.kind {
@@ -240,8 +275,8 @@ public final class ScriptRunner {
                     }
                     guard try truth(v, test.location) else { break }
                     count += 1
-                    guard count <= maxWhileIterations else {
-                        throw fail(.runtime, "while loop ran over \(maxWhileIterations) iterations (the limit for trace scripts)", s.location)
+                    guard count <= limits.maxWhileIterations else {
+                        throw fail(.runtime, "while loop ran over \(limits.maxWhileIterations) iterations (the limit for trace scripts)", s.location)
                     }
                     do { try exec(body) } catch Flow.continueLoop { continue }
                 }
@@ -325,7 +360,7 @@ public final class ScriptRunner {
         pastEndStep = step
         defer { pastEndStep = nil }
         do { try exec(body) } catch Flow.continueLoop {} catch let Flow.pastEnd(access) {
-            FileHandle.standardError.write(Data("\(file):\(loc.line): UserWarning: '\(access)' at step \(step) was never reached: the loop asks for a step past max_new_tokens = \(activeTracer?.maxNewTokens ?? 0), so it ends there; values saved in earlier steps are kept\n".utf8))
+            warn("UserWarning", "'\(access)' at step \(step) was never reached: the loop asks for a step past max_new_tokens = \(activeTracer?.maxNewTokens ?? 0), so it ends there; values saved in earlier steps are kept", loc)
         }
     }
 
@@ -413,6 +448,7 @@ public final class ScriptRunner {
                 else if let scope { locals[locals.count - 1] = scope }
             }
             for item in try iterate(try eval(iterable), iterable.location) {
+                try tick(e.location)
                 try assign(target, item)
                 if try conditions.allSatisfy({ try truth(try eval($0), $0.location) }) { out.append(try eval(element)) }
             }
@@ -453,7 +489,7 @@ public final class ScriptRunner {
             }
         default:
             switch try resolved(v, loc) {
-            case let .int(i): return .int(0 &- i)
+            case let .int(i): return .int(try checked((0).subtractingReportingOverflow(i), 0, "-", i, loc))
             case let .float(f): return .float(-f)
             case let .bool(b): return .int(b ? -1 : 0)
             case .tensor, .proxy: return try torchOp("neg", [v], Attributes(), loc)

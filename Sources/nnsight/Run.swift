@@ -55,8 +55,14 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Write {\"stdout\", \"saves\", \"error\"} as JSON to this file.")
     var saveJson: String?
 
+    @Option(name: .long, help: "Statements the script may execute before it is stopped as a runaway (default: 10000000).")
+    var maxStatements = ScriptLimits().maxStatements
+
+    @Option(name: .long, help: "MB the script's own values may grow this process by (default: 2048; the model's weights do not count).")
+    var maxMemory = ScriptLimits().maxMemoryBytes >> 20
 
     func run() throws {
+        guard maxStatements > 0, maxMemory > 0 else { throw CLIError(description: "--max-statements and --max-memory must be positive") }
         if cluster != nil && (workers != nil || inProcess) {
             throw CLIError(description: "--cluster uses the coordinator's workers: drop --workers / --in-process")
         }
@@ -99,6 +105,8 @@ struct Run: ParsableCommand {
             }
         }
         let runner = ScriptRunner(model: languageModel, file: script)
+        runner.limits.maxStatements = maxStatements
+        runner.limits.maxMemoryBytes = maxMemory << 20
         let outcome = runner.run(source: source) { text in
             FileHandle.standardOutput.write(Data(text.utf8))
         }

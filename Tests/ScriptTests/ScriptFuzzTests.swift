@@ -77,8 +77,8 @@ import Testing
             if let from = environment["FUZZ_FROM"].flatMap(Int.init), i < from { continue }
             if environment["FUZZ_VERBOSE"] != nil { FileHandle.standardError.write(Data("mutant \(i)\n\(source)\n".utf8)) }
             let runner = ScriptRunner(model: model, file: "fuzz.py")
-            runner.maxWhileIterations = 2_000
-            runner.statementBudget = 20_000
+            runner.limits.maxWhileIterations = 2_000
+            runner.limits.maxStatements = 20_000
             // The assertion is the loop finishing: a trap or a hang fails the test run.
             if runner.run(source: source).error == nil { ran += 1 }
         }

@@ -1,0 +1,31 @@
+import Foundation
+
+/// What one script may spend on the client: a runaway loop or an enormous value ends the script
+/// with a clear error naming the limit (and the flag that sets it), never the process.
+///
+/// ```swift
+/// let runner = ScriptRunner(model: model)
+/// runner.limits.maxStatements = 1_000_000
+/// runner.limits.maxMemoryBytes = 512 << 20
+/// ```
+public struct ScriptLimits: Sendable {
+    /// Statements executed in all (`--max-statements`).
+    public var maxStatements = 10_000_000
+    /// Iterations of one `while` loop.
+    public var maxWhileIterations = 1_000_000
+    /// Growth of the process's resident memory while the script runs (`--max-memory`, in MB on the
+    /// command line): what the script's own values take, the model's weights not counted.
+    public var maxMemoryBytes = 2 << 30
+    public init() {}
+
+    /// How often (in statements) resident memory is read: /proc is a system call, statements are cheap.
+    static let memoryCheckInterval = 1 << 14
+}
+
+/// The process's resident memory in bytes (Linux /proc/self/statm), nil where it cannot be read.
+func residentBytes() -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
