@@ -158,6 +158,7 @@ public final class ClusterCoordinator {
     private var slots: [String?]
     private var traces: [UInt64: Active] = [:]
     private var announcedReady = false
+    private var lastHousekeeping = Date()
 
     /// - Parameter context: the ZeroMQ context (shared with in-process stages and clients for `inproc://`).
     public init(_ options: Options, context: ZMQContext = ZMQContext(), log: Logger = Logger(label: "nnsight.coordinator")) throws {
@@ -193,8 +194,12 @@ public final class ClusterCoordinator {
         defer { shutdownWorkers() }
         while !shouldStop() {
             let ready = try ZMQSocket.poll([control, results], timeoutMs: 50)
-            if ready[0], let frames = try control.receive(timeoutMs: 0) { try handleControl(frames) }
-            if ready[1], let frames = try results.receive(timeoutMs: 0) { try handleResult(frames.last ?? Data()) }
+            // Everything that has arrived is handled before liveness is judged: after a stall
+            // the workers' heartbeats are waiting here, and they are alive.
+            var handled = 0
+            while ready[0], handled < Self.receiveLimit, let frames = try control.receive(timeoutMs: 0) { try handleControl(frames); handled += 1 }
+            handled = 0
+            while ready[1], handled < Self.receiveLimit, let frames = try results.receive(timeoutMs: 0) { try handleResult(frames.last ?? Data()); handled += 1 }
             try housekeeping()
         }
     }
@@ -251,8 +256,15 @@ public final class ClusterCoordinator {
         case let .heartbeat(beat)?:
             if workers[peerId] != nil {
                 options.statistics.record(peerId, .init(passes: beat.passes, steps: beat.steps, largest: Int(beat.largestPass)))
-                reply(peer, Framing.envelope { $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = "coordinator" } })
+            } else if beat.sender != "client" {
+                // A worker this coordinator dropped (or never knew, after a restart): it must
+                // register again rather than serve a stage that is no longer its own.
+                return reply(peer, error(.errorWorkerLost, "worker \(peerId) is not registered here (dropped, or the coordinator restarted): register again", worker: peerId))
             }
+            // Clients and workers both learn from the answer that the coordinator is alive.
+            reply(peer, Framing.envelope(requestId: envelope.requestID) {
+                $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = "coordinator" }
+            })
         case let .submit(submit)?: submitTrace(submit, client: peer, request: envelope.requestID)
         case let .submitSession(submit)?: submitSession(submit, client: peer, request: envelope.requestID)
         case .cancel?:
@@ -473,8 +485,19 @@ public final class ClusterCoordinator {
 
     // MARK: - liveness
 
+    /// Messages handled per socket per turn of the serving loop (the other socket's get their turn).
+    static let receiveLimit = 1000
+
     private func housekeeping() throws {
         let now = Date()
+        // This process was stalled (paused, swapped, stopped): the workers could not be heard
+        // meanwhile, so each gets its timeout afresh instead of being dropped for our silence.
+        let gap = now.timeIntervalSince(lastHousekeeping)
+        lastHousekeeping = now
+        if gap * 1000 > Double(options.workerTimeoutMs) / 2 {
+            log.warning("the coordinator was stalled; re-checking the workers", metadata: ["seconds": "\(Int(gap))"])
+            for id in workers.keys { workers[id]!.lastSeen = max(workers[id]!.lastSeen, now) }
+        }
         for (id, worker) in workers
             where now.timeIntervalSince(worker.lastSeen) * 1000 > Double(worker.ready ? options.workerTimeoutMs : max(options.workerTimeoutMs, options.loadTimeoutMs)) {
             workerLost(id, worker)

@@ -47,10 +47,15 @@ public final class LanguageModel {
 
     /// A client of a running coordinator (`nnsight serve`, or the one `nnsight run --workers N`
     /// starts). The directory provides the config and tokenizer; the weights live on the workers.
-    public static func connect(_ endpoint: String, model directory: String, timeoutSeconds: Int = 300) throws -> LanguageModel {
+    /// It checks that a coordinator answers first: nothing there within `livenessSeconds` is an
+    /// error, as is a coordinator that stops answering for that long while a trace runs.
+    public static func connect(_ endpoint: String, model directory: String, timeoutSeconds: Int = 300,
+                               livenessSeconds: Int = 5) throws -> LanguageModel {
         let config = try GPT2Config.load(directory: directory)
-        return LanguageModel(tokenizer: try GPT2Tokenizer(directory: directory), config: config,
-                             backend: try CoordinatorClient(endpoint: endpoint, modelId: config.architectureId, timeoutSeconds: timeoutSeconds))
+        let client = try CoordinatorClient(endpoint: endpoint, modelId: config.architectureId, timeoutSeconds: timeoutSeconds,
+                                           livenessMs: livenessSeconds * 1000)
+        try client.ping()
+        return LanguageModel(tokenizer: try GPT2Tokenizer(directory: directory), config: config, backend: client)
     }
 
     init(tokenizer: GPT2Tokenizer, config: GPT2Config, backend: TraceBackend) {

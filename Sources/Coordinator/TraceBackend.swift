@@ -20,13 +20,23 @@ final class CoordinatorClient: TraceBackend {
     let socket: ZMQSocket
     let modelId: String
     let timeoutSeconds: Int
+    let endpoint: String
+    /// The coordinator is gone when it has answered nothing (not even a heartbeat) for this long.
+    let livenessMs: Int
+    /// While waiting, a heartbeat goes out when nothing has arrived for this long.
+    static let heartbeatMs = 1000
     private var nextRequest: UInt64 = 1
+    /// Whether the coordinator has ever answered this client (what a silence means differs).
+    private var heardFromCoordinator = false
     /// Keeps an in-process cluster alive as long as its client.
     private let cluster: LocalCluster?
 
-    init(endpoint: String, modelId: String, timeoutSeconds: Int, context: ZMQContext = ZMQContext(), cluster: LocalCluster? = nil) throws {
+    init(endpoint: String, modelId: String, timeoutSeconds: Int, livenessMs: Int = 5000, context: ZMQContext = ZMQContext(),
+         cluster: LocalCluster? = nil) throws {
         self.context = context
         self.cluster = cluster
+        self.endpoint = endpoint
+        self.livenessMs = livenessMs
         socket = try context.socket(.dealer)
         try socket.setMaxMessageSize(WireProtocol.defaultMaxMessageBytes)
         try socket.setIdentity("client-\(getpid())-\(UUID().uuidString.prefix(8))")
@@ -58,17 +68,40 @@ final class CoordinatorClient: TraceBackend {
         return graph
     }
 
-    /// Sends one submission and passes what streams back to `deliver` until it finishes.
-    private func exchange(_ body: (inout Envelope) -> Void, deliver: (Int, TraceEvent) -> Void) throws {
+    /// Checks that a coordinator answers at `endpoint` (a heartbeat, answered in kind).
+    func ping() throws {
+        try exchange(nil) { _, _ in }
+    }
+
+    /// Sends one submission and passes what streams back to `deliver` until it finishes; with no
+    /// submission, waits for the answer to a heartbeat. A coordinator that answers nothing, not
+    /// even heartbeats, for `livenessMs` is gone (or was never there): a clear error, not a wait
+    /// for the trace's deadline.
+    private func exchange(_ body: ((inout Envelope) -> Void)?, deliver: (Int, TraceEvent) -> Void) throws {
         let id = nextRequest
         nextRequest += 1
-        try socket.send(try Framing.encode(Framing.envelope(requestId: id, body)))
+        if let body { try socket.send(try Framing.encode(Framing.envelope(requestId: id, body))) }
         let deadline = Date().addingTimeInterval(Double(timeoutSeconds) + 5)
+        var lastHeard = Date(), lastBeat = Date.distantPast
         while Date() < deadline {
+            if Date().timeIntervalSince(lastHeard) * 1000 >= Double(Self.heartbeatMs), Date().timeIntervalSince(lastBeat) * 1000 >= Double(Self.heartbeatMs) {
+                try socket.send(try Framing.encode(Framing.envelope(requestId: id) {
+                    $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = "client" }
+                }))
+                lastBeat = Date()
+            }
+            if Date().timeIntervalSince(lastHeard) * 1000 > Double(livenessMs) {
+                throw TraceError(.transport, heardFromCoordinator
+                    ? "the coordinator at \(endpoint) stopped answering (nothing for \(livenessMs / 1000) s)"
+                    : "no coordinator answered at \(endpoint) within \(livenessMs / 1000) s")
+            }
             guard let frames = try socket.receive(timeoutMs: 200) else { continue }
+            lastHeard = Date()
+            heardFromCoordinator = true
             let envelope: Envelope
             do throws(WireError) { envelope = try Framing.decode(frames.last ?? Data()) }
             catch { throw TraceError(.transport, "the coordinator sent an invalid message: \(error)") }
+            if body == nil, envelope.requestID == id, case .heartbeat? = envelope.body { return }
             guard envelope.requestID == id else { continue }
             switch envelope.body {
             case let .saved(saved)? where saved.skipped:

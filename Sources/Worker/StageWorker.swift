@@ -7,12 +7,16 @@ import Wire
 /// Why a worker stopped serving.
 public enum WorkerError: Error, CustomStringConvertible {
     case coordinatorLost(seconds: Int)
+    /// The coordinator no longer counts this worker as serving (it was silent too long, or the
+    /// coordinator restarted): it registers again.
+    case dropped(String)
     case refused(String)
     case noAssignment(seconds: Int)
 
     public var description: String {
         switch self {
         case let .coordinatorLost(s): "the coordinator has been silent for \(s) s"
+        case let .dropped(m): "dropped by the coordinator: \(m)"
         case let .refused(m): "the coordinator refused this worker: \(m)"
         case let .noAssignment(s): "no stage assignment within \(s) s"
         }
@@ -154,6 +158,8 @@ public final class StageWorker {
                 switch (try? Framing.decode(frames.last ?? Data()))?.body {
                 case .shutdown?:
                     return
+                case let .error(e)? where e.code == .errorWorkerLost:
+                    throw WorkerError.dropped(e.message)
                 case let .assignment(a)?:
                     // Re-sent when a stage was replaced: the next stage may have moved.
                     if a.nextAddress != nextAddress {

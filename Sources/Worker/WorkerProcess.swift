@@ -61,18 +61,43 @@ public struct WorkerProcess {
         self.load = { _, layers in try load(layers) }
     }
 
+    /// Registers, serves the stage it is given, and registers again whenever the coordinator
+    /// drops it or goes silent (keeping its weights when the range is the same), until a
+    /// Shutdown from the coordinator, `shouldStop`, or no assignment within the timeout.
     public func run(shouldStop: () -> Bool = { false }) throws {
         let config = try self.config ?? GPT2Config.load(directory: options.model)
         let input = try context.socket(.pull)
         try input.setMaxMessageSize(WireProtocol.defaultMaxMessageBytes)
         try input.bind(options.bind)
         let address = input.lastEndpoint
+        // One control connection for the process's life: a ROUTER ignores a second connection
+        // with the same identity, and ZeroMQ reconnects this one when the coordinator restarts.
         let control = try context.socket(.dealer)
         try control.setIdentity(options.workerId)
         try control.connect(options.connect)
-        log.info("registering", metadata: ["worker": "\(options.workerId)", "input": "\(address)", "coordinator": "\(options.connect)"])
+        var loaded: (layers: Range<Int>, model: GPT2)?
+        while true {
+            log.info("registering", metadata: ["worker": "\(options.workerId)", "input": "\(address)", "coordinator": "\(options.connect)"])
+            guard let stage = try register(control, address: address, config: config, shouldStop: shouldStop) else { return }
+            let layers = Int(stage.layerStart)..<Int(stage.layerEnd)
+            log.info("assigned", metadata: ["layers": "\(layers)", "stage": "\(stage.stage)/\(stage.stageCount)"])
+            let model = try loaded.flatMap { $0.layers == layers ? $0.model : nil } ?? load(config, layers)
+            loaded = (layers, model)
+            do {
+                try serve(stage, model: model, input: input, address: address, control: control, shouldStop: shouldStop)
+                log.info("stopped")
+                return
+            } catch let error as WorkerError {
+                switch error {
+                case .dropped, .coordinatorLost: log.warning("registering again", metadata: ["reason": "\(error)"])
+                default: throw error
+                }
+            }
+        }
+    }
 
-        // Hello until the coordinator assigns a stage (it may start after us).
+    /// Hello until the coordinator assigns a stage (it may start after us); nil on Shutdown or stop.
+    private func register(_ control: ZMQSocket, address: String, config: GPT2Config, shouldStop: () -> Bool) throws -> Nnsight_V1_StageAssignment? {
         let hello = Framing.envelope {
             $0.hello = .with {
                 $0.workerID = options.workerId
@@ -81,11 +106,10 @@ public struct WorkerProcess {
                 $0.model = config.architectureId
             }
         }
-        var assignment: Nnsight_V1_StageAssignment?
         let deadline = Date().addingTimeInterval(Double(options.assignmentTimeoutMs) / 1000)
         var lastHello = Date.distantPast
-        while assignment == nil {
-            if shouldStop() { return }
+        while true {
+            if shouldStop() { return nil }
             guard Date() < deadline else { throw WorkerError.noAssignment(seconds: options.assignmentTimeoutMs / 1000) }
             if Date().timeIntervalSince(lastHello) > 2 {
                 try control.send(try Framing.encode(hello))
@@ -93,16 +117,18 @@ public struct WorkerProcess {
             }
             guard let frames = try control.receive(timeoutMs: 200), let envelope = try? Framing.decode(frames.last ?? Data()) else { continue }
             switch envelope.body {
-            case let .assignment(a)?: assignment = a
+            case let .assignment(a)?: return a
+            case let .error(e)? where e.code == .errorWorkerLost: continue  // the answer to a heartbeat sent before the drop
             case let .error(e)?: throw WorkerError.refused(e.message)
-            case .shutdown?: return
+            case .shutdown?: return nil
             default: continue
             }
         }
-        let stage = assignment!
-        let layers = Int(stage.layerStart)..<Int(stage.layerEnd)
-        log.info("assigned", metadata: ["layers": "\(layers)", "stage": "\(stage.stage)/\(stage.stageCount)"])
-        let model = try load(config, layers)
+    }
+
+    /// Serves one assignment until Shutdown / stop (returns) or a drop / lost coordinator (throws).
+    private func serve(_ stage: Nnsight_V1_StageAssignment, model: GPT2, input: ZMQSocket, address: String, control: ZMQSocket,
+                       shouldStop: () -> Bool) throws {
         let coordinator = try context.socket(.push)
         try coordinator.connect(stage.resultsAddress)
         let next = try stage.nextAddress.isEmpty ? nil : { () throws -> ZMQSocket in
@@ -112,7 +138,7 @@ public struct WorkerProcess {
         }()
         // Ready: the assignment echoed back.
         try control.send(try Framing.encode(Framing.envelope { $0.assignment = stage }))
-        log.info("serving", metadata: ["layers": "\(layers)", "parameters": "\(model.weights.parameterCount)"])
+        log.info("serving", metadata: ["layers": "\(stage.layerStart)..<\(stage.layerEnd)", "parameters": "\(model.weights.parameterCount)"])
         let worker = StageWorker(model: model, context: context,
                                  endpoints: StageEndpoints(input: address, next: stage.nextAddress.isEmpty ? nil : stage.nextAddress,
                                                            coordinator: stage.resultsAddress))
@@ -124,6 +150,5 @@ public struct WorkerProcess {
         try worker.serve(input: input, next: next, coordinator: coordinator, control: control,
                          heartbeatMs: options.heartbeatMs, coordinatorTimeoutMs: options.coordinatorTimeoutMs,
                          sender: options.workerId, shouldStop: shouldStop)
-        log.info("stopped")
     }
 }

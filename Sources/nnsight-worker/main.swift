@@ -15,7 +15,10 @@ struct WorkerCommand: ParsableCommand {
         discussion: """
         The worker connects to the coordinator (--connect), announces the endpoint where it takes
         activations (--bind), is assigned a layer range, loads only those weights, and serves until
-        the coordinator tells it to stop or has been silent for --coordinator-timeout seconds.
+        the coordinator tells it to stop. When the coordinator has been silent for
+        --coordinator-timeout seconds, or answers that it dropped this worker (it was frozen, or
+        the coordinator restarted), the worker registers again (keeping its weights when it gets
+        the same range); it exits when no coordinator assigns it a stage within --register-timeout.
         It runs only the declarative operations of the intervention graph, never user code.
         The cluster has no authentication yet: keep every endpoint on 127.0.0.1 (the default) or a
         trusted network.
@@ -45,8 +48,11 @@ struct WorkerCommand: ParsableCommand {
         discussion: "Workers sharing a machine pass messages faster when their main threads share a CPU."))
     var cpus: String?
 
-    @Option(name: .long, help: "Seconds of coordinator silence before the worker exits.")
+    @Option(name: .long, help: "Seconds of coordinator silence before the worker registers again.")
     var coordinatorTimeout: Int = 10
+
+    @Option(name: .long, help: "Seconds to wait for a stage assignment (at start and after losing the coordinator) before exiting.")
+    var registerTimeout: Int = 60
 
     @OptionGroup var serving: ServingOptions
 
@@ -81,6 +87,7 @@ struct WorkerCommand: ParsableCommand {
         var options = WorkerProcess.Options(connect: connect, bind: bind, model: model,
                                             workerId: id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())")
         options.coordinatorTimeoutMs = coordinatorTimeout * 1000
+        options.assignmentTimeoutMs = registerTimeout * 1000
         serving.apply(to: &options)
         try WorkerProcess(options).run()
     }

@@ -13,7 +13,10 @@ struct Serve: ParsableCommand {
         little as possible, or at --split boundaries), and serves traces from clients
         (`nnsight run SCRIPT.py --cluster ADDR --model DIR`, or LanguageModel.connect in Swift).
         A worker that stops answering for --worker-timeout seconds is dropped: its traces end with an
-        error naming it, and new traces are refused until a replacement registers.
+        error naming it, and new traces are refused until a replacement registers (a dropped worker
+        that wakes up is told so and registers again). A coordinator that was itself stalled gives
+        every worker its timeout afresh before judging it. Clients learn within 5 s that the
+        coordinator is gone: it answers their heartbeats.
         No authentication yet: every socket binds to 127.0.0.1 unless you pass other addresses.
           nnsight serve --model Models/tiny-license-gpt2 --listen tcp://127.0.0.1:5555 --workers 2
         """)
