@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build needs on a fresh Debian 12 machine with the Swift toolchain (as root).
 set -euo pipefail
-packages=(libzmq3-dev libopenblas-dev pkg-config)
+packages=(libzmq3-dev libopenblas-dev pkg-config iproute2)  # iproute2: the network-namespace fault tests (ip netns, tc netem)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -24,9 +24,13 @@ public final class StageStatistics: @unchecked Sendable {
     }
     private let lock = NSLock()
     private var byWorker: [String: Passes] = [:]
+    private var servingByStage: [Int: String] = [:]
     public init() {}
     public var workers: [String: Passes] { lock.withLock { byWorker } }
+    /// The worker assigned to each stage now (stages without one are missing).
+    public var serving: [Int: String] { lock.withLock { servingByStage } }
     func record(_ worker: String, _ passes: Passes) { lock.withLock { byWorker[worker] = passes } }
+    func assign(stage: Int, to worker: String?) { lock.withLock { servingByStage[stage] = worker } }
 }
 
 /// The coordinator of a cluster of worker processes: registers workers, splits the layers
@@ -61,6 +65,10 @@ public final class ClusterCoordinator {
         public var loadTimeoutMs = 120_000
         /// A trace's default deadline.
         public var traceTimeoutMs = 300_000
+        /// A trace whose worker dies waits this long for a replacement (a spare, or the worker
+        /// registering again) and is then replayed from its start on the new stage set, the client
+        /// seeing only a delay; 0 ends it at once with the error.
+        public var replayTimeoutMs = 30_000
         /// The model's config when it is not read from `model` (stages in memory: local mode).
         public var config: GPT2Config?
         /// Called once, on the serving thread, when every stage has a ready worker.
@@ -69,6 +77,9 @@ public final class ClusterCoordinator {
         public var submissions = SubmissionCounter()
         /// Where workers' pass statistics go (from their heartbeats).
         public var statistics = StageStatistics()
+        /// CURVE (`--keys DIR`): this coordinator's keypair; only the clients and workers whose
+        /// public keys are in `authorized/` get past the handshake.
+        public var keys: KeyDirectory?
 
         public init(model: String, workers: Int) {
             self.model = model
@@ -82,11 +93,16 @@ public final class ClusterCoordinator {
         let push: ZMQSocket
         var stage: Int?
         var ready = false
+        /// It acknowledged an assignment that gave it its next stage's address.
+        var linked = false
         var lastSeen = Date()
+        /// Its public key, from the CURVE handshake (nil without keys).
+        var publicKey: String?
     }
 
     final class Active {
-        let session: TraceSession
+        /// The current run of the trace (a replay starts a new one, under a new id).
+        var session: TraceSession
         let client: Data
         let clientRequest: UInt64
         let deadline: Date
@@ -95,13 +111,25 @@ public final class ClusterCoordinator {
         var early: [UInt32: Nnsight_V1_StepResult] = [:]
         /// The session this trace belongs to, if any.
         let run: SessionRun?
-        init(session: TraceSession, client: Data, clientRequest: UInt64, deadline: Date, run: SessionRun?) {
+        /// What a replay needs: the graph as submitted (prompts, generation, interventions);
+        /// and what the client already has, so that a replay delivers nothing twice.
+        let graph: TraceGraph
+        var deliveredSaves: Set<DeliveredSave> = []
+        var deliveredSteps = 0
+        /// Waiting for a replacement worker since, and the error to give if none comes.
+        var suspended: (since: Date, error: Envelope)?
+        init(session: TraceSession, graph: TraceGraph, client: Data, clientRequest: UInt64, deadline: Date, run: SessionRun?) {
             self.session = session
+            self.graph = graph
             self.client = client
             self.clientRequest = clientRequest
             self.deadline = deadline
             self.run = run
         }
+    }
+
+    struct DeliveredSave: Hashable {
+        let trace: UInt32, saveID: UInt32, step: UInt32
     }
 
     /// A session's traces, run back to back; the values later traces use stay here.
@@ -157,8 +185,14 @@ public final class ClusterCoordinator {
     /// The worker serving each stage, once assigned.
     private var slots: [String?]
     private var traces: [UInt64: Active] = [:]
+    /// Traces whose worker died, waiting for the stages to be served again (oldest first).
+    private var suspended: [Active] = []
+    /// Spares (`--standby`) waiting for a free layer range: their Hello and key, by id.
+    private var standbys: [String: (hello: Nnsight_V1_Hello, key: String?, lastSeen: Date)] = [:]
     private var announcedReady = false
     private var lastHousekeeping = Date()
+    /// Decides CURVE handshakes for this coordinator's sockets (with `options.keys`).
+    private let zap: ZAPHandler?
 
     /// - Parameter context: the ZeroMQ context (shared with in-process stages and clients for `inproc://`).
     public init(_ options: Options, context: ZMQContext = ZMQContext(), log: Logger = Logger(label: "nnsight.coordinator")) throws {
@@ -176,18 +210,28 @@ public final class ClusterCoordinator {
             stages = LocalCluster.split(config: config, stages: options.workers)
         }
         slots = [String?](repeating: nil, count: stages.count)
+        if let keys = options.keys {
+            // Before anything binds: a CURVE socket with no handler would let every key in.
+            zap = try ZAPHandler(context: context, accepted: Set(keys.authorized.values)) { [log] refusal in
+                log.warning("handshake refused", metadata: ["peer": "\(refusal)"])
+            }
+        } else {
+            zap = nil
+        }
         control = try context.socket(.router)
         try control.setMaxMessageSize(WireProtocol.defaultMaxMessageBytes)
+        if let keys = options.keys { try control.makeCurveServer(keys.own) }
         try control.bind(options.listen)
         endpoint = control.lastEndpoint
         results = try context.socket(.pull)
         try results.setMaxMessageSize(WireProtocol.defaultMaxMessageBytes)
+        if let keys = options.keys { try results.makeCurveServer(keys.own) }
         try results.bind(options.results)
         resultsEndpoint = results.lastEndpoint
     }
 
     /// Whether every stage has a ready worker.
-    public var isReady: Bool { slots.allSatisfy { $0.flatMap { workers[$0]?.ready } ?? false } }
+    public var isReady: Bool { slots.allSatisfy { $0.flatMap { workers[$0].map { $0.ready && $0.linked } } ?? false } }
 
     /// Serves until `shouldStop`; then tells every worker to shut down.
     public func serve(shouldStop: () -> Bool = { false }) throws {
@@ -241,12 +285,17 @@ public final class ClusterCoordinator {
         let peerId = String(decoding: peer, as: UTF8.self)
         if var worker = workers[peerId] { worker.lastSeen = Date(); workers[peerId] = worker }
         switch envelope.body {
-        case let .hello(hello)?: register(hello, peer: peer)
+        case let .hello(hello)?: register(hello, peer: peer, key: control.lastSenderKey)
         case let .assignment(a)?:
             // A worker's ready acknowledgement.
-            if var worker = workers[peerId], worker.stage == Int(a.stage) {
+            if var worker = workers[peerId], let stage = worker.stage, stage == Int(a.stage) {
+                let wasReady = worker.ready
                 worker.ready = true
+                worker.linked = !a.nextAddress.isEmpty
                 workers[peerId] = worker
+                // Under CURVE the previous stage may connect to this one now.
+                if !wasReady, options.keys != nil, slots.allSatisfy({ $0 != nil }) { assign(stage: (stage + slots.count - 1) % slots.count) }
+                guard worker.linked else { break }
                 log.info("stage ready", metadata: ["worker": "\(peerId)", "layers": "\(a.layerStart)..<\(a.layerEnd)"])
                 if isReady, !announcedReady {
                     announcedReady = true
@@ -270,13 +319,16 @@ public final class ClusterCoordinator {
         case .cancel?:
             if let (id, _) = traces.first(where: { $0.value.client == peer && $0.value.clientRequest == envelope.requestID }) {
                 finish(id, error: error(.errorRefused, "cancelled by the client", requestId: envelope.requestID))
+            } else if let i = suspended.firstIndex(where: { $0.client == peer && $0.clientRequest == envelope.requestID }) {
+                suspended.remove(at: i)
+                reply(peer, error(.errorRefused, "cancelled by the client", requestId: envelope.requestID))
             }
         default:
             reply(peer, WireError.unknownMessage.reply(requestId: envelope.requestID))
         }
     }
 
-    private func register(_ hello: Nnsight_V1_Hello, peer: Data) {
+    private func register(_ hello: Nnsight_V1_Hello, peer: Data, key: String?) {
         let id = String(decoding: peer, as: UTF8.self)
         guard hello.model == config.architectureId else {
             reply(peer, error(.errorModelMismatch, "worker \(id) serves '\(hello.model)', this cluster serves '\(config.architectureId)'", worker: id))
@@ -284,15 +336,32 @@ public final class ClusterCoordinator {
         }
         if let existing = workers[id], existing.stage != nil { return }  // a repeated Hello
         guard let free = slots.firstIndex(where: { $0 == nil }) else {
+            if hello.standby {
+                // A spare waits (unanswered: it says Hello again) until a range becomes free.
+                if standbys[id] == nil { log.info("spare waiting", metadata: ["worker": "\(id)"]) }
+                standbys[id] = (hello, key, Date())
+                return
+            }
             reply(peer, error(.errorRefused, "every layer range is already served (\(stages.map { "\($0)" }.joined(separator: ", ")))", worker: id))
             return
         }
-        guard let push = try? context.socket(.push), (try? push.connect(hello.address)) != nil else {
+        if options.keys != nil, key == nil {
+            reply(peer, error(.errorRefused, "worker \(id): no CURVE key came with its connection", worker: id))
+            return
+        }
+        func connected() throws -> ZMQSocket {
+            let push = try context.socket(.push)
+            if let keys = options.keys { try push.makeCurveClient(keys.own, serverKey: key ?? "") }
+            try push.connect(hello.address)
+            return push
+        }
+        guard let push = try? connected() else {
             reply(peer, error(.errorRefused, "cannot connect to the worker's address \(hello.address)", worker: id))
             return
         }
-        workers[id] = WorkerInfo(id: id, address: hello.address, push: push, stage: free)
+        workers[id] = WorkerInfo(id: id, address: hello.address, push: push, stage: free, publicKey: key)
         slots[free] = id
+        options.statistics.assign(stage: free, to: id)
         log.info("worker registered", metadata: ["worker": "\(id)", "layers": "\(stages[free])"])
         assignStages()
     }
@@ -301,22 +370,35 @@ public final class ClusterCoordinator {
     /// (and again to the previous stage when a replacement arrives).
     private func assignStages() {
         guard slots.allSatisfy({ $0 != nil }) else { return }
-        for (s, id) in slots.enumerated() {
-            guard let id, let worker = workers[id] else { continue }
-            // The stages form a ring: the last starts each next step at the first itself, one
-            // hop (and a pass through this loop) less per token than a step started from here.
-            let next = slots[(s + 1) % slots.count].flatMap { workers[$0]?.address } ?? ""
-            let assignment = Nnsight_V1_StageAssignment.with {
-                $0.model = config.architectureId
-                $0.layerStart = UInt32(stages[s].lowerBound)
-                $0.layerEnd = UInt32(stages[s].upperBound)
-                $0.stage = UInt32(s)
-                $0.stageCount = UInt32(stages.count)
-                $0.nextAddress = next
-                $0.resultsAddress = resultsEndpoint
+        for s in slots.indices { assign(stage: s) }
+    }
+
+    /// One stage's assignment. The stages form a ring: the last starts each next step at the
+    /// first itself, one hop (and a pass through this loop) less per token than a step started
+    /// from here. Under CURVE a stage learns its next stage's address only once that stage has
+    /// acknowledged its own assignment, which names the keys it accepts: a connection made
+    /// earlier would be refused at the handshake.
+    private func assign(stage s: Int) {
+        guard let id = slots[s], var worker = workers[id] else { return }
+        let nextWorker = slots[(s + 1) % slots.count].flatMap { workers[$0] }
+        let previousWorker = slots[(s + slots.count - 1) % slots.count].flatMap { workers[$0] }
+        let linked = nextWorker.map { options.keys == nil || $0.ready } ?? false
+        let assignment = Nnsight_V1_StageAssignment.with {
+            $0.model = config.architectureId
+            $0.layerStart = UInt32(stages[s].lowerBound)
+            $0.layerEnd = UInt32(stages[s].upperBound)
+            $0.stage = UInt32(s)
+            $0.stageCount = UInt32(stages.count)
+            $0.resultsAddress = resultsEndpoint
+            if linked, let nextWorker {
+                $0.nextAddress = nextWorker.address
+                if let key = nextWorker.publicKey { $0.nextPublicKey = key }
             }
-            reply(Data(worker.id.utf8), Framing.envelope { $0.assignment = assignment })
+            if let key = previousWorker?.publicKey { $0.senderKeys = [key] }
         }
+        worker.linked = false
+        workers[id] = worker
+        reply(Data(worker.id.utf8), Framing.envelope { $0.assignment = assignment })
     }
 
     // MARK: - traces
@@ -366,16 +448,28 @@ public final class ClusterCoordinator {
 
     /// Compiles a trace and starts it on the stages.
     private func start(_ graph: TraceGraph, client: Data, request: UInt64, run: SessionRun?) throws(TraceError) {
-        let compiled = try GraphCompiler(config: config, stages: stages).compile(graph)
-        // Unpredictable ids: a peer that can reach a worker's activation port cannot aim forged
-        // activations at the traces that will come next.
-        var id = UInt64.random(in: 1...UInt64.max)
-        while traces[id] != nil { id = UInt64.random(in: 1...UInt64.max) }
-        let session = TraceSession(id: id, compiled: compiled, prompts: graph.invokes, generation: graph.generation)
         let deadline = graph.limits.deadlineUnixMs > 0
             ? Date(timeIntervalSince1970: Double(graph.limits.deadlineUnixMs) / 1000)
             : Date().addingTimeInterval(Double(options.traceTimeoutMs) / 1000)
-        traces[id] = Active(session: session, client: client, clientRequest: request, deadline: deadline, run: run)
+        let active = Active(session: try newSession(graph), graph: graph, client: client, clientRequest: request, deadline: deadline, run: run)
+        launch(active)
+    }
+
+    /// A run of `graph` under a new id. Unpredictable ids: a peer that can reach a worker's
+    /// activation port cannot aim forged activations at the traces that will come next.
+    private func newSession(_ graph: TraceGraph) throws(TraceError) -> TraceSession {
+        let compiled = try GraphCompiler(config: config, stages: stages).compile(graph)
+        var id = UInt64.random(in: 1...UInt64.max)
+        while traces[id] != nil { id = UInt64.random(in: 1...UInt64.max) }
+        return TraceSession(id: id, compiled: compiled, prompts: graph.invokes, generation: graph.generation)
+    }
+
+    /// Sends a trace's fragments and its first step's input to the stages.
+    private func launch(_ active: Active) {
+        let session = active.session
+        active.waitingForSaves = false
+        active.early = [:]
+        traces[session.id] = active
         for (s, submit) in session.submits.enumerated() {
             guard let worker = slots[s].flatMap({ workers[$0] }) else { continue }
             send(worker.push, submit)
@@ -383,10 +477,27 @@ public final class ClusterCoordinator {
         if let first = slots[0].flatMap({ workers[$0] }) { send(first.push, session.firstActivations()) }
     }
 
+    /// Runs a suspended trace again from its first step on the stages now serving, under a new
+    /// id. Generation is deterministic (greedy, or sampling from the trace's seed), so the run
+    /// repeats the lost one exactly; what the client already received is not sent again.
+    private func replay(_ active: Active) {
+        do throws(TraceError) {
+            let graph = try active.run?.current() ?? active.graph
+            active.session = try newSession(graph)
+        } catch {
+            return reply(active.client, self.error(error, requestId: active.clientRequest))
+        }
+        active.suspended = nil
+        log.info("trace replayed", metadata: ["request": "\(active.clientRequest)", "delivered_steps": "\(active.deliveredSteps)"])
+        launch(active)
+    }
+
     /// Passes a saved value on to the client (tagged with its trace within a session), keeping
     /// it here when a later trace of the session uses it.
     private func forward(_ saved: Nnsight_V1_SavedValue, of active: Active) {
         var saved = saved
+        let key = DeliveredSave(trace: UInt32(active.run?.index ?? 0), saveID: saved.saveID, step: saved.step)
+        guard active.deliveredSaves.insert(key).inserted else { return }  // a replay's repeat
         if let run = active.run {
             saved.trace = UInt32(run.index)
             let key = SessionKey(trace: run.index, saveID: saved.saveID)
@@ -433,10 +544,14 @@ public final class ClusterCoordinator {
                 }
                 // The last stage has already sent the next step's input to the first (a ring).
                 if !goesOn { active.waitingForSaves = true }
-                // The client sees each step's tokens as they come (without the carried values).
-                reply(active.client, Framing.envelope(requestId: active.clientRequest) {
-                    $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens }
-                })
+                // The client sees each step's tokens as they come (without the carried values),
+                // once: a replay's repeated steps are not sent again.
+                if Int(result.step) >= active.deliveredSteps {
+                    active.deliveredSteps = Int(result.step) + 1
+                    reply(active.client, Framing.envelope(requestId: active.clientRequest) {
+                        $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens }
+                    })
+                }
                 next = goesOn ? active.early.removeValue(forKey: UInt32(session.steps)) : nil
             }
         case var .error(e)?:
@@ -472,7 +587,11 @@ public final class ClusterCoordinator {
         } else if let run = active.run, run.index + 1 < run.graphs.count {
             // The session's next trace, with the values it takes from earlier ones.
             run.index += 1
-            do throws(TraceError) { try start(try run.current(), client: active.client, request: active.clientRequest, run: run) } catch {
+            active.deliveredSteps = 0
+            do throws(TraceError) {
+                active.session = try newSession(try run.current())
+                launch(active)
+            } catch {
                 var e = error
                 e.message = "trace \(run.index) of the session: " + e.message
                 reply(active.client, self.error(e, requestId: active.clientRequest))
@@ -502,6 +621,8 @@ public final class ClusterCoordinator {
             where now.timeIntervalSince(worker.lastSeen) * 1000 > Double(worker.ready ? options.workerTimeoutMs : max(options.workerTimeoutMs, options.loadTimeoutMs)) {
             workerLost(id, worker)
         }
+        resumeSuspended(now)
+        standbys = standbys.filter { now.timeIntervalSince($0.value.lastSeen) < 10 }  // a spare says Hello every 2 s
         for (id, active) in traces where now > active.deadline {
             finish(id, error: error(.errorDeadline, "the trace's deadline passed at step \(active.session.steps)", requestId: active.clientRequest,
                                     step: UInt32(active.session.steps)))
@@ -512,19 +633,51 @@ public final class ClusterCoordinator {
         workers[id] = nil
         guard let stage = worker.stage else { return }
         slots[stage] = nil
+        options.statistics.assign(stage: stage, to: nil)
         let range = stages[stage]
         log.error("worker lost", metadata: ["worker": "\(id)", "layers": "\(range)"])
         for (traceId, active) in traces {
             let step = active.session.steps
-            finish(traceId, error: error(.errorWorkerLost,
-                                         "worker \(id) serving layers \(range.lowerBound)..<\(range.upperBound) stopped answering at step \(step)",
-                                         requestId: active.clientRequest, worker: id, step: UInt32(step)))
+            let lost = error(.errorWorkerLost, "worker \(id) serving layers \(range.lowerBound)..<\(range.upperBound) stopped answering at step \(step)",
+                             requestId: active.clientRequest, worker: id, step: UInt32(step))
+            guard options.replayTimeoutMs > 0 else {
+                finish(traceId, error: lost)
+                continue
+            }
+            // The surviving stages free this run; the trace waits for the stages to be served again.
+            traces[traceId] = nil
+            for worker in slots.compactMap({ $0.flatMap { workers[$0] } }) { send(worker.push, active.session.release) }
+            active.suspended = (Date(), lost)
+            suspended.append(active)
+        }
+        // A spare takes the free range at once.
+        if let (spare, standby) = standbys.min(by: { $0.value.lastSeen > $1.value.lastSeen }) {
+            standbys[spare] = nil
+            register(standby.hello, peer: Data(spare.utf8), key: standby.key)
+        }
+    }
+
+    /// Replays the suspended traces once every stage is served again; ends those that waited
+    /// past the replay timeout (or their deadline) with the error that suspended them.
+    private func resumeSuspended(_ now: Date) {
+        guard !suspended.isEmpty else { return }
+        if isReady {
+            let waiting = suspended
+            suspended = []
+            for active in waiting { replay(active) }
+            return
+        }
+        suspended.removeAll { active in
+            guard let (since, error) = active.suspended else { return true }
+            guard now.timeIntervalSince(since) * 1000 > Double(options.replayTimeoutMs) || now > active.deadline else { return false }
+            reply(active.client, error)
+            return true
         }
     }
 
     private func shutdownWorkers() {
-        for worker in workers.values {
-            reply(Data(worker.id.utf8), Framing.envelope { $0.shutdown = .with { $0.reason = "the coordinator stops" } })
+        for id in Array(workers.keys) + Array(standbys.keys) {
+            reply(Data(id.utf8), Framing.envelope { $0.shutdown = .with { $0.reason = "the coordinator stops" } })
         }
     }
 }

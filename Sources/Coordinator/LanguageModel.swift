@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 @_exported import Graph
+import Wire
 
 /// A GPT-2 to trace, as nnsight's `LanguageModel`: module envoys mirror Hugging Face's tree
 /// (`model.transformer.h[3].attn`, `model.lmHead`, `model.generator`), and `generate`/`trace`
@@ -49,11 +50,13 @@ public final class LanguageModel {
     /// starts). The directory provides the config and tokenizer; the weights live on the workers.
     /// It checks that a coordinator answers first: nothing there within `livenessSeconds` is an
     /// error, as is a coordinator that stops answering for that long while a trace runs.
+    /// `keys` (`--keys DIR`): this client's CURVE keypair and the coordinator's public key, for a
+    /// coordinator that requires them.
     public static func connect(_ endpoint: String, model directory: String, timeoutSeconds: Int = 300,
-                               livenessSeconds: Int = 5) throws -> LanguageModel {
+                               livenessSeconds: Int = 5, keys: KeyDirectory? = nil) throws -> LanguageModel {
         let config = try GPT2Config.load(directory: directory)
         let client = try CoordinatorClient(endpoint: endpoint, modelId: config.architectureId, timeoutSeconds: timeoutSeconds,
-                                           livenessMs: livenessSeconds * 1000)
+                                           livenessMs: livenessSeconds * 1000, keys: keys)
         try client.ping()
         return LanguageModel(tokenizer: try GPT2Tokenizer(directory: directory), config: config, backend: client)
     }

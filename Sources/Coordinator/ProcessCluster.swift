@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Logging
+import Wire
 
 /// A coordinator on a thread of this process and N worker processes on this machine: what
 /// `nnsight run --workers N` starts, uses and stops.
@@ -20,6 +21,13 @@ public final class ProcessCluster: @unchecked Sendable {
     private let counter = SubmissionCounter()
     /// Each worker's passes, from its heartbeats (about once a second).
     public let statistics = StageStatistics()
+    /// With `curve`: a client's keys (its keypair, authorized by the coordinator, and the
+    /// coordinator's public key), for `LanguageModel.connect(endpoint, model:, keys:)`.
+    public private(set) var clientKeys: KeyDirectory?
+    /// The temporary key directories `curve` made (removed by `stop`).
+    private var keyRoot: String?
+    /// Starts worker process `w` (a spare when the flag is set).
+    private var launchWorker: (Int, Bool) throws -> Process = { _, _ in throw TraceError.transport("no cluster") }
 
     /// Shared with the coordinator's thread.
     final class State: @unchecked Sendable {
@@ -56,11 +64,31 @@ public final class ProcessCluster: @unchecked Sendable {
     /// it made 3 stages' tokens 1.5-3 % faster, since a hop's wake-ups stay on one CPU.
     public init(model: String, workers: Int, workerExecutable: URL, transport: String = "tcp",
                 split: [Int]? = nil, threadsPerWorker: Int? = nil, pinWorkers: Bool = true,
-                workerArguments: [String] = [], workerTimeoutMs: Int? = nil, readyTimeoutSeconds: Int = 60) throws {
+                workerArguments: [String] = [], workerTimeoutMs: Int? = nil, readyTimeoutSeconds: Int = 60,
+                curve: Bool = false, standby: Int = 0, replayTimeoutMs: Int = 30_000) throws {
         let tag = "\(getpid())-\(UUID().uuidString.prefix(8))"
         var options = ClusterCoordinator.Options(model: model, workers: workers)
+        var workerKeys: [String] = []
+        if curve {
+            // Keys as an operator makes them: one directory per party, the coordinator's
+            // authorized/ holding the workers' and the client's public keys.
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent("nnsight-keys-\(tag)").path
+            keyRoot = root
+            let coordinator = try CurveKeyPair.generate()
+            try KeyDirectory.write(coordinator, name: "coordinator", to: root + "/coordinator")
+            for party in ["client"] + (0..<workers).map({ "worker-\($0)" }) {
+                let pair = try CurveKeyPair.generate()
+                try KeyDirectory.write(pair, name: party, to: root + "/" + party)
+                try Data((pair.publicKey + "\n").utf8).write(to: URL(fileURLWithPath: root + "/coordinator/authorized/\(party).pub"))
+                try Data((coordinator.publicKey + "\n").utf8).write(to: URL(fileURLWithPath: root + "/\(party)/coordinator.pub"))
+                if party != "client" { workerKeys.append(root + "/" + party) }
+            }
+            options.keys = try KeyDirectory.load(root + "/coordinator")
+            clientKeys = try KeyDirectory.load(root + "/client")
+        }
         options.split = split
         if let workerTimeoutMs { options.workerTimeoutMs = workerTimeoutMs }
+        options.replayTimeoutMs = replayTimeoutMs
         options.submissions = counter
         options.statistics = statistics
         if transport == "ipc" {
@@ -95,19 +123,23 @@ public final class ProcessCluster: @unchecked Sendable {
 
         let cpus = ComputePool.allowedCPUs()
         let cpuLists = pinWorkers ? Self.cpuLists(workers: workers, threads: threadsPerWorker ?? max(1, cpus.count / workers), cpus: cpus) : nil
-        for w in 0..<workers {
+        // Spares run like the others, on the CPUs of the stage they may take over (unknown: the first's).
+        launchWorker = { [endpoint] w, standby in
             let process = Process()
             process.executableURL = workerExecutable
             var arguments = ["--connect", endpoint, "--model", model, "--id", "worker-\(w)-\(tag)", "--share", String(workers)]
             if transport == "ipc" { arguments += ["--bind", "ipc:///tmp/nnsight-\(tag)-worker-\(w)"] }
             if let threadsPerWorker { arguments += ["--threads", String(threadsPerWorker)] }
-            if let cpus = cpuLists?[w] { arguments += ["--cpus", cpus.map(String.init).joined(separator: ",")] }
+            if let cpus = cpuLists?[w % workers] { arguments += ["--cpus", cpus.map(String.init).joined(separator: ",")] }
+            if curve { arguments += ["--keys", workerKeys[w % workers]] }
+            if standby { arguments += ["--standby"] }
             process.arguments = arguments + workerArguments
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            processes.append(process)
+            return process
         }
+        for w in 0..<workers { processes.append(try launchWorker(w, false)) }
         let deadline = Date().addingTimeInterval(Double(readyTimeoutSeconds))
         while !isReady {
             guard Date() < deadline else {
@@ -116,6 +148,17 @@ public final class ProcessCluster: @unchecked Sendable {
             }
             Thread.sleep(forTimeInterval: 0.02)
         }
+        // Spares after the stages are served: a spare registering first would take a range.
+        for _ in 0..<standby { try startStandby() }
+    }
+
+    /// Starts one more worker process as a spare (`nnsight-worker --standby`): it takes over the
+    /// first layer range that becomes free. Returns it (also in `processes`).
+    @discardableResult
+    public func startStandby() throws -> Process {
+        let process = try launchWorker(processes.count, true)
+        processes.append(process)
+        return process
     }
 
     public var isReady: Bool {
@@ -135,9 +178,11 @@ public final class ProcessCluster: @unchecked Sendable {
         for process in processes {
             let deadline = Date().addingTimeInterval(5)
             while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-            if process.isRunning { process.terminate() }
+            // SIGKILL: a child may have inherited a signal mask that blocks SIGTERM.
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
         }
+        if let keyRoot { try? FileManager.default.removeItem(atPath: keyRoot) }
     }
 
     deinit { stop() }

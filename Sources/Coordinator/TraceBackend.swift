@@ -28,18 +28,24 @@ final class CoordinatorClient: TraceBackend {
     private var nextRequest: UInt64 = 1
     /// Whether the coordinator has ever answered this client (what a silence means differs).
     private var heardFromCoordinator = false
+    /// CURVE keys (`--keys DIR`), and the connection's handshake events (why a silence is a refusal).
+    let keys: KeyDirectory?
+    private let handshakes: HandshakeMonitor?
     /// Keeps an in-process cluster alive as long as its client.
     private let cluster: LocalCluster?
 
-    init(endpoint: String, modelId: String, timeoutSeconds: Int, livenessMs: Int = 5000, context: ZMQContext = ZMQContext(),
-         cluster: LocalCluster? = nil) throws {
+    init(endpoint: String, modelId: String, timeoutSeconds: Int, livenessMs: Int = 5000, keys: KeyDirectory? = nil,
+         context: ZMQContext = ZMQContext(), cluster: LocalCluster? = nil) throws {
         self.context = context
         self.cluster = cluster
         self.endpoint = endpoint
         self.livenessMs = livenessMs
+        self.keys = keys
         socket = try context.socket(.dealer)
         try socket.setMaxMessageSize(WireProtocol.defaultMaxMessageBytes)
         try socket.setIdentity("client-\(getpid())-\(UUID().uuidString.prefix(8))")
+        if let keys { try socket.makeCurveClient(keys.own, serverKey: try keys.requireCoordinatorKey()) }
+        handshakes = endpoint.hasPrefix("inproc://") ? nil : try socket.monitorHandshakes()
         try socket.connect(endpoint)
         self.modelId = modelId
         self.timeoutSeconds = timeoutSeconds
@@ -82,13 +88,19 @@ final class CoordinatorClient: TraceBackend {
         nextRequest += 1
         if let body { try socket.send(try Framing.encode(Framing.envelope(requestId: id, body))) }
         let deadline = Date().addingTimeInterval(Double(timeoutSeconds) + 5)
-        var lastHeard = Date(), lastBeat = Date.distantPast
+        // A ping's heartbeat goes out at once; a submission's when the coordinator has been quiet.
+        var lastHeard = Date(), lastBeat = Date(), beatNow = body == nil
         while Date() < deadline {
-            if Date().timeIntervalSince(lastHeard) * 1000 >= Double(Self.heartbeatMs), Date().timeIntervalSince(lastBeat) * 1000 >= Double(Self.heartbeatMs) {
+            if beatNow || Date().timeIntervalSince(max(lastHeard, lastBeat)) * 1000 >= Double(Self.heartbeatMs) {
+                beatNow = false
                 try socket.send(try Framing.encode(Framing.envelope(requestId: id) {
                     $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = "client" }
                 }))
                 lastBeat = Date()
+            }
+            if !heardFromCoordinator, let handshakes, !handshakes.succeeded, let failure = handshakes.failure() {
+                throw TraceError(.transport, "the coordinator at \(endpoint) refused the connection: \(failure)"
+                    + (keys == nil ? "; the server requires CURVE keys (--keys DIR, LanguageModel.connect(..., keys:))" : ""))
             }
             if Date().timeIntervalSince(lastHeard) * 1000 > Double(livenessMs) {
                 throw TraceError(.transport, heardFromCoordinator

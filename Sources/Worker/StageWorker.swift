@@ -166,11 +166,13 @@ public final class StageWorker {
                         next = nil
                         if !a.nextAddress.isEmpty {
                             let socket = try context.socket(.push)
+                            if let curve { try socket.makeCurveClient(curve.keys, serverKey: a.nextPublicKey) }
                             try socket.connect(a.nextAddress)
                             next = socket
                         }
                         nextAddress = a.nextAddress
                     }
+                    curve?.accept(a)
                     try send(control, Framing.envelope { $0.assignment = a })
                 default:
                     break
@@ -376,6 +378,8 @@ public final class StageWorker {
     }
 
     /// This stage's index in the pipeline (by its first layer), for error messages.
+    /// Under CURVE: this worker's keys and the handler of its activation port's handshakes.
+    public var curve: WorkerCurve?
     public var stageIndex: Int?
     /// Stages in the pipeline: a pass takes at most a stage's share of the traces held.
     public var stageCount = 1
@@ -665,5 +669,24 @@ final class Isolated: HookHandler {
     func visit(_ point: HookPoint, _ value: HookValue) throws {
         guard failure == nil else { return }
         do { try inner.visit(point, value) } catch { failure = error }
+    }
+}
+
+/// A worker's CURVE setting: its keypair, the coordinator's public key, and the ZAP handler
+/// that lets only the coordinator and the stages that send to this one reach its activation port.
+public struct WorkerCurve: Sendable {
+    public let keys: CurveKeyPair
+    public let coordinatorKey: String
+    public let zap: ZAPHandler
+
+    public init(keys: CurveKeyPair, coordinatorKey: String, zap: ZAPHandler) {
+        self.keys = keys
+        self.coordinatorKey = coordinatorKey
+        self.zap = zap
+    }
+
+    /// The senders an assignment names (the previous stage; the last for stage 0), and the coordinator.
+    func accept(_ assignment: Nnsight_V1_StageAssignment) {
+        zap.accept(Set([coordinatorKey] + assignment.senderKeys))
     }
 }

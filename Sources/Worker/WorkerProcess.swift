@@ -24,6 +24,10 @@ public struct WorkerProcess {
         public var maxBatch = 16
         public var batchWindowMs = 0.0
         public var kvMemoryBytes: Int?
+        /// CURVE (`--keys DIR`): this worker's keypair and the coordinator's public key.
+        public var keys: KeyDirectory?
+        /// A spare: it waits (without a deadline) for the first layer range that becomes free.
+        public var standby = false
 
         public init(connect: String, bind: String = "tcp://127.0.0.1:*", model: String, workerId: String) {
             self.connect = connect
@@ -66,25 +70,37 @@ public struct WorkerProcess {
     /// Shutdown from the coordinator, `shouldStop`, or no assignment within the timeout.
     public func run(shouldStop: () -> Bool = { false }) throws {
         let config = try self.config ?? GPT2Config.load(directory: options.model)
+        var curve: WorkerCurve?
+        if let keys = options.keys {
+            let coordinatorKey = try keys.requireCoordinatorKey()
+            // Until an assignment names the senders, only the coordinator may connect.
+            let zap = try ZAPHandler(context: context, accepted: [coordinatorKey]) { [log] refusal in
+                log.warning("handshake refused", metadata: ["peer": "\(refusal)"])
+            }
+            curve = WorkerCurve(keys: keys.own, coordinatorKey: coordinatorKey, zap: zap)
+        }
         let input = try context.socket(.pull)
         try input.setMaxMessageSize(WireProtocol.defaultMaxMessageBytes)
+        if let curve { try input.makeCurveServer(curve.keys) }
         try input.bind(options.bind)
         let address = input.lastEndpoint
         // One control connection for the process's life: a ROUTER ignores a second connection
         // with the same identity, and ZeroMQ reconnects this one when the coordinator restarts.
         let control = try context.socket(.dealer)
         try control.setIdentity(options.workerId)
+        if let curve { try control.makeCurveClient(curve.keys, serverKey: curve.coordinatorKey) }
+        let handshakes = try control.monitorHandshakes()
         try control.connect(options.connect)
         var loaded: (layers: Range<Int>, model: GPT2)?
         while true {
             log.info("registering", metadata: ["worker": "\(options.workerId)", "input": "\(address)", "coordinator": "\(options.connect)"])
-            guard let stage = try register(control, address: address, config: config, shouldStop: shouldStop) else { return }
+            guard let stage = try register(control, handshakes: handshakes, address: address, config: config, shouldStop: shouldStop) else { return }
             let layers = Int(stage.layerStart)..<Int(stage.layerEnd)
             log.info("assigned", metadata: ["layers": "\(layers)", "stage": "\(stage.stage)/\(stage.stageCount)"])
             let model = try loaded.flatMap { $0.layers == layers ? $0.model : nil } ?? load(config, layers)
             loaded = (layers, model)
             do {
-                try serve(stage, model: model, input: input, address: address, control: control, shouldStop: shouldStop)
+                try serve(stage, model: model, input: input, address: address, control: control, curve: curve, shouldStop: shouldStop)
                 log.info("stopped")
                 return
             } catch let error as WorkerError {
@@ -97,20 +113,27 @@ public struct WorkerProcess {
     }
 
     /// Hello until the coordinator assigns a stage (it may start after us); nil on Shutdown or stop.
-    private func register(_ control: ZMQSocket, address: String, config: GPT2Config, shouldStop: () -> Bool) throws -> Nnsight_V1_StageAssignment? {
+    /// A coordinator that refuses the handshake (a key it does not accept, or security this
+    /// worker does not speak) is an error at once, not a silent wait for the timeout.
+    private func register(_ control: ZMQSocket, handshakes: HandshakeMonitor, address: String, config: GPT2Config,
+                          shouldStop: () -> Bool) throws -> Nnsight_V1_StageAssignment? {
         let hello = Framing.envelope {
             $0.hello = .with {
                 $0.workerID = options.workerId
                 $0.address = address
                 $0.capacity = 64
                 $0.model = config.architectureId
+                $0.standby = options.standby
             }
         }
         let deadline = Date().addingTimeInterval(Double(options.assignmentTimeoutMs) / 1000)
         var lastHello = Date.distantPast
         while true {
             if shouldStop() { return nil }
-            guard Date() < deadline else { throw WorkerError.noAssignment(seconds: options.assignmentTimeoutMs / 1000) }
+            guard options.standby || Date() < deadline else { throw WorkerError.noAssignment(seconds: options.assignmentTimeoutMs / 1000) }
+            if let failure = handshakes.failure(), !handshakes.succeeded {
+                throw WorkerError.refused("\(failure)" + (options.keys == nil ? "; the coordinator may require CURVE keys (--keys DIR)" : ""))
+            }
             if Date().timeIntervalSince(lastHello) > 2 {
                 try control.send(try Framing.encode(hello))
                 lastHello = Date()
@@ -128,11 +151,14 @@ public struct WorkerProcess {
 
     /// Serves one assignment until Shutdown / stop (returns) or a drop / lost coordinator (throws).
     private func serve(_ stage: Nnsight_V1_StageAssignment, model: GPT2, input: ZMQSocket, address: String, control: ZMQSocket,
-                       shouldStop: () -> Bool) throws {
+                       curve: WorkerCurve?, shouldStop: () -> Bool) throws {
+        curve?.accept(stage)
         let coordinator = try context.socket(.push)
+        if let curve { try coordinator.makeCurveClient(curve.keys, serverKey: curve.coordinatorKey) }
         try coordinator.connect(stage.resultsAddress)
         let next = try stage.nextAddress.isEmpty ? nil : { () throws -> ZMQSocket in
             let socket = try context.socket(.push)
+            if let curve { try socket.makeCurveClient(curve.keys, serverKey: stage.nextPublicKey) }
             try socket.connect(stage.nextAddress)
             return socket
         }()
@@ -147,6 +173,7 @@ public struct WorkerProcess {
         worker.maxBatch = max(1, options.maxBatch)
         worker.batchWindowMs = max(0, options.batchWindowMs)
         worker.kvMemoryLimit = options.kvMemoryBytes
+        worker.curve = curve
         try worker.serve(input: input, next: next, coordinator: coordinator, control: control,
                          heartbeatMs: options.heartbeatMs, coordinatorTimeoutMs: options.coordinatorTimeoutMs,
                          sender: options.workerId, shouldStop: shouldStop)

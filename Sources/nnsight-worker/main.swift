@@ -20,8 +20,8 @@ struct WorkerCommand: ParsableCommand {
         the coordinator restarted), the worker registers again (keeping its weights when it gets
         the same range); it exits when no coordinator assigns it a stage within --register-timeout.
         It runs only the declarative operations of the intervention graph, never user code.
-        The cluster has no authentication yet: keep every endpoint on 127.0.0.1 (the default) or a
-        trusted network.
+        With --keys DIR the worker speaks CURVE, and its activation port accepts only the coordinator
+        and the stage that sends to it; without keys it may bind only loopback (or --insecure).
           nnsight-worker --connect tcp://127.0.0.1:5555 --model Models/tiny-license-gpt2
         """)
 
@@ -53,6 +53,15 @@ struct WorkerCommand: ParsableCommand {
 
     @Option(name: .long, help: "Seconds to wait for a stage assignment (at start and after losing the coordinator) before exiting.")
     var registerTimeout: Int = 60
+
+    @Flag(name: .long, help: "A spare: register without a range and take over the first one that becomes free (a worker lost; its traces are replayed).")
+    var standby = false
+
+    @Option(name: .long, help: "CURVE keys: DIR/NAME.key is this worker's, DIR/coordinator.pub the coordinator's (see `nnsight keygen`).")
+    var keys: String?
+
+    @Flag(name: .long, help: "Allow binding an address other than loopback without --keys.")
+    var insecure = false
 
     @OptionGroup var serving: ServingOptions
 
@@ -88,6 +97,14 @@ struct WorkerCommand: ParsableCommand {
                                             workerId: id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())")
         options.coordinatorTimeoutMs = coordinatorTimeout * 1000
         options.assignmentTimeoutMs = registerTimeout * 1000
+        options.standby = standby
+        do {
+            options.keys = try keys.map(KeyDirectory.load)
+            _ = try options.keys?.requireCoordinatorKey()
+            try BindPolicy.check(bind, keys: options.keys, insecure: insecure, flag: "--bind")
+        } catch {
+            throw ValidationError("\(error)")
+        }
         serving.apply(to: &options)
         try WorkerProcess(options).run()
     }

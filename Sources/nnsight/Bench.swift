@@ -40,6 +40,9 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "With --workers: also measure the same traces with batching off (--max-batch 1), interleaved.")
     var noBatching = false
 
+    @Flag(name: .long, help: "With --workers: also measure with CURVE on every connection (keys made for the run), interleaved.")
+    var curve = false
+
     @Option(name: .long, help: "With --workers: then run this many short traces, --traces at a time, and report worker RSS after 100 and after all.")
     var soak: Int?
 
@@ -54,7 +57,7 @@ struct Bench: ParsableCommand {
         if hopCost { return try HopBench(rounds: rounds, local: local, json: json).run() }
         if let workers {
             return try ClusterBench(workers: workers, traces: traces, inProcess: inProcess, local: local, shape: shape,
-                                    compareUnbatched: noBatching, soak: soak, json: json).run()
+                                    compareUnbatched: noBatching, compareCurve: curve, soak: soak, json: json).run()
         }
         let config = shape.config
         let model = GPT2(weights: try GPT2Weights.random(config: config, seed: 1, type: local.dtype))

@@ -1,6 +1,7 @@
 import Coordinator
 import Engine
 import Foundation
+import Wire
 
 /// `nnsight bench --workers N --traces K`: the tracing API on a GPT-2-small-shaped model split
 /// across N stages (worker processes, or threads with --in-process), K traces in flight.
@@ -12,6 +13,8 @@ struct ClusterBench {
     var shape: ModelShape = .small
     /// Also measure with batching off (`--max-batch 1`), interleaved with the batched runs.
     var compareUnbatched = false
+    /// Also measure with CURVE on every connection (keys made for the run), interleaved.
+    var compareCurve = false
     /// Also run this many short traces, `traces` at a time, and report worker RSS after 100 and after all.
     var soak: Int?
     let json: Bool
@@ -56,11 +59,12 @@ struct ClusterBench {
 
     func run() throws {
         let dir = try Self.checkpoint(shape)
-        var batched = Measurement(), unbatched = Measurement()
-        // Rounds alternate the two configurations (the machine is noisy): 3 with a comparison, 1 without.
-        for _ in 0..<(compareUnbatched ? 3 : 1) {
+        var batched = Measurement(), unbatched = Measurement(), curved = Measurement()
+        // Rounds alternate the configurations (the machine is noisy): 3 with a comparison, 1 without.
+        for _ in 0..<(compareUnbatched || compareCurve ? 3 : 1) {
             try measure(dir, into: &batched, extra: [])
             if compareUnbatched { try measure(dir, into: &unbatched, extra: ["--max-batch", "1"]) }
+            if compareCurve { try measure(dir, into: &curved, extra: [], curve: true) }
         }
         let inFlight = inProcess ? 1 : traces
         var figures: [(String, Any)] = [
@@ -84,6 +88,14 @@ struct ClusterBench {
                 ("tokens_per_s_no_batching", round3(median(unbatched.manyTraces))),
                 ("tokens_per_s_1_trace_no_batching", round3(median(unbatched.oneTrace))),
                 ("decode_ms_per_token_no_batching", round3(median(unbatched.perToken) * 1000)),
+            ]
+        }
+        if compareCurve {
+            figures += [
+                ("decode_ms_per_token_curve", round3(median(curved.perToken) * 1000)),
+                ("curve_overhead_per_token_percent", round3((median(curved.perToken) / median(batched.perToken) - 1) * 100)),
+                ("tokens_per_s_1_trace_curve", round3(median(curved.oneTrace))),
+                ("tokens_per_s_curve", round3(median(curved.manyTraces))),
             ]
         }
         if let soak, !inProcess { figures += try soakFigures(dir, total: soak) }
@@ -133,7 +145,7 @@ struct ClusterBench {
     static func residentMegabytes(pid: Int32) -> Double { statusMegabytes(pid: pid, field: "VmRSS:") }
 
     /// One cluster: batch-1 decode time, one trace's tokens/s, then `traces` in flight.
-    private func measure(_ dir: String, into m: inout Measurement, extra: [String]) throws {
+    private func measure(_ dir: String, into m: inout Measurement, extra: [String], curve: Bool = false) throws {
         var cluster: ProcessCluster?
         defer { cluster?.stop() }
         let connect: () throws -> LanguageModel
@@ -141,9 +153,9 @@ struct ClusterBench {
             let model = try LanguageModel.load(dir, stages: workers, weightType: local.dtype)
             connect = { model }
         } else {
-            cluster = try local.startCluster(model: dir, workers: workers, extraArguments: extra)
-            let endpoint = cluster!.endpoint
-            connect = { try LanguageModel.connect(endpoint, model: dir) }
+            cluster = try local.startCluster(model: dir, workers: workers, extraArguments: extra, curve: curve)
+            let endpoint = cluster!.endpoint, keys = cluster!.clientKeys
+            connect = { try LanguageModel.connect(endpoint, model: dir, keys: keys) }
         }
         // Batch 1, one trace: per-token decode time from the difference of two lengths.
         let model = try connect()

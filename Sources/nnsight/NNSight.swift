@@ -10,7 +10,7 @@ struct NNSight: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nnsight",
         abstract: "Run GPT-2 and look inside it while it generates.",
-        subcommands: [Generate.self, Run.self, Serve.self, Bench.self, BenchWire.self, BenchTrace.self, BenchMemory.self, Info.self],
+        subcommands: [Generate.self, Run.self, Serve.self, Keygen.self, Bench.self, BenchWire.self, BenchTrace.self, BenchMemory.self, Info.self],
         defaultSubcommand: Generate.self)
 
     static func main() {
@@ -79,6 +79,9 @@ struct LocalWorkerOptions: ParsableArguments {
     @Option(name: .long, help: "With --workers: KV-cache memory per worker in MB; traces that do not fit wait (default: no limit).")
     var kvMemory: Int?
 
+    @Option(name: .long, help: "With --workers: spare worker processes (nnsight-worker --standby); one takes over a lost worker's layers and its traces are replayed.")
+    var standby = 0
+
     /// The serving options as nnsight-worker arguments.
     var workerArguments: [String] {
         var arguments = ["--dtype", dtype.rawValue]
@@ -90,14 +93,14 @@ struct LocalWorkerOptions: ParsableArguments {
 
     /// Starts a coordinator and `workers` `nnsight-worker` processes (beside this executable),
     /// each with `threads` compute threads (default: `--worker-threads`, else cores / workers).
-    func startCluster(model: String, workers: Int, threads: Int? = nil, extraArguments: [String] = []) throws -> ProcessCluster {
+    func startCluster(model: String, workers: Int, threads: Int? = nil, extraArguments: [String] = [], curve: Bool = false) throws -> ProcessCluster {
         let executable = workerExecutable()
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw CLIError(description: "\(executable.path) not found: build it (swift build -c release --product nnsight-worker) or pass --in-process")
         }
         return try ProcessCluster(model: model, workers: workers, workerExecutable: executable,
                                   threadsPerWorker: threads ?? workerThreads, pinWorkers: pinWorkers,
-                                  workerArguments: workerArguments + extraArguments)
+                                  workerArguments: workerArguments + extraArguments, curve: curve, standby: standby)
     }
 }
 

@@ -3,6 +3,7 @@ import Coordinator
 import Engine
 import Foundation
 import Script
+import Wire
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,7 +31,7 @@ struct Run: ParsableCommand {
         --workers N starts a coordinator and N worker processes on this machine (127.0.0.1), splits the
         layers across them, runs the script, and stops them; --cluster ADDR sends the traces to a
         running coordinator (`nnsight serve`) instead; --in-process runs the stages as threads.
-        The cluster has no authentication yet: keep it on 127.0.0.1 or a trusted network.
+        --keys DIR connects with CURVE to a coordinator that requires keys (`nnsight keygen`).
         """)
 
     @Argument(help: "The trace script.")
@@ -55,6 +56,9 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Write {\"stdout\", \"saves\", \"error\"} as JSON to this file.")
     var saveJson: String?
 
+    @Option(name: .long, help: "With --cluster: CURVE keys, DIR/NAME.key this client's and DIR/coordinator.pub the coordinator's (see `nnsight keygen`).")
+    var keys: String?
+
     @Option(name: .long, help: "Statements the script may execute before it is stopped as a runaway (default: 10000000).")
     var maxStatements = ScriptLimits().maxStatements
 
@@ -63,6 +67,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         guard maxStatements > 0, maxMemory > 0 else { throw CLIError(description: "--max-statements and --max-memory must be positive") }
+        if keys != nil && cluster == nil { throw CLIError(description: "--keys is for --cluster (local workers stay on loopback)") }
         if cluster != nil && (workers != nil || inProcess) {
             throw CLIError(description: "--cluster uses the coordinator's workers: drop --workers / --in-process")
         }
@@ -89,7 +94,9 @@ struct Run: ParsableCommand {
         defer { processCluster?.stop() }
         let languageModel: LanguageModel
         if let cluster {
-            languageModel = try LanguageModel.connect(cluster, model: model)
+            let keyDirectory: KeyDirectory?
+            do { keyDirectory = try keys.map(KeyDirectory.load) } catch { throw CLIError(description: "\(error)") }
+            languageModel = try LanguageModel.connect(cluster, model: model, keys: keyDirectory)
         } else if inProcess {
             languageModel = try LanguageModel.load(model, stages: stages, weightType: local.dtype)
         } else {

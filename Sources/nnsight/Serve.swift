@@ -3,6 +3,7 @@ import Coordinator
 import Engine
 import Foundation
 import Logging
+import Wire
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,12 +13,17 @@ struct Serve: ParsableCommand {
         model's layers across them (so that the stage reading the most weights per step reads as
         little as possible, or at --split boundaries), and serves traces from clients
         (`nnsight run SCRIPT.py --cluster ADDR --model DIR`, or LanguageModel.connect in Swift).
-        A worker that stops answering for --worker-timeout seconds is dropped: its traces end with an
-        error naming it, and new traces are refused until a replacement registers (a dropped worker
-        that wakes up is told so and registers again). A coordinator that was itself stalled gives
+        A worker that stops answering for --worker-timeout seconds is dropped; new traces are refused
+        until a replacement registers (a spare, `nnsight-worker --standby`, takes over at once; a
+        dropped worker that wakes up is told so and registers again). Its traces wait up to
+        --replay-timeout seconds for the replacement and are then replayed from their start, the
+        client receiving nothing twice and the same results as an undisturbed run; without one they
+        end with an error naming the worker. A coordinator that was itself stalled gives
         every worker its timeout afresh before judging it. Clients learn within 5 s that the
         coordinator is gone: it answers their heartbeats.
-        No authentication yet: every socket binds to 127.0.0.1 unless you pass other addresses.
+        With --keys DIR every connection is CURVE-encrypted and only the keys in DIR/authorized/ get
+        past the handshake (refusals are logged); without it, binding anything but loopback is refused
+        unless you pass --insecure.
           nnsight serve --model Models/tiny-license-gpt2 --listen tcp://127.0.0.1:5555 --workers 2
         """)
 
@@ -39,6 +45,15 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Seconds of silence after which a worker is dropped.")
     var workerTimeout: Int = 3
 
+    @Option(name: .long, help: "Seconds a trace whose worker died waits for a replacement (a spare: nnsight-worker --standby) before it ends with the error; it is then replayed exactly (0: end at once).")
+    var replayTimeout: Int = 30
+
+    @Option(name: .long, help: "CURVE keys: DIR/NAME.key is the coordinator's, DIR/authorized/*.pub the clients and workers it accepts (see `nnsight keygen`).")
+    var keys: String?
+
+    @Flag(name: .long, help: "Allow binding an address other than loopback without --keys (traffic in the clear, anyone may connect).")
+    var insecure = false
+
     func run() throws {
         let model: String
         do { model = try ModelLocator.resolve(self.model) } catch { throw CLIError(description: "\(error)") }
@@ -46,7 +61,18 @@ struct Serve: ParsableCommand {
         options.listen = listen
         options.results = results
         options.workerTimeoutMs = workerTimeout * 1000
+        options.replayTimeoutMs = replayTimeout * 1000
         options.split = try split.map(parseLayerBoundaries)
+        do {
+            options.keys = try keys.map(KeyDirectory.load)
+            try BindPolicy.check(listen, keys: options.keys, insecure: insecure, flag: "--listen")
+            try BindPolicy.check(results, keys: options.keys, insecure: insecure, flag: "--results")
+        } catch {
+            throw CLIError(description: "\(error)")
+        }
+        if let k = options.keys {
+            FileHandle.standardError.write(Data("CURVE on: key \(k.name) (\(k.own.publicKey)), \(k.authorized.count) authorized keys\n".utf8))
+        }
         let coordinator = try ClusterCoordinator(options)
         FileHandle.standardError.write(Data("coordinator on \(coordinator.endpoint) (results \(coordinator.resultsEndpoint)); stages \(coordinator.stages)\n".utf8))
         try coordinator.serve()

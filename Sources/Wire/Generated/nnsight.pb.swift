@@ -1,4 +1,4 @@
-// proto-sha256: b618126db0d4e451b47f7bef423fba0094e190c74d6145b13c7c2084f1c1c2b9
+// proto-sha256: a9a837a3ce3a16a2c38bee28327407d8e6a84f12892f0cffd0f0e3972a2949e6
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -981,6 +981,10 @@ public nonisolated struct Nnsight_V1_Hello: Sendable {
   /// the checkpoint it can load (directory name or id)
   public var model: String = String()
 
+  /// A spare (`nnsight-worker --standby`): it waits, unassigned, and takes over the first layer
+  /// range that becomes free; a worker that is not a spare is refused when every range is served.
+  public var standby: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1012,6 +1016,13 @@ public nonisolated struct Nnsight_V1_StageAssignment: Sendable {
 
   /// the coordinator's endpoint for saves, step results and errors
   public var resultsAddress: String = String()
+
+  /// Under CURVE (`--keys`): the next stage's public key (Z85), for connecting to it, and the
+  /// public keys of the stages that send to this one (the previous stage; the last stage for
+  /// stage 0), which with the coordinator's are the only peers its activation port accepts.
+  public var nextPublicKey: String = String()
+
+  public var senderKeys: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2778,7 +2789,7 @@ nonisolated extension Nnsight_V1_Graph: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}address\0\u{1}capacity\0\u{1}model\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}address\0\u{1}capacity\0\u{1}model\0\u{1}standby\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2790,6 +2801,7 @@ nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 2: try { try decoder.decodeSingularStringField(value: &self.address) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.capacity) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.model) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.standby) }()
       default: break
       }
     }
@@ -2808,6 +2820,9 @@ nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.model.isEmpty {
       try visitor.visitSingularStringField(value: self.model, fieldNumber: 4)
     }
+    if self.standby != false {
+      try visitor.visitSingularBoolField(value: self.standby, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2816,6 +2831,7 @@ nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.address != rhs.address {return false}
     if lhs.capacity != rhs.capacity {return false}
     if lhs.model != rhs.model {return false}
+    if lhs.standby != rhs.standby {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2823,7 +2839,7 @@ nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Nnsight_V1_StageAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StageAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{3}layer_start\0\u{3}layer_end\0\u{1}stage\0\u{3}stage_count\0\u{3}next_address\0\u{3}results_address\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{3}layer_start\0\u{3}layer_end\0\u{1}stage\0\u{3}stage_count\0\u{3}next_address\0\u{3}results_address\0\u{3}next_public_key\0\u{3}sender_keys\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2838,6 +2854,8 @@ nonisolated extension Nnsight_V1_StageAssignment: SwiftProtobuf.Message, SwiftPr
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.stageCount) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.nextAddress) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.resultsAddress) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.nextPublicKey) }()
+      case 9: try { try decoder.decodeRepeatedStringField(value: &self.senderKeys) }()
       default: break
       }
     }
@@ -2865,6 +2883,12 @@ nonisolated extension Nnsight_V1_StageAssignment: SwiftProtobuf.Message, SwiftPr
     if !self.resultsAddress.isEmpty {
       try visitor.visitSingularStringField(value: self.resultsAddress, fieldNumber: 7)
     }
+    if !self.nextPublicKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.nextPublicKey, fieldNumber: 8)
+    }
+    if !self.senderKeys.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.senderKeys, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2876,6 +2900,8 @@ nonisolated extension Nnsight_V1_StageAssignment: SwiftProtobuf.Message, SwiftPr
     if lhs.stageCount != rhs.stageCount {return false}
     if lhs.nextAddress != rhs.nextAddress {return false}
     if lhs.resultsAddress != rhs.resultsAddress {return false}
+    if lhs.nextPublicKey != rhs.nextPublicKey {return false}
+    if lhs.senderKeys != rhs.senderKeys {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -16,9 +16,13 @@ public final class ZMQSocket {
 
     let handle: UnsafeMutableRawPointer
     public let kind: Kind
-    private let context: ZMQContext  // keeps the context alive while the socket lives
+    let context: ZMQContext  // keeps the context alive while the socket lives
     private var closed = false
     private var receiveTimeoutMs = -1
+    /// A CURVE server socket (`makeCurveServer`): each message carries its sender's public key.
+    var authenticates = false
+    /// The public key (Z85) of the sender of the last message received, on a CURVE server socket.
+    public private(set) var lastSenderKey: String?
 
     init(handle: UnsafeMutableRawPointer, kind: Kind, context: ZMQContext) {
         self.handle = handle
@@ -97,6 +101,7 @@ public final class ZMQSocket {
             receiveTimeoutMs = timeoutMs
         }
         var frames: [Data] = []
+        lastSenderKey = nil
         repeat {
             var message = zmq_msg_t()
             zmq_msg_init(&message)
@@ -107,6 +112,8 @@ public final class ZMQSocket {
                 if error.isTimeout && frames.isEmpty { return nil }
                 throw error
             }
+            // (a ROUTER's first frame is the routing id it made itself: no metadata)
+            if authenticates, let key = zmq_msg_gets(&message, "User-Id") { lastSenderKey = String(cString: key) }
             frames.append(Data(bytes: zmq_msg_data(&message), count: zmq_msg_size(&message)))
         } while hasMore
         return frames
