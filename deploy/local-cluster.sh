@@ -3,8 +3,8 @@
 # until Ctrl-C. Clients then run traces against it:
 #   bash deploy/local-cluster.sh 2 5555 Models/tiny-license-gpt2
 #   .build/release/nnsight run Examples/seed/03_bounded_iteration.py --cluster tcp://127.0.0.1:5555 --model Models/tiny-license-gpt2
-# Worker i takes activations on port BASE+1+i. Everything binds to 127.0.0.1: the cluster has no
-# authentication yet.
+# Worker i takes activations on port BASE+1+i. Everything binds to 127.0.0.1 (no keys needed there;
+# across hosts use --keys, see the README's "Security and faults").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workers=${1:-2}

@@ -62,6 +62,9 @@ public final class ProcessCluster: @unchecked Sendable {
     /// is `nnsight serve --worker-timeout` (a worker sends no heartbeat during a pass).
     /// `pinWorkers` places each worker on CPUs of its own (see `cpuLists`): on this machine kind
     /// it made 3 stages' tokens 1.5-3 % faster, since a hop's wake-ups stay on one CPU.
+    /// `curve` makes keys for every party (`clientKeys` for the client) and runs CURVE on every
+    /// connection; `standby` starts that many spares once the stages are served; `replayTimeoutMs`
+    /// is `nnsight serve --replay-timeout` (0: a lost worker's traces end at once).
     public init(model: String, workers: Int, workerExecutable: URL, transport: String = "tcp",
                 split: [Int]? = nil, threadsPerWorker: Int? = nil, pinWorkers: Bool = true,
                 workerArguments: [String] = [], workerTimeoutMs: Int? = nil, readyTimeoutSeconds: Int = 60,
@@ -74,15 +77,9 @@ public final class ProcessCluster: @unchecked Sendable {
             // authorized/ holding the workers' and the client's public keys.
             let root = FileManager.default.temporaryDirectory.appendingPathComponent("nnsight-keys-\(tag)").path
             keyRoot = root
-            let coordinator = try CurveKeyPair.generate()
-            try KeyDirectory.write(coordinator, name: "coordinator", to: root + "/coordinator")
-            for party in ["client"] + (0..<workers).map({ "worker-\($0)" }) {
-                let pair = try CurveKeyPair.generate()
-                try KeyDirectory.write(pair, name: party, to: root + "/" + party)
-                try Data((pair.publicKey + "\n").utf8).write(to: URL(fileURLWithPath: root + "/coordinator/authorized/\(party).pub"))
-                try Data((coordinator.publicKey + "\n").utf8).write(to: URL(fileURLWithPath: root + "/\(party)/coordinator.pub"))
-                if party != "client" { workerKeys.append(root + "/" + party) }
-            }
+            let workerNames = (0..<workers).map { "worker-\($0)" }
+            try KeyDirectory.makeCluster(at: root, parties: ["client"] + workerNames)
+            workerKeys = workerNames.map { root + "/" + $0 }
             options.keys = try KeyDirectory.load(root + "/coordinator")
             clientKeys = try KeyDirectory.load(root + "/client")
         }

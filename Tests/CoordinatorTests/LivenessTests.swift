@@ -8,40 +8,9 @@ import Testing
 /// workers, a frozen worker is dropped and registers again when it wakes, and workers register
 /// again with a coordinator that restarted.
 @Suite(.serialized) struct LivenessTests {
-    static let directory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-
-    /// A running process whose stderr is collected (to find the endpoint a coordinator bound).
-    final class Spawned: @unchecked Sendable {
-        let process = Process()
-        private let lock = NSLock()
-        private var text = ""
-
-        init(_ executable: String, _ arguments: [String]) throws {
-            process.executableURL = LivenessTests.directory.appendingPathComponent(executable)
-            process.arguments = arguments
-            let err = Pipe()
-            process.standardError = err
-            process.standardOutput = FileHandle.nullDevice
-            err.fileHandleForReading.readabilityHandler = { [weak self] handle in
-                let data = handle.availableData
-                guard let self, !data.isEmpty else { return }
-                lock.withLock { text += String(decoding: data, as: UTF8.self) }
-            }
-            try process.run()
-        }
-
-        var stderr: String { lock.withLock { text } }
-        var pid: Int32 { process.processIdentifier }
-        func signal(_ s: Int32) { kill(pid, s) }
-        func stop() {
-            if process.isRunning { kill(pid, SIGKILL) }  // SIGTERM may be blocked: children inherit the spawning thread's signal mask
-            process.waitUntilExit()
-        }
-    }
-
     /// `nnsight serve` for `workers` stages; returns it and its control endpoint.
-    static func coordinator(workers: Int, listen: String = "tcp://127.0.0.1:*", workerTimeout: Int = 3) throws -> (Spawned, String) {
-        let c = try Spawned("nnsight", ["serve", "--model", Oracle.model, "--listen", listen, "--workers", String(workers),
+    static func coordinator(workers: Int, listen: String = "tcp://127.0.0.1:*", workerTimeout: Int = 3) throws -> (ChildProcess, String) {
+        let c = try ChildProcess(ChildProcess.beside("nnsight"), ["serve", "--model", Oracle.model, "--listen", listen, "--workers", String(workers),
                                         "--worker-timeout", String(workerTimeout)])
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
@@ -54,8 +23,8 @@ import Testing
         throw TraceError.transport("the coordinator did not start: \(c.stderr)")
     }
 
-    static func worker(_ endpoint: String, id: String, coordinatorTimeout: Int = 10) throws -> Spawned {
-        try Spawned("nnsight-worker", ["--connect", endpoint, "--model", Oracle.model, "--id", id, "--threads", "1",
+    static func worker(_ endpoint: String, id: String, coordinatorTimeout: Int = 10) throws -> ChildProcess {
+        try ChildProcess(ChildProcess.beside("nnsight-worker"), ["--connect", endpoint, "--model", Oracle.model, "--id", id, "--threads", "1",
                                        "--coordinator-timeout", String(coordinatorTimeout), "--register-timeout", "30"])
     }
 

@@ -27,8 +27,6 @@ let networkNamespacesAvailable: Bool = {
 /// process on the coordinator's host. Needs root and iproute2 (CI installs it).
 @Suite(.serialized, .enabled(if: networkNamespacesAvailable, "network namespaces are unavailable here (needs root and iproute2: `ip netns add`)"))
 struct NetworkFaultTests {
-    static let directory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-
     @discardableResult
     static func sh(_ arguments: [String]) -> Int32 {
         let p = Process()
@@ -82,66 +80,15 @@ struct NetworkFaultTests {
         static func inHost(_ host: String, _ arguments: [String]) -> Bool { sh(["ip", "netns", "exec", host] + arguments) == 0 }
     }
 
-    /// A process on a host, its stderr collected as it comes.
-    final class Remote: @unchecked Sendable {
-        let process = Process()
-        private let lock = NSLock()
-        private var text = ""
-        private var lines: [String] = []
-
-        init(host: String, _ executable: String, _ arguments: [String], stdout: URL? = nil) throws {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["ip", "netns", "exec", host, NetworkFaultTests.directory.appendingPathComponent(executable).path] + arguments
-            let err = Pipe()
-            process.standardError = err
-            if let stdout {
-                _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
-                process.standardOutput = try FileHandle(forWritingTo: stdout)
-            } else {
-                process.standardOutput = FileHandle.nullDevice
-            }
-            err.fileHandleForReading.readabilityHandler = { [weak self] handle in
-                let data = handle.availableData
-                guard let self, !data.isEmpty else { return }
-                lock.withLock { text += String(decoding: data, as: UTF8.self) }
-            }
-            try process.run()
-        }
-
-        var stderr: String { lock.withLock { text } }
-        var pid: Int32 { process.processIdentifier }
-        /// The executable's own pid (ip netns exec execs it in place, so it is the same process).
-        func signal(_ s: Int32) { kill(pid, s) }
-        func waitForStderr(_ fragment: String, seconds: Double) -> Bool {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if stderr.contains(fragment) { return true }
-                Thread.sleep(forTimeInterval: 0.02)
-            }
-            return false
-        }
-        func wait(seconds: Double) -> Bool {
-            let deadline = Date().addingTimeInterval(seconds)
-            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-            return !process.isRunning
-        }
-        func stop() {
-            if process.isRunning { kill(pid, SIGKILL) }
-            process.waitUntilExit()
-        }
+    /// A process on a host (`ip netns exec` execs it in place: the pid is the executable's own).
+    static func remote(host: String, _ executable: String, _ arguments: [String], stdout: URL? = nil) throws -> ChildProcess {
+        try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["ip", "netns", "exec", host, ChildProcess.beside(executable).path] + arguments, stdout: stdout)
     }
 
     /// Keys for a coordinator, `workers` workers and a client, as `nnsight keygen` writes them.
     static func keys(workers: Int) throws -> String {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("netkeys-\(UUID().uuidString)").path
-        let coordinator = try CurveKeyPair.generate()
-        try KeyDirectory.write(coordinator, name: "coordinator", to: root + "/coordinator")
-        for party in ["client"] + (0..<workers).map({ "w\($0)" }) {
-            let pair = try CurveKeyPair.generate()
-            try KeyDirectory.write(pair, name: party, to: root + "/" + party)
-            try Data((pair.publicKey + "\n").utf8).write(to: URL(fileURLWithPath: root + "/coordinator/authorized/\(party).pub"))
-            try Data((coordinator.publicKey + "\n").utf8).write(to: URL(fileURLWithPath: root + "/\(party)/coordinator.pub"))
-        }
+        try KeyDirectory.makeCluster(at: root, parties: ["client"] + (0..<workers).map { "w\($0)" })
         return root
     }
 
@@ -149,21 +96,21 @@ struct NetworkFaultTests {
     final class Cluster {
         let hosts: Hosts
         let keys: String
-        let coordinator: Remote
-        var workers: [Remote] = []
+        let coordinator: ChildProcess
+        var workers: [ChildProcess] = []
         var endpoint: String { "tcp://\(hosts.coordinatorAddress):5555" }
 
         init(serving: Int, spares: Int = 0, workerTimeout: Int = 2, registerTimeout: Int = 30) throws {
             hosts = try Hosts(workers: serving + spares)
             keys = try NetworkFaultTests.keys(workers: serving + spares)
-            coordinator = try Remote(host: hosts.coordinator, "nnsight", [
+            coordinator = try NetworkFaultTests.remote(host: hosts.coordinator, "nnsight", [
                 "serve", "--model", Oracle.model, "--listen", "tcp://\(hosts.coordinatorAddress):5555",
                 "--results", "tcp://\(hosts.coordinatorAddress):5556", "--workers", String(serving), "--keys", keys + "/coordinator",
                 "--worker-timeout", String(workerTimeout), "--replay-timeout", "30",
             ])
             guard coordinator.waitForStderr("coordinator on", seconds: 20) else { throw SecurityError.directory("no coordinator: \(coordinator.stderr)") }
             for i in 0..<(serving + spares) {
-                workers.append(try Remote(host: hosts.worker(i), "nnsight-worker", [
+                workers.append(try NetworkFaultTests.remote(host: hosts.worker(i), "nnsight-worker", [
                     "--connect", endpoint, "--bind", "tcp://\(Hosts.address(i)):*", "--model", Oracle.model, "--id", "w\(i)",
                     "--keys", keys + "/w\(i)", "--threads", "1", "--coordinator-timeout", "3", "--register-timeout", String(registerTimeout),
                 ] + (i >= serving ? ["--standby"] : [])))
@@ -172,15 +119,15 @@ struct NetworkFaultTests {
         }
 
         /// `nnsight run` of `script` on the coordinator's host; its stdout (the script's prints) to a file.
-        func client(_ script: String, output: URL) throws -> Remote {
+        func client(_ script: String, output: URL) throws -> ChildProcess {
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("net-\(UUID().uuidString).py")
             try script.write(to: file, atomically: true, encoding: .utf8)
-            return try Remote(host: hosts.coordinator, "nnsight", ["run", "--cluster", endpoint, "--model", Oracle.model,
+            return try NetworkFaultTests.remote(host: hosts.coordinator, "nnsight", ["run", "--cluster", endpoint, "--model", Oracle.model,
                                                                    "--keys", keys + "/client", "--stream-tokens", file.path], stdout: output)
         }
 
         /// Runs `script` to its end; returns its stdout, exit status and seconds.
-        func run(_ script: String, during fault: ((Remote) -> Void)? = nil, timeout: Double = 120) throws -> (stdout: String, status: Int32, seconds: Double) {
+        func run(_ script: String, during fault: ((ChildProcess) -> Void)? = nil, timeout: Double = 120) throws -> (stdout: String, status: Int32, seconds: Double) {
             let output = FileManager.default.temporaryDirectory.appendingPathComponent("net-\(UUID().uuidString).out")
             let start = Date()
             let client = try client(script, output: output)

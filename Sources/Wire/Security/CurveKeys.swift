@@ -143,6 +143,24 @@ public struct KeyDirectory: Sendable {
         }
     }
 
+    /// A whole cluster's keys, as an operator would lay them out under `root`: `root/coordinator`
+    /// with every party's public key in its `authorized/`, and `root/PARTY` for each of `parties`
+    /// with the coordinator's `coordinator.pub`. For tests and local clusters.
+    public static func makeCluster(at root: String, parties: [String]) throws(SecurityError) {
+        let coordinator = try CurveKeyPair.generate()
+        try write(coordinator, name: "coordinator", to: root + "/coordinator")
+        for party in parties {
+            let pair = try CurveKeyPair.generate()
+            try write(pair, name: party, to: root + "/" + party)
+            do {
+                try Data((pair.publicKey + "\n").utf8).write(to: URL(fileURLWithPath: root + "/coordinator/authorized/\(party).pub"))
+                try Data((coordinator.publicKey + "\n").utf8).write(to: URL(fileURLWithPath: root + "/\(party)/coordinator.pub"))
+            } catch {
+                throw .directory("cannot write the keys of \(party) under \(root): \(error.localizedDescription)")
+            }
+        }
+    }
+
     private static func readKey(_ path: String) throws(SecurityError) -> String {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw .directory("cannot read \(path)") }
         let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
