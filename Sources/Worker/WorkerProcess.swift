@@ -28,6 +28,9 @@ public struct WorkerProcess {
         public var keys: KeyDirectory?
         /// A spare: it waits (without a deadline) for the first layer range that becomes free.
         public var standby = false
+        /// The host others reach this worker at when `bind` is a wildcard (`tcp://0.0.0.0:5557`);
+        /// default: this machine's host name.
+        public var advertiseHost: String?
 
         public init(connect: String, bind: String = "tcp://127.0.0.1:*", model: String, workerId: String) {
             self.connect = connect
@@ -83,7 +86,8 @@ public struct WorkerProcess {
         try input.setMaxMessageSize(WireProtocol.defaultMaxMessageBytes)
         if let curve { try input.makeCurveServer(curve.keys) }
         try input.bind(options.bind)
-        let address = input.lastEndpoint
+        // What the coordinator and the previous stage connect to: never a wildcard.
+        let address = Endpoint.reachable(input.lastEndpoint, at: options.advertiseHost ?? ProcessInfo.processInfo.hostName)
         // One control connection for the process's life: a ROUTER ignores a second connection
         // with the same identity, and ZeroMQ reconnects this one when the coordinator restarts.
         let control = try context.socket(.dealer)
@@ -155,7 +159,8 @@ public struct WorkerProcess {
         curve?.accept(stage)
         let coordinator = try context.socket(.push)
         if let curve { try coordinator.makeCurveClient(curve.keys, serverKey: curve.coordinatorKey) }
-        try coordinator.connect(stage.resultsAddress)
+        // A coordinator that bound its results to every interface is reached where --connect reaches it.
+        try coordinator.connect(Endpoint.reachable(stage.resultsAddress, at: Endpoint.host(of: options.connect) ?? "127.0.0.1"))
         let next = try stage.nextAddress.isEmpty ? nil : { () throws -> ZMQSocket in
             let socket = try context.socket(.push)
             if let curve { try socket.makeCurveClient(curve.keys, serverKey: stage.nextPublicKey) }

@@ -54,6 +54,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds to wait for a stage assignment (at start and after losing the coordinator) before exiting.")
     var registerTimeout: Int = 60
 
+    @Option(name: .long, help: "With --bind on every interface (tcp://0.0.0.0:PORT): the host name or address other stages and the coordinator reach this worker at (default: this machine's host name).")
+    var advertise: String?
+
     @Flag(name: .long, help: "A spare: register without a range and take over the first one that becomes free (a worker lost; its traces are replayed).")
     var standby = false
 
@@ -98,6 +101,7 @@ struct WorkerCommand: ParsableCommand {
         options.coordinatorTimeoutMs = coordinatorTimeout * 1000
         options.assignmentTimeoutMs = registerTimeout * 1000
         options.standby = standby
+        options.advertiseHost = advertise
         do {
             options.keys = try keys.map(KeyDirectory.load)
             _ = try options.keys?.requireCoordinatorKey()

@@ -103,15 +103,17 @@ struct NetworkFaultTests {
         init(serving: Int, spares: Int = 0, workerTimeout: Int = 2, registerTimeout: Int = 30) throws {
             hosts = try Hosts(workers: serving + spares)
             keys = try NetworkFaultTests.keys(workers: serving + spares)
+            // Results and the workers' ports bound to every interface: the workers reach the results
+            // where they reach --listen, and others reach a worker at its --advertise address.
             coordinator = try NetworkFaultTests.remote(host: hosts.coordinator, "nnsight", [
                 "serve", "--model", Oracle.model, "--listen", "tcp://\(hosts.coordinatorAddress):5555",
-                "--results", "tcp://\(hosts.coordinatorAddress):5556", "--workers", String(serving), "--keys", keys + "/coordinator",
+                "--results", "tcp://0.0.0.0:5556", "--workers", String(serving), "--keys", keys + "/coordinator",
                 "--worker-timeout", String(workerTimeout), "--replay-timeout", "30",
             ])
             guard coordinator.waitForStderr("coordinator on", seconds: 20) else { throw SecurityError.directory("no coordinator: \(coordinator.stderr)") }
             for i in 0..<(serving + spares) {
                 workers.append(try NetworkFaultTests.remote(host: hosts.worker(i), "nnsight-worker", [
-                    "--connect", endpoint, "--bind", "tcp://\(Hosts.address(i)):*", "--model", Oracle.model, "--id", "w\(i)",
+                    "--connect", endpoint, "--bind", "tcp://0.0.0.0:*", "--advertise", Hosts.address(i), "--model", Oracle.model, "--id", "w\(i)",
                     "--keys", keys + "/w\(i)", "--threads", "1", "--coordinator-timeout", "3", "--register-timeout", String(registerTimeout),
                 ] + (i >= serving ? ["--standby"] : [])))
                 if i == serving - 1 { _ = coordinator.waitForStderr("stage ready", seconds: 20) }

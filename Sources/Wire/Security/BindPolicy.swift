@@ -9,10 +9,7 @@ import Foundation
 public enum BindPolicy {
     public static func isLocal(_ endpoint: String) -> Bool {
         if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
-        guard endpoint.hasPrefix("tcp://") else { return false }
-        var host = String(endpoint.dropFirst("tcp://".count))
-        if host.hasPrefix("[") { host = String(host.dropFirst().prefix { $0 != "]" }) }  // [::1]:5555
-        else if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
+        guard let host = Endpoint.host(of: endpoint) else { return false }
         return host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
