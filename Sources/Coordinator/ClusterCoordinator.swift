@@ -111,16 +111,11 @@ public final class ClusterCoordinator {
         var early: [UInt32: Nnsight_V1_StepResult] = [:]
         /// The session this trace belongs to, if any.
         let run: SessionRun?
-        /// What a replay needs: the graph as submitted (prompts, generation, interventions);
-        /// and what the client already has, so that a replay delivers nothing twice.
-        let graph: TraceGraph
+        /// What the client already has, so that a replay delivers nothing twice.
         var deliveredSaves: Set<DeliveredSave> = []
         var deliveredSteps = 0
-        /// Waiting for a replacement worker since, and the error to give if none comes.
-        var suspended: (since: Date, error: Envelope)?
-        init(session: TraceSession, graph: TraceGraph, client: Data, clientRequest: UInt64, deadline: Date, run: SessionRun?) {
+        init(session: TraceSession, client: Data, clientRequest: UInt64, deadline: Date, run: SessionRun?) {
             self.session = session
-            self.graph = graph
             self.client = client
             self.clientRequest = clientRequest
             self.deadline = deadline
@@ -185,8 +180,9 @@ public final class ClusterCoordinator {
     /// The worker serving each stage, once assigned.
     private var slots: [String?]
     private var traces: [UInt64: Active] = [:]
-    /// Traces whose worker died, waiting for the stages to be served again (oldest first).
-    private var suspended: [Active] = []
+    /// Traces whose worker died, waiting for the stages to be served again (oldest first): since
+    /// when, and the error they end with if no replacement comes.
+    private var suspended: [(active: Active, since: Date, error: Envelope)] = []
     /// Spares (`--standby`) waiting for a free layer range: their Hello and key, by id.
     private var standbys: [String: (hello: Nnsight_V1_Hello, key: String?, lastSeen: Date)] = [:]
     private var announcedReady = false
@@ -319,7 +315,7 @@ public final class ClusterCoordinator {
         case .cancel?:
             if let (id, _) = traces.first(where: { $0.value.client == peer && $0.value.clientRequest == envelope.requestID }) {
                 finish(id, error: error(.errorRefused, "cancelled by the client", requestId: envelope.requestID))
-            } else if let i = suspended.firstIndex(where: { $0.client == peer && $0.clientRequest == envelope.requestID }) {
+            } else if let i = suspended.firstIndex(where: { $0.active.client == peer && $0.active.clientRequest == envelope.requestID }) {
                 suspended.remove(at: i)
                 reply(peer, error(.errorRefused, "cancelled by the client", requestId: envelope.requestID))
             }
@@ -349,13 +345,7 @@ public final class ClusterCoordinator {
             reply(peer, error(.errorRefused, "worker \(id): no CURVE key came with its connection", worker: id))
             return
         }
-        func connected() throws -> ZMQSocket {
-            let push = try context.socket(.push)
-            if let keys = options.keys { try push.makeCurveClient(keys.own, serverKey: key ?? "") }
-            try push.connect(hello.address)
-            return push
-        }
-        guard let push = try? connected() else {
+        guard let push = try? context.push(connectingTo: hello.address, keys: options.keys?.own, serverKey: key ?? "") else {
             reply(peer, error(.errorRefused, "cannot connect to the worker's address \(hello.address)", worker: id))
             return
         }
@@ -451,17 +441,21 @@ public final class ClusterCoordinator {
         let deadline = graph.limits.deadlineUnixMs > 0
             ? Date(timeIntervalSince1970: Double(graph.limits.deadlineUnixMs) / 1000)
             : Date().addingTimeInterval(Double(options.traceTimeoutMs) / 1000)
-        let active = Active(session: try newSession(graph), graph: graph, client: client, clientRequest: request, deadline: deadline, run: run)
-        launch(active)
+        launch(Active(session: try newSession(graph), client: client, clientRequest: request, deadline: deadline, run: run))
     }
 
-    /// A run of `graph` under a new id. Unpredictable ids: a peer that can reach a worker's
-    /// activation port cannot aim forged activations at the traces that will come next.
+    /// A run of `graph` under a new id.
     private func newSession(_ graph: TraceGraph) throws(TraceError) -> TraceSession {
         let compiled = try GraphCompiler(config: config, stages: stages).compile(graph)
+        return TraceSession(id: freshTraceId(), compiled: compiled, prompts: graph.invokes, generation: graph.generation)
+    }
+
+    /// Unpredictable ids: a peer that can reach a worker's activation port cannot aim forged
+    /// activations at the traces that will come next.
+    private func freshTraceId() -> UInt64 {
         var id = UInt64.random(in: 1...UInt64.max)
         while traces[id] != nil { id = UInt64.random(in: 1...UInt64.max) }
-        return TraceSession(id: id, compiled: compiled, prompts: graph.invokes, generation: graph.generation)
+        return id
     }
 
     /// Sends a trace's fragments and its first step's input to the stages.
@@ -481,13 +475,7 @@ public final class ClusterCoordinator {
     /// id. Generation is deterministic (greedy, or sampling from the trace's seed), so the run
     /// repeats the lost one exactly; what the client already received is not sent again.
     private func replay(_ active: Active) {
-        do throws(TraceError) {
-            let graph = try active.run?.current() ?? active.graph
-            active.session = try newSession(graph)
-        } catch {
-            return reply(active.client, self.error(error, requestId: active.clientRequest))
-        }
-        active.suspended = nil
+        active.session = active.session.restarted(id: freshTraceId())
         log.info("trace replayed", metadata: ["request": "\(active.clientRequest)", "delivered_steps": "\(active.deliveredSteps)"])
         launch(active)
     }
@@ -622,7 +610,7 @@ public final class ClusterCoordinator {
             workerLost(id, worker)
         }
         resumeSuspended(now)
-        standbys = standbys.filter { now.timeIntervalSince($0.value.lastSeen) < 10 }  // a spare says Hello every 2 s
+        for (id, spare) in standbys where now.timeIntervalSince(spare.lastSeen) > 10 { standbys[id] = nil }  // a spare says Hello every 2 s
         for (id, active) in traces where now > active.deadline {
             finish(id, error: error(.errorDeadline, "the trace's deadline passed at step \(active.session.steps)", requestId: active.clientRequest,
                                     step: UInt32(active.session.steps)))
@@ -647,11 +635,10 @@ public final class ClusterCoordinator {
             // The surviving stages free this run; the trace waits for the stages to be served again.
             traces[traceId] = nil
             for worker in slots.compactMap({ $0.flatMap { workers[$0] } }) { send(worker.push, active.session.release) }
-            active.suspended = (Date(), lost)
-            suspended.append(active)
+            suspended.append((active, Date(), lost))
         }
-        // A spare takes the free range at once.
-        if let (spare, standby) = standbys.min(by: { $0.value.lastSeen > $1.value.lastSeen }) {
+        // A spare (the one heard from last) takes the free range at once.
+        if let (spare, standby) = standbys.max(by: { $0.value.lastSeen < $1.value.lastSeen }) {
             standbys[spare] = nil
             register(standby.hello, peer: Data(spare.utf8), key: standby.key)
         }
@@ -664,13 +651,12 @@ public final class ClusterCoordinator {
         if isReady {
             let waiting = suspended
             suspended = []
-            for active in waiting { replay(active) }
+            for entry in waiting { replay(entry.active) }
             return
         }
-        suspended.removeAll { active in
-            guard let (since, error) = active.suspended else { return true }
-            guard now.timeIntervalSince(since) * 1000 > Double(options.replayTimeoutMs) || now > active.deadline else { return false }
-            reply(active.client, error)
+        suspended.removeAll { entry in
+            guard now.timeIntervalSince(entry.since) * 1000 > Double(options.replayTimeoutMs) || now > entry.active.deadline else { return false }
+            reply(entry.active.client, entry.error)
             return true
         }
     }

@@ -38,9 +38,12 @@ final class TraceSession {
     private let saveSteps: [Int]
     var received = 0
 
+    private let prompts: [[Int]]
+
     init(id: UInt64, compiled: CompiledTrace, prompts: [[Int]], generation: GenerationSpec) {
         self.id = id
         self.compiled = compiled
+        self.prompts = prompts
         self.generation = generation
         let padded = PaddedBatch(prompts: prompts, padTokenId: generation.padTokenId)
         batch = padded.batch
@@ -53,6 +56,12 @@ final class TraceSession {
             default: nil
             }
         }
+    }
+
+    /// The same trace from its first step, under another id (a replay: the stages, and so the
+    /// compiled fragments, are the same).
+    func restarted(id: UInt64) -> TraceSession {
+        TraceSession(id: id, compiled: compiled, prompts: prompts, generation: generation)
     }
 
     /// Each stage's fragment.

@@ -147,7 +147,9 @@ extension ScriptRunner {
             return .bool(try truth(try one(), loc))
         case "abs":
             switch try one() {
-            case let .int(i): return .int(try checked((0).subtractingReportingOverflow(i < 0 ? i : -i), 0, "-", i, loc))
+            case let .int(i):
+                guard i != .min else { throw fail(.overflow, "abs(\(i)) does not fit a 64-bit int (trace scripts' ints are 64-bit)", loc) }
+                return .int(Swift.abs(i))
             case let .bool(b): return .int(b ? 1 : 0)
             case .tensor, .proxy: return try torchOp("abs", [try one()], Attributes(), loc)
             case let v:

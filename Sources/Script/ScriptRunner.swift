@@ -21,7 +21,6 @@ public final class ScriptRunner {
     /// Function scopes, innermost last (empty at module level).
     var locals: [[String: PyValue]] = []
     var stdout = ""
-    var warnings: [String] = []
     /// Depth of `with model.generate/trace` blocks being recorded.
     var tracing = 0
     /// Names bound while a trace was recorded: only saved values outlive the trace.
@@ -64,8 +63,6 @@ public final class ScriptRunner {
     public struct Outcome {
         public var stdout: String
         public var error: ScriptError?
-        /// The warnings written to stderr, each as `file:line: Category: message`.
-        public var warnings: [String]
         /// Top-level variables left after the script, as the oracle's JSON (`saves`).
         public var savesJSON: String { JSONExport.saves(globals) }
         /// The script's top-level names when it ended (turned into JSON only when asked for).
@@ -85,7 +82,6 @@ public final class ScriptRunner {
         self.echo = echo
         globals = ["model": .object(.model)]
         statementsRun = 0
-        warnings = []
         memoryBaseline = residentBytes()
         var failure: ScriptError?
         do {
@@ -99,7 +95,7 @@ public final class ScriptRunner {
         } catch {
             failure = ScriptError(.runtime, "\(error)", file: file, line: 0, column: 0)
         }
-        return Outcome(stdout: stdout, error: failure, warnings: warnings, globals: globals)
+        return Outcome(stdout: stdout, error: failure, globals: globals)
     }
 
     /// The model a script names in its preamble (`LanguageModel("openai-community/gpt2", ...)`,
@@ -145,12 +141,9 @@ public final class ScriptRunner {
         ScriptError(kind, message, file: file, line: loc.line, column: loc.column)
     }
 
-    /// A warning Python would print on stderr (`file:line: Category: message`); kept in
-    /// `Outcome.warnings` too.
+    /// A warning as Python prints it on stderr: `file:line: Category: message`.
     func warn(_ category: String, _ message: String, _ loc: SourceLocation) {
-        let line = "\(file):\(loc.line): \(category): \(message)"
-        warnings.append(line)
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        FileHandle.standardError.write(Data("\(file):\(loc.line): \(category): \(message)\n".utf8))
     }
 
     func write(_ text: String) {

@@ -109,13 +109,8 @@ public final class StageWorker {
     public func serve(shouldStop: () -> Bool = { false }) throws {
         let input = try context.socket(.pull)
         try input.bind(endpoints.input)
-        let coordinator = try context.socket(.push)
-        try coordinator.connect(endpoints.coordinator)
-        let next = try endpoints.next.map { endpoint throws -> ZMQSocket in
-            let socket = try context.socket(.push)
-            try socket.connect(endpoint)
-            return socket
-        }
+        let coordinator = try context.push(connectingTo: endpoints.coordinator, keys: nil, serverKey: "")
+        let next = try endpoints.next.map { endpoint throws -> ZMQSocket in try context.push(connectingTo: endpoint, keys: nil, serverKey: "") }
         try serve(input: input, next: next, coordinator: coordinator, control: nil, shouldStop: shouldStop)
     }
 
@@ -163,13 +158,7 @@ public final class StageWorker {
                 case let .assignment(a)?:
                     // Re-sent when a stage was replaced: the next stage may have moved.
                     if a.nextAddress != nextAddress {
-                        next = nil
-                        if !a.nextAddress.isEmpty {
-                            let socket = try context.socket(.push)
-                            if let curve { try socket.makeCurveClient(curve.keys, serverKey: a.nextPublicKey) }
-                            try socket.connect(a.nextAddress)
-                            next = socket
-                        }
+                        next = a.nextAddress.isEmpty ? nil : try context.push(connectingTo: a.nextAddress, keys: curve?.keys, serverKey: a.nextPublicKey)
                         nextAddress = a.nextAddress
                     }
                     curve?.accept(a)
@@ -377,9 +366,9 @@ public final class StageWorker {
         return e
     }
 
-    /// This stage's index in the pipeline (by its first layer), for error messages.
     /// Under CURVE: this worker's keys and the handler of its activation port's handshakes.
     public var curve: WorkerCurve?
+    /// This stage's index in the pipeline (by its first layer), for error messages.
     public var stageIndex: Int?
     /// Stages in the pipeline: a pass takes at most a stage's share of the traces held.
     public var stageCount = 1

@@ -157,16 +157,10 @@ public struct WorkerProcess {
     private func serve(_ stage: Nnsight_V1_StageAssignment, model: GPT2, input: ZMQSocket, address: String, control: ZMQSocket,
                        curve: WorkerCurve?, shouldStop: () -> Bool) throws {
         curve?.accept(stage)
-        let coordinator = try context.socket(.push)
-        if let curve { try coordinator.makeCurveClient(curve.keys, serverKey: curve.coordinatorKey) }
         // A coordinator that bound its results to every interface is reached where --connect reaches it.
-        try coordinator.connect(Endpoint.reachable(stage.resultsAddress, at: Endpoint.host(of: options.connect) ?? "127.0.0.1"))
-        let next = try stage.nextAddress.isEmpty ? nil : { () throws -> ZMQSocket in
-            let socket = try context.socket(.push)
-            if let curve { try socket.makeCurveClient(curve.keys, serverKey: stage.nextPublicKey) }
-            try socket.connect(stage.nextAddress)
-            return socket
-        }()
+        let results = Endpoint.reachable(stage.resultsAddress, at: Endpoint.host(of: options.connect) ?? "127.0.0.1")
+        let coordinator = try context.push(connectingTo: results, keys: curve?.keys, serverKey: curve?.coordinatorKey ?? "")
+        let next = stage.nextAddress.isEmpty ? nil : try context.push(connectingTo: stage.nextAddress, keys: curve?.keys, serverKey: stage.nextPublicKey)
         // Ready: the assignment echoed back.
         try control.send(try Framing.encode(Framing.envelope { $0.assignment = stage }))
         log.info("serving", metadata: ["layers": "\(stage.layerStart)..<\(stage.layerEnd)", "parameters": "\(model.weights.parameterCount)"])

@@ -34,7 +34,7 @@ import Testing
         ("print(-9223372036854775807 - 2)\n", "OverflowError: -9223372036854775807 - 2 does not fit a 64-bit int"),
         ("print(2**62 * 4)\n", "OverflowError: 4611686018427387904 * 4 does not fit a 64-bit int"),
         ("print(10**(10**9))\n", "OverflowError: 10 ** 1000000000 does not fit a 64-bit int"),
-        ("print(abs(-9223372036854775807 - 1))\n", "OverflowError:"),
+        ("print(abs(-9223372036854775807 - 1))\n", "OverflowError: abs(-9223372036854775808) does not fit a 64-bit int"),
         ("print(int(1e300))\n", "OverflowError: 1e+300 does not fit a 64-bit int"),
     ])
     func intsBeyond64BitsAreAnOverflowError(source: String, error: String) throws {

@@ -1,6 +1,17 @@
 import CZMQ
 import Foundation
 
+extension ZMQContext {
+    /// A PUSH socket connected to `endpoint`: a CURVE client of the server with public key
+    /// `serverKey` when `keys` are given (the coordinator's pushes to workers, a stage's to the next).
+    public func push(connectingTo endpoint: String, keys: CurveKeyPair?, serverKey: String) throws(ZMQError) -> ZMQSocket {
+        let socket = try self.socket(.push)
+        if let keys { try socket.makeCurveClient(keys, serverKey: serverKey) }
+        try socket.connect(endpoint)
+        return socket
+    }
+}
+
 extension ZMQSocket {
     /// Makes this socket a CURVE server with `keys` (before `bind`): every connection is
     /// encrypted, and the context's `ZAPHandler` decides who may connect. Start the handler
