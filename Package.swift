@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // No pkgConfig for CZMQ: `pkg-config libzmq` adds `-isystem /usr/include/mit-krb5`, which SwiftPM
@@ -41,23 +43,31 @@ let package = Package(
         .target(name: "Graph", dependencies: ["Engine"]),
         // The graph at the edge: the IR, tensors and errors to and from the protobuf.
         .target(name: "GraphWire", dependencies: ["Graph", "Wire", "Engine"]),
+        // What an operator sees: Prometheus metrics over HTTP, process figures.
+        .target(name: "Telemetry", dependencies: [
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Worker", dependencies: [
-            "Wire", "Engine", "Graph", "GraphWire",
+            "Wire", "Engine", "Graph", "GraphWire", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The coordinator runs in-process workers in local mode, hence Worker.
         .target(name: "Coordinator", dependencies: [
-            "Wire", "Engine", "Worker", "Graph", "GraphWire",
+            "Wire", "Engine", "Worker", "Graph", "GraphWire", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "Script", dependencies: ["Coordinator", "Engine", "Graph"]),
+        .target(name: "Script", dependencies: ["Coordinator", "Engine", "Graph", "Telemetry"]),
         .executableTarget(name: "nnsight", dependencies: [
-            "Coordinator", "Engine", "Wire", "Script",
+            "Coordinator", "Engine", "Wire", "Script", "Telemetry",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "nnsight-worker", dependencies: [
-            "Worker", "Engine", "Wire",
+            "Worker", "Engine", "Wire", "Telemetry",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -66,7 +76,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "GraphWire", "Engine", "Wire", "Worker"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Script", "Engine", "Worker", "Wire", "Graph", "GraphWire", "nnsight-worker"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Script", "Engine", "Worker", "Wire", "Graph", "GraphWire", "Telemetry", "nnsight", "nnsight-worker"]),
         .testTarget(name: "ScriptTests", dependencies: ["Script", "Coordinator", "Engine", "Graph", "nnsight", "nnsight-worker"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "nnsight-wire-echo"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineKernels", "nnsight"]),

@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+bash deploy/check-test.sh   # the deployment files validate (and the check refuses broken ones)
 swift build --build-tests
 swift test

@@ -80,6 +80,8 @@ public final class ClusterCoordinator {
         /// CURVE (`--keys DIR`): this coordinator's keypair; only the clients and workers whose
         /// public keys are in `authorized/` get past the handshake.
         public var keys: KeyDirectory?
+        /// Prometheus metrics of this coordinator (`--metrics ADDR` serves `metrics.registry`).
+        public var metrics = CoordinatorMetrics()
 
         public init(model: String, workers: Int) {
             self.model = model
@@ -98,6 +100,10 @@ public final class ClusterCoordinator {
         var lastSeen = Date()
         /// Its public key, from the CURVE handshake (nil without keys).
         var publicKey: String?
+        /// Compute threads, from its Hello.
+        var threads = 0
+        /// Its latest heartbeat (traces held, KV-cache bytes, passes).
+        var beat = Nnsight_V1_Heartbeat()
     }
 
     final class Active {
@@ -114,6 +120,9 @@ public final class ClusterCoordinator {
         /// What the client already has, so that a replay delivers nothing twice.
         var deliveredSaves: Set<DeliveredSave> = []
         var deliveredSteps = 0
+        /// When the submission arrived, and when its latest step reached the client (uptime ns).
+        let started = DispatchTime.now().uptimeNanoseconds
+        var lastStep: UInt64 = 0
         init(session: TraceSession, client: Data, clientRequest: UInt64, deadline: Date, run: SessionRun?) {
             self.session = session
             self.client = client
@@ -187,6 +196,9 @@ public final class ClusterCoordinator {
     private var standbys: [String: (hello: Nnsight_V1_Hello, key: String?, lastSeen: Date)] = [:]
     private var announcedReady = false
     private var lastHousekeeping = Date()
+    private let startedAt = Date()
+    /// Totals for `nnsight status` (the metrics hold the same, by reason).
+    private var totals = (submitted: UInt64(0), finished: UInt64(0), failed: UInt64(0), tokens: UInt64(0))
     /// Decides CURVE handshakes for this coordinator's sockets (with `options.keys`).
     private let zap: ZAPHandler?
 
@@ -224,6 +236,7 @@ public final class ClusterCoordinator {
         if let keys = options.keys { try results.makeCurveServer(keys.own) }
         try results.bind(options.results)
         resultsEndpoint = results.lastEndpoint
+        options.metrics.describe(stages: stages)
     }
 
     /// Whether every stage has a ready worker.
@@ -233,23 +246,36 @@ public final class ClusterCoordinator {
     public func serve(shouldStop: () -> Bool = { false }) throws {
         defer { shutdownWorkers() }
         while !shouldStop() {
+            options.metrics.liveness.tick()
             let ready = try ZMQSocket.poll([control, results], timeoutMs: 50)
             // Everything that has arrived is handled before liveness is judged: after a stall
             // the workers' heartbeats are waiting here, and they are alive.
             var handled = 0
-            while ready[0], handled < Self.receiveLimit, let frames = try control.receive(timeoutMs: 0) { try handleControl(frames); handled += 1 }
+            while ready[0], handled < Self.receiveLimit, let frames = try control.receive(timeoutMs: 0) {
+                options.metrics.received.increment(by: Int64(frames.reduce(0) { $0 + $1.count }))
+                try handleControl(frames)
+                handled += 1
+            }
             handled = 0
-            while ready[1], handled < Self.receiveLimit, let frames = try results.receive(timeoutMs: 0) { try handleResult(frames.last ?? Data()); handled += 1 }
+            while ready[1], handled < Self.receiveLimit, let frames = try results.receive(timeoutMs: 0) {
+                options.metrics.received.increment(by: Int64(frames.reduce(0) { $0 + $1.count }))
+                try handleResult(frames.last ?? Data())
+                handled += 1
+            }
             try housekeeping()
         }
     }
 
     private func send(_ socket: ZMQSocket, _ envelope: Envelope) {
-        _ = try? socket.send(try Framing.encode(envelope))
+        guard let frame = try? Framing.encode(envelope) else { return }
+        options.metrics.sent.increment(by: Int64(frame.count))
+        _ = try? socket.send(frame)
     }
 
     private func reply(_ peer: Data, _ envelope: Envelope) {
-        _ = try? control.send([peer, (try? Framing.encode(envelope)) ?? Data()])
+        let frame = (try? Framing.encode(envelope)) ?? Data()
+        options.metrics.sent.increment(by: Int64(frame.count))
+        _ = try? control.send([peer, frame])
     }
 
     private func error(_ code: WireErrorCode, _ message: String, requestId: UInt64 = 0, worker: String = "", step: UInt32? = nil) -> Envelope {
@@ -279,7 +305,13 @@ public final class ClusterCoordinator {
             return
         }
         let peerId = String(decoding: peer, as: UTF8.self)
-        if var worker = workers[peerId] { worker.lastSeen = Date(); workers[peerId] = worker }
+        if var worker = workers[peerId] {
+            // Heartbeats come every second: a longer silence is intervals missed (counted when it ends).
+            let silence = Date().timeIntervalSince(worker.lastSeen)
+            if worker.ready, silence >= 2 { options.metrics.heartbeatsMissed.increment(by: Int64(silence) - 1) }
+            worker.lastSeen = Date()
+            workers[peerId] = worker
+        }
         switch envelope.body {
         case let .hello(hello)?: register(hello, peer: peer, key: control.lastSenderKey)
         case let .assignment(a)?:
@@ -300,6 +332,7 @@ public final class ClusterCoordinator {
             }
         case let .heartbeat(beat)?:
             if workers[peerId] != nil {
+                workers[peerId]!.beat = beat
                 options.statistics.record(peerId, .init(passes: beat.passes, steps: beat.steps, largest: Int(beat.largestPass)))
             } else if beat.sender != "client" {
                 // A worker this coordinator dropped (or never knew, after a restart): it must
@@ -310,14 +343,16 @@ public final class ClusterCoordinator {
             reply(peer, Framing.envelope(requestId: envelope.requestID) {
                 $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = "coordinator" }
             })
+        case .statusRequest?: reply(peer, Framing.envelope(requestId: envelope.requestID) { $0.status = status() })
         case let .submit(submit)?: submitTrace(submit, client: peer, request: envelope.requestID)
         case let .submitSession(submit)?: submitSession(submit, client: peer, request: envelope.requestID)
         case .cancel?:
             if let (id, _) = traces.first(where: { $0.value.client == peer && $0.value.clientRequest == envelope.requestID }) {
-                finish(id, error: error(.errorRefused, "cancelled by the client", requestId: envelope.requestID))
+                finish(id, error: error(.errorRefused, "cancelled by the client", requestId: envelope.requestID), reason: "cancelled")
             } else if let i = suspended.firstIndex(where: { $0.active.client == peer && $0.active.clientRequest == envelope.requestID }) {
-                suspended.remove(at: i)
+                let entry = suspended.remove(at: i)
                 reply(peer, error(.errorRefused, "cancelled by the client", requestId: envelope.requestID))
+                ended(entry.active, outcome: "cancelled")
             }
         default:
             reply(peer, WireError.unknownMessage.reply(requestId: envelope.requestID))
@@ -349,7 +384,7 @@ public final class ClusterCoordinator {
             reply(peer, error(.errorRefused, "cannot connect to the worker's address \(hello.address)", worker: id))
             return
         }
-        workers[id] = WorkerInfo(id: id, address: hello.address, push: push, stage: free, publicKey: key)
+        workers[id] = WorkerInfo(id: id, address: hello.address, push: push, stage: free, publicKey: key, threads: Int(hello.threads))
         slots[free] = id
         options.statistics.assign(stage: free, to: id)
         log.info("worker registered", metadata: ["worker": "\(id)", "layers": "\(stages[free])"])
@@ -406,18 +441,33 @@ public final class ClusterCoordinator {
     }
 
     private func submitTrace(_ submit: Nnsight_V1_SubmitTrace, client: Data, request: UInt64) {
-        options.submissions.add()
-        if let refused = refusal(model: submit.model, request: request) { return reply(client, refused) }
+        counted(client: client, request: request)
+        if let refused = refusal(model: submit.model, request: request) { return refuse(client, refused) }
         do throws(TraceError) {
             try start(try TraceGraph(wire: submit.graph, layers: config.nLayer), client: client, request: request, run: nil)
         } catch {
-            reply(client, self.error(error, requestId: request))
+            refuse(client, self.error(error, requestId: request))
         }
     }
 
-    private func submitSession(_ submit: Nnsight_V1_SubmitSession, client: Data, request: UInt64) {
+    private func counted(client: Data, request: UInt64) {
         options.submissions.add()
-        if let refused = refusal(model: submit.model, request: request) { return reply(client, refused) }
+        options.metrics.submitted.increment()
+        totals.submitted += 1
+    }
+
+    /// Answers a submission that never started (refused, or its graph did not compile).
+    private func refuse(_ client: Data, _ envelope: Envelope) {
+        reply(client, envelope)
+        options.metrics.failed(envelope.error.code)
+        totals.failed += 1
+        log.info("trace refused", metadata: ["client": "\(String(decoding: client, as: UTF8.self))", "request": "\(envelope.requestID)",
+                                             "outcome": "\(CoordinatorMetrics.reason(envelope.error.code))", "error": "\(envelope.error.message)"])
+    }
+
+    private func submitSession(_ submit: Nnsight_V1_SubmitSession, client: Data, request: UInt64) {
+        counted(client: client, request: request)
+        if let refused = refusal(model: submit.model, request: request) { return refuse(client, refused) }
         do throws(TraceError) {
             guard !submit.traces.isEmpty else { throw TraceError(.invalidGraph, "the session has no traces") }
             // Every trace is read before any runs: a malformed later one fails the session up front.
@@ -432,7 +482,7 @@ public final class ClusterCoordinator {
             let run = SessionRun(graphs: graphs)
             try start(try run.current(), client: client, request: request, run: run)
         } catch {
-            reply(client, self.error(error, requestId: request))
+            refuse(client, self.error(error, requestId: request))
         }
     }
 
@@ -441,7 +491,36 @@ public final class ClusterCoordinator {
         let deadline = graph.limits.deadlineUnixMs > 0
             ? Date(timeIntervalSince1970: Double(graph.limits.deadlineUnixMs) / 1000)
             : Date().addingTimeInterval(Double(options.traceTimeoutMs) / 1000)
-        launch(Active(session: try newSession(graph), client: client, clientRequest: request, deadline: deadline, run: run))
+        let active = Active(session: try newSession(graph), client: client, clientRequest: request, deadline: deadline, run: run)
+        log.info("trace started", metadata: ["trace": "\(Self.hex(active.session.id))", "client": "\(String(decoding: client, as: UTF8.self))",
+                                             "request": "\(request)", "max_new_tokens": "\(graph.generation.maxNewTokens)",
+                                             "invokes": "\(graph.invokes.count)", "traces": "\(run?.graphs.count ?? 1)"])
+        launch(active)
+    }
+
+    static func hex(_ id: UInt64) -> String { String(id, radix: 16) }
+
+    /// Counts and logs the end of a submission that started (one line: trace, client, steps, duration, outcome).
+    private func ended(_ active: Active, outcome: String) {
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - active.started) / 1e9
+        if outcome == "finished" {
+            options.metrics.finished.increment()
+            totals.finished += 1
+        } else {
+            totals.failed += 1
+        }
+        options.metrics.traceDuration.record(.nanoseconds(Int64(seconds * 1e9)))
+        log.info("trace ended", metadata: ["trace": "\(Self.hex(active.session.id))", "client": "\(String(decoding: active.client, as: UTF8.self))",
+                                           "request": "\(active.clientRequest)", "steps": "\(active.deliveredSteps)",
+                                           "duration_ms": "\(Int(seconds * 1000))", "outcome": "\(outcome)"])
+    }
+
+    /// Ends a started submission with an error: tells the client, counts it by reason, logs it.
+    private func fail(_ active: Active, _ envelope: Envelope, reason: String? = nil) {
+        reply(active.client, envelope)
+        let outcome = reason ?? CoordinatorMetrics.reason(envelope.error.code)
+        if let reason { options.metrics.failed(named: reason) } else { options.metrics.failed(envelope.error.code) }
+        ended(active, outcome: outcome)
     }
 
     /// A run of `graph` under a new id.
@@ -476,6 +555,7 @@ public final class ClusterCoordinator {
     /// repeats the lost one exactly; what the client already received is not sent again.
     private func replay(_ active: Active) {
         active.session = active.session.restarted(id: freshTraceId())
+        options.metrics.replayed.increment()
         log.info("trace replayed", metadata: ["request": "\(active.clientRequest)", "delivered_steps": "\(active.deliveredSteps)"])
         launch(active)
     }
@@ -536,6 +616,11 @@ public final class ClusterCoordinator {
                 // once: a replay's repeated steps are not sent again.
                 if Int(result.step) >= active.deliveredSteps {
                     active.deliveredSteps = Int(result.step) + 1
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    if result.step > 0, active.lastStep > 0 { options.metrics.stepDuration.record(.nanoseconds(Int64(now - active.lastStep))) }
+                    active.lastStep = now
+                    options.metrics.tokens.increment(by: Int64(result.nextTokens.count))
+                    totals.tokens += UInt64(result.nextTokens.count)
                     reply(active.client, Framing.envelope(requestId: active.clientRequest) {
                         $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens }
                     })
@@ -567,11 +652,11 @@ public final class ClusterCoordinator {
     }
 
     /// Ends a trace: frees its state on every stage and answers the client.
-    private func finish(_ id: UInt64, error: Envelope?) {
+    private func finish(_ id: UInt64, error: Envelope?, reason: String? = nil) {
         guard let active = traces.removeValue(forKey: id) else { return }
         for worker in slots.compactMap({ $0.flatMap { workers[$0] } }) { send(worker.push, active.session.release) }
         if let error {
-            reply(active.client, error)
+            fail(active, error, reason: reason)
         } else if let run = active.run, run.index + 1 < run.graphs.count {
             // The session's next trace, with the values it takes from earlier ones.
             run.index += 1
@@ -582,11 +667,12 @@ public final class ClusterCoordinator {
             } catch {
                 var e = error
                 e.message = "trace \(run.index) of the session: " + e.message
-                reply(active.client, self.error(e, requestId: active.clientRequest))
+                fail(active, self.error(e, requestId: active.clientRequest))
             }
         } else {
             let steps = active.session.steps
             reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.finished = .with { $0.steps = UInt32(steps) } })
+            ended(active, outcome: "finished")
         }
     }
 
@@ -615,10 +701,17 @@ public final class ClusterCoordinator {
             finish(id, error: error(.errorDeadline, "the trace's deadline passed at step \(active.session.steps)", requestId: active.clientRequest,
                                     step: UInt32(active.session.steps)))
         }
+        let m = options.metrics
+        m.running.set(to: Double(traces.count))
+        m.queued.set(to: Double(suspended.count))
+        m.workersServing.set(to: Double(slots.compactMap { $0 }.count))
+        m.workersSpare.set(to: Double(standbys.count))
+        m.setReady(isReady)
     }
 
     private func workerLost(_ id: String, _ worker: WorkerInfo) {
         workers[id] = nil
+        options.metrics.workersLost.increment()
         guard let stage = worker.stage else { return }
         slots[stage] = nil
         options.statistics.assign(stage: stage, to: nil)
@@ -656,8 +749,59 @@ public final class ClusterCoordinator {
         }
         suspended.removeAll { entry in
             guard now.timeIntervalSince(entry.since) * 1000 > Double(options.replayTimeoutMs) || now > entry.active.deadline else { return false }
-            reply(entry.active.client, entry.error)
+            fail(entry.active, entry.error)
             return true
+        }
+    }
+
+    // MARK: - status
+
+    /// What the cluster is doing, for `nnsight status` (from Hellos and the latest heartbeats).
+    private func status() -> Nnsight_V1_ClusterStatus {
+        let now = Date()
+        return .with { st in
+            st.model = config.architectureId
+            st.layers = UInt32(config.nLayer)
+            st.ready = isReady
+            st.endpoint = endpoint
+            st.curve = options.keys != nil
+            st.stages = stages.enumerated().map { s, range in
+                .with { $0.stage = UInt32(s); $0.layerStart = UInt32(range.lowerBound); $0.layerEnd = UInt32(range.upperBound); $0.worker = slots[s] ?? "" }
+            }
+            st.workers = workers.values.sorted { ($0.stage ?? .max, $0.id) < ($1.stage ?? .max, $1.id) }.map { w in
+                .with {
+                    $0.id = w.id
+                    $0.address = w.address
+                    if let stage = w.stage {
+                        $0.stage = UInt32(stage)
+                        $0.layerStart = UInt32(stages[stage].lowerBound)
+                        $0.layerEnd = UInt32(stages[stage].upperBound)
+                    }
+                    $0.threads = UInt32(w.threads)
+                    $0.lastHeardMs = UInt64(max(0, now.timeIntervalSince(w.lastSeen)) * 1000)
+                    $0.traces = w.beat.traces
+                    $0.waitingTraces = w.beat.waitingTraces
+                    $0.kvCacheBytes = w.beat.kvCacheBytes
+                    $0.passes = w.beat.passes
+                    $0.steps = w.beat.steps
+                    $0.ready = w.ready && w.linked
+                }
+            } + standbys.sorted { $0.key < $1.key }.map { id, spare in
+                .with {
+                    $0.id = id
+                    $0.address = spare.hello.address
+                    $0.threads = spare.hello.threads
+                    $0.lastHeardMs = UInt64(max(0, now.timeIntervalSince(spare.lastSeen)) * 1000)
+                    $0.standby = true
+                }
+            }
+            st.tracesRunning = UInt32(traces.count)
+            st.tracesQueued = UInt32(suspended.count)
+            st.tracesSubmitted = totals.submitted
+            st.tracesFinished = totals.finished
+            st.tracesFailed = totals.failed
+            st.tokensGenerated = totals.tokens
+            st.uptimeMs = UInt64(now.timeIntervalSince(startedAt) * 1000)
         }
     }
 

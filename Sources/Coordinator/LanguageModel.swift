@@ -61,6 +61,17 @@ public final class LanguageModel {
         return LanguageModel(tokenizer: try GPT2Tokenizer(directory: directory), config: config, backend: client)
     }
 
+    /// Asks the coordinator at `endpoint` what the cluster is doing (`nnsight status`): the
+    /// stages and their layers, each worker's address, threads, last heartbeat and traces, the queue.
+    ///
+    /// ```swift
+    /// let status = try LanguageModel.status(of: "tcp://127.0.0.1:5555")
+    /// for w in status.workers { print(w.id, w.layerStart..<w.layerEnd) }
+    /// ```
+    public static func status(of endpoint: String, timeoutSeconds: Int = 10, keys: KeyDirectory? = nil) throws -> Nnsight_V1_ClusterStatus {
+        try CoordinatorClient(endpoint: endpoint, modelId: "", timeoutSeconds: timeoutSeconds, livenessMs: 5000, keys: keys).status()
+    }
+
     init(tokenizer: GPT2Tokenizer, config: GPT2Config, backend: TraceBackend) {
         self.tokenizer = tokenizer
         self.config = config

@@ -79,11 +79,20 @@ final class CoordinatorClient: TraceBackend {
         try exchange(nil) { _, _ in }
     }
 
+    /// What the cluster is doing: its stages, workers and traces.
+    func status() throws -> Nnsight_V1_ClusterStatus {
+        var answer: Nnsight_V1_ClusterStatus?
+        try exchange({ $0.statusRequest = Nnsight_V1_StatusRequest() }, deliver: { _, _ in }, status: { answer = $0 })
+        guard let answer else { throw TraceError(.transport, "the coordinator at \(endpoint) did not answer the status request") }
+        return answer
+    }
+
     /// Sends one submission and passes what streams back to `deliver` until it finishes; with no
     /// submission, waits for the answer to a heartbeat. A coordinator that answers nothing, not
     /// even heartbeats, for `livenessMs` is gone (or was never there): a clear error, not a wait
     /// for the trace's deadline.
-    private func exchange(_ body: ((inout Envelope) -> Void)?, deliver: (Int, TraceEvent) -> Void) throws {
+    private func exchange(_ body: ((inout Envelope) -> Void)?, deliver: (Int, TraceEvent) -> Void,
+                          status: ((Nnsight_V1_ClusterStatus) -> Void)? = nil) throws {
         let id = nextRequest
         nextRequest += 1
         if let body { try socket.send(try Framing.encode(Framing.envelope(requestId: id, body))) }
@@ -124,6 +133,9 @@ final class CoordinatorClient: TraceBackend {
                 } catch { throw TraceError(.transport, "a saved value could not be read: \(error)") }
             case let .stepResult(result)?: deliver(0, .tokens(step: Int(result.step), ids: result.nextTokens.map { Int(truncatingIfNeeded: $0) }))
             case .finished?: return
+            case let .status(answer)?:
+                status?(answer)
+                return
             case let .error(error)?: throw TraceError(wire: error)
             default: continue
             }

@@ -74,7 +74,8 @@ final class TraceSession {
 
     /// Stage 0's input for the prompt pass; later steps start at the last stage (a ring).
     func firstActivations() -> Envelope {
-        let input = Nnsight_V1_StepActivations(step: 0, input: current)
+        var input = Nnsight_V1_StepActivations(step: 0, input: current)
+        input.sentUnixNs = WireProtocol.unixNanoseconds()
         return Framing.envelope(requestId: id) { $0.activations = input }
     }
 

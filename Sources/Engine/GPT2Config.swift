@@ -80,6 +80,8 @@ public struct GPT2Config: Codable, Sendable, Equatable {
                                               vocabSize: 50257, bosTokenId: 50256, eosTokenId: 50256)
     public static let gpt2Large = GPT2Config(nLayer: 36, nEmbd: 1280, nHead: 20, nPositions: 1024,
                                              vocabSize: 50257, bosTokenId: 50256, eosTokenId: 50256)
+    public static let gpt2XL = GPT2Config(nLayer: 48, nEmbd: 1600, nHead: 25, nPositions: 1024,
+                                          vocabSize: 50257, bosTokenId: 50256, eosTokenId: 50256)
 
     /// Identifies the architecture: workers, coordinator and clients of a cluster must agree on it.
     public var architectureId: String {

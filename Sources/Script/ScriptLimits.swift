@@ -21,11 +21,3 @@ public struct ScriptLimits: Sendable {
     /// How often (in statements) resident memory is read: /proc is a system call, statements are cheap.
     static let memoryCheckInterval = 1 << 14
 }
-
-/// The process's resident memory in bytes (Linux /proc/self/statm), nil where it cannot be read.
-func residentBytes() -> Int? {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
-    let fields = text.split(separator: " ")
-    guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-}

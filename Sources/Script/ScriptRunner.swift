@@ -2,6 +2,7 @@ import Coordinator
 import Engine
 import Foundation
 import Graph
+import Telemetry
 
 /// Runs a trace script written in nnsight's Python syntax against a `LanguageModel`: the
 /// evaluator records into the same Swift tracing API (no second implementation of the semantics).
@@ -82,7 +83,7 @@ public final class ScriptRunner {
         self.echo = echo
         globals = ["model": .object(.model)]
         statementsRun = 0
-        memoryBaseline = residentBytes()
+        memoryBaseline = ProcessMemory.resident()
         var failure: ScriptError?
         do {
             var parser = try Parser(source, file: file)
@@ -131,7 +132,7 @@ public final class ScriptRunner {
     /// The memory limit, checked every `memoryCheckInterval` statements and after building any
     /// large value (a comprehension of big lists runs few statements).
     func checkMemory(_ loc: SourceLocation) throws {
-        guard let base = memoryBaseline, let now = residentBytes() else { return }
+        guard let base = memoryBaseline, let now = ProcessMemory.resident() else { return }
         guard now - base <= limits.maxMemoryBytes else {
             throw fail(.memory, "the script's values grew the client by \((now - base + (1 << 20) - 1) >> 20) MB, over its limit of \(limits.maxMemoryBytes >> 20) MB (--max-memory sets it)", loc)
         }

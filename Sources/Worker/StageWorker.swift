@@ -122,12 +122,15 @@ public final class StageWorker {
                       shouldStop: () -> Bool = { false }) throws {
         var next = initialNext
         var nextAddress = endpoints.next ?? ""
-        func send(_ socket: ZMQSocket, _ envelope: Envelope) throws { try socket.send(try Framing.encode(envelope)) }
+        func send(_ socket: ZMQSocket, _ envelope: Envelope) throws { try Self.send(envelope, on: socket, counting: metrics) }
         var lastBeat = Date.distantPast, lastHeard = Date(), lastSweep = Date()
         let sockets = [input] + (control.map { [$0] } ?? [])
         while !shouldStop() {
+            metrics.liveness.tick()
             if let control {
                 if Date().timeIntervalSince(lastBeat) * 1000 >= Double(heartbeatMs) {
+                    // Nothing from the coordinator since the last beat (it answers every one).
+                    if lastBeat != .distantPast, lastHeard < lastBeat { metrics.heartbeatsMissed.increment() }
                     try send(control, Framing.envelope {
                         $0.heartbeat = .with {
                             $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000)
@@ -135,6 +138,9 @@ public final class StageWorker {
                             $0.passes = passes
                             $0.steps = stepsRun
                             $0.largestPass = UInt32(largestPass)
+                            $0.traces = UInt32(requests.count)
+                            $0.waitingTraces = UInt32(waiting.count)
+                            $0.kvCacheBytes = UInt64(kvBytesHeld)
                         }
                     })
                     lastBeat = Date()
@@ -150,6 +156,7 @@ public final class StageWorker {
             let ready = try ZMQSocket.poll(sockets, timeoutMs: queue.isEmpty ? 100 : 0)
             if ready.count > 1, ready[1], let control, let frames = try control.receive(timeoutMs: 0) {
                 lastHeard = Date()
+                metrics.received.increment(by: Int64(frames.reduce(0) { $0 + $1.count }))
                 switch (try? Framing.decode(frames.last ?? Data()))?.body {
                 case .shutdown?:
                     return
@@ -172,11 +179,13 @@ public final class StageWorker {
             var received = 0
             func take(_ frames: [Data]) throws -> Bool {
                 received += 1
+                metrics.received.increment(by: Int64(frames.reduce(0) { $0 + $1.count }))
                 let envelope: Envelope
                 do throws(WireError) { envelope = try Framing.decode(frames.last ?? Data()) } catch {
                     try send(coordinator, error.reply())
                     return true
                 }
+                recordHop(envelope)
                 for e in expand(envelope) {
                     if isRunnable(e) {
                         queue.append(e)
@@ -203,8 +212,37 @@ public final class StageWorker {
             }
             try runQueued(coordinator: coordinator, next: next)
             if !waiting.isEmpty { try admitWaiting(coordinator: coordinator) }
+            metrics.traces.set(to: Double(requests.count))
+            metrics.waiting.set(to: Double(waiting.count))
+            metrics.kvCache.set(to: Double(kvBytesHeld))
         }
     }
+
+    /// Every message this stage sends goes through here: its bytes are counted.
+    static func send(_ envelope: Envelope, on socket: ZMQSocket, counting metrics: StageMetrics) throws {
+        let frame = try Framing.encode(envelope)
+        metrics.sent.increment(by: Int64(frame.count))
+        try socket.send(frame)
+    }
+
+    /// The time a step's activations spent between the sender's send and here.
+    private func recordHop(_ envelope: Envelope) {
+        let sent: UInt64
+        switch envelope.body {
+        case let .activations(a)?: sent = a.sentUnixNs
+        case let .stepBatch(b)?: sent = b.sentUnixNs
+        default: return
+        }
+        let now = WireProtocol.unixNanoseconds()
+        guard sent > 0, now >= sent else { return }  // a clock behind the sender's says nothing
+        hopDuration.record(.nanoseconds(Int64(now - sent)))
+    }
+
+    /// Prometheus metrics (`nnsight-worker --metrics`); the process's, shared by the stages it serves in turn.
+    /// Set before serving: the histograms take the stage index at the first pass.
+    public var metrics = StageMetrics()
+    private lazy var passDuration = metrics.passDuration(stage: stageIndex ?? 0)
+    private lazy var hopDuration = metrics.hopDuration(stage: stageIndex ?? 0)
 
     /// Runs the steps that are ready as one pass (continuous batching), oldest first; the rest
     /// wait for the next pass, so no trace waits more than queue length / pass size passes.
@@ -223,7 +261,12 @@ public final class StageWorker {
         passes += 1
         stepsRun += UInt64(batch.count)
         largestPass = max(largestPass, batch.count)
+        let start = DispatchTime.now().uptimeNanoseconds
         try runSteps(batch, coordinator: coordinator, next: next)
+        passDuration.record(.nanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start)))
+        metrics.passes.increment()
+        metrics.steps.increment(by: Int64(batch.count))
+        metrics.batchSteps.record(Double(batch.count))
     }
 
     /// Steps waiting for a pass.
@@ -301,12 +344,12 @@ public final class StageWorker {
             release(id)
             let error = stageError(TraceError(.transport, "the trace's deadline passed on this stage at step \(request.interpreter.step)",
                                               step: request.interpreter.step))
-            try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) { $0.error = error.wire; $0.error.code = .errorDeadline }))
+            try Self.send(Framing.envelope(requestId: id) { $0.error = error.wire; $0.error.code = .errorDeadline }, on: coordinator, counting: metrics)
         }
         for w in waiting where w.graph.limits.deadlineUnixMs > 0 && w.graph.limits.deadlineUnixMs < now {
             release(w.id)
             let error = stageError(TraceError(.transport, "the trace's deadline passed on this stage while it waited for KV-cache memory"))
-            try coordinator.send(try Framing.encode(Framing.envelope(requestId: w.id) { $0.error = error.wire; $0.error.code = .errorDeadline }))
+            try Self.send(Framing.envelope(requestId: w.id) { $0.error = error.wire; $0.error.code = .errorDeadline }, on: coordinator, counting: metrics)
         }
         let staleAfter = now &- UInt64(Self.earlyLifetimeMs)
         let waitingIDs = Set(waiting.map(\.id))
@@ -410,7 +453,7 @@ public final class StageWorker {
             waiting.removeFirst()
             do throws(TraceError) { try admit(first.id, first.graph, bytes: first.bytes, coordinator: coordinator) } catch {
                 release(first.id)
-                try coordinator.send(try Framing.encode(Framing.envelope(requestId: first.id) { $0.error = stageError(error).wire }))
+                try Self.send(Framing.envelope(requestId: first.id) { $0.error = stageError(error).wire }, on: coordinator, counting: metrics)
             }
         }
     }
@@ -428,15 +471,16 @@ public final class StageWorker {
 
     private func makeRequest(_ graph: TraceGraph, id: UInt64, coordinator: ZMQSocket) throws(TraceError) -> Request {
         let (rows, capacity) = try cacheShape(graph)
+        let metrics = metrics  // not self: the request (held by self) keeps this closure
         let interpreter = try Interpreter(fragment: graph, layers: model.config.nLayer, owns: owns, model: model) { saveID, step, value, append in
-            try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) {
+            try Self.send(Framing.envelope(requestId: id) {
                 $0.saved = .with {
                     $0.saveID = saveID
                     $0.step = UInt32(step)
                     $0.append = append
                     if let value { $0.value = value.wire } else { $0.skipped = true }
                 }
-            }))
+            }, on: coordinator, counting: metrics)
         }
         try graph.generation.sampling.validateAsTrace()
         return Request(fragment: graph, interpreter: interpreter,
@@ -477,7 +521,7 @@ public final class StageWorker {
             }
             var sends = Sends()
             complete(r, output, into: &sends, ring: next != nil)
-            return try sends.flush(next: next, coordinator: coordinator)
+            return try sends.flush(next: next, coordinator: coordinator, metrics: metrics)
         }
         guard ready.count > 1 else { return }
         // Each trace's hooks fail alone: a failure (or tracer.stop()) silences them for the rest
@@ -507,7 +551,7 @@ public final class StageWorker {
             }
             complete(r, outputs[i], into: &sends, ring: next != nil)
         }
-        try sends.flush(next: next, coordinator: coordinator)
+        try sends.flush(next: next, coordinator: coordinator, metrics: metrics)
     }
 
     /// `body` with a view of every step's hidden states, in order (no copies: the Engine copies
@@ -568,13 +612,15 @@ public final class StageWorker {
 
         /// The next steps first (as one message when several traces ran together: they stay
         /// together round the ring), the coordinator's copies after, off the critical path.
-        func flush(next socket: ZMQSocket?, coordinator: ZMQSocket) throws {
+        func flush(next socket: ZMQSocket?, coordinator: ZMQSocket, metrics: StageMetrics) throws {
             if let socket, let first = next.first {
-                let envelope = next.count == 1 ? Framing.envelope(requestId: first.requestID) { $0.activations = first.activations }
-                    : Framing.envelope { $0.stepBatch = .with { $0.steps = next } }
-                try socket.send(try Framing.encode(envelope))
+                let sent = WireProtocol.unixNanoseconds()
+                let envelope = next.count == 1
+                    ? Framing.envelope(requestId: first.requestID) { $0.activations = first.activations; $0.activations.sentUnixNs = sent }
+                    : Framing.envelope { $0.stepBatch = .with { $0.steps = next; $0.sentUnixNs = sent } }
+                try StageWorker.send(envelope, on: socket, counting: metrics)
             }
-            for result in results { try coordinator.send(try Framing.encode(result)) }
+            for result in results { try StageWorker.send(result, on: coordinator, counting: metrics) }
         }
     }
 
@@ -616,9 +662,9 @@ public final class StageWorker {
     /// tracer.stop(): the step ended at the stop hook; no later module, stage or step runs.
     private func reportStopped(_ r: ReadyStep, coordinator: ZMQSocket) throws {
         let rows = r.request.finished.count
-        try coordinator.send(try Framing.encode(Framing.envelope(requestId: r.id) {
+        try Self.send(Framing.envelope(requestId: r.id) {
             $0.stepResult = .with { $0.step = r.activations.step; $0.stopped = true; $0.finished = [Bool](repeating: true, count: rows) }
-        }))
+        }, on: coordinator, counting: metrics)
     }
 
     /// Ends one trace with its error (the others go on).
@@ -631,7 +677,7 @@ public final class StageWorker {
         }
         var e = stageError(traceError)
         e.step = e.step ?? step
-        try coordinator.send(try Framing.encode(Framing.envelope(requestId: id) { $0.error = e.wire }))
+        try Self.send(Framing.envelope(requestId: id) { $0.error = e.wire }, on: coordinator, counting: metrics)
     }
 
     /// Carried values plus this stage's exports (an export replaces a carried value of the same node).

@@ -31,6 +31,10 @@ public struct WorkerProcess {
         /// The host others reach this worker at when `bind` is a wildcard (`tcp://0.0.0.0:5557`);
         /// default: this machine's host name.
         public var advertiseHost: String?
+        /// Prometheus metrics of this worker (`--metrics ADDR` serves `metrics.registry`).
+        public var metrics = StageMetrics()
+        /// Compute threads, announced in the Hello (`nnsight status` shows them).
+        public var threads = BLASRuntime.threads
 
         public init(connect: String, bind: String = "tcp://127.0.0.1:*", model: String, workerId: String) {
             self.connect = connect
@@ -128,11 +132,13 @@ public struct WorkerProcess {
                 $0.capacity = 64
                 $0.model = config.architectureId
                 $0.standby = options.standby
+                $0.threads = UInt32(max(0, options.threads))
             }
         }
         let deadline = Date().addingTimeInterval(Double(options.assignmentTimeoutMs) / 1000)
         var lastHello = Date.distantPast
         while true {
+            options.metrics.liveness.tick()
             if shouldStop() { return nil }
             guard options.standby || Date() < deadline else { throw WorkerError.noAssignment(seconds: options.assignmentTimeoutMs / 1000) }
             if let failure = handshakes.failure(), !handshakes.succeeded {
@@ -173,6 +179,9 @@ public struct WorkerProcess {
         worker.batchWindowMs = max(0, options.batchWindowMs)
         worker.kvMemoryLimit = options.kvMemoryBytes
         worker.curve = curve
+        worker.metrics = options.metrics
+        options.metrics.serving(Int(stage.layerStart)..<Int(stage.layerEnd))
+        defer { options.metrics.serving(nil) }
         try worker.serve(input: input, next: next, coordinator: coordinator, control: control,
                          heartbeatMs: options.heartbeatMs, coordinatorTimeoutMs: options.coordinatorTimeoutMs,
                          sender: options.workerId, shouldStop: shouldStop)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import Logging
+import Telemetry
 import Wire
 import Worker
 
@@ -66,6 +67,12 @@ struct WorkerCommand: ParsableCommand {
     @Flag(name: .long, help: "Allow binding an address other than loopback without --keys.")
     var insecure = false
 
+    @Option(name: .long, help: "Serve Prometheus metrics over HTTP at HOST:PORT (a bare PORT: loopback): /metrics, /healthz, /readyz (default: off).")
+    var metrics: String?
+
+    @Option(name: .long, help: ArgumentHelp("Log level on stderr (default: info).", valueName: "level"))
+    var logLevel: Logger.Level = .info
+
     @OptionGroup var serving: ServingOptions
 
     /// "0,1" -> [0, 1]; each a CPU of this machine.
@@ -90,7 +97,7 @@ struct WorkerCommand: ParsableCommand {
     }
 
     func run() throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        LogSetup.bootstrap(level: logLevel)
         BLASRuntime.threads = threads ?? max(1, ComputePool.usableCores / max(1, share))
         // Before the ZeroMQ context exists: its I/O threads inherit the main thread's CPU.
         if let cpus { try ComputePool.shared.place(on: try Self.parseCPUs(cpus)) }
@@ -110,6 +117,13 @@ struct WorkerCommand: ParsableCommand {
             throw ValidationError("\(error)")
         }
         serving.apply(to: &options)
+        options.threads = BLASRuntime.threads
+        let server = try metrics.map { address in
+            do { return try MetricsServer(address: address, registry: options.metrics.registry, probes: options.metrics.probes) }
+            catch { throw ValidationError("\(error)") }
+        }
+        defer { server?.stop() }
+        if let server { FileHandle.standardError.write(Data("metrics on http://\(server.address)/metrics\n".utf8)) }
         try WorkerProcess(options).run()
     }
 }
@@ -143,4 +157,5 @@ struct ServingOptions: ParsableArguments {
 }
 
 extension WeightType: ExpressibleByArgument {}
+extension Logger.Level: @retroactive ExpressibleByArgument {}
 

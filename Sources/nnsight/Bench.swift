@@ -34,7 +34,7 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var local: LocalWorkerOptions
 
-    @Option(name: .long, help: "The model's shape: small (124M), medium (355M) or large (774M), random weights.")
+    @Option(name: .long, help: "The model's shape: small (124M), medium (355M), large (774M) or xl (1.5B), random weights.")
     var shape: ModelShape = .small
 
     @Flag(name: .long, help: "With --workers: also measure the same traces with batching off (--max-batch 1), interleaved.")
@@ -159,13 +159,14 @@ struct Bench: ParsableCommand {
 
 /// The GPT-2 sizes the benchmarks build (random weights).
 enum ModelShape: String, ExpressibleByArgument, CaseIterable {
-    case small, medium, large
+    case small, medium, large, xl
 
     var config: GPT2Config {
         switch self {
         case .small: .gpt2Small
         case .medium: .gpt2Medium
         case .large: .gpt2Large
+        case .xl: .gpt2XL
         }
     }
 }

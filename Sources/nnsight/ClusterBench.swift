@@ -1,6 +1,7 @@
 import Coordinator
 import Engine
 import Foundation
+import Telemetry
 import Wire
 
 /// `nnsight bench --workers N --traces K`: the tracing API on a GPT-2-small-shaped model split
@@ -21,7 +22,7 @@ struct ClusterBench {
     let newTokens = 32
 
     /// A random GPT-2 checkpoint of `shape` on disk for the workers (written once: about 500 MB
-    /// for small, 1.4 GB for medium, 3.1 GB for large).
+    /// for small, 1.4 GB for medium, 3.1 GB for large, 6.2 GB for xl).
     static func checkpoint(_ shape: ModelShape = .small) throws -> String {
         let dir = NSTemporaryDirectory() + "nnsight-bench-gpt2-\(shape.rawValue)"
         if FileManager.default.fileExists(atPath: dir + "/merges.txt") { return dir }
@@ -55,6 +56,8 @@ struct ClusterBench {
         var manyTraces: [Double] = [] // tokens/s of `traces` in flight
         var workerPeakRSS: [Double] = []
         var workerRSS: [Double] = []
+        /// Start of the worker processes to every stage served (weights loaded).
+        var load: [Double] = []
     }
 
     func run() throws {
@@ -78,6 +81,7 @@ struct ClusterBench {
             ("worker_threads", local.workerThreads ?? max(1, ComputePool.usableCores / workers)),
             ("workers_pinned", local.pinWorkers),
         ]
+        if !batched.load.isEmpty { figures.append(("load_s", round3(median(batched.load)))) }
         if !batched.workerPeakRSS.isEmpty {
             // Peak includes loading (the checkpoint's pages are mapped while a stage copies its tensors).
             figures.append(("worker_peak_rss_mb", batched.workerPeakRSS.map(round3)))
@@ -142,7 +146,7 @@ struct ClusterBench {
     }
 
     /// A process's resident memory now (VmRSS), in MB; 0 when it cannot be read.
-    static func residentMegabytes(pid: Int32) -> Double { statusMegabytes(pid: pid, field: "VmRSS:") }
+    static func residentMegabytes(pid: Int32) -> Double { Double(ProcessMemory.resident(pid: pid) ?? 0) / 1_048_576 }
 
     /// One cluster: batch-1 decode time, one trace's tokens/s, then `traces` in flight.
     private func measure(_ dir: String, into m: inout Measurement, extra: [String], curve: Bool = false) throws {
@@ -153,7 +157,9 @@ struct ClusterBench {
             let model = try LanguageModel.load(dir, stages: workers, weightType: local.dtype)
             connect = { model }
         } else {
+            let start = DispatchTime.now().uptimeNanoseconds
             cluster = try local.startCluster(model: dir, workers: workers, extraArguments: extra, curve: curve)
+            m.load.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
             let endpoint = cluster!.endpoint, keys = cluster!.clientKeys
             connect = { try LanguageModel.connect(endpoint, model: dir, keys: keys) }
         }
@@ -186,12 +192,5 @@ struct ClusterBench {
     }
 
     /// A process's peak resident memory (VmHWM), in MB; 0 when it cannot be read.
-    static func peakRSSMegabytes(pid: Int32) -> Double { statusMegabytes(pid: pid, field: "VmHWM:") }
-
-    private static func statusMegabytes(pid: Int32, field: String) -> Double {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
-              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-        return kb / 1024
-    }
+    static func peakRSSMegabytes(pid: Int32) -> Double { Double(ProcessMemory.peak(pid: pid) ?? 0) / 1_048_576 }
 }

@@ -3,6 +3,7 @@ import Coordinator
 import Engine
 import Foundation
 import Logging
+import Telemetry
 import Wire
 
 @main
@@ -10,21 +11,17 @@ struct NNSight: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nnsight",
         abstract: "Run GPT-2 and look inside it while it generates.",
-        subcommands: [Generate.self, Run.self, Serve.self, Keygen.self, Bench.self, BenchWire.self, BenchTrace.self, BenchMemory.self, Info.self],
+        subcommands: [Generate.self, Run.self, Serve.self, Status.self, Keygen.self, Bench.self, BenchWire.self, BenchTrace.self, BenchMemory.self, Info.self],
         defaultSubcommand: Generate.self)
 
     static func main() {
         BLASRuntime.ensureFastKernels()
         ProcessTuning.keepLargeAllocationsInHeap()
-        // Logs go to stderr (stdout is the script's); `serve` logs at info, the rest at warning.
-        let verbose = CommandLine.arguments.dropFirst().first == "serve"
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = verbose ? .info : .warning
-            return handler
-        }
         do {
             var command = try parseAsRoot()
+            // Logs go to stderr (stdout is the script's): `serve` at info, the rest at warning, or --log-level.
+            let logging = (command as? HasLogLevel).map { ($0.logLevel, $0.defaultLogLevel) }
+            LogSetup.bootstrap(level: logging.map { $0.0 ?? $0.1 } ?? .warning)
             try command.run()
         } catch {
             exit(withError: error)
@@ -41,6 +38,14 @@ struct ThreadOptions: ParsableArguments {
         BLASRuntime.threads = threads ?? ComputePool.usableCores
     }
 }
+
+/// A command with `--log-level`.
+protocol HasLogLevel {
+    var logLevel: Logger.Level? { get }
+    var defaultLogLevel: Logger.Level { get }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Flags shared by every command that loads a checkpoint.
 struct ModelOptions: ParsableArguments {
@@ -100,7 +105,7 @@ struct LocalWorkerOptions: ParsableArguments {
         }
         return try ProcessCluster(model: model, workers: workers, workerExecutable: executable,
                                   threadsPerWorker: threads ?? workerThreads, pinWorkers: pinWorkers,
-                                  workerArguments: workerArguments + extraArguments, curve: curve, standby: standby)
+                                  workerArguments: workerArguments + extraArguments, readyTimeoutSeconds: 900, curve: curve, standby: standby)
     }
 }
 

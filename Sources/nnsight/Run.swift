@@ -2,10 +2,11 @@ import ArgumentParser
 import Coordinator
 import Engine
 import Foundation
+import Logging
 import Script
 import Wire
 
-struct Run: ParsableCommand {
+struct Run: ParsableCommand, HasLogLevel {
     static let configuration = CommandConfiguration(
         abstract: "Run a trace script written in nnsight's Python syntax.",
         discussion: """
@@ -55,6 +56,10 @@ struct Run: ParsableCommand {
 
     @Option(name: .long, help: "Write {\"stdout\", \"saves\", \"error\"} as JSON to this file.")
     var saveJson: String?
+
+    @Option(name: .long, help: ArgumentHelp("Log level on stderr (default: warning).", valueName: "level"))
+    var logLevel: Logger.Level?
+    var defaultLogLevel: Logger.Level { .warning }
 
     @Option(name: .long, help: "With --cluster: CURVE keys, DIR/NAME.key this client's and DIR/coordinator.pub the coordinator's (see `nnsight keygen`).")
     var keys: String?

@@ -3,9 +3,10 @@ import Coordinator
 import Engine
 import Foundation
 import Logging
+import Telemetry
 import Wire
 
-struct Serve: ParsableCommand {
+struct Serve: ParsableCommand, HasLogLevel {
     static let configuration = CommandConfiguration(
         abstract: "Run a coordinator: workers register with it, clients send it traces.",
         discussion: """
@@ -54,6 +55,13 @@ struct Serve: ParsableCommand {
     @Flag(name: .long, help: "Allow binding an address other than loopback without --keys (traffic in the clear, anyone may connect).")
     var insecure = false
 
+    @Option(name: .long, help: "Serve Prometheus metrics over HTTP at HOST:PORT (a bare PORT: loopback): /metrics, /healthz, /readyz (default: off).")
+    var metrics: String?
+
+    @Option(name: .long, help: ArgumentHelp("Log level on stderr (default: info): one line per trace start and end, worker events.", valueName: "level"))
+    var logLevel: Logger.Level?
+    var defaultLogLevel: Logger.Level { .info }
+
     func run() throws {
         let model: String
         do { model = try ModelLocator.resolve(self.model) } catch { throw CLIError(description: "\(error)") }
@@ -75,6 +83,12 @@ struct Serve: ParsableCommand {
         }
         let coordinator = try ClusterCoordinator(options)
         FileHandle.standardError.write(Data("coordinator on \(coordinator.endpoint) (results \(coordinator.resultsEndpoint)); stages \(coordinator.stages)\n".utf8))
+        let server = try metrics.map { address in
+            do { return try MetricsServer(address: address, registry: options.metrics.registry, probes: options.metrics.probes) }
+            catch { throw CLIError(description: "\(error)") }
+        }
+        defer { server?.stop() }
+        if let server { FileHandle.standardError.write(Data("metrics on http://\(server.address)/metrics\n".utf8)) }
         try coordinator.serve()
     }
 }

@@ -67,6 +67,26 @@ import Wire
         #expect { try KeyDirectory.load(dir) } throws: { "\($0)".contains("readable by its owner only (chmod 600") }
     }
 
+    /// A Kubernetes Secret volume: every file a symlink into `..data/`, the key itself mode 0400.
+    @Test func keysLinkedIntoPlaceAsInASecretVolumeLoad() throws {
+        let made = Self.temporaryDirectory(), volume = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: made); try? FileManager.default.removeItem(atPath: volume) }
+        try KeyDirectory.write(try CurveKeyPair.generate(), name: "worker", to: made)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: volume + "/..2026_12_03/authorized", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: made + "/worker.key", toPath: volume + "/..2026_12_03/worker.key")
+        try fm.setAttributes([.posixPermissions: 0o400], ofItemAtPath: volume + "/..2026_12_03/worker.key")
+        try fm.createSymbolicLink(atPath: volume + "/..data", withDestinationPath: "..2026_12_03")
+        try fm.createSymbolicLink(atPath: volume + "/worker.key", withDestinationPath: "..data/worker.key")
+        try fm.createSymbolicLink(atPath: volume + "/authorized", withDestinationPath: "..data/authorized")
+        let keys = try KeyDirectory.load(volume)
+        #expect(keys.name == "worker")
+        #expect(keys.own.publicKey == (try KeyDirectory.load(made)).own.publicKey)
+        // The permission check follows the link: a readable target is still refused.
+        try fm.setAttributes([.posixPermissions: 0o444], ofItemAtPath: volume + "/..2026_12_03/worker.key")
+        #expect { try KeyDirectory.load(volume) } throws: { "\($0)".contains("readable by its owner only") }
+    }
+
     @Test func onlyClientsWithAnAcceptedKeyRunTraces() throws {
         let cluster = try ProcessCluster(model: Oracle.model, workers: 2, workerExecutable: Self.workerExecutable, threadsPerWorker: 1, curve: true)
         defer { cluster.stop() }

@@ -10,8 +10,12 @@ import Testing
 @Suite(.serialized) struct LivenessTests {
     /// `nnsight serve` for `workers` stages; returns it and its control endpoint.
     static func coordinator(workers: Int, listen: String = "tcp://127.0.0.1:*", workerTimeout: Int = 3) throws -> (ChildProcess, String) {
-        let c = try ChildProcess(ChildProcess.beside("nnsight"), ["serve", "--model", Oracle.model, "--listen", listen, "--workers", String(workers),
-                                        "--worker-timeout", String(workerTimeout)])
+        try coordinatorEndpoint(try ChildProcess(ChildProcess.beside("nnsight"), ["serve", "--model", Oracle.model, "--listen", listen,
+                                                                              "--workers", String(workers), "--worker-timeout", String(workerTimeout)]))
+    }
+
+    /// A started `nnsight serve` and the control endpoint it printed (stopped if it prints none).
+    static func coordinatorEndpoint(_ c: ChildProcess) throws -> (ChildProcess, String) {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             if let range = c.stderr.range(of: #"coordinator on (tcp://[0-9.:]+)"#, options: .regularExpression) {

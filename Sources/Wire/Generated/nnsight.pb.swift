@@ -1,4 +1,4 @@
-// proto-sha256: a9a837a3ce3a16a2c38bee28327407d8e6a84f12892f0cffd0f0e3972a2949e6
+// proto-sha256: 5ece6bda7042af7ae4f1703af35016d72668cbf15eb562b9971d34adfdcd02a1
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -985,6 +985,9 @@ public nonisolated struct Nnsight_V1_Hello: Sendable {
   /// range that becomes free; a worker that is not a spare is refused when every range is served.
   public var standby: Bool = false
 
+  /// compute threads it runs a pass on (for `nnsight status`)
+  public var threads: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1149,6 +1152,9 @@ public nonisolated struct Nnsight_V1_StepActivations: Sendable {
   /// values the graph needs here from other stages
   public var values: [Nnsight_V1_CrossValue] = []
 
+  /// when the sender sent it (wall clock): the receiver's hop-latency metric
+  public var sentUnixNs: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1172,32 +1178,38 @@ public nonisolated struct Nnsight_V1_StepBatch: Sendable {
 
   public var steps: [Nnsight_V1_TraceStep] = []
 
+  /// as StepActivations.sent_unix_ns
+  public var sentUnixNs: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
-public nonisolated struct Nnsight_V1_TraceStep: Sendable {
+public nonisolated struct Nnsight_V1_TraceStep: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var requestID: UInt64 = 0
+  public var requestID: UInt64 {
+    get {_storage._requestID}
+    set {_uniqueStorage()._requestID = newValue}
+  }
 
   public var activations: Nnsight_V1_StepActivations {
-    get {_activations ?? Nnsight_V1_StepActivations()}
-    set {_activations = newValue}
+    get {_storage._activations ?? Nnsight_V1_StepActivations()}
+    set {_uniqueStorage()._activations = newValue}
   }
   /// Returns true if `activations` has been explicitly set.
-  public var hasActivations: Bool {self._activations != nil}
+  public var hasActivations: Bool {_storage._activations != nil}
   /// Clears the value of `activations`. Subsequent reads from it will return its default value.
-  public mutating func clearActivations() {self._activations = nil}
+  public mutating func clearActivations() {_uniqueStorage()._activations = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _activations: Nnsight_V1_StepActivations? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// A saved (or appended) value, streamed as soon as it exists.
@@ -1374,6 +1386,140 @@ public nonisolated struct Nnsight_V1_Heartbeat: Sendable {
 
   public var largestPass: UInt32 = 0
 
+  /// From a worker: traces it holds, traces waiting for KV-cache memory, and the cache's bytes.
+  public var traces: UInt32 = 0
+
+  public var waitingTraces: UInt32 = 0
+
+  public var kvCacheBytes: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A client asks the coordinator what the cluster is doing (`nnsight status`).
+public nonisolated struct Nnsight_V1_StatusRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One stage of the pipeline: its layers and the worker serving it (empty when none does).
+public nonisolated struct Nnsight_V1_StageStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var stage: UInt32 = 0
+
+  public var layerStart: UInt32 = 0
+
+  public var layerEnd: UInt32 = 0
+
+  public var worker: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A worker as the coordinator knows it (from its Hello and latest heartbeat).
+public nonisolated struct Nnsight_V1_WorkerStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var address: String = String()
+
+  /// absent for a spare
+  public var stage: UInt32 {
+    get {_stage ?? 0}
+    set {_stage = newValue}
+  }
+  /// Returns true if `stage` has been explicitly set.
+  public var hasStage: Bool {self._stage != nil}
+  /// Clears the value of `stage`. Subsequent reads from it will return its default value.
+  public mutating func clearStage() {self._stage = nil}
+
+  public var layerStart: UInt32 = 0
+
+  public var layerEnd: UInt32 = 0
+
+  public var threads: UInt32 = 0
+
+  /// since its last message on the control connection
+  public var lastHeardMs: UInt64 = 0
+
+  /// traces it holds (in flight on its stage)
+  public var traces: UInt32 = 0
+
+  public var waitingTraces: UInt32 = 0
+
+  public var kvCacheBytes: UInt64 = 0
+
+  public var passes: UInt64 = 0
+
+  public var steps: UInt64 = 0
+
+  /// loaded and linked to its next stage
+  public var ready: Bool = false
+
+  /// a spare waiting for a free range
+  public var standby: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _stage: UInt32? = nil
+}
+
+/// The coordinator's answer to StatusRequest.
+public nonisolated struct Nnsight_V1_ClusterStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the architecture id served
+  public var model: String = String()
+
+  public var layers: UInt32 = 0
+
+  /// every stage has a ready worker
+  public var ready: Bool = false
+
+  public var stages: [Nnsight_V1_StageStatus] = []
+
+  public var workers: [Nnsight_V1_WorkerStatus] = []
+
+  public var tracesRunning: UInt32 = 0
+
+  /// waiting for a lost worker's replacement (then replayed)
+  public var tracesQueued: UInt32 = 0
+
+  public var tracesSubmitted: UInt64 = 0
+
+  public var tracesFinished: UInt64 = 0
+
+  public var tracesFailed: UInt64 = 0
+
+  public var tokensGenerated: UInt64 = 0
+
+  public var uptimeMs: UInt64 = 0
+
+  /// the control endpoint
+  public var endpoint: String = String()
+
+  /// connections are CURVE-encrypted
+  public var curve: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1506,6 +1652,22 @@ public nonisolated struct Nnsight_V1_Envelope: @unchecked Sendable {
     set {_uniqueStorage()._body = .stepBatch(newValue)}
   }
 
+  public var statusRequest: Nnsight_V1_StatusRequest {
+    get {
+      if case .statusRequest(let v)? = _storage._body {return v}
+      return Nnsight_V1_StatusRequest()
+    }
+    set {_uniqueStorage()._body = .statusRequest(newValue)}
+  }
+
+  public var status: Nnsight_V1_ClusterStatus {
+    get {
+      if case .status(let v)? = _storage._body {return v}
+      return Nnsight_V1_ClusterStatus()
+    }
+    set {_uniqueStorage()._body = .status(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -1522,6 +1684,8 @@ public nonisolated struct Nnsight_V1_Envelope: @unchecked Sendable {
     case shutdown(Nnsight_V1_Shutdown)
     case submitSession(Nnsight_V1_SubmitSession)
     case stepBatch(Nnsight_V1_StepBatch)
+    case statusRequest(Nnsight_V1_StatusRequest)
+    case status(Nnsight_V1_ClusterStatus)
 
   }
 
@@ -2789,7 +2953,7 @@ nonisolated extension Nnsight_V1_Graph: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}address\0\u{1}capacity\0\u{1}model\0\u{1}standby\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}address\0\u{1}capacity\0\u{1}model\0\u{1}standby\0\u{1}threads\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2802,6 +2966,7 @@ nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.capacity) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.model) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.standby) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.threads) }()
       default: break
       }
     }
@@ -2823,6 +2988,9 @@ nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.standby != false {
       try visitor.visitSingularBoolField(value: self.standby, fieldNumber: 5)
     }
+    if self.threads != 0 {
+      try visitor.visitSingularUInt32Field(value: self.threads, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2832,6 +3000,7 @@ nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.capacity != rhs.capacity {return false}
     if lhs.model != rhs.model {return false}
     if lhs.standby != rhs.standby {return false}
+    if lhs.threads != rhs.threads {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3022,7 +3191,7 @@ nonisolated extension Nnsight_V1_CrossValue: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Nnsight_V1_StepActivations: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StepActivations"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}step\0\u{1}rows\0\u{1}hidden\0\u{1}tokens\0\u{1}positions\0\u{1}mask\0\u{1}values\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}step\0\u{1}rows\0\u{1}hidden\0\u{1}tokens\0\u{1}positions\0\u{1}mask\0\u{1}values\0\u{3}sent_unix_ns\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3037,6 +3206,7 @@ nonisolated extension Nnsight_V1_StepActivations: SwiftProtobuf.Message, SwiftPr
       case 5: try { try decoder.decodeSingularMessageField(value: &self._positions) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._mask) }()
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.values) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.sentUnixNs) }()
       default: break
       }
     }
@@ -3068,6 +3238,9 @@ nonisolated extension Nnsight_V1_StepActivations: SwiftProtobuf.Message, SwiftPr
     if !self.values.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.values, fieldNumber: 7)
     }
+    if self.sentUnixNs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sentUnixNs, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3079,6 +3252,7 @@ nonisolated extension Nnsight_V1_StepActivations: SwiftProtobuf.Message, SwiftPr
     if lhs._positions != rhs._positions {return false}
     if lhs._mask != rhs._mask {return false}
     if lhs.values != rhs.values {return false}
+    if lhs.sentUnixNs != rhs.sentUnixNs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3086,7 +3260,7 @@ nonisolated extension Nnsight_V1_StepActivations: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Nnsight_V1_StepBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StepBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}steps\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}steps\0\u{3}sent_unix_ns\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3095,6 +3269,7 @@ nonisolated extension Nnsight_V1_StepBatch: SwiftProtobuf.Message, SwiftProtobuf
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.steps) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.sentUnixNs) }()
       default: break
       }
     }
@@ -3104,11 +3279,15 @@ nonisolated extension Nnsight_V1_StepBatch: SwiftProtobuf.Message, SwiftProtobuf
     if !self.steps.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.steps, fieldNumber: 1)
     }
+    if self.sentUnixNs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sentUnixNs, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Nnsight_V1_StepBatch, rhs: Nnsight_V1_StepBatch) -> Bool {
     if lhs.steps != rhs.steps {return false}
+    if lhs.sentUnixNs != rhs.sentUnixNs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3118,36 +3297,74 @@ nonisolated extension Nnsight_V1_TraceStep: SwiftProtobuf.Message, SwiftProtobuf
   public static let protoMessageName: String = _protobuf_package + ".TraceStep"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}activations\0")
 
+  fileprivate class _StorageClass {
+    var _requestID: UInt64 = 0
+    var _activations: Nnsight_V1_StepActivations? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _requestID = source._requestID
+      _activations = source._activations
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requestID) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._activations) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._requestID) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._activations) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.requestID != 0 {
-      try visitor.visitSingularUInt64Field(value: self.requestID, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._requestID != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._requestID, fieldNumber: 1)
+      }
+      try { if let v = _storage._activations {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
     }
-    try { if let v = self._activations {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Nnsight_V1_TraceStep, rhs: Nnsight_V1_TraceStep) -> Bool {
-    if lhs.requestID != rhs.requestID {return false}
-    if lhs._activations != rhs._activations {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._requestID != rhs_storage._requestID {return false}
+        if _storage._activations != rhs_storage._activations {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3428,7 +3645,7 @@ nonisolated extension Nnsight_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sent_unix_ms\0\u{1}sender\0\u{1}passes\0\u{1}steps\0\u{3}largest_pass\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sent_unix_ms\0\u{1}sender\0\u{1}passes\0\u{1}steps\0\u{3}largest_pass\0\u{1}traces\0\u{3}waiting_traces\0\u{3}kv_cache_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3441,6 +3658,9 @@ nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.passes) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.steps) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.largestPass) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.traces) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.waitingTraces) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.kvCacheBytes) }()
       default: break
       }
     }
@@ -3462,6 +3682,15 @@ nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf
     if self.largestPass != 0 {
       try visitor.visitSingularUInt32Field(value: self.largestPass, fieldNumber: 5)
     }
+    if self.traces != 0 {
+      try visitor.visitSingularUInt32Field(value: self.traces, fieldNumber: 6)
+    }
+    if self.waitingTraces != 0 {
+      try visitor.visitSingularUInt32Field(value: self.waitingTraces, fieldNumber: 7)
+    }
+    if self.kvCacheBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.kvCacheBytes, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3471,6 +3700,267 @@ nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.passes != rhs.passes {return false}
     if lhs.steps != rhs.steps {return false}
     if lhs.largestPass != rhs.largestPass {return false}
+    if lhs.traces != rhs.traces {return false}
+    if lhs.waitingTraces != rhs.waitingTraces {return false}
+    if lhs.kvCacheBytes != rhs.kvCacheBytes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Nnsight_V1_StatusRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StatusRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_StatusRequest, rhs: Nnsight_V1_StatusRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Nnsight_V1_StageStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StageStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stage\0\u{3}layer_start\0\u{3}layer_end\0\u{1}worker\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.stage) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.layerStart) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.layerEnd) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.worker) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.stage != 0 {
+      try visitor.visitSingularUInt32Field(value: self.stage, fieldNumber: 1)
+    }
+    if self.layerStart != 0 {
+      try visitor.visitSingularUInt32Field(value: self.layerStart, fieldNumber: 2)
+    }
+    if self.layerEnd != 0 {
+      try visitor.visitSingularUInt32Field(value: self.layerEnd, fieldNumber: 3)
+    }
+    if !self.worker.isEmpty {
+      try visitor.visitSingularStringField(value: self.worker, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_StageStatus, rhs: Nnsight_V1_StageStatus) -> Bool {
+    if lhs.stage != rhs.stage {return false}
+    if lhs.layerStart != rhs.layerStart {return false}
+    if lhs.layerEnd != rhs.layerEnd {return false}
+    if lhs.worker != rhs.worker {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Nnsight_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WorkerStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}address\0\u{1}stage\0\u{3}layer_start\0\u{3}layer_end\0\u{1}threads\0\u{3}last_heard_ms\0\u{1}traces\0\u{3}waiting_traces\0\u{3}kv_cache_bytes\0\u{1}passes\0\u{1}steps\0\u{1}ready\0\u{1}standby\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.address) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self._stage) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.layerStart) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.layerEnd) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.threads) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.lastHeardMs) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.traces) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.waitingTraces) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.kvCacheBytes) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.passes) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.steps) }()
+      case 13: try { try decoder.decodeSingularBoolField(value: &self.ready) }()
+      case 14: try { try decoder.decodeSingularBoolField(value: &self.standby) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.address.isEmpty {
+      try visitor.visitSingularStringField(value: self.address, fieldNumber: 2)
+    }
+    try { if let v = self._stage {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 3)
+    } }()
+    if self.layerStart != 0 {
+      try visitor.visitSingularUInt32Field(value: self.layerStart, fieldNumber: 4)
+    }
+    if self.layerEnd != 0 {
+      try visitor.visitSingularUInt32Field(value: self.layerEnd, fieldNumber: 5)
+    }
+    if self.threads != 0 {
+      try visitor.visitSingularUInt32Field(value: self.threads, fieldNumber: 6)
+    }
+    if self.lastHeardMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.lastHeardMs, fieldNumber: 7)
+    }
+    if self.traces != 0 {
+      try visitor.visitSingularUInt32Field(value: self.traces, fieldNumber: 8)
+    }
+    if self.waitingTraces != 0 {
+      try visitor.visitSingularUInt32Field(value: self.waitingTraces, fieldNumber: 9)
+    }
+    if self.kvCacheBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.kvCacheBytes, fieldNumber: 10)
+    }
+    if self.passes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.passes, fieldNumber: 11)
+    }
+    if self.steps != 0 {
+      try visitor.visitSingularUInt64Field(value: self.steps, fieldNumber: 12)
+    }
+    if self.ready != false {
+      try visitor.visitSingularBoolField(value: self.ready, fieldNumber: 13)
+    }
+    if self.standby != false {
+      try visitor.visitSingularBoolField(value: self.standby, fieldNumber: 14)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_WorkerStatus, rhs: Nnsight_V1_WorkerStatus) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs._stage != rhs._stage {return false}
+    if lhs.layerStart != rhs.layerStart {return false}
+    if lhs.layerEnd != rhs.layerEnd {return false}
+    if lhs.threads != rhs.threads {return false}
+    if lhs.lastHeardMs != rhs.lastHeardMs {return false}
+    if lhs.traces != rhs.traces {return false}
+    if lhs.waitingTraces != rhs.waitingTraces {return false}
+    if lhs.kvCacheBytes != rhs.kvCacheBytes {return false}
+    if lhs.passes != rhs.passes {return false}
+    if lhs.steps != rhs.steps {return false}
+    if lhs.ready != rhs.ready {return false}
+    if lhs.standby != rhs.standby {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Nnsight_V1_ClusterStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}layers\0\u{1}ready\0\u{1}stages\0\u{1}workers\0\u{3}traces_running\0\u{3}traces_queued\0\u{3}traces_submitted\0\u{3}traces_finished\0\u{3}traces_failed\0\u{3}tokens_generated\0\u{3}uptime_ms\0\u{1}endpoint\0\u{1}curve\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.model) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.layers) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.ready) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.stages) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.workers) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.tracesRunning) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.tracesQueued) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.tracesSubmitted) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.tracesFinished) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.tracesFailed) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.tokensGenerated) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.uptimeMs) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.endpoint) }()
+      case 14: try { try decoder.decodeSingularBoolField(value: &self.curve) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.model.isEmpty {
+      try visitor.visitSingularStringField(value: self.model, fieldNumber: 1)
+    }
+    if self.layers != 0 {
+      try visitor.visitSingularUInt32Field(value: self.layers, fieldNumber: 2)
+    }
+    if self.ready != false {
+      try visitor.visitSingularBoolField(value: self.ready, fieldNumber: 3)
+    }
+    if !self.stages.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.stages, fieldNumber: 4)
+    }
+    if !self.workers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.workers, fieldNumber: 5)
+    }
+    if self.tracesRunning != 0 {
+      try visitor.visitSingularUInt32Field(value: self.tracesRunning, fieldNumber: 6)
+    }
+    if self.tracesQueued != 0 {
+      try visitor.visitSingularUInt32Field(value: self.tracesQueued, fieldNumber: 7)
+    }
+    if self.tracesSubmitted != 0 {
+      try visitor.visitSingularUInt64Field(value: self.tracesSubmitted, fieldNumber: 8)
+    }
+    if self.tracesFinished != 0 {
+      try visitor.visitSingularUInt64Field(value: self.tracesFinished, fieldNumber: 9)
+    }
+    if self.tracesFailed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.tracesFailed, fieldNumber: 10)
+    }
+    if self.tokensGenerated != 0 {
+      try visitor.visitSingularUInt64Field(value: self.tokensGenerated, fieldNumber: 11)
+    }
+    if self.uptimeMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.uptimeMs, fieldNumber: 12)
+    }
+    if !self.endpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.endpoint, fieldNumber: 13)
+    }
+    if self.curve != false {
+      try visitor.visitSingularBoolField(value: self.curve, fieldNumber: 14)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Nnsight_V1_ClusterStatus, rhs: Nnsight_V1_ClusterStatus) -> Bool {
+    if lhs.model != rhs.model {return false}
+    if lhs.layers != rhs.layers {return false}
+    if lhs.ready != rhs.ready {return false}
+    if lhs.stages != rhs.stages {return false}
+    if lhs.workers != rhs.workers {return false}
+    if lhs.tracesRunning != rhs.tracesRunning {return false}
+    if lhs.tracesQueued != rhs.tracesQueued {return false}
+    if lhs.tracesSubmitted != rhs.tracesSubmitted {return false}
+    if lhs.tracesFinished != rhs.tracesFinished {return false}
+    if lhs.tracesFailed != rhs.tracesFailed {return false}
+    if lhs.tokensGenerated != rhs.tokensGenerated {return false}
+    if lhs.uptimeMs != rhs.uptimeMs {return false}
+    if lhs.endpoint != rhs.endpoint {return false}
+    if lhs.curve != rhs.curve {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3478,7 +3968,7 @@ nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{2}\u{8}hello\0\u{1}assignment\0\u{1}submit\0\u{1}activations\0\u{1}saved\0\u{3}step_result\0\u{1}finished\0\u{1}cancel\0\u{1}error\0\u{1}heartbeat\0\u{1}shutdown\0\u{3}submit_session\0\u{3}step_batch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{2}\u{8}hello\0\u{1}assignment\0\u{1}submit\0\u{1}activations\0\u{1}saved\0\u{3}step_result\0\u{1}finished\0\u{1}cancel\0\u{1}error\0\u{1}heartbeat\0\u{1}shutdown\0\u{3}submit_session\0\u{3}step_batch\0\u{3}status_request\0\u{1}status\0")
 
   fileprivate class _StorageClass {
     var _protocolVersion: UInt32 = 0
@@ -3686,6 +4176,32 @@ nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
             _storage._body = .stepBatch(v)
           }
         }()
+        case 23: try {
+          var v: Nnsight_V1_StatusRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .statusRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .statusRequest(v)
+          }
+        }()
+        case 24: try {
+          var v: Nnsight_V1_ClusterStatus?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .status(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .status(v)
+          }
+        }()
         default: break
         }
       }
@@ -3756,6 +4272,14 @@ nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
       case .stepBatch?: try {
         guard case .stepBatch(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+      }()
+      case .statusRequest?: try {
+        guard case .statusRequest(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+      }()
+      case .status?: try {
+        guard case .status(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
       }()
       case nil: break
       }

@@ -99,7 +99,9 @@ public struct KeyDirectory: Sendable {
                 : "--keys \(path): more than one secret key (\(secrets.joined(separator: ", "))); keep one per directory")
         }
         let secretPath = path + "/" + secretFile
-        if let mode = (try? fm.attributesOfItem(atPath: secretPath))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
+        // The file's own mode, not a symlink's (a Kubernetes Secret volume links every key into place).
+        let target = URL(fileURLWithPath: secretPath).resolvingSymlinksInPath().path
+        if let mode = (try? fm.attributesOfItem(atPath: target))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
             throw .directory("\(secretPath): a secret key must be readable by its owner only (chmod 600 \(secretPath))")
         }
         let own = try CurveKeyPair(secretKey: try readKey(secretPath))

@@ -1,0 +1,120 @@
+import Foundation
+import Prometheus
+import Synchronization
+import Telemetry
+import Wire
+
+/// The coordinator's Prometheus metrics (served by `nnsight serve --metrics ADDR`). Updated on
+/// the serving thread, read by the metrics server's; every handle is thread-safe.
+///
+/// ```swift
+/// var options = ClusterCoordinator.Options(model: dir, workers: 2)
+/// let server = try MetricsServer(address: "127.0.0.1:9100", registry: options.metrics.registry)
+/// ```
+public final class CoordinatorMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let submitted: Counter
+    let finished: Counter
+    let replayed: Counter
+    let running: Gauge
+    let queued: Gauge
+    let tokens: Counter
+    /// Between consecutive steps of a trace, as the coordinator receives them: what a client waits per token.
+    let stepDuration: DurationHistogram
+    let traceDuration: DurationHistogram
+    let workersServing: Gauge
+    let workersSpare: Gauge
+    let workersLost: Counter
+    let heartbeatsMissed: Counter
+    let received: Counter
+    let sent: Counter
+    let resident: Gauge
+    let ready: Gauge
+    private let readiness = Atomic<Bool>(false)
+    /// Ticked by the serving loop (`/healthz`).
+    public let liveness = Liveness()
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        submitted = registry.makeCounter(descriptor: .named("nnsight_traces_submitted_total", help: "Submissions (a trace, or a whole session) received from clients."))
+        finished = registry.makeCounter(descriptor: .named("nnsight_traces_finished_total", help: "Submissions that ran to their end."))
+        replayed = registry.makeCounter(descriptor: .named("nnsight_traces_replayed_total", help: "Traces run again from their start after a worker was lost."))
+        running = registry.makeGauge(descriptor: .named("nnsight_traces_running", help: "Traces on the stages now."))
+        queued = registry.makeGauge(descriptor: .named("nnsight_traces_queued", help: "Traces waiting for a lost worker's replacement, to be replayed."))
+        tokens = registry.makeCounter(descriptor: .named("nnsight_tokens_generated_total", help: "Tokens generated (one per batch row per step)."))
+        stepDuration = registry.makeDurationHistogram(descriptor: .named("nnsight_step_duration_seconds", help: "Time between a trace's consecutive steps, as the coordinator receives them."), buckets: Self.latencyBuckets)
+        traceDuration = registry.makeDurationHistogram(descriptor: .named("nnsight_trace_duration_seconds", help: "Submission to answer, for every submission that started."), buckets: Self.traceBuckets)
+        workersServing = registry.makeGauge(descriptor: .named("nnsight_workers", help: "Workers by state."), labels: [("state", "serving")])
+        workersSpare = registry.makeGauge(descriptor: .named("nnsight_workers", help: "Workers by state."), labels: [("state", "spare")])
+        workersLost = registry.makeCounter(descriptor: .named("nnsight_workers_lost_total", help: "Workers dropped for silence."))
+        heartbeatsMissed = registry.makeCounter(descriptor: .named("nnsight_heartbeats_missed_total",
+                                                                        help: "Heartbeat intervals in which a serving worker was not heard."))
+        received = registry.makeCounter(descriptor: .named("nnsight_received_bytes_total", help: "Bytes of messages received (control and results)."))
+        sent = registry.makeCounter(descriptor: .named("nnsight_sent_bytes_total", help: "Bytes of messages sent (to clients and workers)."))
+        resident = registry.makeGauge(descriptor: .named("process_resident_memory_bytes", help: "Resident memory of this process."))
+        ready = registry.makeGauge(descriptor: .named("nnsight_cluster_ready", help: "1 when every stage has a ready worker."))
+    }
+
+    /// Failed submissions by reason (the error's code: deadline, worker_lost, invalid_graph, ...).
+    func failed(_ code: WireErrorCode) { failed(named: Self.reason(code)) }
+
+    func failed(named reason: String) {
+        registry.makeCounter(descriptor: .named("nnsight_traces_failed_total", help: "Submissions that ended with an error, by reason."),
+                             labels: [("reason", reason)]).increment()
+    }
+
+    func setReady(_ isReady: Bool) {
+        ready.set(to: isReady ? 1 : 0)
+        readiness.store(isReady, ordering: .relaxed)
+    }
+
+    /// The layers each stage serves (set once: the split does not change).
+    func describe(stages: [Range<Int>]) {
+        for (s, range) in stages.enumerated() {
+            let labels = [("stage", String(s))]
+            registry.makeGauge(descriptor: .named("nnsight_stage_layer_start", help: "First layer of a stage."), labels: labels).set(to: Double(range.lowerBound))
+            registry.makeGauge(descriptor: .named("nnsight_stage_layer_end", help: "One past the last layer of a stage."), labels: labels).set(to: Double(range.upperBound))
+        }
+    }
+
+    /// What `/metrics`, `/healthz` and `/readyz` answer for this coordinator.
+    public var probes: MetricsServer.Probes {
+        var probes = MetricsServer.Probes()
+        probes.refresh = { [self] in refresh() }
+        probes.isLive = { [liveness] in liveness.isLive }
+        probes.isReady = { [self] in readiness.load(ordering: .relaxed) }
+        return probes
+    }
+
+    /// Sets the gauges read on demand (before a scrape).
+    public func refresh() {
+        if let bytes = ProcessMemory.resident() { resident.set(to: Double(bytes)) }
+    }
+
+    /// "errorWorkerLost" -> "worker_lost".
+    static func reason(_ code: WireErrorCode) -> String {
+        switch code {
+        case .errorMalformed: "malformed"
+        case .errorVersionMismatch: "version_mismatch"
+        case .errorTooLarge: "too_large"
+        case .errorUnknownMessage: "unknown_message"
+        case .errorInvalidTensor: "invalid_tensor"
+        case .errorInvalidGraph: "invalid_graph"
+        case .errorModelMismatch: "model_mismatch"
+        case .errorStepNotReached: "step_not_reached"
+        case .errorWorkerLost: "worker_lost"
+        case .errorDeadline: "deadline"
+        case .errorRefused: "refused"
+        case .errorRuntime: "runtime"
+        case .errorInternal: "internal"
+        default: "unspecified"
+        }
+    }
+
+    /// 1 ms to 30 s: a decode step of GPT-2 small to a long prompt of XL.
+    static let latencyBuckets: [Duration] = [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(20),
+                                             .milliseconds(50), .milliseconds(100), .milliseconds(200), .milliseconds(500),
+                                             .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30)]
+    static let traceBuckets: [Duration] = [.milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(500),
+                                           .seconds(1), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300)]
+}
