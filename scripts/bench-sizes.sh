@@ -22,5 +22,5 @@ for shape in "${shapes[@]}"; do
   for workers in 1 2 4; do
     echo "swift   $shape workers=$workers $(.build/release/nnsight bench --shape "$shape" --workers "$workers" --traces 8 --json)"
   done
-  echo "pytorch $shape $("$venv/bin/python" scripts/bench_pytorch.py --shape "$shape" --threads 2 --steps 32 --repeats 3 --load)"
+  echo "pytorch $shape $(TQDM_DISABLE=1 "$venv/bin/python" scripts/bench_pytorch.py --shape "$shape" --threads 2 --steps 32 --repeats 3 --load)"
 done

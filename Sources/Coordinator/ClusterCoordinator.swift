@@ -246,7 +246,7 @@ public final class ClusterCoordinator {
     public func serve(shouldStop: () -> Bool = { false }) throws {
         defer { shutdownWorkers() }
         while !shouldStop() {
-            options.metrics.liveness.tick()
+            options.metrics.health.liveness.tick()
             let ready = try ZMQSocket.poll([control, results], timeoutMs: 50)
             // Everything that has arrived is handled before liveness is judged: after a stall
             // the workers' heartbeats are waiting here, and they are alive.
@@ -706,7 +706,7 @@ public final class ClusterCoordinator {
         m.queued.set(to: Double(suspended.count))
         m.workersServing.set(to: Double(slots.compactMap { $0 }.count))
         m.workersSpare.set(to: Double(standbys.count))
-        m.setReady(isReady)
+        m.health.setReady(isReady)
     }
 
     private func workerLost(_ id: String, _ worker: WorkerInfo) {

@@ -1,6 +1,5 @@
 import Foundation
 import Prometheus
-import Synchronization
 import Telemetry
 import Wire
 
@@ -9,7 +8,7 @@ import Wire
 ///
 /// ```swift
 /// var options = ClusterCoordinator.Options(model: dir, workers: 2)
-/// let server = try MetricsServer(address: "127.0.0.1:9100", registry: options.metrics.registry)
+/// let server = try MetricsServer(address: "127.0.0.1:9100", registry: options.metrics.registry, probes: options.metrics.health.probes)
 /// ```
 public final class CoordinatorMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
@@ -28,11 +27,8 @@ public final class CoordinatorMetrics: Sendable {
     let heartbeatsMissed: Counter
     let received: Counter
     let sent: Counter
-    let resident: Gauge
-    let ready: Gauge
-    private let readiness = Atomic<Bool>(false)
-    /// Ticked by the serving loop (`/healthz`).
-    public let liveness = Liveness()
+    /// RSS, `/healthz` (the serving loop turns) and `/readyz` (every stage has a ready worker).
+    public let health: ServiceHealth
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -51,8 +47,7 @@ public final class CoordinatorMetrics: Sendable {
                                                                         help: "Heartbeat intervals in which a serving worker was not heard."))
         received = registry.makeCounter(descriptor: .named("nnsight_received_bytes_total", help: "Bytes of messages received (control and results)."))
         sent = registry.makeCounter(descriptor: .named("nnsight_sent_bytes_total", help: "Bytes of messages sent (to clients and workers)."))
-        resident = registry.makeGauge(descriptor: .named("process_resident_memory_bytes", help: "Resident memory of this process."))
-        ready = registry.makeGauge(descriptor: .named("nnsight_cluster_ready", help: "1 when every stage has a ready worker."))
+        health = ServiceHealth(registry: registry, ready: .named("nnsight_cluster_ready", help: "1 when every stage has a ready worker."))
     }
 
     /// Failed submissions by reason (the error's code: deadline, worker_lost, invalid_graph, ...).
@@ -63,11 +58,6 @@ public final class CoordinatorMetrics: Sendable {
                              labels: [("reason", reason)]).increment()
     }
 
-    func setReady(_ isReady: Bool) {
-        ready.set(to: isReady ? 1 : 0)
-        readiness.store(isReady, ordering: .relaxed)
-    }
-
     /// The layers each stage serves (set once: the split does not change).
     func describe(stages: [Range<Int>]) {
         for (s, range) in stages.enumerated() {
@@ -75,20 +65,6 @@ public final class CoordinatorMetrics: Sendable {
             registry.makeGauge(descriptor: .named("nnsight_stage_layer_start", help: "First layer of a stage."), labels: labels).set(to: Double(range.lowerBound))
             registry.makeGauge(descriptor: .named("nnsight_stage_layer_end", help: "One past the last layer of a stage."), labels: labels).set(to: Double(range.upperBound))
         }
-    }
-
-    /// What `/metrics`, `/healthz` and `/readyz` answer for this coordinator.
-    public var probes: MetricsServer.Probes {
-        var probes = MetricsServer.Probes()
-        probes.refresh = { [self] in refresh() }
-        probes.isLive = { [liveness] in liveness.isLive }
-        probes.isReady = { [self] in readiness.load(ordering: .relaxed) }
-        return probes
-    }
-
-    /// Sets the gauges read on demand (before a scrape).
-    public func refresh() {
-        if let bytes = ProcessMemory.resident() { resident.set(to: Double(bytes)) }
     }
 
     /// "errorWorkerLost" -> "worker_lost".

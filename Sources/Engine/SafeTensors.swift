@@ -107,5 +107,17 @@ public final class SafeTensorsFile: @unchecked Sendable {
         case .f16: for i in 0..<count { destination[i] = WeightType.f16.load(source, i) }
         case .bf16: for i in 0..<count { destination[i] = WeightType.bf16.load(source, i) }
         }
+        release(from: entry.begin, to: entry.end)
+    }
+
+    /// Drops the mapped pages of a tensor that has been copied out: they would otherwise stay in
+    /// the process's RSS beside the copy until the file is unmapped, doubling a worker's peak
+    /// (a later read of the same bytes faults them in again from the file).
+    private func release(from begin: Int, to end: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (dataStart + begin) / page * page
+        let stop = min(mappedLength, (dataStart + end + page - 1) / page * page)
+        guard stop > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), stop - start, MADV_DONTNEED)
     }
 }

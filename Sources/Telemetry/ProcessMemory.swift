@@ -17,9 +17,14 @@ public enum ProcessMemory {
 
     private static func statusBytes(pid: Int32?, field: String) -> Int? {
         let path = pid.map { "/proc/\($0)/status" } ?? "/proc/self/status"
-        guard let status = try? String(contentsOfFile: path, encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
-              let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
-        return kb * 1024
+        guard let status = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        return kilobytes(field, in: status).map { $0 * 1024 }
+    }
+
+    /// A `/proc/PID/status` field's kB: "VmHWM:\t 6324000 kB", or with no space once the number
+    /// fills its 8 columns ("VmHWM:\t12633912 kB", past 10 GB).
+    static func kilobytes(_ field: String, in status: String) -> Int? {
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }) else { return nil }
+        return Int(line.dropFirst(field.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
     }
 }

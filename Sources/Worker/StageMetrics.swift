@@ -1,6 +1,5 @@
 import Foundation
 import Prometheus
-import Synchronization
 import Telemetry
 
 /// A worker's Prometheus metrics (served by `nnsight-worker --metrics ADDR`). Updated on the
@@ -8,7 +7,7 @@ import Telemetry
 ///
 /// ```swift
 /// var options = WorkerProcess.Options(connect: "tcp://127.0.0.1:5555", model: dir, workerId: "w0")
-/// let server = try MetricsServer(address: "127.0.0.1:9101", registry: options.metrics.registry)
+/// let server = try MetricsServer(address: "127.0.0.1:9101", registry: options.metrics.registry, probes: options.metrics.health.probes)
 /// ```
 public final class StageMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
@@ -21,11 +20,8 @@ public final class StageMetrics: Sendable {
     let heartbeatsMissed: Counter
     let received: Counter
     let sent: Counter
-    let resident: Gauge
-    let assigned: Gauge
-    /// Ticked by the serving and registering loops (`/healthz`).
-    public let liveness = Liveness()
-    private let serves = Atomic<Bool>(false)
+    /// RSS, `/healthz` (the serving and registering loops turn) and `/readyz` (it serves a stage).
+    public let health: ServiceHealth
     private let layerStart: Gauge
     private let layerEnd: Gauge
 
@@ -42,8 +38,7 @@ public final class StageMetrics: Sendable {
                                                                    help: "Heartbeat intervals in which the coordinator was not heard."))
         received = registry.makeCounter(descriptor: .named("nnsight_received_bytes_total", help: "Bytes of messages received (activations and control)."))
         sent = registry.makeCounter(descriptor: .named("nnsight_sent_bytes_total", help: "Bytes of messages sent (next stage, results, control)."))
-        resident = registry.makeGauge(descriptor: .named("process_resident_memory_bytes", help: "Resident memory of this process."))
-        assigned = registry.makeGauge(descriptor: .named("nnsight_stage_ready", help: "1 while this worker serves a stage."))
+        health = ServiceHealth(registry: registry, ready: .named("nnsight_stage_ready", help: "1 while this worker serves a stage."))
         layerStart = registry.makeGauge(descriptor: .named("nnsight_stage_layer_start", help: "First layer this worker serves."))
         layerEnd = registry.makeGauge(descriptor: .named("nnsight_stage_layer_end", help: "One past the last layer this worker serves."))
     }
@@ -62,26 +57,11 @@ public final class StageMetrics: Sendable {
     }
 
     func serving(_ layers: Range<Int>?) {
-        assigned.set(to: layers == nil ? 0 : 1)
-        serves.store(layers != nil, ordering: .relaxed)
+        health.setReady(layers != nil)
         if let layers {
             layerStart.set(to: Double(layers.lowerBound))
             layerEnd.set(to: Double(layers.upperBound))
         }
-    }
-
-    /// What `/metrics`, `/healthz` and `/readyz` answer for this worker (ready: serving a stage).
-    public var probes: MetricsServer.Probes {
-        var probes = MetricsServer.Probes()
-        probes.refresh = { [self] in refresh() }
-        probes.isLive = { [liveness] in liveness.isLive }
-        probes.isReady = { [self] in serves.load(ordering: .relaxed) }
-        return probes
-    }
-
-    /// Sets the gauges read on demand (before a scrape).
-    public func refresh() {
-        if let bytes = ProcessMemory.resident() { resident.set(to: Double(bytes)) }
     }
 
     static let latencyBuckets: [Duration] = [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),

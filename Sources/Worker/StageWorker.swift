@@ -126,7 +126,7 @@ public final class StageWorker {
         var lastBeat = Date.distantPast, lastHeard = Date(), lastSweep = Date()
         let sockets = [input] + (control.map { [$0] } ?? [])
         while !shouldStop() {
-            metrics.liveness.tick()
+            metrics.health.liveness.tick()
             if let control {
                 if Date().timeIntervalSince(lastBeat) * 1000 >= Double(heartbeatMs) {
                     // Nothing from the coordinator since the last beat (it answers every one).

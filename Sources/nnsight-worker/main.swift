@@ -119,7 +119,7 @@ struct WorkerCommand: ParsableCommand {
         serving.apply(to: &options)
         options.threads = BLASRuntime.threads
         let server = try metrics.map { address in
-            do { return try MetricsServer(address: address, registry: options.metrics.registry, probes: options.metrics.probes) }
+            do { return try MetricsServer(address: address, registry: options.metrics.registry, probes: options.metrics.health.probes) }
             catch { throw ValidationError("\(error)") }
         }
         defer { server?.stop() }

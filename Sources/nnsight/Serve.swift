@@ -84,7 +84,7 @@ struct Serve: ParsableCommand, HasLogLevel {
         let coordinator = try ClusterCoordinator(options)
         FileHandle.standardError.write(Data("coordinator on \(coordinator.endpoint) (results \(coordinator.resultsEndpoint)); stages \(coordinator.stages)\n".utf8))
         let server = try metrics.map { address in
-            do { return try MetricsServer(address: address, registry: options.metrics.registry, probes: options.metrics.probes) }
+            do { return try MetricsServer(address: address, registry: options.metrics.registry, probes: options.metrics.health.probes) }
             catch { throw CLIError(description: "\(error)") }
         }
         defer { server?.stop() }

@@ -1,6 +1,6 @@
 import Foundation
 import Prometheus
-import Telemetry
+@testable import Telemetry
 import Testing
 
 /// The HTTP side of `--metrics`: addresses, the three endpoints and their probes.
@@ -82,5 +82,22 @@ import Testing
         #expect(!liveness.isLive)
         liveness.tick()
         #expect(liveness.isLive)
+    }
+}
+
+/// Memory figures read from /proc, for metrics and the benchmarks.
+@Suite struct ProcessMemoryTests {
+    @Test func statusFieldsParseWithAndWithoutPadding() {
+        let status = "Name:\tnnsight-worker\nVmHWM:\t12633912 kB\nVmRSS:\t 6324000 kB\n"
+        #expect(ProcessMemory.kilobytes("VmHWM:", in: status) == 12_633_912)
+        #expect(ProcessMemory.kilobytes("VmRSS:", in: status) == 6_324_000)
+        #expect(ProcessMemory.kilobytes("VmSwap:", in: status) == nil)
+    }
+
+    @Test func thisProcessHasAResidentAndAPeakFigure() throws {
+        let resident = try #require(ProcessMemory.resident())
+        let peak = try #require(ProcessMemory.peak())
+        #expect(resident > 1 << 20 && peak >= resident / 2)
+        #expect(try #require(ProcessMemory.resident(pid: getpid())) > 1 << 20)
     }
 }
