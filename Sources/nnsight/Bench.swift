@@ -2,7 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 
-struct Bench: ParsableCommand {
+struct Bench: ParsableCommand, HasLogLevel {
     static let configuration = CommandConfiguration(
         abstract: "Measure the Engine on a random-weight model of GPT-2 small's shape.",
         discussion: """
@@ -11,6 +11,8 @@ struct Bench: ParsableCommand {
         (median over 64 steps) and batch-8 decode. Run a release build:
           swift build -c release && .build/release/nnsight bench --json
         """)
+
+    @OptionGroup var logging: LoggingOptions
 
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false

@@ -4,7 +4,7 @@ import Engine
 import Foundation
 import Script
 
-struct BenchTrace: ParsableCommand {
+struct BenchTrace: ParsableCommand, HasLogLevel {
     static let configuration = CommandConfiguration(
         commandName: "bench-trace",
         abstract: "Measure what interventions cost during generation.",
@@ -17,6 +17,8 @@ struct BenchTrace: ParsableCommand {
         Runs alternate; medians are printed. Release build:
           swift build -c release && .build/release/nnsight bench-trace --json
         """)
+
+    @OptionGroup var logging: LoggingOptions
 
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false

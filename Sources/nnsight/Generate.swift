@@ -2,7 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 
-struct Generate: ParsableCommand {
+struct Generate: ParsableCommand, HasLogLevel {
     static let configuration = CommandConfiguration(
         abstract: "Continue prompts with GPT-2 (greedy by default).",
         discussion: """
@@ -11,6 +11,8 @@ struct Generate: ParsableCommand {
           nnsight generate --model /path/to/gpt2 --prompt "The Eiffel Tower is in the city of" --max-new-tokens 5
         Several --prompt flags run as one left-padded batch.
         """)
+
+    @OptionGroup var logging: LoggingOptions
 
     @OptionGroup var options: ModelOptions
 

@@ -20,8 +20,8 @@ struct NNSight: ParsableCommand {
         do {
             var command = try parseAsRoot()
             // Logs go to stderr (stdout is the script's): `serve` at info, the rest at warning, or --log-level.
-            let logging = (command as? HasLogLevel).map { ($0.logLevel, $0.defaultLogLevel) }
-            LogSetup.bootstrap(level: logging.map { $0.0 ?? $0.1 } ?? .warning)
+            let logged = command as? HasLogLevel
+            LogSetup.bootstrap(level: logged.map { $0.logging.logLevel ?? $0.defaultLogLevel } ?? .warning)
             try command.run()
         } catch {
             exit(withError: error)
@@ -39,10 +39,21 @@ struct ThreadOptions: ParsableArguments {
     }
 }
 
+/// `--log-level`, for every command that runs a coordinator, workers or a client.
+struct LoggingOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Log level on stderr: trace, debug, info, notice, warning, error or critical (default: info for serve, warning otherwise).",
+                                            valueName: "level"))
+    var logLevel: Logger.Level?
+}
+
 /// A command with `--log-level`.
 protocol HasLogLevel {
-    var logLevel: Logger.Level? { get }
+    var logging: LoggingOptions { get }
     var defaultLogLevel: Logger.Level { get }
+}
+
+extension HasLogLevel {
+    var defaultLogLevel: Logger.Level { .warning }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}

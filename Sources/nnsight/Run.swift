@@ -57,9 +57,7 @@ struct Run: ParsableCommand, HasLogLevel {
     @Option(name: .long, help: "Write {\"stdout\", \"saves\", \"error\"} as JSON to this file.")
     var saveJson: String?
 
-    @Option(name: .long, help: ArgumentHelp("Log level on stderr (default: warning).", valueName: "level"))
-    var logLevel: Logger.Level?
-    var defaultLogLevel: Logger.Level { .warning }
+    @OptionGroup var logging: LoggingOptions
 
     @Option(name: .long, help: "With --cluster: CURVE keys, DIR/NAME.key this client's and DIR/coordinator.pub the coordinator's (see `nnsight keygen`).")
     var keys: String?

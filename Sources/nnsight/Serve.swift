@@ -58,8 +58,8 @@ struct Serve: ParsableCommand, HasLogLevel {
     @Option(name: .long, help: "Serve Prometheus metrics over HTTP at HOST:PORT (a bare PORT: loopback): /metrics, /healthz, /readyz (default: off).")
     var metrics: String?
 
-    @Option(name: .long, help: ArgumentHelp("Log level on stderr (default: info): one line per trace start and end, worker events.", valueName: "level"))
-    var logLevel: Logger.Level?
+    /// At info: one line per trace start and end, worker events.
+    @OptionGroup var logging: LoggingOptions
     var defaultLogLevel: Logger.Level { .info }
 
     func run() throws {

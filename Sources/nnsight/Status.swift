@@ -3,7 +3,7 @@ import Coordinator
 import Foundation
 import Wire
 
-struct Status: ParsableCommand {
+struct Status: ParsableCommand, HasLogLevel {
     static let configuration = CommandConfiguration(
         abstract: "Show what a cluster is doing: its stages, workers and traces.",
         discussion: """
@@ -13,6 +13,8 @@ struct Status: ParsableCommand {
           nnsight status --cluster tcp://127.0.0.1:5555
           nnsight status --cluster tcp://127.0.0.1:5555 --json | jq '.workers[].layers'
         """)
+
+    @OptionGroup var logging: LoggingOptions
 
     @Option(name: .long, help: "The coordinator's control endpoint, e.g. tcp://127.0.0.1:5555.")
     var cluster: String
