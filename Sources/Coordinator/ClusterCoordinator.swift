@@ -441,7 +441,7 @@ public final class ClusterCoordinator {
     }
 
     private func submitTrace(_ submit: Nnsight_V1_SubmitTrace, client: Data, request: UInt64) {
-        counted(client: client, request: request)
+        countSubmission()
         if let refused = refusal(model: submit.model, request: request) { return refuse(client, refused) }
         do throws(TraceError) {
             try start(try TraceGraph(wire: submit.graph, layers: config.nLayer), client: client, request: request, run: nil)
@@ -450,7 +450,8 @@ public final class ClusterCoordinator {
         }
     }
 
-    private func counted(client: Data, request: UInt64) {
+    /// A submission arrived (counted whether or not it starts).
+    private func countSubmission() {
         options.submissions.add()
         options.metrics.submitted.increment()
         totals.submitted += 1
@@ -466,7 +467,7 @@ public final class ClusterCoordinator {
     }
 
     private func submitSession(_ submit: Nnsight_V1_SubmitSession, client: Data, request: UInt64) {
-        counted(client: client, request: request)
+        countSubmission()
         if let refused = refusal(model: submit.model, request: request) { return refuse(client, refused) }
         do throws(TraceError) {
             guard !submit.traces.isEmpty else { throw TraceError(.invalidGraph, "the session has no traces") }
