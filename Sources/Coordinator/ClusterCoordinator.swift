@@ -6,15 +6,6 @@ import Logging
 import Synchronization
 import Wire
 
-/// How many submissions (a trace, or a whole session) clients made to a coordinator; readable
-/// from any thread, e.g. to check that a session went out as one.
-public final class SubmissionCounter: Sendable {
-    private let value = Atomic<Int>(0)
-    public init() {}
-    public var count: Int { value.load(ordering: .relaxed) }
-    func add() { value.add(1, ordering: .relaxed) }
-}
-
 /// What each worker's stage has run, as its latest heartbeat reported it (by worker id);
 /// readable from any thread.
 public final class StageStatistics: @unchecked Sendable {
@@ -73,8 +64,6 @@ public final class ClusterCoordinator {
         public var config: GPT2Config?
         /// Called once, on the serving thread, when every stage has a ready worker.
         public var onReady: (@Sendable () -> Void)?
-        /// Counts the submissions clients make (a trace, or a whole session, each).
-        public var submissions = SubmissionCounter()
         /// Where workers' pass statistics go (from their heartbeats).
         public var statistics = StageStatistics()
         /// CURVE (`--keys DIR`): this coordinator's keypair; only the clients and workers whose
@@ -197,8 +186,6 @@ public final class ClusterCoordinator {
     private var announcedReady = false
     private var lastHousekeeping = Date()
     private let startedAt = Date()
-    /// Totals for `nnsight status` (the metrics hold the same, by reason).
-    private var totals = (submitted: UInt64(0), finished: UInt64(0), failed: UInt64(0), tokens: UInt64(0))
     /// Decides CURVE handshakes for this coordinator's sockets (with `options.keys`).
     private let zap: ZAPHandler?
 
@@ -246,19 +233,19 @@ public final class ClusterCoordinator {
     public func serve(shouldStop: () -> Bool = { false }) throws {
         defer { shutdownWorkers() }
         while !shouldStop() {
-            options.metrics.health.liveness.tick()
+            options.metrics.process.liveness.tick()
             let ready = try ZMQSocket.poll([control, results], timeoutMs: 50)
             // Everything that has arrived is handled before liveness is judged: after a stall
             // the workers' heartbeats are waiting here, and they are alive.
             var handled = 0
             while ready[0], handled < Self.receiveLimit, let frames = try control.receive(timeoutMs: 0) {
-                options.metrics.received.increment(by: Int64(frames.reduce(0) { $0 + $1.count }))
+                options.metrics.process.countReceived(frames)
                 try handleControl(frames)
                 handled += 1
             }
             handled = 0
             while ready[1], handled < Self.receiveLimit, let frames = try results.receive(timeoutMs: 0) {
-                options.metrics.received.increment(by: Int64(frames.reduce(0) { $0 + $1.count }))
+                options.metrics.process.countReceived(frames)
                 try handleResult(frames.last ?? Data())
                 handled += 1
             }
@@ -268,13 +255,13 @@ public final class ClusterCoordinator {
 
     private func send(_ socket: ZMQSocket, _ envelope: Envelope) {
         guard let frame = try? Framing.encode(envelope) else { return }
-        options.metrics.sent.increment(by: Int64(frame.count))
+        options.metrics.process.countSent(frame)
         _ = try? socket.send(frame)
     }
 
     private func reply(_ peer: Data, _ envelope: Envelope) {
         let frame = (try? Framing.encode(envelope)) ?? Data()
-        options.metrics.sent.increment(by: Int64(frame.count))
+        options.metrics.process.countSent(frame)
         _ = try? control.send([peer, frame])
     }
 
@@ -308,7 +295,7 @@ public final class ClusterCoordinator {
         if var worker = workers[peerId] {
             // Heartbeats come every second: a longer silence is intervals missed (counted when it ends).
             let silence = Date().timeIntervalSince(worker.lastSeen)
-            if worker.ready, silence >= 2 { options.metrics.heartbeatsMissed.increment(by: Int64(silence) - 1) }
+            if worker.ready, silence >= 2 { options.metrics.process.heartbeatsMissed.increment(by: Int64(silence) - 1) }
             worker.lastSeen = Date()
             workers[peerId] = worker
         }
@@ -350,9 +337,7 @@ public final class ClusterCoordinator {
             if let (id, _) = traces.first(where: { $0.value.client == peer && $0.value.clientRequest == envelope.requestID }) {
                 finish(id, error: error(.errorRefused, "cancelled by the client", requestId: envelope.requestID), reason: "cancelled")
             } else if let i = suspended.firstIndex(where: { $0.active.client == peer && $0.active.clientRequest == envelope.requestID }) {
-                let entry = suspended.remove(at: i)
-                reply(peer, error(.errorRefused, "cancelled by the client", requestId: envelope.requestID))
-                ended(entry.active, outcome: "cancelled")
+                fail(suspended.remove(at: i).active, error(.errorRefused, "cancelled by the client", requestId: envelope.requestID), reason: "cancelled")
             }
         default:
             reply(peer, WireError.unknownMessage.reply(requestId: envelope.requestID))
@@ -441,7 +426,7 @@ public final class ClusterCoordinator {
     }
 
     private func submitTrace(_ submit: Nnsight_V1_SubmitTrace, client: Data, request: UInt64) {
-        countSubmission()
+        options.metrics.traceSubmitted()
         if let refused = refusal(model: submit.model, request: request) { return refuse(client, refused) }
         do throws(TraceError) {
             try start(try TraceGraph(wire: submit.graph, layers: config.nLayer), client: client, request: request, run: nil)
@@ -450,24 +435,16 @@ public final class ClusterCoordinator {
         }
     }
 
-    /// A submission arrived (counted whether or not it starts).
-    private func countSubmission() {
-        options.submissions.add()
-        options.metrics.submitted.increment()
-        totals.submitted += 1
-    }
-
     /// Answers a submission that never started (refused, or its graph did not compile).
     private func refuse(_ client: Data, _ envelope: Envelope) {
         reply(client, envelope)
-        options.metrics.failed(envelope.error.code)
-        totals.failed += 1
+        options.metrics.traceFailed(CoordinatorMetrics.reason(envelope.error.code))
         log.info("trace refused", metadata: ["client": "\(String(decoding: client, as: UTF8.self))", "request": "\(envelope.requestID)",
                                              "outcome": "\(CoordinatorMetrics.reason(envelope.error.code))", "error": "\(envelope.error.message)"])
     }
 
     private func submitSession(_ submit: Nnsight_V1_SubmitSession, client: Data, request: UInt64) {
-        countSubmission()
+        options.metrics.traceSubmitted()
         if let refused = refusal(model: submit.model, request: request) { return refuse(client, refused) }
         do throws(TraceError) {
             guard !submit.traces.isEmpty else { throw TraceError(.invalidGraph, "the session has no traces") }
@@ -504,24 +481,18 @@ public final class ClusterCoordinator {
     /// Counts and logs the end of a submission that started (one line: trace, client, steps, duration, outcome).
     private func ended(_ active: Active, outcome: String) {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - active.started) / 1e9
-        if outcome == "finished" {
-            options.metrics.finished.increment()
-            totals.finished += 1
-        } else {
-            totals.failed += 1
-        }
+        if outcome == "finished" { options.metrics.traceFinished() } else { options.metrics.traceFailed(outcome) }
         options.metrics.traceDuration.record(.nanoseconds(Int64(seconds * 1e9)))
         log.info("trace ended", metadata: ["trace": "\(Self.hex(active.session.id))", "client": "\(String(decoding: active.client, as: UTF8.self))",
                                            "request": "\(active.clientRequest)", "steps": "\(active.deliveredSteps)",
                                            "duration_ms": "\(Int(seconds * 1000))", "outcome": "\(outcome)"])
     }
 
-    /// Ends a started submission with an error: tells the client, counts it by reason, logs it.
+    /// Ends a started submission with an error: tells the client, counts it by reason (the error's
+    /// code unless given), logs it.
     private func fail(_ active: Active, _ envelope: Envelope, reason: String? = nil) {
         reply(active.client, envelope)
-        let outcome = reason ?? CoordinatorMetrics.reason(envelope.error.code)
-        if let reason { options.metrics.failed(named: reason) } else { options.metrics.failed(envelope.error.code) }
-        ended(active, outcome: outcome)
+        ended(active, outcome: reason ?? CoordinatorMetrics.reason(envelope.error.code))
     }
 
     /// A run of `graph` under a new id.
@@ -620,8 +591,7 @@ public final class ClusterCoordinator {
                     let now = DispatchTime.now().uptimeNanoseconds
                     if result.step > 0, active.lastStep > 0 { options.metrics.stepDuration.record(.nanoseconds(Int64(now - active.lastStep))) }
                     active.lastStep = now
-                    options.metrics.tokens.increment(by: Int64(result.nextTokens.count))
-                    totals.tokens += UInt64(result.nextTokens.count)
+                    options.metrics.tokensGenerated(result.nextTokens.count)
                     reply(active.client, Framing.envelope(requestId: active.clientRequest) {
                         $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens }
                     })
@@ -707,7 +677,7 @@ public final class ClusterCoordinator {
         m.queued.set(to: Double(suspended.count))
         m.workersServing.set(to: Double(slots.compactMap { $0 }.count))
         m.workersSpare.set(to: Double(standbys.count))
-        m.health.setReady(isReady)
+        m.process.setReady(isReady)
     }
 
     private func workerLost(_ id: String, _ worker: WorkerInfo) {
@@ -798,6 +768,7 @@ public final class ClusterCoordinator {
             }
             st.tracesRunning = UInt32(traces.count)
             st.tracesQueued = UInt32(suspended.count)
+            let totals = options.metrics.totals
             st.tracesSubmitted = totals.submitted
             st.tracesFinished = totals.finished
             st.tracesFailed = totals.failed

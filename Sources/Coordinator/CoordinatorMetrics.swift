@@ -1,5 +1,6 @@
 import Foundation
 import Prometheus
+import Synchronization
 import Telemetry
 import Wire
 
@@ -8,27 +9,27 @@ import Wire
 ///
 /// ```swift
 /// var options = ClusterCoordinator.Options(model: dir, workers: 2)
-/// let server = try MetricsServer(address: "127.0.0.1:9100", registry: options.metrics.registry, probes: options.metrics.health.probes)
+/// let server = try MetricsServer(address: "127.0.0.1:9100", registry: options.metrics.registry, probes: options.metrics.process.probes)
 /// ```
 public final class CoordinatorMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
-    let submitted: Counter
-    let finished: Counter
+    private let submitted: Counter
+    private let finished: Counter
     let replayed: Counter
     let running: Gauge
     let queued: Gauge
-    let tokens: Counter
+    private let tokens: Counter
     /// Between consecutive steps of a trace, as the coordinator receives them: what a client waits per token.
     let stepDuration: DurationHistogram
     let traceDuration: DurationHistogram
     let workersServing: Gauge
     let workersSpare: Gauge
     let workersLost: Counter
-    let heartbeatsMissed: Counter
-    let received: Counter
-    let sent: Counter
-    /// RSS, `/healthz` (the serving loop turns) and `/readyz` (every stage has a ready worker).
-    public let health: ServiceHealth
+    /// Bytes, heartbeats missed, RSS, `/healthz` (the serving loop turns) and `/readyz` (every stage has a ready worker).
+    public let process: ProcessMetrics
+    /// The same counts as the counters above, readable (`nnsight status`).
+    private let submittedCount = Atomic<UInt64>(0), finishedCount = Atomic<UInt64>(0)
+    private let failedCount = Atomic<UInt64>(0), tokenCount = Atomic<UInt64>(0)
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -43,19 +44,35 @@ public final class CoordinatorMetrics: Sendable {
         workersServing = registry.makeGauge(descriptor: .named("nnsight_workers", help: "Workers by state."), labels: [("state", "serving")])
         workersSpare = registry.makeGauge(descriptor: .named("nnsight_workers", help: "Workers by state."), labels: [("state", "spare")])
         workersLost = registry.makeCounter(descriptor: .named("nnsight_workers_lost_total", help: "Workers dropped for silence."))
-        heartbeatsMissed = registry.makeCounter(descriptor: .named("nnsight_heartbeats_missed_total",
-                                                                        help: "Heartbeat intervals in which a serving worker was not heard."))
-        received = registry.makeCounter(descriptor: .named("nnsight_received_bytes_total", help: "Bytes of messages received (control and results)."))
-        sent = registry.makeCounter(descriptor: .named("nnsight_sent_bytes_total", help: "Bytes of messages sent (to clients and workers)."))
-        health = ServiceHealth(registry: registry, ready: .named("nnsight_cluster_ready", help: "1 when every stage has a ready worker."))
+        process = ProcessMetrics(registry: registry, ready: .named("nnsight_cluster_ready", help: "1 when every stage has a ready worker."))
     }
 
-    /// Failed submissions by reason (the error's code: deadline, worker_lost, invalid_graph, ...).
-    func failed(_ code: WireErrorCode) { failed(named: Self.reason(code)) }
+    func traceSubmitted() {
+        submitted.increment()
+        submittedCount.add(1, ordering: .relaxed)
+    }
 
-    func failed(named reason: String) {
+    func traceFinished() {
+        finished.increment()
+        finishedCount.add(1, ordering: .relaxed)
+    }
+
+    /// A failed submission, by reason (`reason(_:)` of its error code, or e.g. "cancelled").
+    func traceFailed(_ reason: String) {
         registry.makeCounter(descriptor: .named("nnsight_traces_failed_total", help: "Submissions that ended with an error, by reason."),
                              labels: [("reason", reason)]).increment()
+        failedCount.add(1, ordering: .relaxed)
+    }
+
+    func tokensGenerated(_ n: Int) {
+        tokens.increment(by: Int64(n))
+        tokenCount.add(UInt64(n), ordering: .relaxed)
+    }
+
+    /// Submissions and tokens so far.
+    var totals: (submitted: UInt64, finished: UInt64, failed: UInt64, tokens: UInt64) {
+        (submittedCount.load(ordering: .relaxed), finishedCount.load(ordering: .relaxed),
+         failedCount.load(ordering: .relaxed), tokenCount.load(ordering: .relaxed))
     }
 
     /// The layers each stage serves (set once: the split does not change).

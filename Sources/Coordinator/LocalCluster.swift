@@ -20,8 +20,6 @@ final class LocalCluster {
     /// The coordinator's control endpoint (clients submit traces here).
     let endpoint: String
     private let stop = StopFlag()
-    /// Submissions clients made to this cluster's coordinator.
-    let submissionCounter = SubmissionCounter()
     private let done = DispatchSemaphore(value: 0)
     private let threads: Int
 
@@ -81,7 +79,6 @@ final class LocalCluster {
         options.workerTimeoutMs = 600_000
         let ready = DispatchSemaphore(value: 0)
         options.onReady = { ready.signal() }
-        options.submissions = submissionCounter
         threads = models.count + 1
         let (context, stop, done, config, coordinatorOptions) = (context, stop, done, config, options)
         let started = Started()

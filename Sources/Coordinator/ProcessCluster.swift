@@ -17,8 +17,9 @@ public final class ProcessCluster: @unchecked Sendable {
     public private(set) var processes: [Process] = []
     private let state = State()
     /// Submissions clients made to this cluster's coordinator (a trace, or a whole session, each).
-    public var submissions: Int { counter.count }
-    private let counter = SubmissionCounter()
+    public var submissions: Int { Int(metrics.totals.submitted) }
+    /// The coordinator's metrics (this process serves no HTTP for them).
+    private let metrics = CoordinatorMetrics()
     /// Each worker's passes, from its heartbeats (about once a second).
     public let statistics = StageStatistics()
     /// With `curve`: a client's keys (its keypair, authorized by the coordinator, and the
@@ -86,7 +87,7 @@ public final class ProcessCluster: @unchecked Sendable {
         options.split = split
         if let workerTimeoutMs { options.workerTimeoutMs = workerTimeoutMs }
         options.replayTimeoutMs = replayTimeoutMs
-        options.submissions = counter
+        options.metrics = metrics
         options.statistics = statistics
         if transport == "ipc" {
             options.listen = "ipc:///tmp/nnsight-\(tag)-control"

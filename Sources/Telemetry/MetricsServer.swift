@@ -52,6 +52,15 @@ public final class MetricsServer: Sendable {
         address = "\(host):\(channel.localAddress?.port ?? port)"
     }
 
+    /// A server at `address` when one is given (`--metrics`), announced on stderr as
+    /// "metrics on http://HOST:PORT/metrics"; nil when metrics are off.
+    public static func start(_ address: String?, registry: PrometheusCollectorRegistry, probes: Probes) throws -> MetricsServer? {
+        guard let address else { return nil }
+        let server = try MetricsServer(address: address, registry: registry, probes: probes)
+        FileHandle.standardError.write(Data("metrics on http://\(server.address)/metrics\n".utf8))
+        return server
+    }
+
     /// Closes the listener and its thread (once; later calls do nothing).
     public func stop() {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }

@@ -7,7 +7,7 @@ import Telemetry
 ///
 /// ```swift
 /// var options = WorkerProcess.Options(connect: "tcp://127.0.0.1:5555", model: dir, workerId: "w0")
-/// let server = try MetricsServer(address: "127.0.0.1:9101", registry: options.metrics.registry, probes: options.metrics.health.probes)
+/// let server = try MetricsServer(address: "127.0.0.1:9101", registry: options.metrics.registry, probes: options.metrics.process.probes)
 /// ```
 public final class StageMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
@@ -17,11 +17,8 @@ public final class StageMetrics: Sendable {
     let traces: Gauge
     let waiting: Gauge
     let kvCache: Gauge
-    let heartbeatsMissed: Counter
-    let received: Counter
-    let sent: Counter
-    /// RSS, `/healthz` (the serving and registering loops turn) and `/readyz` (it serves a stage).
-    public let health: ServiceHealth
+    /// Bytes, heartbeats missed, RSS, `/healthz` (the serving and registering loops turn) and `/readyz` (it serves a stage).
+    public let process: ProcessMetrics
     private let layerStart: Gauge
     private let layerEnd: Gauge
 
@@ -34,11 +31,7 @@ public final class StageMetrics: Sendable {
         traces = registry.makeGauge(descriptor: .named("nnsight_stage_traces", help: "Traces this stage holds (in flight)."))
         waiting = registry.makeGauge(descriptor: .named("nnsight_stage_waiting_traces", help: "Traces waiting for KV-cache memory (--kv-memory)."))
         kvCache = registry.makeGauge(descriptor: .named("nnsight_kv_cache_bytes", help: "KV-cache memory the traces held here use."))
-        heartbeatsMissed = registry.makeCounter(descriptor: .named("nnsight_heartbeats_missed_total",
-                                                                   help: "Heartbeat intervals in which the coordinator was not heard."))
-        received = registry.makeCounter(descriptor: .named("nnsight_received_bytes_total", help: "Bytes of messages received (activations and control)."))
-        sent = registry.makeCounter(descriptor: .named("nnsight_sent_bytes_total", help: "Bytes of messages sent (next stage, results, control)."))
-        health = ServiceHealth(registry: registry, ready: .named("nnsight_stage_ready", help: "1 while this worker serves a stage."))
+        process = ProcessMetrics(registry: registry, ready: .named("nnsight_stage_ready", help: "1 while this worker serves a stage."))
         layerStart = registry.makeGauge(descriptor: .named("nnsight_stage_layer_start", help: "First layer this worker serves."))
         layerEnd = registry.makeGauge(descriptor: .named("nnsight_stage_layer_end", help: "One past the last layer this worker serves."))
     }
@@ -57,7 +50,7 @@ public final class StageMetrics: Sendable {
     }
 
     func serving(_ layers: Range<Int>?) {
-        health.setReady(layers != nil)
+        process.setReady(layers != nil)
         if let layers {
             layerStart.set(to: Double(layers.lowerBound))
             layerEnd.set(to: Double(layers.upperBound))

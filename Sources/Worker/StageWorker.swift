@@ -126,11 +126,11 @@ public final class StageWorker {
         var lastBeat = Date.distantPast, lastHeard = Date(), lastSweep = Date()
         let sockets = [input] + (control.map { [$0] } ?? [])
         while !shouldStop() {
-            metrics.health.liveness.tick()
+            metrics.process.liveness.tick()
             if let control {
                 if Date().timeIntervalSince(lastBeat) * 1000 >= Double(heartbeatMs) {
                     // Nothing from the coordinator since the last beat (it answers every one).
-                    if lastBeat != .distantPast, lastHeard < lastBeat { metrics.heartbeatsMissed.increment() }
+                    if lastBeat != .distantPast, lastHeard < lastBeat { metrics.process.heartbeatsMissed.increment() }
                     try send(control, Framing.envelope {
                         $0.heartbeat = .with {
                             $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000)
@@ -156,7 +156,7 @@ public final class StageWorker {
             let ready = try ZMQSocket.poll(sockets, timeoutMs: queue.isEmpty ? 100 : 0)
             if ready.count > 1, ready[1], let control, let frames = try control.receive(timeoutMs: 0) {
                 lastHeard = Date()
-                metrics.received.increment(by: Int64(frames.reduce(0) { $0 + $1.count }))
+                metrics.process.countReceived(frames)
                 switch (try? Framing.decode(frames.last ?? Data()))?.body {
                 case .shutdown?:
                     return
@@ -179,7 +179,7 @@ public final class StageWorker {
             var received = 0
             func take(_ frames: [Data]) throws -> Bool {
                 received += 1
-                metrics.received.increment(by: Int64(frames.reduce(0) { $0 + $1.count }))
+                metrics.process.countReceived(frames)
                 let envelope: Envelope
                 do throws(WireError) { envelope = try Framing.decode(frames.last ?? Data()) } catch {
                     try send(coordinator, error.reply())
@@ -221,7 +221,7 @@ public final class StageWorker {
     /// Every message this stage sends goes through here: its bytes are counted.
     static func send(_ envelope: Envelope, on socket: ZMQSocket, counting metrics: StageMetrics) throws {
         let frame = try Framing.encode(envelope)
-        metrics.sent.increment(by: Int64(frame.count))
+        metrics.process.countSent(frame)
         try socket.send(frame)
     }
 

@@ -138,7 +138,7 @@ public struct WorkerProcess {
         let deadline = Date().addingTimeInterval(Double(options.assignmentTimeoutMs) / 1000)
         var lastHello = Date.distantPast
         while true {
-            options.metrics.health.liveness.tick()
+            options.metrics.process.liveness.tick()
             if shouldStop() { return nil }
             guard options.standby || Date() < deadline else { throw WorkerError.noAssignment(seconds: options.assignmentTimeoutMs / 1000) }
             if let failure = handshakes.failure(), !handshakes.succeeded {

@@ -118,12 +118,10 @@ struct WorkerCommand: ParsableCommand {
         }
         serving.apply(to: &options)
         options.threads = BLASRuntime.threads
-        let server = try metrics.map { address in
-            do { return try MetricsServer(address: address, registry: options.metrics.registry, probes: options.metrics.health.probes) }
-            catch { throw ValidationError("\(error)") }
-        }
+        let server: MetricsServer?
+        do { server = try MetricsServer.start(metrics, registry: options.metrics.registry, probes: options.metrics.process.probes) }
+        catch { throw ValidationError("\(error)") }
         defer { server?.stop() }
-        if let server { FileHandle.standardError.write(Data("metrics on http://\(server.address)/metrics\n".utf8)) }
         try WorkerProcess(options).run()
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Telemetry
 
 struct Bench: ParsableCommand, HasLogLevel {
     static let configuration = CommandConfiguration(
@@ -139,8 +140,6 @@ struct Bench: ParsableCommand, HasLogLevel {
         let decode8 = try decode(batch: 8)
         let stacked8 = try decodeRequests(stacked: true)
         let separate8 = try decodeRequests(stacked: false)
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
         let figures: [(String, Any)] = [
             ("model", "gpt2-\(shape.rawValue)-shape (random weights)"),
             ("dtype", local.dtype.rawValue),
@@ -151,7 +150,7 @@ struct Bench: ParsableCommand, HasLogLevel {
             ("decode_tokens_per_s_batch8", round3(8 / decode8)),
             ("decode_tokens_per_s_8_requests_stacked", round3(8 / stacked8)),
             ("decode_tokens_per_s_8_requests_one_by_one", round3(8 / separate8)),
-            ("peak_rss_mb", round3(Double(usage.ru_maxrss) / 1024)),
+            ("peak_rss_mb", round3(Double(ProcessMemory.peak() ?? 0) / 1_048_576)),
             ("threads", BLASRuntime.threads),
             ("blas_core", BLASRuntime.coreName),
         ] + reference

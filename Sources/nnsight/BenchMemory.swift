@@ -2,6 +2,7 @@ import ArgumentParser
 import Coordinator
 import Engine
 import Foundation
+import Telemetry
 
 /// Peak memory of a trace that saves `lm_head.output` over a long prompt.
 struct BenchMemory: ParsableCommand {
@@ -11,7 +12,7 @@ struct BenchMemory: ParsableCommand {
         discussion: """
         Random weights of GPT-2 small's shape on one in-process stage; one forward pass over a
         prompt of --tokens ids saving model.lm_head.output ([1, T, 50257] float32). Prints the
-        process's peak RSS before and after the trace (getrusage), and the trace's wall time.
+        process's peak RSS before and after the trace (VmHWM), and the trace's wall time.
           swift build -c release && .build/release/nnsight bench-memory --tokens 512 --json
         """)
 
@@ -42,9 +43,5 @@ struct BenchMemory: ParsableCommand {
         ], json: json)
     }
 
-    static func peakRSSMegabytes() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_maxrss) / 1024
-    }
+    static func peakRSSMegabytes() -> Double { Double(ProcessMemory.peak() ?? 0) / 1_048_576 }
 }

@@ -83,12 +83,10 @@ struct Serve: ParsableCommand, HasLogLevel {
         }
         let coordinator = try ClusterCoordinator(options)
         FileHandle.standardError.write(Data("coordinator on \(coordinator.endpoint) (results \(coordinator.resultsEndpoint)); stages \(coordinator.stages)\n".utf8))
-        let server = try metrics.map { address in
-            do { return try MetricsServer(address: address, registry: options.metrics.registry, probes: options.metrics.health.probes) }
-            catch { throw CLIError(description: "\(error)") }
-        }
+        let server: MetricsServer?
+        do { server = try MetricsServer.start(metrics, registry: options.metrics.registry, probes: options.metrics.process.probes) }
+        catch { throw CLIError(description: "\(error)") }
         defer { server?.stop() }
-        if let server { FileHandle.standardError.write(Data("metrics on http://\(server.address)/metrics\n".utf8)) }
         try coordinator.serve()
     }
 }
