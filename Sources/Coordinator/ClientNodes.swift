@@ -6,7 +6,7 @@ import Graph
 /// constants. The op registry's kernels, as on a worker.
 enum ClientNodes {
     /// The values of the saves and appends among `nodes`, by their ids.
-    static func evaluate(_ nodes: [GraphNode], outcome: RunOutcome) throws(TraceError) -> [(UInt32, Tensor)] {
+    static func evaluate(_ nodes: [GraphNode], outcome: RunOutcome, budget: OpBudget = .unlimited) throws(TraceError) -> [(UInt32, Tensor)] {
         var values: [UInt32: Value] = [:]
         var results: [(UInt32, Tensor)] = []
         for node in nodes {
@@ -50,7 +50,7 @@ enum ClientNodes {
             case let .op(name, inputs, attributes):
                 let args = inputs.compactMap { values[$0] }
                 guard args.count == inputs.count, let spec = OpRegistry.spec(name) else { continue }
-                do throws(OpError) { values[node.id] = try spec.run(args, attributes) } catch { throw error.trace(.runtime, at: node) }
+                do throws(OpError) { values[node.id] = try spec.run(args, attributes, budget: budget) } catch { throw error.trace(.runtime, at: node) }
             case let .save(input, id), let .append(input, id):
                 if let v = try tensor(input) { results.append((id, v)) }
             case .set, .replace, .call, .parameter, .skip, .external:

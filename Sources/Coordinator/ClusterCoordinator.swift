@@ -71,6 +71,12 @@ public final class ClusterCoordinator {
         public var keys: KeyDirectory?
         /// Prometheus metrics of this coordinator (`--metrics ADDR` serves `metrics.registry`).
         public var metrics = CoordinatorMetrics()
+        /// Bytes that may wait for one client that reads slower than its traces produce
+        /// (`--client-buffer-mb`); past it the trace ends with ERROR_UNDELIVERABLE. Nothing is
+        /// dropped below it.
+        public var clientBufferBytes = 1 << 30
+        /// What one trace may ask for (values, batch, KV cache, ops of constants).
+        public var budget = TraceBudget()
 
         public init(model: String, workers: Int) {
             self.model = model
@@ -93,6 +99,8 @@ public final class ClusterCoordinator {
         var threads = 0
         /// Its latest heartbeat (traces held, KV-cache bytes, passes).
         var beat = Nnsight_V1_Heartbeat()
+        /// Its process's Hello incarnation.
+        var incarnation: UInt64 = 0
     }
 
     final class Active {
@@ -109,6 +117,10 @@ public final class ClusterCoordinator {
         /// What the client already has, so that a replay delivers nothing twice.
         var deliveredSaves: Set<DeliveredSave> = []
         var deliveredSteps = 0
+        /// Numbered messages sent to the client about this submission (the last one's number).
+        var sent: UInt64 = 0
+        /// Times it was replayed after losing a worker.
+        var replays = 0
         /// When the submission arrived, and when its latest step reached the client (uptime ns).
         let started = DispatchTime.now().uptimeNanoseconds
         var lastStep: UInt64 = 0
@@ -142,8 +154,11 @@ public final class ClusterCoordinator {
         }
 
         /// The current trace with the values of earlier ones put in as constants.
-        func current() throws(TraceError) -> TraceGraph {
-            var graph = graphs[index]
+        func current() throws(TraceError) -> TraceGraph { try Self.resolved(graphs[index], index: index, values: values) }
+
+        /// Trace `index` of a session with the values of earlier ones (`values`) put in as constants.
+        static func resolved(_ graph: TraceGraph, index: Int, values: [SessionKey: Tensor]) throws(TraceError) -> TraceGraph {
+            var graph = graph
             for i in graph.nodes.indices {
                 guard case let .external(trace, saveID) = graph.nodes[i].kind else { continue }
                 guard trace < index else {
@@ -184,6 +199,13 @@ public final class ClusterCoordinator {
     /// Spares (`--standby`) waiting for a free layer range: their Hello and key, by id.
     private var standbys: [String: (hello: Nnsight_V1_Hello, key: String?, lastSeen: Date)] = [:]
     private var announcedReady = false
+    /// What waits for a peer whose pipe is full (nothing is dropped at the high-water mark).
+    private var outbox: PeerOutbox
+    /// Peers found disconnected while sending: their traces are cancelled after this turn.
+    private var gone: Set<Data> = []
+    /// Large messages read off the serving loop, and how many are still being read.
+    private let prepared = Mailbox<Prepared>()
+    private var preparing = 0
     private var lastHousekeeping = Date()
     private let startedAt = Date()
     /// Decides CURVE handshakes for this coordinator's sockets (with `options.keys`).
@@ -205,6 +227,7 @@ public final class ClusterCoordinator {
             stages = LocalCluster.split(config: config, stages: options.workers)
         }
         slots = [String?](repeating: nil, count: stages.count)
+        outbox = PeerOutbox(limitBytes: options.clientBufferBytes)
         if let keys = options.keys {
             // Before anything binds: a CURVE socket with no handler would let every key in.
             zap = try ZAPHandler(context: context, accepted: Set(keys.authorized.values)) { [log] refusal in
@@ -215,6 +238,7 @@ public final class ClusterCoordinator {
         }
         control = try context.socket(.router)
         try control.setMaxMessageSize(WireProtocol.defaultMaxMessageBytes)
+        try control.reportUnroutable()
         if let keys = options.keys { try control.makeCurveServer(keys.own) }
         try control.bind(options.listen)
         endpoint = control.lastEndpoint
@@ -234,7 +258,9 @@ public final class ClusterCoordinator {
         defer { shutdownWorkers() }
         while !shouldStop() {
             options.metrics.process.liveness.tick()
-            let ready = try ZMQSocket.poll([control, results], timeoutMs: 50)
+            // Short waits while work off the loop or a slow client's results are pending.
+            let ready = try ZMQSocket.poll([control, results], timeoutMs: preparing > 0 || outbox.waitingBytes > 0 ? 2 : 50)
+            handlePrepared()
             // Everything that has arrived is handled before liveness is judged: after a stall
             // the workers' heartbeats are waiting here, and they are alive.
             var handled = 0
@@ -249,20 +275,91 @@ public final class ClusterCoordinator {
                 try handleResult(frames.last ?? Data())
                 handled += 1
             }
+            flushOutbox()
             try housekeeping()
         }
+        flushOutbox()
     }
 
     private func send(_ socket: ZMQSocket, _ envelope: Envelope) {
         guard let frame = try? Framing.encode(envelope) else { return }
+        send(socket, frame: frame)
+    }
+
+    private func send(_ socket: ZMQSocket, frame: Data) {
         options.metrics.process.countSent(frame)
         _ = try? socket.send(frame)
     }
 
-    private func reply(_ peer: Data, _ envelope: Envelope) {
-        let frame = (try? Framing.encode(envelope)) ?? Data()
+    /// One non-blocking send on the control ROUTER (ROUTER_MANDATORY: a full pipe or a gone peer
+    /// is an error, not a silent drop).
+    private func attempt(_ peer: Data, _ frame: Data) -> PeerOutbox.Attempt {
+        do throws(ZMQError) {
+            try control.send([peer, frame], dontWait: true)
+        } catch {
+            return error.isUnreachable ? .unreachable : .full
+        }
         options.metrics.process.countSent(frame)
-        _ = try? control.send([peer, frame])
+        return .sent
+    }
+
+    /// Sends `envelope` to a peer, in order after what already waits for it.
+    @discardableResult
+    private func reply(_ peer: Data, _ envelope: Envelope, exempt: Bool = false) -> PeerOutbox.Outcome {
+        let frame: Data
+        do throws(WireError) { frame = try Framing.encode(envelope) } catch {
+            log.error("a message could not be encoded", metadata: ["peer": "\(String(decoding: peer, as: UTF8.self))", "error": "\(error)"])
+            return .overBudget
+        }
+        let outcome = outbox.send(frame, to: peer, exempt: exempt) { attempt($0, $1) }
+        if outcome == .unreachable { gone.insert(peer) }
+        return outcome
+    }
+
+    /// Sends the client one numbered message about its submission. False when it cannot go (the
+    /// client is not reading and its buffer is full, or the value is over the message limit):
+    /// the caller ends the trace, whose error then says so.
+    private func deliver(_ active: Active, _ envelope: Envelope, exempt: Bool = false) -> Bool {
+        var envelope = envelope
+        envelope.requestID = active.clientRequest
+        envelope.sequence = active.sent + 1
+        switch reply(active.client, envelope, exempt: exempt) {
+        case .overBudget: return false
+        case .sent, .queued, .unreachable:
+            active.sent += 1
+            return true
+        }
+    }
+
+    /// Ends a trace whose next message could not be delivered, saying why.
+    private func undeliverable(_ active: Active, _ what: String) {
+        let waiting = outbox.waiting(for: active.client)
+        let why = waiting + 4096 > options.clientBufferBytes
+            ? "the client is not reading: \(waiting >> 20) MB of its results wait to be sent, its buffer's limit (--client-buffer-mb \(options.clientBufferBytes >> 20))"
+            : "it is over the \(WireProtocol.defaultMaxMessageBytes >> 20) MB message limit"
+        finish(active.session.id, error: error(.errorUndeliverable, "\(what) could not be sent: \(why); the trace was ended",
+                                               requestId: active.clientRequest, step: UInt32(active.session.steps)))
+    }
+
+    /// Sends what waits for peers whose pipes had no room; cancels the traces of clients that
+    /// disconnected.
+    private func flushOutbox() {
+        gone.formUnion(outbox.flush { attempt($0, $1) })
+        while let peer = gone.popFirst() {
+            outbox.drop(peer)
+            guard workers[String(decoding: peer, as: UTF8.self)] == nil else { continue }
+            for (id, active) in traces where active.client == peer {
+                finish(id, error: error(.errorRefused, "the client disconnected", requestId: active.clientRequest), reason: "cancelled")
+            }
+            suspended.removeAll { entry in
+                guard entry.active.client == peer else { return false }
+                fail(entry.active, error(.errorRefused, "the client disconnected", requestId: entry.active.clientRequest), reason: "cancelled")
+                return true
+            }
+            log.info("client disconnected; its traces were cancelled", metadata: ["client": "\(String(decoding: peer, as: UTF8.self))"])
+            outbox.drop(peer)
+        }
+        options.metrics.clientBufferBytes.set(to: Double(outbox.waitingBytes))
     }
 
     private func error(_ code: WireErrorCode, _ message: String, requestId: UInt64 = 0, worker: String = "", step: UInt32? = nil) -> Envelope {
@@ -283,10 +380,45 @@ public final class ClusterCoordinator {
             return
         }
         let (peer, frame) = (frames[0], frames[1])
+        if frame.count > Self.inlineDecodeBytes {
+            // A large message (a big trace) is read and compiled off the serving loop, which goes
+            // on answering heartbeats and moving other traces meanwhile.
+            let (config, stages, budget, mailbox) = (config, stages, options.budget, prepared)
+            preparing += 1
+            Self.preparation.async {
+                let decoded = Result { () throws(WireError) in try Framing.decode(frame) }
+                let submission = try? decoded.get().body.flatMap { Self.prepare($0, config: config, stages: stages, budget: budget) }
+                mailbox.post(.init(peer: peer, envelope: decoded, submission: submission))
+            }
+            return
+        }
+        handleControl(peer: peer, Result { () throws(WireError) in try Framing.decode(frame) }, prepared: nil)
+    }
+
+    /// Messages larger than this are read off the serving loop.
+    static let inlineDecodeBytes = 256 << 10
+    /// Where large messages are read and their traces compiled, in the order they came.
+    private static let preparation = DispatchQueue(label: "nnsight.coordinator.preparation")
+
+    /// A control message read off the serving loop, and the submission it carries.
+    struct Prepared: Sendable {
+        let peer: Data
+        let envelope: Result<Envelope, WireError>
+        let submission: PreparedSubmission?
+    }
+
+    private func handlePrepared() {
+        for item in prepared.drain() {
+            preparing -= 1
+            handleControl(peer: item.peer, item.envelope, prepared: item.submission)
+        }
+    }
+
+    private func handleControl(peer: Data, _ decoded: Result<Envelope, WireError>, prepared submission: PreparedSubmission?) {
         let envelope: Envelope
-        do throws(WireError) {
-            envelope = try Framing.decode(frame)
-        } catch {
+        switch decoded {
+        case let .success(e): envelope = e
+        case let .failure(error):
             log.warning("refused a message", metadata: ["peer": "\(String(decoding: peer, as: UTF8.self))", "error": "\(error)"])
             reply(peer, error.reply())
             return
@@ -324,15 +456,16 @@ public final class ClusterCoordinator {
             } else if beat.sender != "client" {
                 // A worker this coordinator dropped (or never knew, after a restart): it must
                 // register again rather than serve a stage that is no longer its own.
-                return reply(peer, error(.errorWorkerLost, "worker \(peerId) is not registered here (dropped, or the coordinator restarted): register again", worker: peerId))
+                reply(peer, error(.errorWorkerLost, "worker \(peerId) is not registered here (dropped, or the coordinator restarted): register again", worker: peerId))
+                return
             }
             // Clients and workers both learn from the answer that the coordinator is alive.
             reply(peer, Framing.envelope(requestId: envelope.requestID) {
                 $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = "coordinator" }
             })
         case .statusRequest?: reply(peer, Framing.envelope(requestId: envelope.requestID) { $0.status = status() })
-        case let .submit(submit)?: submitTrace(submit, client: peer, request: envelope.requestID)
-        case let .submitSession(submit)?: submitSession(submit, client: peer, request: envelope.requestID)
+        case .submit?, .submitSession?:
+            submit(submission ?? Self.prepare(envelope.body!, config: config, stages: stages, budget: options.budget)!, client: peer, request: envelope.requestID)
         case .cancel?:
             if let (id, _) = traces.first(where: { $0.value.client == peer && $0.value.clientRequest == envelope.requestID }) {
                 finish(id, error: error(.errorRefused, "cancelled by the client", requestId: envelope.requestID), reason: "cancelled")
@@ -350,7 +483,16 @@ public final class ClusterCoordinator {
             reply(peer, error(.errorModelMismatch, "worker \(id) serves '\(hello.model)', this cluster serves '\(config.architectureId)'", worker: id))
             return
         }
-        if let existing = workers[id], existing.stage != nil { return }  // a repeated Hello
+        if let existing = workers[id], existing.stage != nil {
+            // Said again while its assignment is on its way: a repeat. From a worker that was
+            // serving, or from a new process under the same id (restarted by systemd within a
+            // second): its stage's state is gone, so it is lost (its traces are replayed) and
+            // registers afresh.
+            guard existing.ready || existing.incarnation != hello.incarnation else { return }
+            log.warning("worker registered again while serving its stage (restarted, or it lost this coordinator)",
+                        metadata: ["worker": "\(id)", "restarted": "\(existing.incarnation != hello.incarnation)"])
+            workerLost(id, existing)
+        }
         guard let free = slots.firstIndex(where: { $0 == nil }) else {
             if hello.standby {
                 // A spare waits (unanswered: it says Hello again) until a range becomes free.
@@ -369,7 +511,8 @@ public final class ClusterCoordinator {
             reply(peer, error(.errorRefused, "cannot connect to the worker's address \(hello.address)", worker: id))
             return
         }
-        workers[id] = WorkerInfo(id: id, address: hello.address, push: push, stage: free, publicKey: key, threads: Int(hello.threads))
+        workers[id] = WorkerInfo(id: id, address: hello.address, push: push, stage: free, publicKey: key, threads: Int(hello.threads),
+                                 incarnation: hello.incarnation)
         slots[free] = id
         options.statistics.assign(stage: free, to: id)
         log.info("worker registered", metadata: ["worker": "\(id)", "layers": "\(stages[free])"])
@@ -425,11 +568,59 @@ public final class ClusterCoordinator {
         return nil
     }
 
-    private func submitTrace(_ submit: Nnsight_V1_SubmitTrace, client: Data, request: UInt64) {
+    /// A submission read and its first trace compiled: what the serving loop starts. Made without
+    /// the coordinator's state, so that a large one is made off the serving loop.
+    struct PreparedSubmission: Sendable {
+        let model: String
+        /// The trace, or a session's traces in order.
+        let graphs: [TraceGraph]
+        let isSession: Bool
+        /// The first trace, compiled (a session's later traces compile when their turn comes:
+        /// they take values of earlier ones).
+        let first: Result<CompiledTrace, TraceError>
+    }
+
+    /// Reads a submission's graphs and compiles the first; nil for other messages.
+    static func prepare(_ body: Envelope.OneOf_Body, config: GPT2Config, stages: [Range<Int>], budget: TraceBudget) -> PreparedSubmission? {
+        let compiler = GraphCompiler(config: config, stages: stages, budget: budget)
+        switch body {
+        case let .submit(submit):
+            do throws(TraceError) {
+                let graph = try TraceGraph(wire: submit.graph, layers: config.nLayer)
+                return PreparedSubmission(model: submit.model, graphs: [graph], isSession: false, first: Result { () throws(TraceError) in try compiler.compile(graph) })
+            } catch {
+                return PreparedSubmission(model: submit.model, graphs: [], isSession: false, first: .failure(error))
+            }
+        case let .submitSession(submit):
+            do throws(TraceError) {
+                guard !submit.traces.isEmpty else { throw TraceError(.invalidGraph, "the session has no traces") }
+                // Every trace is read before any runs: a malformed later one fails the session up front.
+                var graphs: [TraceGraph] = []
+                for (i, wire) in submit.traces.enumerated() {
+                    do throws(TraceError) { graphs.append(try TraceGraph(wire: wire, layers: config.nLayer)) } catch {
+                        var e = error
+                        e.message = "trace \(i) of the session: " + e.message
+                        throw e
+                    }
+                }
+                let first = try SessionRun.resolved(graphs[0], index: 0, values: [:])
+                return PreparedSubmission(model: submit.model, graphs: graphs, isSession: true, first: Result { () throws(TraceError) in try compiler.compile(first) })
+            } catch {
+                return PreparedSubmission(model: submit.model, graphs: [], isSession: true, first: .failure(error))
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// Starts a prepared submission, or answers why it cannot start.
+    private func submit(_ prepared: PreparedSubmission, client: Data, request: UInt64) {
         options.metrics.traceSubmitted()
-        if let refused = refusal(model: submit.model, request: request) { return refuse(client, refused) }
+        if let refused = refusal(model: prepared.model, request: request) { return refuse(client, refused) }
         do throws(TraceError) {
-            try start(try TraceGraph(wire: submit.graph, layers: config.nLayer), client: client, request: request, run: nil)
+            let compiled = try prepared.first.get()
+            try start(prepared.graphs[0], compiled: compiled, client: client, request: request,
+                      run: prepared.isSession ? SessionRun(graphs: prepared.graphs) : nil)
         } catch {
             refuse(client, self.error(error, requestId: request))
         }
@@ -437,39 +628,20 @@ public final class ClusterCoordinator {
 
     /// Answers a submission that never started (refused, or its graph did not compile).
     private func refuse(_ client: Data, _ envelope: Envelope) {
-        reply(client, envelope)
+        var envelope = envelope
+        envelope.sequence = 1  // the only message about this submission
+        reply(client, envelope, exempt: true)
         options.metrics.traceFailed(CoordinatorMetrics.reason(envelope.error.code))
         log.info("trace refused", metadata: ["client": "\(String(decoding: client, as: UTF8.self))", "request": "\(envelope.requestID)",
                                              "outcome": "\(CoordinatorMetrics.reason(envelope.error.code))", "error": "\(envelope.error.message)"])
     }
 
-    private func submitSession(_ submit: Nnsight_V1_SubmitSession, client: Data, request: UInt64) {
-        options.metrics.traceSubmitted()
-        if let refused = refusal(model: submit.model, request: request) { return refuse(client, refused) }
-        do throws(TraceError) {
-            guard !submit.traces.isEmpty else { throw TraceError(.invalidGraph, "the session has no traces") }
-            // Every trace is read before any runs: a malformed later one fails the session up front.
-            var graphs: [TraceGraph] = []
-            for (i, wire) in submit.traces.enumerated() {
-                do throws(TraceError) { graphs.append(try TraceGraph(wire: wire, layers: config.nLayer)) } catch {
-                    var e = error
-                    e.message = "trace \(i) of the session: " + e.message
-                    throw e
-                }
-            }
-            let run = SessionRun(graphs: graphs)
-            try start(try run.current(), client: client, request: request, run: run)
-        } catch {
-            refuse(client, self.error(error, requestId: request))
-        }
-    }
-
-    /// Compiles a trace and starts it on the stages.
-    private func start(_ graph: TraceGraph, client: Data, request: UInt64, run: SessionRun?) throws(TraceError) {
+    /// Starts a compiled trace on the stages.
+    private func start(_ graph: TraceGraph, compiled: CompiledTrace, client: Data, request: UInt64, run: SessionRun?) throws(TraceError) {
         let deadline = graph.limits.deadlineUnixMs > 0
             ? Date(timeIntervalSince1970: Double(graph.limits.deadlineUnixMs) / 1000)
             : Date().addingTimeInterval(Double(options.traceTimeoutMs) / 1000)
-        let active = Active(session: try newSession(graph), client: client, clientRequest: request, deadline: deadline, run: run)
+        let active = Active(session: newSession(graph, compiled: compiled), client: client, clientRequest: request, deadline: deadline, run: run)
         log.info("trace started", metadata: ["trace": "\(Self.hex(active.session.id))", "client": "\(String(decoding: client, as: UTF8.self))",
                                              "request": "\(request)", "max_new_tokens": "\(graph.generation.maxNewTokens)",
                                              "invokes": "\(graph.invokes.count)", "traces": "\(run?.graphs.count ?? 1)"])
@@ -491,14 +663,17 @@ public final class ClusterCoordinator {
     /// Ends a started submission with an error: tells the client, counts it by reason (the error's
     /// code unless given), logs it.
     private func fail(_ active: Active, _ envelope: Envelope, reason: String? = nil) {
-        reply(active.client, envelope)
+        _ = deliver(active, envelope, exempt: true)
         ended(active, outcome: reason ?? CoordinatorMetrics.reason(envelope.error.code))
     }
 
     /// A run of `graph` under a new id.
     private func newSession(_ graph: TraceGraph) throws(TraceError) -> TraceSession {
-        let compiled = try GraphCompiler(config: config, stages: stages).compile(graph)
-        return TraceSession(id: freshTraceId(), compiled: compiled, prompts: graph.invokes, generation: graph.generation)
+        newSession(graph, compiled: try GraphCompiler(config: config, stages: stages, budget: options.budget).compile(graph))
+    }
+
+    private func newSession(_ graph: TraceGraph, compiled: CompiledTrace) -> TraceSession {
+        TraceSession(id: freshTraceId(), compiled: compiled, prompts: graph.invokes, generation: graph.generation)
     }
 
     /// Unpredictable ids: a peer that can reach a worker's activation port cannot aim forged
@@ -517,7 +692,7 @@ public final class ClusterCoordinator {
         traces[session.id] = active
         for (s, submit) in session.submits.enumerated() {
             guard let worker = slots[s].flatMap({ workers[$0] }) else { continue }
-            send(worker.push, submit)
+            send(worker.push, frame: submit)
         }
         if let first = slots[0].flatMap({ workers[$0] }) { send(first.push, session.firstActivations()) }
     }
@@ -526,6 +701,7 @@ public final class ClusterCoordinator {
     /// id. Generation is deterministic (greedy, or sampling from the trace's seed), so the run
     /// repeats the lost one exactly; what the client already received is not sent again.
     private func replay(_ active: Active) {
+        active.replays += 1
         active.session = active.session.restarted(id: freshTraceId())
         options.metrics.replayed.increment()
         log.info("trace replayed", metadata: ["request": "\(active.clientRequest)", "delivered_steps": "\(active.deliveredSteps)"])
@@ -534,16 +710,22 @@ public final class ClusterCoordinator {
 
     /// Passes a saved value on to the client (tagged with its trace within a session), keeping
     /// it here when a later trace of the session uses it.
-    private func forward(_ saved: Nnsight_V1_SavedValue, of active: Active) {
+    /// False when it could not be delivered: the trace has been ended.
+    @discardableResult
+    private func forward(_ saved: Nnsight_V1_SavedValue, of active: Active) -> Bool {
         var saved = saved
         let key = DeliveredSave(trace: UInt32(active.run?.index ?? 0), saveID: saved.saveID, step: saved.step)
-        guard active.deliveredSaves.insert(key).inserted else { return }  // a replay's repeat
+        guard active.deliveredSaves.insert(key).inserted else { return true }  // a replay's repeat
         if let run = active.run {
             saved.trace = UInt32(run.index)
             let key = SessionKey(trace: run.index, saveID: saved.saveID)
             if run.needed.contains(key), !saved.skipped, !saved.append, let value = try? Tensor(wire: saved.value) { run.values[key] = value }
         }
-        reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.saved = saved })
+        guard deliver(active, Framing.envelope { $0.saved = saved }) else {
+            undeliverable(active, "the saved value \(saved.saveID) of step \(saved.step)")
+            return false
+        }
+        return true
     }
 
     private func handleResult(_ frame: Data) throws {
@@ -564,7 +746,7 @@ public final class ClusterCoordinator {
             session.received += 1
             // A skipped save (its guarded branch did not run) is passed on too: the client's
             // program-order output must not wait for it.
-            forward(saved, of: active)
+            guard forward(saved, of: active) else { return }
         case let .stepResult(result)?:
             // A stopped step is reported by the stage that stopped it, which can overtake the
             // last stage's report of the step before: keep it until its turn.
@@ -592,9 +774,9 @@ public final class ClusterCoordinator {
                     if result.step > 0, active.lastStep > 0 { options.metrics.stepDuration.record(.nanoseconds(Int64(now - active.lastStep))) }
                     active.lastStep = now
                     options.metrics.tokensGenerated(result.nextTokens.count)
-                    reply(active.client, Framing.envelope(requestId: active.clientRequest) {
-                        $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens }
-                    })
+                    guard deliver(active, Framing.envelope { $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens } }) else {
+                        return undeliverable(active, "the tokens of step \(result.step)")
+                    }
                 }
                 next = goesOn ? active.early.removeValue(forKey: UInt32(session.steps)) : nil
             }
@@ -612,8 +794,8 @@ public final class ClusterCoordinator {
         guard let active = traces[id] else { return }
         do throws(TraceError) {
             let steps = UInt32(active.session.steps)
-            for (saveId, value) in try ClientNodes.evaluate(active.session.compiled.clientNodes, outcome: active.session.outcome) {
-                forward(.with { $0.saveID = saveId; $0.step = steps; $0.value = value.wire }, of: active)
+            for (saveId, value) in try ClientNodes.evaluate(active.session.compiled.clientNodes, outcome: active.session.outcome, budget: options.budget.folding) {
+                guard forward(.with { $0.saveID = saveId; $0.step = steps; $0.value = value.wire }, of: active) else { return }
             }
         } catch {
             finish(id, error: self.error(error, requestId: active.clientRequest))
@@ -642,12 +824,16 @@ public final class ClusterCoordinator {
             }
         } else {
             let steps = active.session.steps
-            reply(active.client, Framing.envelope(requestId: active.clientRequest) { $0.finished = .with { $0.steps = UInt32(steps) } })
+            let messages = active.sent
+            _ = deliver(active, Framing.envelope { $0.finished = .with { $0.steps = UInt32(steps); $0.messages = messages } }, exempt: true)
             ended(active, outcome: "finished")
         }
     }
 
     // MARK: - liveness
+
+    /// Replays of one trace after lost workers, at most.
+    static let maxReplays = 1
 
     /// Messages handled per socket per turn of the serving loop (the other socket's get their turn).
     static let receiveLimit = 1000
@@ -694,6 +880,14 @@ public final class ClusterCoordinator {
                              requestId: active.clientRequest, worker: id, step: UInt32(step))
             guard options.replayTimeoutMs > 0 else {
                 finish(traceId, error: lost)
+                continue
+            }
+            // A trace that was running when a worker was lost before may be what stops them: it
+            // ends here instead of taking down every spare in turn.
+            guard active.replays < Self.maxReplays else {
+                var poisoned = lost
+                poisoned.error.message += "; the trace was replayed after losing a worker before, and is not replayed again (it may be what stops the workers)"
+                finish(traceId, error: poisoned)
                 continue
             }
             // The surviving stages free this run; the trace waits for the stages to be served again.

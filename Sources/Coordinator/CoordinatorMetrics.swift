@@ -18,6 +18,7 @@ public final class CoordinatorMetrics: Sendable {
     let replayed: Counter
     let running: Gauge
     let queued: Gauge
+    let clientBufferBytes: Gauge
     private let tokens: Counter
     /// Between consecutive steps of a trace, as the coordinator receives them: what a client waits per token.
     let stepDuration: DurationHistogram
@@ -38,6 +39,7 @@ public final class CoordinatorMetrics: Sendable {
         replayed = registry.makeCounter(descriptor: .named("nnsight_traces_replayed_total", help: "Traces run again from their start after a worker was lost."))
         running = registry.makeGauge(descriptor: .named("nnsight_traces_running", help: "Traces on the stages now."))
         queued = registry.makeGauge(descriptor: .named("nnsight_traces_queued", help: "Traces waiting for a lost worker's replacement, to be replayed."))
+        clientBufferBytes = registry.makeGauge(descriptor: .named("nnsight_client_buffer_bytes", help: "Results waiting for clients that read slower than their traces produce."))
         tokens = registry.makeCounter(descriptor: .named("nnsight_tokens_generated_total", help: "Tokens generated (one per batch row per step)."))
         stepDuration = registry.makeDurationHistogram(descriptor: .named("nnsight_step_duration_seconds", help: "Time between a trace's consecutive steps, as the coordinator receives them."), buckets: Self.latencyBuckets)
         traceDuration = registry.makeDurationHistogram(descriptor: .named("nnsight_trace_duration_seconds", help: "Submission to answer, for every submission that started."), buckets: Self.traceBuckets)
@@ -100,6 +102,7 @@ public final class CoordinatorMetrics: Sendable {
         case .errorRefused: "refused"
         case .errorRuntime: "runtime"
         case .errorInternal: "internal"
+        case .errorUndeliverable: "undeliverable"
         default: "unspecified"
         }
     }

@@ -1,14 +1,21 @@
 import Engine
+import Foundation
 import Graph
+import GraphWire
+import Wire
 
 /// A trace compiled for a pipeline: one graph fragment per stage, and the nodes the coordinator
 /// evaluates itself once generation is done (those on `model.generator.output` or
 /// `model.transformer.inputs`, and ops of constants only).
-struct CompiledTrace {
+struct CompiledTrace: Sendable {
     var fragments: [TraceGraph]
     var clientNodes: [GraphNode]
     /// The static type of every value whose shape is known before the trace runs.
     var types: [UInt32: ValueType]
+    /// Each stage's fragment as the body of its Submit message, encoded once (a big trace's
+    /// encoding takes long: it is done where the trace compiles, off the serving loop, and a
+    /// replay sends the same bytes). `TraceSession.submits` puts the trace id before it.
+    var submitBodies: [Data] = []
 }
 
 /// Compiles a recorded trace in passes, each a function of the one before:
@@ -22,6 +29,7 @@ struct CompiledTrace {
 struct GraphCompiler {
     let config: GPT2Config
     let stages: [Range<Int>]
+    var budget = TraceBudget()
 
     enum Placement: Equatable { case constant, worker, client }
 
@@ -59,7 +67,15 @@ struct GraphCompiler {
         try classify(&c)
         try place(&c)
         try inferTypes(&c)
-        return partition(c)
+        var compiled = partition(c)
+        for fragment in compiled.fragments {
+            do throws(WireError) {
+                compiled.submitBodies.append(try Framing.encode(Framing.envelope { $0.submit = .with { $0.graph = fragment.wire } }))
+            } catch {
+                throw TraceError(.overBudget, "a stage's part of the trace cannot be sent: \(error)")
+            }
+        }
+        return compiled
     }
 
     // MARK: - pass 1: validate
@@ -81,6 +97,7 @@ struct GraphCompiler {
         guard longest <= config.nPositions, g.maxNewTokens <= config.nPositions - longest + 1 else {
             throw .invalidGraph("prompt of \(longest) tokens + \(g.maxNewTokens) new tokens exceeds n_positions = \(config.nPositions)")
         }
+        try budget.checkShape(rows: graph.invokes.count, promptLength: longest, newTokens: g.maxNewTokens, config: config)
         try g.sampling.validateAsTrace()
         if let eos = g.eosTokenId, eos >= config.vocabSize { throw .invalidGraph("eos_token_id \(eos) is outside the vocabulary") }
         guard g.padTokenId >= 0, g.padTokenId < config.vocabSize else { throw .invalidGraph("pad_token_id \(g.padTokenId) is outside the vocabulary") }
@@ -175,7 +192,7 @@ struct GraphCompiler {
                     return .tuple([])
                 }
                 let folded: Value
-                do throws(OpError) { folded = try OpRegistry.spec(name)!.run(args, attributes) } catch { throw error.trace(.invalidGraph, at: node) }
+                do throws(OpError) { folded = try OpRegistry.spec(name)!.run(args, attributes, budget: budget.folding) } catch { throw error.trace(.invalidGraph, at: node) }
                 guard case let .tensor(t) = folded else {
                     c.placement[node.id] = .client
                     continue
@@ -323,6 +340,10 @@ struct GraphCompiler {
                 let types = inputs.compactMap { c.types[$0] }
                 guard types.count == inputs.count, let spec = OpRegistry.spec(name) else { continue }
                 do throws(OpError) { c.types[node.id] = try spec.type(types, attributes) } catch { throw fail(error) }
+                let bytes = OpBudget.bytes(c.types[node.id]!)
+                guard bytes <= budget.maxValueBytes else {
+                    throw TraceError(.overBudget, "\(name) would make a value of \(c.types[node.id]!) (\(OpBudget.describe(bytes: bytes))), over the trace's limit of \(OpBudget.describe(bytes: budget.maxValueBytes)) per value (--max-value-mb)").at(node, module: module)
+                }
             case let .set(target, index, value):
                 guard case let .tensor(t)? = c.types[target], case let .tensor(v)? = c.types[value] else { continue }
                 do throws(OpError) { try StaticTypes.checkAssignment(target: t.shape, index: index, value: v.shape) } catch { throw fail(error) }

@@ -95,11 +95,27 @@ final class CoordinatorClient: TraceBackend {
                           status: ((Nnsight_V1_ClusterStatus) -> Void)? = nil) throws {
         let id = nextRequest
         nextRequest += 1
-        if let body { try socket.send(try Framing.encode(Framing.envelope(requestId: id, body))) }
+        if let body {
+            // Over the limit, the coordinator's socket would drop it and disconnect us without a word.
+            let frame: Data
+            do throws(WireError) { frame = try Framing.encode(Framing.envelope(requestId: id, body)) } catch {
+                if case let .tooLarge(bytes, limit) = error {
+                    throw TraceError(.overBudget, "the submission is \(bytes >> 20) MB, over the \(limit >> 20) MB message limit (large constants: compute them inside the trace, or save less)")
+                }
+                throw TraceError(.transport, "the submission could not be encoded: \(error)")
+            }
+            try socket.send(frame)
+        }
+        /// The number the next message about this request must carry: a gap is a lost message.
+        var expected: UInt64 = 1
         let deadline = Date().addingTimeInterval(Double(timeoutSeconds) + 5)
         // A ping's heartbeat goes out at once; a submission's when the coordinator has been quiet.
-        var lastHeard = Date(), lastBeat = Date(), beatNow = body == nil
+        var lastHeard = Date(), lastBeat = Date(), beatNow = body == nil, lastTurn = Date()
         while Date() < deadline {
+            // This process was stalled (stopped, swapped, busy delivering): the coordinator's
+            // silence meanwhile says nothing, and its messages may still be on their way in.
+            if Date().timeIntervalSince(lastTurn) * 1000 > Double(Self.heartbeatMs) { lastHeard = Date() }
+            lastTurn = Date()
             if beatNow || Date().timeIntervalSince(max(lastHeard, lastBeat)) * 1000 >= Double(Self.heartbeatMs) {
                 beatNow = false
                 try socket.send(try Framing.encode(Framing.envelope(requestId: id) {
@@ -111,12 +127,22 @@ final class CoordinatorClient: TraceBackend {
                 throw TraceError(.transport, "the coordinator at \(endpoint) refused the connection: \(failure)"
                     + (keys == nil ? "; the server requires CURVE keys (--keys DIR, LanguageModel.connect(..., keys:))" : ""))
             }
-            if Date().timeIntervalSince(lastHeard) * 1000 > Double(livenessMs) {
-                throw TraceError(.transport, heardFromCoordinator
-                    ? "the coordinator at \(endpoint) stopped answering (nothing for \(livenessMs / 1000) s)"
-                    : "no coordinator answered at \(endpoint) within \(livenessMs / 1000) s")
+            // Silence is judged only when nothing waits to be read: a client that was itself
+            // stalled (stopped, swapped) finds the coordinator's messages queued for it.
+            let waitStarted = Date()
+            guard let frames = try socket.receive(timeoutMs: 200) else {
+                // Stalled inside the wait itself: its messages may not have been read in yet.
+                if Date().timeIntervalSince(waitStarted) * 1000 > Double(Self.heartbeatMs) {
+                    lastHeard = Date()
+                    continue
+                }
+                if Date().timeIntervalSince(lastHeard) * 1000 > Double(livenessMs) {
+                    throw TraceError(.transport, heardFromCoordinator
+                        ? "the coordinator at \(endpoint) stopped answering (nothing for \(livenessMs / 1000) s\(expected > 1 ? ", after \(expected - 1) results" : ""))"
+                        : "no coordinator answered at \(endpoint) within \(livenessMs / 1000) s")
+                }
+                continue
             }
-            guard let frames = try socket.receive(timeoutMs: 200) else { continue }
             lastHeard = Date()
             heardFromCoordinator = true
             let envelope: Envelope
@@ -125,6 +151,16 @@ final class CoordinatorClient: TraceBackend {
             if body == nil, envelope.requestID == id, case .heartbeat? = envelope.body { return }
             guard envelope.requestID == id else { continue }
             switch envelope.body {
+            case .saved?, .stepResult?, .finished?, .error?:
+                guard envelope.sequence == expected else {
+                    throw TraceError(.transport, envelope.sequence > expected
+                        ? "message \(expected) of the trace's results never arrived (message \(envelope.sequence) did): \(envelope.sequence - expected) lost between the coordinator and this client"
+                        : "message \(envelope.sequence) of the trace's results arrived twice")
+                }
+                expected += 1
+            default: break
+            }
+            switch envelope.body {
             case let .saved(saved)? where saved.skipped:
                 deliver(Int(saved.trace), .skipped(id: saved.saveID, step: Int(saved.step)))
             case let .saved(saved)?:
@@ -132,7 +168,11 @@ final class CoordinatorClient: TraceBackend {
                     deliver(Int(saved.trace), .saved(id: saved.saveID, step: Int(saved.step), value: try Tensor(wire: saved.value)))
                 } catch { throw TraceError(.transport, "a saved value could not be read: \(error)") }
             case let .stepResult(result)?: deliver(0, .tokens(step: Int(result.step), ids: result.nextTokens.map { Int(truncatingIfNeeded: $0) }))
-            case .finished?: return
+            case let .finished(finished)?:
+                guard finished.messages == envelope.sequence - 1 else {
+                    throw TraceError(.transport, "the coordinator sent \(finished.messages) results, \(envelope.sequence - 1) arrived")
+                }
+                return
             case let .status(answer)?:
                 status?(answer)
                 return

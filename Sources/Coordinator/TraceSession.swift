@@ -34,8 +34,8 @@ final class TraceSession {
     private(set) var history: [RunOutcome.StepInputs] = []
     private(set) var steps = 0
     private(set) var stopped = false
-    /// The steps of the saves the workers stream, and how many arrived.
-    private let saveSteps: [Int]
+    /// How many saves the workers stream for steps 0..<s, at [s]; and how many arrived.
+    private let savesBefore: [Int]
     var received = 0
 
     private let prompts: [[Int]]
@@ -50,12 +50,15 @@ final class TraceSession {
         sequences = padded.tokens
         finished = [Bool](repeating: false, count: padded.batch)
         current = padded.firstStep
-        saveSteps = compiled.fragments.flatMap(\.nodes).compactMap { node in
+        var perStep = [Int](repeating: 0, count: generation.maxNewTokens + 1)
+        for node in compiled.fragments.flatMap(\.nodes) {
             switch node.kind {
-            case .save, .append: node.step
-            default: nil
+            case .save, .append: perStep[min(max(node.step, 0), generation.maxNewTokens)] += 1
+            default: break
             }
         }
+        var running = 0
+        savesBefore = [0] + perStep.map { running += $0; return running }
     }
 
     /// The same trace from its first step, under another id (a replay: the stages, and so the
@@ -64,9 +67,11 @@ final class TraceSession {
         TraceSession(id: id, compiled: compiled, prompts: prompts, generation: generation)
     }
 
-    /// Each stage's fragment.
-    var submits: [Envelope] {
-        compiled.fragments.map { fragment in Framing.envelope(requestId: id) { $0.submit = .with { $0.graph = fragment.wire } } }
+    /// Each stage's fragment, as the frame of its Submit message: the trace's id, then the body
+    /// encoded when the trace compiled (protobuf merges concatenated encodings of one message).
+    var submits: [Data] {
+        let header = (try? Framing.encode(Framing.envelope(requestId: id) { _ in })) ?? Data()
+        return compiled.submitBodies.map { header + $0 }
     }
 
     /// Tells every stage to free the trace's state.
@@ -113,7 +118,7 @@ final class TraceSession {
     }
 
     /// Whether every value the workers stream for the steps that ran has arrived.
-    var allSavesArrived: Bool { received >= saveSteps.filter { $0 < steps }.count }
+    var allSavesArrived: Bool { received >= savesBefore[min(steps, savesBefore.count - 1)] }
 
     var outcome: RunOutcome { RunOutcome(sequences: sequences, steps: steps, inputs: history, stopped: stopped) }
 }

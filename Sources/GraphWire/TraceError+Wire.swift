@@ -10,6 +10,7 @@ extension TraceError {
             case .stepNotReached: .errorStepNotReached
             case .runtime: .errorRuntime
             case .transport: .errorWorkerLost
+            case .overBudget: .errorTooLarge
             }
             e.message = message
             if let node { e.node = node }
@@ -28,6 +29,7 @@ extension TraceError {
         case .errorInvalidGraph, .errorModelMismatch, .errorInvalidTensor: .invalidGraph
         case .errorStepNotReached: .stepNotReached
         case .errorRuntime: .runtime
+        case .errorTooLarge: .overBudget
         default: .transport
         }
         self.init(kind, e.message, node: e.node == 0 ? nil : e.node, step: e.hasStep ? Int(e.step) : nil,

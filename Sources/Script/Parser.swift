@@ -7,6 +7,10 @@ struct Parser {
     /// Nesting of expressions and blocks (bounded, so that no input exhausts the stack).
     var depth = 0
     static let maxDepth = 100
+    /// Height of the operator chains being parsed (`1 + 1 + ...` is a left-deep tree as tall as
+    /// it is long, evaluated recursively): past it, Python's own RecursionError.
+    var chainHeight = 0
+    static let maxChainHeight = 3000
 
     init(_ source: String, file: String = "<script>") throws(ScriptError) {
         var lexer = Lexer(source, file: file)
@@ -368,31 +372,30 @@ struct Parser {
 
     mutating func binaryLevel(_ ops: [String], _ next: (inout Parser) throws(ScriptError) -> Expr) throws(ScriptError) -> Expr {
         var left = try next(&self)
+        let base = chainHeight
+        defer { chainHeight = base }
         while case let .op(op) = current.kind, ops.contains(op) {
+            try growChain()
             p += 1
             left = Expr(.binary(op, left, try next(&self)), left.location)
         }
         return left
     }
 
-    mutating func arith() throws(ScriptError) -> Expr {
-        var left = try term()
-        while isOp("+") || isOp("-") {
-            guard case let .op(op) = current.kind else { break }
-            p += 1
-            left = Expr(.binary(op, left, try term()), left.location)
+    /// One more link of an operator chain (counted while the rest of the chain is parsed).
+    mutating func growChain() throws(ScriptError) {
+        chainHeight += 1
+        guard chainHeight + depth <= Self.maxChainHeight else {
+            throw fail(.recursion, "maximum recursion depth exceeded during compilation (an expression over \(Self.maxChainHeight) operators deep)")
         }
-        return left
+    }
+
+    mutating func arith() throws(ScriptError) -> Expr {
+        try binaryLevel(["+", "-"]) { (p) throws(ScriptError) in try p.term() }
     }
 
     mutating func term() throws(ScriptError) -> Expr {
-        var left = try factor()
-        while isOp("*") || isOp("/") || isOp("//") || isOp("%") || isOp("@") {
-            guard case let .op(op) = current.kind else { break }
-            p += 1
-            left = Expr(.binary(op, left, try factor()), left.location)
-        }
-        return left
+        try binaryLevel(["*", "/", "//", "%", "@"]) { (p) throws(ScriptError) in try p.factor() }
     }
 
     mutating func factor() throws(ScriptError) -> Expr {

@@ -9,6 +9,22 @@ final class PyList {
     /// `.save()` was called on it inside a trace, so it outlives the trace (as in nnsight).
     var saved = false
     init(_ items: [PyValue] = []) { self.items = items }
+
+    /// Frees nested lists one after another: released recursively, `x = [x]` repeated 100,000
+    /// times overflowed the stack.
+    deinit {
+        var pending = items
+        items = []
+        while !pending.isEmpty {
+            var child: PyList
+            if case let .list(list) = pending.removeLast() { child = list } else { continue }
+            // Referenced only here: it is freed at the end of this turn, after its items move out.
+            if isKnownUniquelyReferenced(&child) {
+                pending.append(contentsOf: child.items)
+                child.items = []
+            }
+        }
+    }
 }
 
 /// A Python dict (a reference, insertion-ordered). Keys are strings, ints or bools.

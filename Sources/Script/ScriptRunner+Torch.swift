@@ -132,8 +132,8 @@ extension ScriptRunner {
         let tensors = try values.map { try tensorOperand($0, loc) }
         guard let spec = OpRegistry.spec(name) else { throw fail(.attribute, "unknown op '\(name)'", loc) }
         let result: Value
-        do throws(OpError) { result = try spec.run(tensors.map(Value.tensor), attributes) } catch {
-            throw fail(.runtime, error.description, loc)
+        do throws(OpError) { result = try spec.run(tensors.map(Value.tensor), attributes, budget: limits.values) } catch {
+            throw fail(error.isOverBudget ? .memory : .runtime, error.description, loc)
         }
         switch result {
         case let .tensor(t):

@@ -146,7 +146,7 @@ extension ScriptRunner {
             // Errors name the node's script position: point there.
             var at = loc
             if let line = error.line, line > 0 { at = SourceLocation(line: line, column: error.column ?? 1) }
-            throw fail(error.kind == .invalidGraph ? .type : .runtime, error.description, at)
+            throw fail(error.kind == .invalidGraph ? .type : error.kind == .overBudget ? .memory : .runtime, error.description, at)
         }
         if let error = clientError {
             clientError = nil

@@ -80,6 +80,10 @@ public final class ScriptRunner {
 
     /// Parses and runs `source`. Printed text is collected (and passed to `echo` as it comes).
     public func run(source: String, echo: ((String) -> Void)? = nil) -> Outcome {
+        DeepStack.run { runHere(source: source, echo: echo) }
+    }
+
+    private func runHere(source: String, echo: ((String) -> Void)?) -> Outcome {
         self.echo = echo
         globals = ["model": .object(.model)]
         statementsRun = 0

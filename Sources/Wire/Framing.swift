@@ -9,8 +9,13 @@ import SwiftProtobuf
 /// let received = try Framing.decode(frame)            // size, version, body and tensors checked
 /// ```
 public enum Framing {
-    public static func encode(_ envelope: Envelope) throws -> Data {
-        try envelope.serializedData()
+    /// The frame of `envelope`; a message over `maxBytes` (which its receiver would drop, and
+    /// disconnect the sender) is refused here, where the sender can still say why.
+    public static func encode(_ envelope: Envelope, maxBytes: Int = WireProtocol.defaultMaxMessageBytes) throws(WireError) -> Data {
+        let frame: Data
+        do { frame = try envelope.serializedData() } catch { throw .malformed("cannot encode: \(error)") }
+        guard frame.count <= maxBytes else { throw .tooLarge(bytes: frame.count, limit: maxBytes) }
+        return frame
     }
 
     /// Builds an envelope with the current protocol version.

@@ -31,6 +31,8 @@ public final class Interpreter: HookHandler {
     private let exportSet: Set<UInt32>
     private var imported: [UInt32] = []
     private let emit: Emit
+    /// What one op of this trace may make (checked before its kernel allocates).
+    private let budget: OpBudget
     private let invokeRows: [Int: Int]
     /// Nodes this stage runs (a value missing from elsewhere was skipped upstream).
     private let local: Set<UInt32>
@@ -57,8 +59,10 @@ public final class Interpreter: HookHandler {
     ///   - layers: the model's layer count (the forward order the nodes run in).
     ///   - owns: whether a hook point fires on this stage (a node placed elsewhere would never
     ///     run, and its saves never arrive: refused up front).
-    public init(fragment: TraceGraph, layers: Int, owns: (HookPoint) -> Bool, model: GPT2? = nil, emit: @escaping Emit) throws(TraceError) {
+    public init(fragment: TraceGraph, layers: Int, owns: (HookPoint) -> Bool, model: GPT2? = nil, budget: OpBudget = .unlimited,
+                emit: @escaping Emit) throws(TraceError) {
         self.emit = emit
+        self.budget = budget
         self.model = model
         stopAfter = fragment.stopAfter
         lastStep = fragment.generation.maxNewTokens - 1
@@ -242,7 +246,7 @@ public final class Interpreter: HookHandler {
             var args: [Value] = []
             args.reserveCapacity(inputs.count)
             for input in inputs { args.append(try value(input)) }
-            values[node.id] = try spec.run(args, attributes)
+            values[node.id] = try spec.run(args, attributes, budget: budget)
             created.append(node.id)
         case let .set(_, index, value):
             let source = try tensor(value)

@@ -123,10 +123,14 @@ public final class StageWorker {
         var next = initialNext
         var nextAddress = endpoints.next ?? ""
         func send(_ socket: ZMQSocket, _ envelope: Envelope) throws { try Self.send(envelope, on: socket, counting: metrics) }
-        var lastBeat = Date.distantPast, lastHeard = Date(), lastSweep = Date()
+        var lastBeat = Date.distantPast, lastHeard = Date(), lastSweep = Date(), lastTurn = Date()
         let sockets = [input] + (control.map { [$0] } ?? [])
         while !shouldStop() {
             metrics.process.liveness.tick()
+            // This stage was busy (a long pass, a large fragment) or stalled: the coordinator's
+            // answers are waiting to be read, so its silence meanwhile says nothing.
+            if Date().timeIntervalSince(lastTurn) * 1000 > Double(heartbeatMs) { lastHeard = Date() }
+            lastTurn = Date()
             if let control {
                 if Date().timeIntervalSince(lastBeat) * 1000 >= Double(heartbeatMs) {
                     // Nothing from the coordinator since the last beat (it answers every one).
@@ -301,9 +305,11 @@ public final class StageWorker {
             do throws(TraceError) {
                 let graph = try TraceGraph(wire: submit.graph, layers: model.config.nLayer)
                 let bytes = try kvBytes(graph)
-                if let limit = kvMemoryLimit {
+                try checkWidestActivation(graph)
+                do {
+                    let limit = kvMemoryLimit ?? Self.defaultKVMemory
                     guard bytes <= limit else {
-                        throw TraceError(.invalidGraph, "the trace needs \(bytes >> 20) MB of KV cache on this stage, more than its --kv-memory of \(limit >> 20) MB")
+                        throw TraceError(.overBudget, "the trace needs \(bytes >> 20) MB of KV cache on this stage, more than its --kv-memory of \(limit >> 20) MB")
                     }
                     // Full: the trace waits (its activations with it) until others end.
                     if kvBytesHeld + bytes > limit || !waiting.isEmpty {
@@ -422,6 +428,27 @@ public final class StageWorker {
         return point.module.precedesLayers ? model.weights.hasEmbeddings : model.weights.hasHead
     }
 
+    /// What one value of a trace may take on this stage (`--max-value-mb`): every op's output,
+    /// and the prompt pass's widest activation, checked before anything is allocated.
+    public var valueBudget = OpBudget(maxValueBytes: 1 << 30, source: "this stage's limit (--max-value-mb)")
+
+    /// KV-cache memory when `--kv-memory` is not given: half of the machine's.
+    static let defaultKVMemory: Int = {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        return pages > 0 && size > 0 ? pages * size / 2 : 8 << 30
+    }()
+
+    /// The prompt pass's widest activation on this stage (the MLP's, or the logits on the last):
+    /// a batch whose activations cannot be held is refused before its pass allocates them.
+    private func checkWidestActivation(_ graph: TraceGraph) throws(TraceError) {
+        let rows = graph.invokes.filter { !$0.isEmpty }.count, length = graph.invokes.map(\.count).max() ?? 0
+        let width = max(4 * model.config.nEmbd, model.weights.hasHead ? model.config.vocabSize : 0)
+        let bytes = OpBudget.bytes(TensorType(shape: [rows, length, width], dtype: .float32))
+        guard bytes <= valueBudget.maxValueBytes else {
+            throw TraceError(.overBudget, "a batch of \(rows) prompts of up to \(length) tokens makes activations of [\(rows), \(length), \(width)] float32 (\(OpBudget.describe(bytes: bytes))) on this stage, over its limit of \(OpBudget.describe(bytes: valueBudget.maxValueBytes)) per value (--max-value-mb)")
+        }
+    }
+
     /// The KV cache a trace needs on this stage, in bytes (prompt plus new tokens, every row).
     private func kvBytes(_ graph: TraceGraph) throws(TraceError) -> Int {
         let (rows, capacity) = try cacheShape(graph)
@@ -472,7 +499,7 @@ public final class StageWorker {
     private func makeRequest(_ graph: TraceGraph, id: UInt64, coordinator: ZMQSocket) throws(TraceError) -> Request {
         let (rows, capacity) = try cacheShape(graph)
         let metrics = metrics  // not self: the request (held by self) keeps this closure
-        let interpreter = try Interpreter(fragment: graph, layers: model.config.nLayer, owns: owns, model: model) { saveID, step, value, append in
+        let interpreter = try Interpreter(fragment: graph, layers: model.config.nLayer, owns: owns, model: model, budget: valueBudget) { saveID, step, value, append in
             try Self.send(Framing.envelope(requestId: id) {
                 $0.saved = .with {
                     $0.saveID = saveID

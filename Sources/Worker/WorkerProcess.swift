@@ -24,6 +24,8 @@ public struct WorkerProcess {
         public var maxBatch = 16
         public var batchWindowMs = 0.0
         public var kvMemoryBytes: Int?
+        /// Bytes one value of a trace may take (`--max-value-mb`).
+        public var maxValueBytes = 1 << 30
         /// CURVE (`--keys DIR`): this worker's keypair and the coordinator's public key.
         public var keys: KeyDirectory?
         /// A spare: it waits (without a deadline) for the first layer range that becomes free.
@@ -46,6 +48,8 @@ public struct WorkerProcess {
 
     let options: Options
     let log: Logger
+    /// This process's registrations carry it: the coordinator tells a restart from a repeat.
+    let incarnation = UInt64.random(in: 1...UInt64.max)
     /// The weights of a layer range: loaded from `options.model`, or given (in-process stages).
     let load: @Sendable (GPT2Config, Range<Int>) throws -> GPT2
     let config: GPT2Config?
@@ -133,6 +137,7 @@ public struct WorkerProcess {
                 $0.model = config.architectureId
                 $0.standby = options.standby
                 $0.threads = UInt32(max(0, options.threads))
+                $0.incarnation = incarnation
             }
         }
         let deadline = Date().addingTimeInterval(Double(options.assignmentTimeoutMs) / 1000)
@@ -178,6 +183,7 @@ public struct WorkerProcess {
         worker.maxBatch = max(1, options.maxBatch)
         worker.batchWindowMs = max(0, options.batchWindowMs)
         worker.kvMemoryLimit = options.kvMemoryBytes
+        worker.valueBudget.maxValueBytes = options.maxValueBytes
         worker.curve = curve
         worker.metrics = options.metrics
         options.metrics.serving(Int(stage.layerStart)..<Int(stage.layerEnd))

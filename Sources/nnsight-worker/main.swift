@@ -140,7 +140,11 @@ struct ServingOptions: ParsableArguments {
     @Option(name: .long, help: "KV-cache memory for this stage's traces, in MB; traces that do not fit wait for others to end (default: no limit).")
     var kvMemory: Int?
 
+    @Option(name: .long, help: "Megabytes one value of a trace may take on this stage (an op's output, the prompt pass's widest activation); a trace over it ends with an error naming the op and the shape.")
+    var maxValueMb: Int = 1024
+
     func validate() throws {
+        guard maxValueMb >= 1 else { throw ValidationError("--max-value-mb must be at least 1") }
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
         guard batchWindowMs >= 0, batchWindowMs <= 1000 else { throw ValidationError("--batch-window-ms must be within 0...1000") }
         if let kvMemory, kvMemory < 1 { throw ValidationError("--kv-memory must be at least 1 (MB)") }
@@ -151,6 +155,7 @@ struct ServingOptions: ParsableArguments {
         options.maxBatch = maxBatch
         options.batchWindowMs = batchWindowMs
         options.kvMemoryBytes = kvMemory.map { $0 << 20 }
+        options.maxValueBytes = maxValueMb << 20
     }
 }
 

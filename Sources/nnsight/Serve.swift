@@ -49,6 +49,15 @@ struct Serve: ParsableCommand, HasLogLevel {
     @Option(name: .long, help: "Seconds a trace whose worker died waits for a replacement (a spare: nnsight-worker --standby) before it ends with the error; it is then replayed exactly (0: end at once).")
     var replayTimeout: Int = 30
 
+    @Option(name: .long, help: "Megabytes of results that may wait for one client that reads slower than its traces produce; past it the trace ends with an error that says so (nothing is dropped below it).")
+    var clientBufferMb: Int = 1024
+
+    @Option(name: .long, help: "Megabytes one value of a trace may take (any op's output, the prompt pass's widest activation); a larger one is refused before the trace runs.")
+    var maxValueMb: Int = 1024
+
+    @Option(name: .long, help: "Megabytes of KV cache one trace may need over every layer (its rows times prompt plus new tokens); a larger batch is refused before it runs.")
+    var maxTraceMb: Int = 8192
+
     @Option(name: .long, help: "CURVE keys: DIR/NAME.key is the coordinator's, DIR/authorized/*.pub the clients and workers it accepts (see `nnsight keygen`).")
     var keys: String?
 
@@ -70,6 +79,11 @@ struct Serve: ParsableCommand, HasLogLevel {
         options.results = results
         options.workerTimeoutMs = workerTimeout * 1000
         options.replayTimeoutMs = replayTimeout * 1000
+        guard clientBufferMb >= 1 else { throw ValidationError("--client-buffer-mb must be at least 1") }
+        options.clientBufferBytes = clientBufferMb << 20
+        guard maxValueMb >= 1, maxTraceMb >= 1 else { throw ValidationError("--max-value-mb and --max-trace-mb must be at least 1") }
+        options.budget.maxValueBytes = maxValueMb << 20
+        options.budget.maxCacheBytes = maxTraceMb << 20
         options.split = try split.map(parseLayerBoundaries)
         do {
             options.keys = try keys.map(KeyDirectory.load)

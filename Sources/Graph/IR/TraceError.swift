@@ -15,8 +15,12 @@ public struct TraceError: Error, Equatable, Sendable, CustomStringConvertible {
         case stepNotReached
         /// An op failed while the trace ran.
         case runtime
-        /// The cluster could not carry the trace: a lost worker, a deadline, a bad message.
+        /// The cluster could not carry the trace: a lost worker, a deadline, a bad message, a
+        /// value that could not be delivered.
         case transport
+        /// A value, a batch, a message or a computation over its budget: refused before anything
+        /// was allocated (the message names the op, the shape and the limit).
+        case overBudget
     }
 
     public var kind: Kind
@@ -46,6 +50,7 @@ public struct TraceError: Error, Equatable, Sendable, CustomStringConvertible {
     public static func invalidGraph(_ message: String) -> TraceError { TraceError(.invalidGraph, message) }
     public static func runtime(_ message: String) -> TraceError { TraceError(.runtime, message) }
     public static func transport(_ message: String) -> TraceError { TraceError(.transport, message) }
+    public static func overBudget(_ message: String) -> TraceError { TraceError(.overBudget, message) }
     public static func stepNotReached(step: Int) -> TraceError {
         TraceError(.stepNotReached, "step \(step) was not reached (generation stopped before it)", step: step)
     }
@@ -76,6 +81,7 @@ public struct TraceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .stepNotReached: return message
         case .runtime: return "trace failed: " + prefix + message
         case .transport: return "cluster error: " + prefix + message
+        case .overBudget: return "over budget: " + prefix + message
         }
     }
 }
@@ -83,6 +89,6 @@ public struct TraceError: Error, Equatable, Sendable, CustomStringConvertible {
 extension OpError {
     /// The op failure as a trace error of `kind` at `node`.
     public func trace(_ kind: TraceError.Kind, at node: GraphNode, step: Int? = nil, module: String? = nil) -> TraceError {
-        TraceError(kind, description).at(node, step: step, module: module)
+        TraceError(isOverBudget ? .overBudget : kind, description).at(node, step: step, module: module)
     }
 }

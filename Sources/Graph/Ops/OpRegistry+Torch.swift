@@ -122,12 +122,23 @@ extension OpRegistry {
                        return .tensor(TensorType(shape: try Kernels.matmulShape(x.shape, y.shape),
                                                  dtype: x.dtype == .float32 || y.dtype == .float32 ? .float32 : .int64))
                    },
+                   work: { t, _ in
+                       // Every output element is an inner product of length k.
+                       let out = (try? Kernels.matmulShape(t[0].shape, t[1].shape)) ?? []
+                       return OpBudget.elements(out).multipliedSaturating(by: t[0].shape.last ?? 1)
+                   },
                    kernel: { v, _ throws(OpError) in .tensor(try Kernels.matmul(try tensor(v[0]), try tensor(v[1]))) }),
             OpSpec("einsum", arity: 1...8, attributes: [AttributeSpec("equation", .string, required: true)],
                    type: { t, a throws(OpError) in
                        let xs = try t.map { (x) throws(OpError) in try tensor(x) }
                        let e = try Kernels.Einsum(a.string("equation") ?? "", operands: xs.count)
                        return .tensor(TensorType(shape: try e.shape(xs.map(\.shape)), dtype: xs.contains { $0.dtype == .float32 } ? .float32 : .int64))
+                   },
+                   work: { t, a in
+                       // The loop runs over every subscript's range.
+                       guard let e = try? Kernels.Einsum(a.string("equation") ?? "", operands: t.count),
+                             let sizes = try? e.sizes(t.map(\.shape)) else { return 0 }
+                       return sizes.values.reduce(1) { $0.multipliedSaturating(by: $1) }
                    },
                    kernel: { v, a throws(OpError) in
                        .tensor(try Kernels.einsum(a.string("equation") ?? "", try v.map { (x) throws(OpError) in try tensor(x) }))

@@ -5,6 +5,8 @@
 public struct OpSpec: Sendable {
     public typealias TypeRule = @Sendable (_ inputs: [ValueType], _ attributes: Attributes) throws(OpError) -> ValueType
     public typealias Kernel = @Sendable (_ inputs: [Value], _ attributes: Attributes) throws(OpError) -> Value
+    /// Element operations for inputs of these types (for the budget); nil: inputs plus output.
+    public typealias WorkRule = @Sendable (_ inputs: [TensorType], _ attributes: Attributes) -> Int
 
     public let name: String
     public let arity: ClosedRange<Int>
@@ -13,15 +15,37 @@ public struct OpSpec: Sendable {
     public let outputs: Int
     public let type: TypeRule
     public let kernel: Kernel
+    let workRule: WorkRule?
 
     public init(_ name: String, arity: ClosedRange<Int>, attributes: [AttributeSpec] = [], outputs: Int = 1,
-                type: @escaping TypeRule, kernel: @escaping Kernel) {
+                type: @escaping TypeRule, work: WorkRule? = nil, kernel: @escaping Kernel) {
         self.name = name
         self.arity = arity
         self.attributes = attributes
         self.outputs = outputs
         self.type = type
+        self.workRule = work
         self.kernel = kernel
+    }
+
+    /// Element operations of this op on inputs of `inputs` types giving `output`.
+    public func work(_ inputs: [ValueType], output: ValueType, _ attributes: Attributes) -> Int {
+        let tensors = inputs.compactMap { if case let .tensor(t) = $0 { t } else { nil } }
+        if let workRule, tensors.count == inputs.count { return workRule(tensors, attributes) }
+        return (inputs + [output]).reduce(0) { total, type in
+            switch type {
+            case let .tensor(t): total.addingSaturating(OpBudget.elements(t.shape))
+            case let .tuple(items): items.reduce(total) { $0.addingSaturating($1.map { OpBudget.elements($0.shape) } ?? 0) }
+            }
+        }
+    }
+
+    /// Its output's type and its work on `inputs`, checked against `budget` before anything is
+    /// allocated.
+    public func check(_ inputs: [ValueType], _ attributes: Attributes, budget: OpBudget) throws(OpError) -> ValueType {
+        let output = try type(inputs, attributes)
+        try budget.check(name, inputs: inputs, output: output, work: work(inputs, output: output, attributes))
+        return output
     }
 
     /// Checks the inputs' count and the attributes against the declaration.
@@ -41,9 +65,10 @@ public struct OpSpec: Sendable {
         }
     }
 
-    /// Validates, type-checks and runs.
-    public func run(_ inputs: [Value], _ attributes: Attributes) throws(OpError) -> Value {
+    /// Validates, checks the budget and runs.
+    public func run(_ inputs: [Value], _ attributes: Attributes, budget: OpBudget = .unlimited) throws(OpError) -> Value {
         try validate(inputs: inputs.count, attributes: attributes)
+        if budget != .unlimited { _ = try check(inputs.map(\.type), attributes, budget: budget) }
         return try kernel(inputs, attributes)
     }
 }

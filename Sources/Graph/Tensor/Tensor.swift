@@ -2,6 +2,15 @@
 public enum DType: String, Sendable, Equatable {
     case float32, int64, bool
 
+    /// Bytes per element in memory.
+    public var byteWidth: Int {
+        switch self {
+        case .float32: 4
+        case .int64: 8
+        case .bool: 1
+        }
+    }
+
     /// torch's type-promotion category: bool < integer < floating.
     var category: Int {
         switch self {
@@ -251,5 +260,10 @@ extension Tensor: Equatable {
 /// step, module and script position.
 public struct OpError: Error, CustomStringConvertible, Equatable, Sendable {
     public let description: String
-    public init(_ message: String) { description = message }
+    /// The op was refused before it ran: its output or work is over a budget (`OpBudget`).
+    public let isOverBudget: Bool
+    public init(_ message: String, overBudget: Bool = false) {
+        description = message
+        isOverBudget = overBudget
+    }
 }

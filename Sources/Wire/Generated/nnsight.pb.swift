@@ -1,4 +1,4 @@
-// proto-sha256: 5ece6bda7042af7ae4f1703af35016d72668cbf15eb562b9971d34adfdcd02a1
+// proto-sha256: 1498fb1af15a37bc494ff78729af1d8091b6fd23d07fb77c1e68f33965097675
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -148,7 +148,7 @@ public nonisolated enum Nnsight_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
   /// protocol_version differs
   case errorVersionMismatch // = 2
 
-  /// message over the size limit
+  /// a message, value, batch or computation over its budget
   case errorTooLarge // = 3
 
   /// an envelope without a body this side knows
@@ -178,6 +178,9 @@ public nonisolated enum Nnsight_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
 
   /// an op failed while the trace ran (index out of range, ...)
   case errorRuntime // = 13
+
+  /// a value could not reach the client (not reading, a message missing)
+  case errorUndeliverable // = 14
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -200,6 +203,7 @@ public nonisolated enum Nnsight_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case 11: self = .errorRefused
     case 12: self = .errorInternal
     case 13: self = .errorRuntime
+    case 14: self = .errorUndeliverable
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -220,6 +224,7 @@ public nonisolated enum Nnsight_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case .errorRefused: return 11
     case .errorInternal: return 12
     case .errorRuntime: return 13
+    case .errorUndeliverable: return 14
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -240,6 +245,7 @@ public nonisolated enum Nnsight_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     .errorRefused,
     .errorInternal,
     .errorRuntime,
+    .errorUndeliverable,
   ]
 
 }
@@ -988,6 +994,10 @@ public nonisolated struct Nnsight_V1_Hello: Sendable {
   /// compute threads it runs a pass on (for `nnsight status`)
   public var threads: UInt32 = 0
 
+  /// Random per process: a Hello under a known id with another incarnation is a restarted worker
+  /// (its stage's state is gone), not a repeat.
+  public var incarnation: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1283,6 +1293,9 @@ public nonisolated struct Nnsight_V1_TraceFinished: Sendable {
   /// forward passes run
   public var steps: UInt32 = 0
 
+  /// to the client: numbered messages sent before this one (it is messages + 1)
+  public var messages: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1543,6 +1556,14 @@ public nonisolated struct Nnsight_V1_Envelope: @unchecked Sendable {
     set {_uniqueStorage()._requestID = newValue}
   }
 
+  /// What a coordinator sends a client about one request (saves, steps, finished, errors) is
+  /// numbered from 1 in the order sent; the client checks that none is missing or repeated.
+  /// 0: not numbered (heartbeats, status, worker traffic).
+  public var sequence: UInt64 {
+    get {_storage._sequence}
+    set {_uniqueStorage()._sequence = newValue}
+  }
+
   public var body: OneOf_Body? {
     get {return _storage._body}
     set {_uniqueStorage()._body = newValue}
@@ -1707,7 +1728,7 @@ nonisolated extension Nnsight_V1_Port: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Nnsight_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_UNSPECIFIED\0\u{1}ERROR_MALFORMED\0\u{1}ERROR_VERSION_MISMATCH\0\u{1}ERROR_TOO_LARGE\0\u{1}ERROR_UNKNOWN_MESSAGE\0\u{1}ERROR_INVALID_TENSOR\0\u{1}ERROR_INVALID_GRAPH\0\u{1}ERROR_MODEL_MISMATCH\0\u{1}ERROR_STEP_NOT_REACHED\0\u{1}ERROR_WORKER_LOST\0\u{1}ERROR_DEADLINE\0\u{1}ERROR_REFUSED\0\u{1}ERROR_INTERNAL\0\u{1}ERROR_RUNTIME\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_UNSPECIFIED\0\u{1}ERROR_MALFORMED\0\u{1}ERROR_VERSION_MISMATCH\0\u{1}ERROR_TOO_LARGE\0\u{1}ERROR_UNKNOWN_MESSAGE\0\u{1}ERROR_INVALID_TENSOR\0\u{1}ERROR_INVALID_GRAPH\0\u{1}ERROR_MODEL_MISMATCH\0\u{1}ERROR_STEP_NOT_REACHED\0\u{1}ERROR_WORKER_LOST\0\u{1}ERROR_DEADLINE\0\u{1}ERROR_REFUSED\0\u{1}ERROR_INTERNAL\0\u{1}ERROR_RUNTIME\0\u{1}ERROR_UNDELIVERABLE\0")
 }
 
 nonisolated extension Nnsight_V1_Tensor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -2953,7 +2974,7 @@ nonisolated extension Nnsight_V1_Graph: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}address\0\u{1}capacity\0\u{1}model\0\u{1}standby\0\u{1}threads\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}address\0\u{1}capacity\0\u{1}model\0\u{1}standby\0\u{1}threads\0\u{1}incarnation\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2967,6 +2988,7 @@ nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 4: try { try decoder.decodeSingularStringField(value: &self.model) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.standby) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.threads) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
       default: break
       }
     }
@@ -2991,6 +3013,9 @@ nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.threads != 0 {
       try visitor.visitSingularUInt32Field(value: self.threads, fieldNumber: 6)
     }
+    if self.incarnation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.incarnation, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3001,6 +3026,7 @@ nonisolated extension Nnsight_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.model != rhs.model {return false}
     if lhs.standby != rhs.standby {return false}
     if lhs.threads != rhs.threads {return false}
+    if lhs.incarnation != rhs.incarnation {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3481,7 +3507,7 @@ nonisolated extension Nnsight_V1_StepResult: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Nnsight_V1_TraceFinished: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TraceFinished"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}steps\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}steps\0\u{1}messages\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3490,6 +3516,7 @@ nonisolated extension Nnsight_V1_TraceFinished: SwiftProtobuf.Message, SwiftProt
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.steps) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.messages) }()
       default: break
       }
     }
@@ -3499,11 +3526,15 @@ nonisolated extension Nnsight_V1_TraceFinished: SwiftProtobuf.Message, SwiftProt
     if self.steps != 0 {
       try visitor.visitSingularUInt32Field(value: self.steps, fieldNumber: 1)
     }
+    if self.messages != 0 {
+      try visitor.visitSingularUInt64Field(value: self.messages, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Nnsight_V1_TraceFinished, rhs: Nnsight_V1_TraceFinished) -> Bool {
     if lhs.steps != rhs.steps {return false}
+    if lhs.messages != rhs.messages {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3968,11 +3999,12 @@ nonisolated extension Nnsight_V1_ClusterStatus: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{2}\u{8}hello\0\u{1}assignment\0\u{1}submit\0\u{1}activations\0\u{1}saved\0\u{3}step_result\0\u{1}finished\0\u{1}cancel\0\u{1}error\0\u{1}heartbeat\0\u{1}shutdown\0\u{3}submit_session\0\u{3}step_batch\0\u{3}status_request\0\u{1}status\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{1}sequence\0\u{2}\u{7}hello\0\u{1}assignment\0\u{1}submit\0\u{1}activations\0\u{1}saved\0\u{3}step_result\0\u{1}finished\0\u{1}cancel\0\u{1}error\0\u{1}heartbeat\0\u{1}shutdown\0\u{3}submit_session\0\u{3}step_batch\0\u{3}status_request\0\u{1}status\0")
 
   fileprivate class _StorageClass {
     var _protocolVersion: UInt32 = 0
     var _requestID: UInt64 = 0
+    var _sequence: UInt64 = 0
     var _body: Nnsight_V1_Envelope.OneOf_Body?
 
       // This property is used as the initial default value for new instances of the type.
@@ -3986,6 +4018,7 @@ nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
     init(copying source: _StorageClass) {
       _protocolVersion = source._protocolVersion
       _requestID = source._requestID
+      _sequence = source._sequence
       _body = source._body
     }
   }
@@ -4007,6 +4040,7 @@ nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
         switch fieldNumber {
         case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
         case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._requestID) }()
+        case 3: try { try decoder.decodeSingularUInt64Field(value: &_storage._sequence) }()
         case 10: try {
           var v: Nnsight_V1_Hello?
           var hadOneofValue = false
@@ -4220,6 +4254,9 @@ nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
       if _storage._requestID != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._requestID, fieldNumber: 2)
       }
+      if _storage._sequence != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._sequence, fieldNumber: 3)
+      }
       switch _storage._body {
       case .hello?: try {
         guard case .hello(let v)? = _storage._body else { preconditionFailure() }
@@ -4294,6 +4331,7 @@ nonisolated extension Nnsight_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
         let rhs_storage = _args.1
         if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
         if _storage._requestID != rhs_storage._requestID {return false}
+        if _storage._sequence != rhs_storage._sequence {return false}
         if _storage._body != rhs_storage._body {return false}
         return true
       }

@@ -35,4 +35,6 @@ public struct ZMQError: Error, CustomStringConvertible, Equatable {
 
     /// A receive or send that timed out or would block.
     public var isTimeout: Bool { code == EAGAIN }
+    /// A ROUTER_MANDATORY send to a peer that is not connected.
+    public var isUnreachable: Bool { code == EHOSTUNREACH }
 }

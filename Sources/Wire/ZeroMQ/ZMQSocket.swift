@@ -74,6 +74,10 @@ public final class ZMQSocket {
     /// libzmq, before it is buffered: the first size check a message meets.
     public func setMaxMessageSize(_ bytes: Int) throws(ZMQError) { try setOption(ZMQ_MAXMSGSIZE, Int64(bytes)) }
 
+    /// ROUTER sockets: a send to a peer whose pipe is full fails with EAGAIN (with `dontWait`)
+    /// and one to a peer that is gone with EHOSTUNREACH, instead of the message being dropped.
+    public func reportUnroutable() throws(ZMQError) { try setOption(ZMQ_ROUTER_MANDATORY, Int32(1)) }
+
     /// The routing id a DEALER presents to a ROUTER.
     public func setIdentity(_ id: String) throws(ZMQError) { try setOption(ZMQ_ROUTING_ID, bytes: Array(id.utf8)) }
 
