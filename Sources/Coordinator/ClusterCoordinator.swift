@@ -210,6 +210,8 @@ public final class ClusterCoordinator {
     private let startedAt = Date()
     /// Decides CURVE handshakes for this coordinator's sockets (with `options.keys`).
     private let zap: ZAPHandler?
+    /// Handshakes that failed before the ZAP handler saw them (a peer without CURVE at all).
+    private var handshakeMonitors: [(socket: String, monitor: HandshakeMonitor)] = []
 
     /// - Parameter context: the ZeroMQ context (shared with in-process stages and clients for `inproc://`).
     public init(_ options: Options, context: ZMQContext = ZMQContext(), log: Logger = Logger(label: "nnsight.coordinator")) throws {
@@ -247,6 +249,9 @@ public final class ClusterCoordinator {
         if let keys = options.keys { try results.makeCurveServer(keys.own) }
         try results.bind(options.results)
         resultsEndpoint = results.lastEndpoint
+        if options.keys != nil {
+            handshakeMonitors = [("control", try control.monitorHandshakes()), ("results", try results.monitorHandshakes())]
+        }
         options.metrics.describe(stages: stages)
     }
 
@@ -840,6 +845,11 @@ public final class ClusterCoordinator {
 
     private func housekeeping() throws {
         let now = Date()
+        for (socket, monitor) in handshakeMonitors {
+            for failure in monitor.failures().compactMap({ $0 }) {
+                log.warning("handshake refused", metadata: ["socket": "\(socket) \(socket == "control" ? endpoint : resultsEndpoint)", "reason": "\(failure)"])
+            }
+        }
         // This process was stalled (paused, swapped, stopped): the workers could not be heard
         // meanwhile, so each gets its timeout afresh instead of being dropped for our silence.
         let gap = now.timeIntervalSince(lastHousekeeping)

@@ -107,7 +107,8 @@ struct ClusterBench {
     }
 
     /// `total` traces of 4 new tokens each, `traces` clients at once: each worker's resident
-    /// memory after the first 100 and after all of them (growth per trace would show here).
+    /// memory after the first 100 and after all of them (growth per trace would show here), and
+    /// the traces finished per second after the first 100.
     private func soakFigures(_ dir: String, total: Int) throws -> [(String, Any)] {
         let cluster = try local.startCluster(model: dir, workers: workers)
         defer { cluster.stop() }
@@ -138,10 +139,12 @@ struct ClusterBench {
         let first = min(100, total)
         try runUntil(first)
         let after100 = cluster.processes.map { Self.residentMegabytes(pid: $0.processIdentifier) }
+        let start = DispatchTime.now().uptimeNanoseconds
         try runUntil(total - first)
+        let rate = Double(total - first) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         let afterAll = cluster.processes.map { Self.residentMegabytes(pid: $0.processIdentifier) }
         let growth = zip(after100, afterAll).map { round3(($1 - $0) / $0 * 100) }
-        return [("soak_traces", total), ("worker_rss_mb_after_100", after100.map(round3)),
+        return [("soak_traces", total), ("soak_traces_per_second", round3(rate)), ("worker_rss_mb_after_100", after100.map(round3)),
                 ("worker_rss_mb_after_all", afterAll.map(round3)), ("worker_rss_growth_percent", growth)]
     }
 

@@ -114,6 +114,20 @@ import Wire
         #expect(try Self.generate(try LanguageModel.connect(cluster.endpoint, model: Oracle.model, keys: keys)) == Self.expected)
     }
 
+    /// A peer without CURVE fails the handshake before the ZAP handler sees it: the coordinator's
+    /// handshake monitor logs it (it went unlogged before).
+    @Test func aKeylessPeerRefusedAtTheHandshakeIsLogged() throws {
+        let keys = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: keys) }
+        #expect(try Self.run("nnsight", ["keygen", "--out", keys, "--name", "coordinator"]).status == 0)
+        let (coordinator, endpoint) = try LivenessTests.coordinatorEndpoint(try ChildProcess(ChildProcess.beside("nnsight"),
+            ["serve", "--model", Oracle.model, "--listen", "tcp://127.0.0.1:*", "--workers", "1", "--keys", keys]))
+        defer { coordinator.stop() }
+        #expect { _ = try LanguageModel.connect(endpoint, model: Oracle.model) } throws: { "\($0)".contains("refused the connection") }
+        #expect(coordinator.waitForStderr("handshake refused", seconds: 5), "\(coordinator.stderr)")
+        #expect(coordinator.waitForStderr("use different security", seconds: 5), "\(coordinator.stderr)")
+    }
+
     @Test func aWorkerWithoutAnAcceptedKeyCannotRegister() throws {
         let cluster = try ProcessCluster(model: Oracle.model, workers: 1, workerExecutable: Self.workerExecutable, threadsPerWorker: 1, curve: true)
         defer { cluster.stop() }

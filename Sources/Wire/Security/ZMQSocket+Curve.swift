@@ -55,18 +55,24 @@ public final class HandshakeMonitor {
     init(socket: ZMQSocket) { self.socket = socket }
 
     /// The latest failure since the last call, as a sentence, nil if none.
-    public func failure() -> String? {
-        var latest: String?
+    public func failure() -> String? { failures().last ?? nil }
+
+    /// Every handshake event since the last call, in order: nil for a success, else the failure
+    /// as a sentence (a server's monitor: one per refused peer).
+    public func failures() -> [String?] {
+        var events: [String?] = []
         while let frames = try? socket.receive(timeoutMs: 0), let first = frames.first, first.count >= 6 {
             let event = Int32(first[first.startIndex]) | Int32(first[first.startIndex + 1]) << 8
             let value = first[(first.startIndex + 2)...].prefix(4).enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
             switch event {
-            case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: succeeded = true; latest = nil
-            case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: latest = "the peer refused this key (ZAP status \(value))"
-            case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: latest = "the handshake failed (protocol error 0x\(String(value, radix: 16)): the two ends use different security, or the wrong server key)"
-            default: latest = "the handshake failed (errno \(value))"
+            case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+                succeeded = true
+                events.append(nil)
+            case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: events.append("the peer refused this key (ZAP status \(value))")
+            case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: events.append("the handshake failed (protocol error 0x\(String(value, radix: 16)): the two ends use different security, or the wrong server key)")
+            default: events.append("the handshake failed (errno \(value))")
             }
         }
-        return latest
+        return events
     }
 }
