@@ -101,6 +101,9 @@ public final class ClusterCoordinator {
         var beat = Nnsight_V1_Heartbeat()
         /// Its process's Hello incarnation.
         var incarnation: UInt64 = 0
+        /// When it was given its stage: it must be ready within the load timeout of this,
+        /// whatever else it says meanwhile.
+        var assignedAt = Date()
     }
 
     final class Active {
@@ -198,6 +201,8 @@ public final class ClusterCoordinator {
     private var suspended: [(active: Active, since: Date, error: Envelope)] = []
     /// Spares (`--standby`) waiting for a free layer range: their Hello and key, by id.
     private var standbys: [String: (hello: Nnsight_V1_Hello, key: String?, lastSeen: Date)] = [:]
+    /// Workers that were given a stage and never became ready: other spares come first.
+    private var neverReady: Set<String> = []
     private var announcedReady = false
     /// What waits for a peer whose pipe is full (nothing is dropped at the high-water mark).
     private var outbox: PeerOutbox
@@ -206,6 +211,8 @@ public final class ClusterCoordinator {
     /// Large messages read off the serving loop, and how many are still being read.
     private let prepared = Mailbox<Prepared>()
     private var preparing = 0
+    /// Large messages being read off the loop, by sender (their request ids are known only once read).
+    private var preparingPeers: [Data: Int] = [:]
     private var lastHousekeeping = Date()
     private let startedAt = Date()
     /// Decides CURVE handshakes for this coordinator's sockets (with `options.keys`).
@@ -390,6 +397,7 @@ public final class ClusterCoordinator {
             // on answering heartbeats and moving other traces meanwhile.
             let (config, stages, budget, mailbox) = (config, stages, options.budget, prepared)
             preparing += 1
+            preparingPeers[peer, default: 0] += 1
             Self.preparation.async {
                 let decoded = Result { () throws(WireError) in try Framing.decode(frame) }
                 let submission = try? decoded.get().body.flatMap { Self.prepare($0, config: config, stages: stages, budget: budget) }
@@ -415,6 +423,8 @@ public final class ClusterCoordinator {
     private func handlePrepared() {
         for item in prepared.drain() {
             preparing -= 1
+            preparingPeers[item.peer]! -= 1
+            if preparingPeers[item.peer] == 0 { preparingPeers[item.peer] = nil }
             handleControl(peer: item.peer, item.envelope, prepared: item.submission)
         }
     }
@@ -458,6 +468,12 @@ public final class ClusterCoordinator {
             if workers[peerId] != nil {
                 workers[peerId]!.beat = beat
                 options.statistics.record(peerId, .init(passes: beat.passes, steps: beat.steps, largest: Int(beat.largestPass)))
+            } else if beat.awaiting, !holds(client: peer, request: envelope.requestID) {
+                // A client waiting for a submission this coordinator does not have (it restarted
+                // since): an error at once, not a wait for the trace's deadline.
+                reply(peer, error(.errorWorkerLost, "the coordinator at \(endpoint) has no trace for this request: it restarted, or it never received the submission; submit it again",
+                                  requestId: envelope.requestID))
+                return
             } else if beat.sender != "client" {
                 // A worker this coordinator dropped (or never knew, after a restart): it must
                 // register again rather than serve a stage that is no longer its own.
@@ -480,6 +496,13 @@ public final class ClusterCoordinator {
         default:
             reply(peer, WireError.unknownMessage.reply(requestId: envelope.requestID))
         }
+    }
+
+    /// Whether a submission of `client` is held here: running, suspended, or being read.
+    private func holds(client: Data, request: UInt64) -> Bool {
+        traces.values.contains { $0.client == client && $0.clientRequest == request }
+            || suspended.contains { $0.active.client == client && $0.active.clientRequest == request }
+            || preparingPeers[client] != nil
     }
 
     private func register(_ hello: Nnsight_V1_Hello, peer: Data, key: String?) {
@@ -858,8 +881,15 @@ public final class ClusterCoordinator {
             log.warning("the coordinator was stalled; re-checking the workers", metadata: ["seconds": "\(Int(gap))"])
             for id in workers.keys { workers[id]!.lastSeen = max(workers[id]!.lastSeen, now) }
         }
-        for (id, worker) in workers
-            where now.timeIntervalSince(worker.lastSeen) * 1000 > Double(worker.ready ? options.workerTimeoutMs : max(options.workerTimeoutMs, options.loadTimeoutMs)) {
+        for (id, worker) in workers where worker.ready && now.timeIntervalSince(worker.lastSeen) * 1000 > Double(options.workerTimeoutMs) {
+            workerLost(id, worker)
+        }
+        // A worker that was given a stage and did not become ready in time loses it, however
+        // often it says Hello meanwhile (a spare that never loads must not hold a range).
+        for (id, worker) in workers where !worker.ready && worker.stage != nil
+            && now.timeIntervalSince(worker.assignedAt) * 1000 > Double(max(options.workerTimeoutMs, options.loadTimeoutMs)) {
+            log.error("worker did not become ready within the load timeout; its layers go to another", metadata: ["worker": "\(id)", "seconds": "\(options.loadTimeoutMs / 1000)"])
+            neverReady.insert(id)
             workerLost(id, worker)
         }
         resumeSuspended(now)
@@ -905,8 +935,11 @@ public final class ClusterCoordinator {
             for worker in slots.compactMap({ $0.flatMap { workers[$0] } }) { send(worker.push, active.session.release) }
             suspended.append((active, Date(), lost))
         }
-        // A spare (the one heard from last) takes the free range at once.
-        if let (spare, standby) = standbys.max(by: { $0.value.lastSeen < $1.value.lastSeen }) {
+        // A spare takes the free range at once: one that never failed to load first, then the one
+        // heard from last.
+        if let (spare, standby) = standbys.max(by: { a, b in
+            (neverReady.contains(a.key) ? 0 : 1, a.value.lastSeen) < (neverReady.contains(b.key) ? 0 : 1, b.value.lastSeen)
+        }) {
             standbys[spare] = nil
             register(standby.hello, peer: Data(spare.utf8), key: standby.key)
         }

@@ -119,7 +119,7 @@ final class CoordinatorClient: TraceBackend {
             if beatNow || Date().timeIntervalSince(max(lastHeard, lastBeat)) * 1000 >= Double(Self.heartbeatMs) {
                 beatNow = false
                 try socket.send(try Framing.encode(Framing.envelope(requestId: id) {
-                    $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = "client" }
+                    $0.heartbeat = .with { $0.sentUnixMs = UInt64(Date().timeIntervalSince1970 * 1000); $0.sender = "client"; $0.awaiting = body != nil }
                 }))
                 lastBeat = Date()
             }
@@ -151,6 +151,10 @@ final class CoordinatorClient: TraceBackend {
             if body == nil, envelope.requestID == id, case .heartbeat? = envelope.body { return }
             guard envelope.requestID == id else { continue }
             switch envelope.body {
+            case let .error(error)? where envelope.sequence == 0:
+                // From a coordinator that holds no state for this request (it restarted): it
+                // cannot number what it never sent.
+                throw TraceError(wire: error)
             case .saved?, .stepResult?, .finished?, .error?:
                 guard envelope.sequence == expected else {
                     throw TraceError(.transport, envelope.sequence > expected

@@ -46,6 +46,9 @@ struct Serve: ParsableCommand, HasLogLevel {
     @Option(name: .long, help: "Seconds of silence after which a worker is dropped.")
     var workerTimeout: Int = 3
 
+    @Option(name: .long, help: "Seconds a worker has to become ready (load its weights) after it is given a stage; past it the stage goes to another worker or spare.")
+    var loadTimeout: Int = 120
+
     @Option(name: .long, help: "Seconds a trace whose worker died waits for a replacement (a spare: nnsight-worker --standby) before it ends with the error; it is then replayed exactly (0: end at once).")
     var replayTimeout: Int = 30
 
@@ -79,6 +82,8 @@ struct Serve: ParsableCommand, HasLogLevel {
         options.results = results
         options.workerTimeoutMs = workerTimeout * 1000
         options.replayTimeoutMs = replayTimeout * 1000
+        guard loadTimeout >= 1 else { throw ValidationError("--load-timeout must be at least 1") }
+        options.loadTimeoutMs = loadTimeout * 1000
         guard clientBufferMb >= 1 else { throw ValidationError("--client-buffer-mb must be at least 1") }
         options.clientBufferBytes = clientBufferMb << 20
         guard maxValueMb >= 1, maxTraceMb >= 1 else { throw ValidationError("--max-value-mb and --max-trace-mb must be at least 1") }

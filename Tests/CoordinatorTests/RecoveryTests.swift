@@ -1,6 +1,9 @@
 import Coordinator
+import Engine
 import Foundation
+import Synchronization
 import Testing
+import Wire
 
 /// The cluster recovers from what operators do to it, and says so truthfully: a worker restarted
 /// under the same id at once (systemd's `RestartSec=2s`), a coordinator paused longer than the
@@ -23,6 +26,77 @@ import Testing
         #expect(coordinator.stderr.contains("worker registered again while serving its stage"), "\(coordinator.stderr)")
         let status = try LanguageModel.status(of: endpoint)
         #expect(status.ready && status.workers.filter(\.ready).map(\.id).sorted() == ["w0", "w1"])
+    }
+
+    /// A spare that says Hello but never loads (never acknowledges its assignment) is given the
+    /// lost worker's layers first (it was heard from last); it loses them after `--load-timeout`
+    /// however often it speaks, and the real spare takes them. It once held them for good.
+    @Test func aSpareThatNeverBecomesReadyLosesItsRangeToAReadyOne() throws {
+        let (coordinator, endpoint) = try LivenessTests.coordinatorEndpoint(try ChildProcess(ChildProcess.beside("nnsight"),
+            ["serve", "--model", Oracle.model, "--listen", "tcp://127.0.0.1:*", "--workers", "2", "--worker-timeout", "3",
+             "--load-timeout", "5", "--replay-timeout", "60"]))
+        defer { coordinator.stop() }
+        let w0 = try LivenessTests.worker(endpoint, id: "w0")
+        defer { w0.stop() }
+        let w1 = try LivenessTests.worker(endpoint, id: "w1")
+        defer { w1.stop() }
+        #expect(try LivenessTests.generate(endpoint) == LivenessTests.expected)
+        let spare = try ChildProcess(ChildProcess.beside("nnsight-worker"), ["--connect", endpoint, "--model", Oracle.model, "--id", "spare",
+                                                                             "--threads", "1", "--standby"])
+        defer { spare.stop() }
+        // The fake spare: a standby Hello every half second, nothing else.
+        let stop = Atomic<Bool>(false)
+        let architecture = try GPT2Config.load(directory: Oracle.model).architectureId
+        let fake = Thread {
+            guard let socket = try? ZMQContext().socket(.dealer) else { return }
+            try? socket.setIdentity("fake")
+            try? socket.connect(endpoint)
+            let hello = try? Framing.encode(Framing.envelope {
+                $0.hello = .with { $0.workerID = "fake"; $0.address = "tcp://127.0.0.1:9"; $0.model = architecture; $0.standby = true }
+            })
+            while !stop.load(ordering: .relaxed) {
+                if let hello { try? socket.send(hello) }
+                _ = try? socket.receive(timeoutMs: 500)
+            }
+        }
+        fake.start()
+        defer { stop.store(true, ordering: .relaxed) }
+        Thread.sleep(forTimeInterval: 3)  // both spares waiting
+        w1.stop()
+        let start = Date()
+        #expect(try LivenessTests.generate(endpoint, within: 60) == LivenessTests.expected)
+        #expect(Date().timeIntervalSince(start) < 30)
+        #expect(coordinator.stderr.contains("worker=fake [Coordinator] worker did not become ready within the load timeout"), "\(coordinator.stderr)")
+        let status = try LanguageModel.status(of: endpoint)
+        #expect(status.ready && status.workers.filter(\.ready).map(\.id).sorted() == ["spare", "w0"])
+    }
+
+    /// A coordinator restarted on its port under a waiting client: the client's heartbeats reach
+    /// the new process, which answers that it holds no such trace; the client had waited for its
+    /// deadline before.
+    @Test func aClientWhoseCoordinatorRestartedMidTraceIsToldAtOnce() throws {
+        let (first, endpoint) = try LivenessTests.coordinator(workers: 1, workerTimeout: 60)
+        let worker = try LivenessTests.worker(endpoint, id: "w0")
+        defer { worker.stop() }
+        #expect(try LivenessTests.generate(endpoint) == LivenessTests.expected)
+        worker.signal(SIGSTOP)  // the trace waits
+        defer { worker.signal(SIGCONT) }
+        let restarted = Mutex<ChildProcess?>(nil)
+        defer { first.stop(); restarted.withLock { $0?.stop() } }
+        let model = try LanguageModel.connect(endpoint, model: Oracle.model, timeoutSeconds: 120)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1) {
+            first.signal(SIGKILL)
+            first.stop()
+            let again = try? LivenessTests.coordinator(workers: 1, listen: endpoint, workerTimeout: 60).0
+            restarted.withLock { $0 = again }
+        }
+        let start = Date()
+        #expect {
+            try model.generate(Oracle.p1, maxNewTokens: 5) { _ in _ = model.generator.output.save() }
+        } throws: { error in
+            "\(error)".contains("has no trace for this request: it restarted")
+        }
+        #expect(Date().timeIntervalSince(start) < 8)
     }
 
     @Test func aCoordinatorPausedLongerThanTheWorkersWaitRecovers() throws {

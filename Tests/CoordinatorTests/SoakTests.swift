@@ -74,7 +74,7 @@ import Testing
             }
             return try saved.map { s in
                 let t = try s.value
-                return t.dtype == .float32 ? try t.floats : try t.ints.map(Float.init)
+                return t.dtype == .float32 ? t.floats : t.ints.map(Float.init)
             }
         }
     }

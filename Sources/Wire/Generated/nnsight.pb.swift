@@ -1,4 +1,4 @@
-// proto-sha256: 1498fb1af15a37bc494ff78729af1d8091b6fd23d07fb77c1e68f33965097675
+// proto-sha256: 7f0fd390cc770a69497c95e8049969201ebbe5d14706ff46bf7fa1eb291d94bd
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -1405,6 +1405,10 @@ public nonisolated struct Nnsight_V1_Heartbeat: Sendable {
   public var waitingTraces: UInt32 = 0
 
   public var kvCacheBytes: UInt64 = 0
+
+  /// From a client: it waits for the results of the envelope's request_id. A coordinator that
+  /// holds no such submission (it restarted) answers with an unnumbered error at once.
+  public var awaiting: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3676,7 +3680,7 @@ nonisolated extension Nnsight_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sent_unix_ms\0\u{1}sender\0\u{1}passes\0\u{1}steps\0\u{3}largest_pass\0\u{1}traces\0\u{3}waiting_traces\0\u{3}kv_cache_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sent_unix_ms\0\u{1}sender\0\u{1}passes\0\u{1}steps\0\u{3}largest_pass\0\u{1}traces\0\u{3}waiting_traces\0\u{3}kv_cache_bytes\0\u{1}awaiting\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3692,6 +3696,7 @@ nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.traces) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.waitingTraces) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.kvCacheBytes) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.awaiting) }()
       default: break
       }
     }
@@ -3722,6 +3727,9 @@ nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf
     if self.kvCacheBytes != 0 {
       try visitor.visitSingularUInt64Field(value: self.kvCacheBytes, fieldNumber: 8)
     }
+    if self.awaiting != false {
+      try visitor.visitSingularBoolField(value: self.awaiting, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3734,6 +3742,7 @@ nonisolated extension Nnsight_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.traces != rhs.traces {return false}
     if lhs.waitingTraces != rhs.waitingTraces {return false}
     if lhs.kvCacheBytes != rhs.kvCacheBytes {return false}
+    if lhs.awaiting != rhs.awaiting {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
