@@ -63,6 +63,10 @@ public final class StageWorker {
         let state: InferenceState
         var sampler: Sampler
         var finished: [Bool]
+        /// When it was admitted, and whether any step of it has arrived since (a fragment whose
+        /// steps never come, forged or orphaned, is freed after `firstStepTimeoutMs`).
+        let admittedMs = UInt64(Date().timeIntervalSince1970 * 1000)
+        var stepped = false
         init(fragment: TraceGraph, interpreter: Interpreter, state: InferenceState, sampler: Sampler, rows: Int) {
             self.fragment = fragment
             self.interpreter = interpreter
@@ -294,7 +298,9 @@ public final class StageWorker {
     /// A step of a trace this stage holds, which can run now.
     private func isRunnable(_ envelope: Envelope) -> Bool {
         guard case .activations? = envelope.body else { return false }
-        return requests[envelope.requestID] != nil && !releasedSet.contains(envelope.requestID)
+        guard let request = requests[envelope.requestID], !releasedSet.contains(envelope.requestID) else { return false }
+        request.stepped = true
+        return true
     }
 
     /// Handles one message from the input socket; returns an error reply for the coordinator, if any.
@@ -346,6 +352,11 @@ public final class StageWorker {
     /// still be waiting for them. Activations whose fragment never came are dropped after
     /// `earlyLifetimeMs`.
     func dropExpiredRequests(coordinator: ZMQSocket, now: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)) throws {
+        for (id, request) in requests where !request.stepped && now > request.admittedMs + UInt64(firstStepTimeoutMs) {
+            release(id)
+            let error = stageError(TraceError(.transport, "no step of the trace reached this stage within \(firstStepTimeoutMs / 1000) s of its fragment: its state was freed"))
+            try Self.send(Framing.envelope(requestId: id) { $0.error = error.wire }, on: coordinator, counting: metrics)
+        }
         for (id, request) in requests where request.fragment.limits.deadlineUnixMs > 0 && request.fragment.limits.deadlineUnixMs < now {
             release(id)
             let error = stageError(TraceError(.transport, "the trace's deadline passed on this stage at step \(request.interpreter.step)",
@@ -363,6 +374,10 @@ public final class StageWorker {
             release(id)
         }
     }
+
+    /// A trace's first step must reach this stage this long after its fragment (`nnsight-worker
+    /// --first-step-timeout`); a prompt pass on earlier stages takes seconds, not minutes.
+    public var firstStepTimeoutMs = 300_000
 
     /// Activations wait this long for their trace's fragment before they are dropped.
     static let earlyLifetimeMs = 60_000
@@ -467,10 +482,13 @@ public final class StageWorker {
 
     /// Makes a trace's state; its steps that arrived first join the queue.
     private func admit(_ id: UInt64, _ graph: TraceGraph, bytes: Int, coordinator: ZMQSocket) throws(TraceError) {
-        requests[id] = try makeRequest(graph, id: id, coordinator: coordinator)
+        let request = try makeRequest(graph, id: id, coordinator: coordinator)
+        requests[id] = request
         heldBytes[id] = bytes
         kvBytesHeld += bytes
-        queue += takeEarly(id)
+        let early = takeEarly(id)
+        request.stepped = !early.isEmpty
+        queue += early
     }
 
     /// Admits waiting traces, oldest first, while they fit in the KV memory (the first that does

@@ -26,6 +26,8 @@ public struct WorkerProcess {
         public var kvMemoryBytes: Int?
         /// Bytes one value of a trace may take (`--max-value-mb`).
         public var maxValueBytes = 1 << 30
+        /// How long a trace's first step may take to arrive after its fragment (`--first-step-timeout`).
+        public var firstStepTimeoutMs = 300_000
         /// CURVE (`--keys DIR`): this worker's keypair and the coordinator's public key.
         public var keys: KeyDirectory?
         /// A spare: it waits (without a deadline) for the first layer range that becomes free.
@@ -184,6 +186,7 @@ public struct WorkerProcess {
         worker.batchWindowMs = max(0, options.batchWindowMs)
         worker.kvMemoryLimit = options.kvMemoryBytes
         worker.valueBudget.maxValueBytes = options.maxValueBytes
+        worker.firstStepTimeoutMs = options.firstStepTimeoutMs
         worker.curve = curve
         worker.metrics = options.metrics
         options.metrics.serving(Int(stage.layerStart)..<Int(stage.layerEnd))

@@ -143,8 +143,12 @@ struct ServingOptions: ParsableArguments {
     @Option(name: .long, help: "Megabytes one value of a trace may take on this stage (an op's output, the prompt pass's widest activation); a trace over it ends with an error naming the op and the shape.")
     var maxValueMb: Int = 1024
 
+    @Option(name: .long, help: "Seconds a trace's first step has to reach this stage after its fragment; a fragment whose steps never come (orphaned, or pushed by a peer that is not the coordinator) is freed then.")
+    var firstStepTimeout: Int = 300
+
     func validate() throws {
         guard maxValueMb >= 1 else { throw ValidationError("--max-value-mb must be at least 1") }
+        guard firstStepTimeout >= 1 else { throw ValidationError("--first-step-timeout must be at least 1") }
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
         guard batchWindowMs >= 0, batchWindowMs <= 1000 else { throw ValidationError("--batch-window-ms must be within 0...1000") }
         if let kvMemory, kvMemory < 1 { throw ValidationError("--kv-memory must be at least 1 (MB)") }
@@ -156,6 +160,7 @@ struct ServingOptions: ParsableArguments {
         options.batchWindowMs = batchWindowMs
         options.kvMemoryBytes = kvMemory.map { $0 << 20 }
         options.maxValueBytes = maxValueMb << 20
+        options.firstStepTimeoutMs = firstStepTimeout * 1000
     }
 }
 

@@ -88,6 +88,38 @@ import Wire
         #expect(try LivenessTests.generate(cluster.endpoint, within: 0) == LivenessTests.expected)
     }
 
+    /// Fragments pushed to a worker's port by a peer that is not the coordinator (no CURVE) held
+    /// their KV cache for good and, under `--kv-memory`, wedged the stage: a fragment whose first
+    /// step does not come within `--first-step-timeout` is freed.
+    @Test func forgedFragmentsThatNeverStepAreFreed() throws {
+        let (coordinator, endpoint) = try LivenessTests.coordinator(workers: 1)
+        defer { coordinator.stop() }
+        let worker = try ChildProcess(ChildProcess.beside("nnsight-worker"), ["--connect", endpoint, "--model", Oracle.model, "--id", "w0",
+                                                                              "--threads", "1", "--kv-memory", "1", "--first-step-timeout", "2"])
+        defer { worker.stop() }
+        #expect(try LivenessTests.generate(endpoint) == LivenessTests.expected)
+        let address = try #require(try LanguageModel.status(of: endpoint).workers.first).address
+        // Each needs 0.7 MB of the stage's 1 MB of KV cache: the second waits behind the first.
+        let fragment = TraceGraph(nodes: [], invokes: [[Int]](repeating: [5], count: 3), generation: GenerationSpec(maxNewTokens: 120, padTokenId: 1999))
+        let push = try ZMQContext().push(connectingTo: address, keys: nil, serverKey: "")
+        for id in UInt64(101)...102 { try push.send(try Framing.encode(Framing.envelope(requestId: id) { $0.submit = .with { $0.graph = fragment.wire } })) }
+        func held() throws -> (UInt32, UInt32) {
+            let w = try #require(try LanguageModel.status(of: endpoint).workers.first)
+            return (w.traces, w.waitingTraces)
+        }
+        func waitFor(_ state: (UInt32, UInt32), seconds: Double) throws -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try held() == state { return true }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            return false
+        }
+        #expect(try waitFor((1, 1), seconds: 3))
+        #expect(try waitFor((0, 0), seconds: 15))  // both freed in turn, 2 s after each was admitted
+        #expect(try LivenessTests.generate(endpoint, within: 0) == LivenessTests.expected)
+    }
+
     /// The client's own values: a broadcast past `--max-memory` is refused before it is made, and
     /// inputs that recursed past the stack are Python's RecursionError (the process exits 1, not 134/139).
     @Test(arguments: [
