@@ -132,7 +132,14 @@ extension ScriptRunner {
         let tensors = try values.map { try tensorOperand($0, loc) }
         guard let spec = OpRegistry.spec(name) else { throw fail(.attribute, "unknown op '\(name)'", loc) }
         let result: Value
-        do throws(OpError) { result = try spec.run(tensors.map(Value.tensor), attributes, budget: limits.values) } catch {
+        do throws(OpError) {
+            // A large output is counted against --max-memory before it exists, beside what the
+            // script's values already hold.
+            try spec.validate(inputs: tensors.count, attributes: attributes)
+            let output = try spec.check(tensors.map { .tensor($0.type) }, attributes, budget: limits.values)
+            if OpBudget.bytes(output) > 1 << 20 { try checkMemory(loc, adding: OpBudget.bytes(output), making: "\(name) of \(output)") }
+            result = try spec.run(tensors.map(Value.tensor), attributes)
+        } catch {
             throw fail(error.isOverBudget ? .memory : .runtime, error.description, loc)
         }
         switch result {

@@ -142,6 +142,15 @@ public final class ScriptRunner {
         }
     }
 
+    /// Whether a value of `bytes` still fits beside what the script holds (before it is made).
+    func checkMemory(_ loc: SourceLocation, adding bytes: Int, making what: String) throws(OpError) {
+        guard let base = memoryBaseline, let now = ProcessMemory.resident() else { return }
+        let growth = max(0, now - base)
+        guard growth.addingReportingOverflow(bytes).partialValue <= limits.maxMemoryBytes else {
+            throw OpError("\(what) needs \((bytes + (1 << 20) - 1) >> 20) MB beside the \((growth + (1 << 20) - 1) >> 20) MB the script's values hold, over its limit of \(limits.maxMemoryBytes >> 20) MB (--max-memory sets it)", overBudget: true)
+        }
+    }
+
     func fail(_ kind: ScriptError.Kind, _ message: String, _ loc: SourceLocation) -> ScriptError {
         ScriptError(kind, message, file: file, line: loc.line, column: loc.column)
     }

@@ -127,6 +127,9 @@ import Wire
          "MemoryError: expand would make a value of float32[1048576, 1048576] (4.0 TiB), over the script's memory limit (--max-memory) of 256.0 MiB"),
         ("import torch\nx = torch.ones(16384, 1) + torch.ones(1, 16384)\n",
          "MemoryError: add would make a value of float32[16384, 16384] (1.0 GiB), over the script's memory limit (--max-memory) of 256.0 MiB"),
+        // Each under the limit alone, not beside what the script already holds.
+        ("import torch\na = torch.ones(40000000) + 1\n",
+         "MemoryError: add of float32[40000000] needs 153 MB beside the"),
         ("x = " + Array(repeating: "1", count: 50_000).joined(separator: "+") + "\nprint(x)\n",
          "RecursionError: maximum recursion depth exceeded during compilation"),
         ("x = []\nfor i in range(100000):\n    x = [x]\nprint(len(x))\n", ""),
