@@ -213,6 +213,9 @@ public final class ClusterCoordinator {
     private var preparing = 0
     /// Large messages being read off the loop, by sender (their request ids are known only once read).
     private var preparingPeers: [Data: Int] = [:]
+    /// Sessions whose next trace compiles off the loop, by token; and where the results come.
+    private var compiling: [UInt64: Active] = [:]
+    private let compiledNext = Mailbox<CompiledNext>()
     private var lastHousekeeping = Date()
     private let startedAt = Date()
     /// Decides CURVE handshakes for this coordinator's sockets (with `options.keys`).
@@ -368,6 +371,10 @@ public final class ClusterCoordinator {
                 fail(entry.active, error(.errorRefused, "the client disconnected", requestId: entry.active.clientRequest), reason: "cancelled")
                 return true
             }
+            for (token, active) in compiling where active.client == peer {
+                compiling[token] = nil
+                fail(active, error(.errorRefused, "the client disconnected", requestId: active.clientRequest), reason: "cancelled")
+            }
             log.info("client disconnected; its traces were cancelled", metadata: ["client": "\(String(decoding: peer, as: UTF8.self))"])
             outbox.drop(peer)
         }
@@ -420,7 +427,41 @@ public final class ClusterCoordinator {
         let submission: PreparedSubmission?
     }
 
+    /// A session's later trace of more nodes than this compiles off the serving loop.
+    static let inlineCompileNodes = 4096
+
+    /// A session trace compiled off the loop, by the token its session waits under.
+    struct CompiledNext: Sendable {
+        let token: UInt64
+        let graph: TraceGraph
+        let result: Result<CompiledTrace, TraceError>
+    }
+
+    /// Compiles a session's next trace beside the serving loop; the session waits in `compiling`.
+    private func compileOffLoop(_ graph: TraceGraph, for active: Active) {
+        let token = freshTraceId()
+        compiling[token] = active
+        preparing += 1
+        let compiler = GraphCompiler(config: config, stages: stages, budget: options.budget), mailbox = compiledNext
+        Self.preparation.async {
+            mailbox.post(CompiledNext(token: token, graph: graph, result: Result { () throws(TraceError) in try compiler.compile(graph) }))
+        }
+    }
+
     private func handlePrepared() {
+        for item in compiledNext.drain() {
+            preparing -= 1
+            guard let active = compiling.removeValue(forKey: item.token) else { continue }  // cancelled meanwhile
+            switch item.result {
+            case let .success(compiled):
+                active.session = newSession(item.graph, compiled: compiled)
+                launch(active)
+            case let .failure(error):
+                var e = error
+                e.message = "trace \(active.run?.index ?? 0) of the session: " + e.message
+                fail(active, self.error(e, requestId: active.clientRequest))
+            }
+        }
         for item in prepared.drain() {
             preparing -= 1
             preparingPeers[item.peer]! -= 1
@@ -492,6 +533,9 @@ public final class ClusterCoordinator {
                 finish(id, error: error(.errorRefused, "cancelled by the client", requestId: envelope.requestID), reason: "cancelled")
             } else if let i = suspended.firstIndex(where: { $0.active.client == peer && $0.active.clientRequest == envelope.requestID }) {
                 fail(suspended.remove(at: i).active, error(.errorRefused, "cancelled by the client", requestId: envelope.requestID), reason: "cancelled")
+            } else if let (token, active) = compiling.first(where: { $0.value.client == peer && $0.value.clientRequest == envelope.requestID }) {
+                compiling[token] = nil
+                fail(active, error(.errorRefused, "cancelled by the client", requestId: envelope.requestID), reason: "cancelled")
             }
         default:
             reply(peer, WireError.unknownMessage.reply(requestId: envelope.requestID))
@@ -503,6 +547,7 @@ public final class ClusterCoordinator {
         traces.values.contains { $0.client == client && $0.clientRequest == request }
             || suspended.contains { $0.active.client == client && $0.active.clientRequest == request }
             || preparingPeers[client] != nil
+            || compiling.values.contains { $0.client == client && $0.clientRequest == request }
     }
 
     private func register(_ hello: Nnsight_V1_Hello, peer: Data, key: String?) {
@@ -843,7 +888,9 @@ public final class ClusterCoordinator {
             run.index += 1
             active.deliveredSteps = 0
             do throws(TraceError) {
-                active.session = try newSession(try run.current())
+                let graph = try run.current()
+                guard graph.nodes.count <= Self.inlineCompileNodes else { return compileOffLoop(graph, for: active) }
+                active.session = try newSession(graph)
                 launch(active)
             } catch {
                 var e = error

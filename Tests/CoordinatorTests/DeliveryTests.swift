@@ -120,6 +120,34 @@ import Testing
         #expect(try LivenessTests.generate(cluster.endpoint, within: 0) == LivenessTests.expected)
     }
 
+    /// A session's later trace compiles when the earlier ones have run (it takes their values):
+    /// a large one compiles beside the serving loop, which answers meanwhile. Inline, 90,000 nodes
+    /// held the loop for 5 s here (debug build), and the client gave the coordinator up.
+    @Test func aSessionsLargeLaterTraceCompilesBesideTheServingLoop() throws {
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        let (client, stdout) = try cluster.client("""
+            with model.session() as session:
+                with model.trace("Hello world"):
+                    steer = model.transformer.h[1].output[0][0, -1].save()
+                with model.generate("GNU", max_new_tokens=1) as tracer:
+                    xs = list().save()
+                    for i in range(30000):
+                        xs.append(model.transformer.h[1].mlp.output[0, -1, 0] + steer[0])
+            print(len(xs))
+
+            """)
+        var slowest = 0.0
+        while client.process.isRunning {
+            let start = Date()
+            _ = try LanguageModel.status(of: cluster.endpoint)
+            slowest = max(slowest, Date().timeIntervalSince(start))
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(try Self.output(client, stdout) == "30000\n", "\(client.stderr)")
+        #expect(slowest < 2.5, "the coordinator took \(slowest) s to answer a status request")
+    }
+
     @Test func aSubmissionOverTheMessageLimitIsRefusedAtOnce() throws {
         let cluster = try Cluster()
         defer { cluster.stop() }
