@@ -206,6 +206,8 @@ public final class ClusterCoordinator {
     private var announcedReady = false
     /// What waits for a peer whose pipe is full (nothing is dropped at the high-water mark).
     private var outbox: PeerOutbox
+    /// What waits for a worker's activation port (until it has room, or the worker is lost).
+    private var workerOutbox = PeerOutbox(limitBytes: .max)
     /// Peers found disconnected while sending: their traces are cancelled after this turn.
     private var gone: Set<Data> = []
     /// Large messages read off the serving loop, and how many are still being read.
@@ -274,7 +276,7 @@ public final class ClusterCoordinator {
         while !shouldStop() {
             options.metrics.process.liveness.tick()
             // Short waits while work off the loop or a slow client's results are pending.
-            let ready = try ZMQSocket.poll([control, results], timeoutMs: preparing > 0 || outbox.waitingBytes > 0 ? 2 : 50)
+            let ready = try ZMQSocket.poll([control, results], timeoutMs: preparing > 0 || outbox.waitingBytes > 0 || workerOutbox.waitingBytes > 0 ? 2 : 50)
             handlePrepared()
             // Everything that has arrived is handled before liveness is judged: after a stall
             // the workers' heartbeats are waiting here, and they are alive.
@@ -296,14 +298,23 @@ public final class ClusterCoordinator {
         flushOutbox()
     }
 
-    private func send(_ socket: ZMQSocket, _ envelope: Envelope) {
+    private func send(to worker: WorkerInfo, _ envelope: Envelope) {
         guard let frame = try? Framing.encode(envelope) else { return }
-        send(socket, frame: frame)
+        send(to: worker, frame: frame)
     }
 
-    private func send(_ socket: ZMQSocket, frame: Data) {
+    /// Sends to a worker's activation port without blocking: a stopped worker whose pipe is full
+    /// must not stop the serving loop (which then could not even find it lost). What does not
+    /// fit waits, in order, until it has room or is lost.
+    private func send(to worker: WorkerInfo, frame: Data) {
+        _ = workerOutbox.send(frame, to: Data(worker.id.utf8), exempt: true) { attemptWorker($0, $1) }
+    }
+
+    private func attemptWorker(_ peer: Data, _ frame: Data) -> PeerOutbox.Attempt {
+        guard let worker = workers[String(decoding: peer, as: UTF8.self)] else { return .unreachable }
+        do throws(ZMQError) { try worker.push.send([frame], dontWait: true) } catch { return .full }
         options.metrics.process.countSent(frame)
-        _ = try? socket.send(frame)
+        return .sent
     }
 
     /// One non-blocking send on the control ROUTER (ROUTER_MANDATORY: a full pipe or a gone peer
@@ -359,6 +370,7 @@ public final class ClusterCoordinator {
     /// Sends what waits for peers whose pipes had no room; cancels the traces of clients that
     /// disconnected.
     private func flushOutbox() {
+        _ = workerOutbox.flush { attemptWorker($0, $1) }
         gone.formUnion(outbox.flush { attempt($0, $1) })
         while let peer = gone.popFirst() {
             outbox.drop(peer)
@@ -584,6 +596,7 @@ public final class ClusterCoordinator {
             reply(peer, error(.errorRefused, "cannot connect to the worker's address \(hello.address)", worker: id))
             return
         }
+        workerOutbox.drop(Data(id.utf8))  // (what waited for an earlier process under this id)
         workers[id] = WorkerInfo(id: id, address: hello.address, push: push, stage: free, publicKey: key, threads: Int(hello.threads),
                                  incarnation: hello.incarnation)
         slots[free] = id
@@ -765,9 +778,9 @@ public final class ClusterCoordinator {
         traces[session.id] = active
         for (s, submit) in session.submits.enumerated() {
             guard let worker = slots[s].flatMap({ workers[$0] }) else { continue }
-            send(worker.push, frame: submit)
+            send(to: worker, frame: submit)
         }
-        if let first = slots[0].flatMap({ workers[$0] }) { send(first.push, session.firstActivations()) }
+        if let first = slots[0].flatMap({ workers[$0] }) { send(to: first, session.firstActivations()) }
     }
 
     /// Runs a suspended trace again from its first step on the stages now serving, under a new
@@ -880,7 +893,7 @@ public final class ClusterCoordinator {
     /// Ends a trace: frees its state on every stage and answers the client.
     private func finish(_ id: UInt64, error: Envelope?, reason: String? = nil) {
         guard let active = traces.removeValue(forKey: id) else { return }
-        for worker in slots.compactMap({ $0.flatMap { workers[$0] } }) { send(worker.push, active.session.release) }
+        for worker in slots.compactMap({ $0.flatMap { workers[$0] } }) { send(to: worker, active.session.release) }
         if let error {
             fail(active, error, reason: reason)
         } else if let run = active.run, run.index + 1 < run.graphs.count {
@@ -955,6 +968,7 @@ public final class ClusterCoordinator {
 
     private func workerLost(_ id: String, _ worker: WorkerInfo) {
         workers[id] = nil
+        workerOutbox.drop(Data(id.utf8))
         options.metrics.workersLost.increment()
         guard let stage = worker.stage else { return }
         slots[stage] = nil
@@ -979,7 +993,7 @@ public final class ClusterCoordinator {
             }
             // The surviving stages free this run; the trace waits for the stages to be served again.
             traces[traceId] = nil
-            for worker in slots.compactMap({ $0.flatMap { workers[$0] } }) { send(worker.push, active.session.release) }
+            for worker in slots.compactMap({ $0.flatMap { workers[$0] } }) { send(to: worker, active.session.release) }
             suspended.append((active, Date(), lost))
         }
         // A spare takes the free range at once: one that never failed to load first, then the one

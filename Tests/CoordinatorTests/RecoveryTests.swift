@@ -1,6 +1,8 @@
 import Coordinator
 import Engine
 import Foundation
+import Graph
+import GraphWire
 import Synchronization
 import Testing
 import Wire
@@ -97,6 +99,46 @@ import Wire
             "\(error)".contains("has no trace for this request: it restarted")
         }
         #expect(Date().timeIntervalSince(start) < 8)
+    }
+
+    /// A stopped worker whose pipe fills (ZeroMQ's high-water mark: 1,000 messages) once blocked
+    /// the coordinator's serving loop in a send: nothing was answered, and the worker could not
+    /// even be found lost. Sends to workers do not block now; what does not fit waits.
+    @Test func aStoppedWorkerWithAFullPipeDoesNotStopTheCoordinator() throws {
+        let cluster = try DeliveryTests.Cluster()
+        defer { cluster.stop() }
+        cluster.workers[0].signal(SIGSTOP)
+        defer { cluster.workers[0].signal(SIGCONT) }
+        // 1,200 traces from one client, without waiting: a fragment (with a 10 KB constant) and a
+        // first step each for the stopped stage 0: 2,400 messages, 12 MB, more than the kernel's
+        // socket buffers and the pipe's 1,000 messages hold.
+        let architecture = try GPT2Config.load(directory: Oracle.model).architectureId
+        let nodes = [
+            GraphNode(id: 1, steps: [0], kind: .constant(Tensor(shape: [40, 1, 1, 64], floats: [Float](repeating: 0.5, count: 2560)))),
+            GraphNode(id: 2, steps: [0], kind: .read(ModuleRead(.mlp(0), .output))),
+            GraphNode(id: 3, steps: [0], kind: .op(name: "add", inputs: [2, 1], attributes: Attributes())),
+            GraphNode(id: 4, steps: [0], kind: .save(node: 3, saveID: 4)),
+        ]
+        let graph = TraceGraph(nodes: nodes, invokes: [[5, 6, 7]], generation: GenerationSpec(maxNewTokens: 1, padTokenId: 1999),
+                               limits: GraphLimits(deadlineUnixMs: UInt64((Date().timeIntervalSince1970 + 120) * 1000))).wire
+        let client = try ZMQContext().socket(.dealer)
+        try client.setIdentity("flood")
+        try client.connect(cluster.endpoint)
+        for id in UInt64(1)...1200 {
+            try client.send(try Framing.encode(Framing.envelope(requestId: id) { $0.submit = .with { $0.graph = graph; $0.model = architecture } }))
+        }
+        #expect(cluster.waitFor("trace started", count: 1201, seconds: 60))
+        var slowest = 0.0
+        let end = Date().addingTimeInterval(4)
+        while Date() < end {
+            let start = Date()
+            _ = try LanguageModel.status(of: cluster.endpoint, timeoutSeconds: 10)
+            slowest = max(slowest, Date().timeIntervalSince(start))
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(slowest < 2.5, "the coordinator took \(slowest) s to answer a status request")
+        cluster.workers[0].signal(SIGCONT)
+        #expect(try LivenessTests.generate(cluster.endpoint, within: 60) == LivenessTests.expected)
     }
 
     @Test func aCoordinatorPausedLongerThanTheWorkersWaitRecovers() throws {
