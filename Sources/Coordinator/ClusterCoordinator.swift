@@ -212,7 +212,6 @@ public final class ClusterCoordinator {
     private var gone: Set<Data> = []
     /// Large messages read off the serving loop, and how many are still being read.
     private let prepared = Mailbox<Prepared>()
-    private var preparing = 0
     /// Large messages being read off the loop, by sender (their request ids are known only once read).
     private var preparingPeers: [Data: Int] = [:]
     /// Sessions whose next trace compiles off the loop, by token; and where the results come.
@@ -276,7 +275,8 @@ public final class ClusterCoordinator {
         while !shouldStop() {
             options.metrics.process.liveness.tick()
             // Short waits while work off the loop or a slow client's results are pending.
-            let ready = try ZMQSocket.poll([control, results], timeoutMs: preparing > 0 || outbox.waitingBytes > 0 || workerOutbox.waitingBytes > 0 ? 2 : 50)
+            let pending = !preparingPeers.isEmpty || !compiling.isEmpty || outbox.waitingBytes > 0 || workerOutbox.waitingBytes > 0
+            let ready = try ZMQSocket.poll([control, results], timeoutMs: pending ? 2 : 50)
             handlePrepared()
             // Everything that has arrived is handled before liveness is judged: after a stall
             // the workers' heartbeats are waiting here, and they are alive.
@@ -330,39 +330,38 @@ public final class ClusterCoordinator {
     }
 
     /// Sends `envelope` to a peer, in order after what already waits for it.
-    @discardableResult
-    private func reply(_ peer: Data, _ envelope: Envelope, exempt: Bool = false) -> PeerOutbox.Outcome {
-        let frame: Data
-        do throws(WireError) { frame = try Framing.encode(envelope) } catch {
+    private func reply(_ peer: Data, _ envelope: Envelope) {
+        do throws(WireError) { _ = send(try Framing.encode(envelope), to: peer, exempt: true) } catch {
             log.error("a message could not be encoded", metadata: ["peer": "\(String(decoding: peer, as: UTF8.self))", "error": "\(error)"])
-            return .overBudget
         }
+    }
+
+    private func send(_ frame: Data, to peer: Data, exempt: Bool) -> PeerOutbox.Outcome {
         let outcome = outbox.send(frame, to: peer, exempt: exempt) { attempt($0, $1) }
         if outcome == .unreachable { gone.insert(peer) }
         return outcome
     }
 
-    /// Sends the client one numbered message about its submission. False when it cannot go (the
-    /// client is not reading and its buffer is full, or the value is over the message limit):
-    /// the caller ends the trace, whose error then says so.
-    private func deliver(_ active: Active, _ envelope: Envelope, exempt: Bool = false) -> Bool {
+    /// Sends the client one numbered message about its submission; nil when it went (or waits),
+    /// else why it cannot go, and the caller ends the trace with that reason (`undeliverable`).
+    /// Final messages (`exempt`) wait past the client's buffer limit: they are small and must arrive.
+    private func deliver(_ active: Active, _ envelope: Envelope, exempt: Bool = false) -> String? {
         var envelope = envelope
         envelope.requestID = active.clientRequest
         envelope.sequence = active.sent + 1
-        switch reply(active.client, envelope, exempt: exempt) {
-        case .overBudget: return false
-        case .sent, .queued, .unreachable:
-            active.sent += 1
-            return true
+        let frame: Data
+        do throws(WireError) { frame = try Framing.encode(envelope) } catch {
+            return "\(error)"
         }
+        guard send(frame, to: active.client, exempt: exempt) != .overBudget else {
+            return "the client is not reading: \(outbox.waiting(for: active.client) >> 20) MB of its results wait to be sent, its buffer's limit (--client-buffer-mb \(options.clientBufferBytes >> 20))"
+        }
+        active.sent += 1
+        return nil
     }
 
-    /// Ends a trace whose next message could not be delivered, saying why.
-    private func undeliverable(_ active: Active, _ what: String) {
-        let waiting = outbox.waiting(for: active.client)
-        let why = waiting + 4096 > options.clientBufferBytes
-            ? "the client is not reading: \(waiting >> 20) MB of its results wait to be sent, its buffer's limit (--client-buffer-mb \(options.clientBufferBytes >> 20))"
-            : "it is over the \(WireProtocol.defaultMaxMessageBytes >> 20) MB message limit"
+    /// Ends a trace whose next message could not be delivered, saying what and why.
+    private func undeliverable(_ active: Active, _ what: String, _ why: String) {
         finish(active.session.id, error: error(.errorUndeliverable, "\(what) could not be sent: \(why); the trace was ended",
                                                requestId: active.clientRequest, step: UInt32(active.session.steps)))
     }
@@ -372,24 +371,16 @@ public final class ClusterCoordinator {
     private func flushOutbox() {
         _ = workerOutbox.flush { attemptWorker($0, $1) }
         gone.formUnion(outbox.flush { attempt($0, $1) })
+        var handled = Set<Data>()
         while let peer = gone.popFirst() {
             outbox.drop(peer)
-            guard workers[String(decoding: peer, as: UTF8.self)] == nil else { continue }
-            for (id, active) in traces where active.client == peer {
-                finish(id, error: error(.errorRefused, "the client disconnected", requestId: active.clientRequest), reason: "cancelled")
+            // (cancelling answers the peer, which finds it gone again: once is enough)
+            guard handled.insert(peer).inserted, workers[String(decoding: peer, as: UTF8.self)] == nil else { continue }
+            if cancel(client: peer, request: nil, "the client disconnected") {
+                log.info("client disconnected; its traces were cancelled", metadata: ["client": "\(String(decoding: peer, as: UTF8.self))"])
             }
-            suspended.removeAll { entry in
-                guard entry.active.client == peer else { return false }
-                fail(entry.active, error(.errorRefused, "the client disconnected", requestId: entry.active.clientRequest), reason: "cancelled")
-                return true
-            }
-            for (token, active) in compiling where active.client == peer {
-                compiling[token] = nil
-                fail(active, error(.errorRefused, "the client disconnected", requestId: active.clientRequest), reason: "cancelled")
-            }
-            log.info("client disconnected; its traces were cancelled", metadata: ["client": "\(String(decoding: peer, as: UTF8.self))"])
-            outbox.drop(peer)
         }
+        for peer in handled { outbox.drop(peer) }
         options.metrics.clientBufferBytes.set(to: Double(outbox.waitingBytes))
     }
 
@@ -415,7 +406,6 @@ public final class ClusterCoordinator {
             // A large message (a big trace) is read and compiled off the serving loop, which goes
             // on answering heartbeats and moving other traces meanwhile.
             let (config, stages, budget, mailbox) = (config, stages, options.budget, prepared)
-            preparing += 1
             preparingPeers[peer, default: 0] += 1
             Self.preparation.async {
                 let decoded = Result { () throws(WireError) in try Framing.decode(frame) }
@@ -453,7 +443,6 @@ public final class ClusterCoordinator {
     private func compileOffLoop(_ graph: TraceGraph, for active: Active) {
         let token = freshTraceId()
         compiling[token] = active
-        preparing += 1
         let compiler = GraphCompiler(config: config, stages: stages, budget: options.budget), mailbox = compiledNext
         Self.preparation.async {
             mailbox.post(CompiledNext(token: token, graph: graph, result: Result { () throws(TraceError) in try compiler.compile(graph) }))
@@ -462,7 +451,6 @@ public final class ClusterCoordinator {
 
     private func handlePrepared() {
         for item in compiledNext.drain() {
-            preparing -= 1
             guard let active = compiling.removeValue(forKey: item.token) else { continue }  // cancelled meanwhile
             switch item.result {
             case let .success(compiled):
@@ -475,7 +463,6 @@ public final class ClusterCoordinator {
             }
         }
         for item in prepared.drain() {
-            preparing -= 1
             preparingPeers[item.peer]! -= 1
             if preparingPeers[item.peer] == 0 { preparingPeers[item.peer] = nil }
             handleControl(peer: item.peer, item.envelope, prepared: item.submission)
@@ -541,25 +528,47 @@ public final class ClusterCoordinator {
         case .submit?, .submitSession?:
             submit(submission ?? Self.prepare(envelope.body!, config: config, stages: stages, budget: options.budget)!, client: peer, request: envelope.requestID)
         case .cancel?:
-            if let (id, _) = traces.first(where: { $0.value.client == peer && $0.value.clientRequest == envelope.requestID }) {
-                finish(id, error: error(.errorRefused, "cancelled by the client", requestId: envelope.requestID), reason: "cancelled")
-            } else if let i = suspended.firstIndex(where: { $0.active.client == peer && $0.active.clientRequest == envelope.requestID }) {
-                fail(suspended.remove(at: i).active, error(.errorRefused, "cancelled by the client", requestId: envelope.requestID), reason: "cancelled")
-            } else if let (token, active) = compiling.first(where: { $0.value.client == peer && $0.value.clientRequest == envelope.requestID }) {
-                compiling[token] = nil
-                fail(active, error(.errorRefused, "cancelled by the client", requestId: envelope.requestID), reason: "cancelled")
-            }
+            cancel(client: peer, request: envelope.requestID, "cancelled by the client")
         default:
             reply(peer, WireError.unknownMessage.reply(requestId: envelope.requestID))
         }
     }
 
-    /// Whether a submission of `client` is held here: running, suspended, or being read.
+    /// Whether a submission of `client` is held here: running, suspended, compiling, or being read.
     private func holds(client: Data, request: UInt64) -> Bool {
-        traces.values.contains { $0.client == client && $0.clientRequest == request }
-            || suspended.contains { $0.active.client == client && $0.active.clientRequest == request }
-            || preparingPeers[client] != nil
-            || compiling.values.contains { $0.client == client && $0.clientRequest == request }
+        preparingPeers[client] != nil || !submissions(of: client, request: request).isEmpty
+    }
+
+    /// Where a submission waits or runs: one place each.
+    private enum Held {
+        case running(UInt64), suspended(Int), compiling(UInt64)
+    }
+
+    /// The submissions of `client` (`request`, or all of them), wherever they are.
+    private func submissions(of client: Data, request: UInt64?) -> [(Held, Active)] {
+        func matches(_ a: Active) -> Bool { a.client == client && (request == nil || a.clientRequest == request) }
+        return traces.filter { matches($0.value) }.map { (.running($0.key), $0.value) }
+            + suspended.indices.filter { matches(suspended[$0].active) }.map { (.suspended($0), suspended[$0].active) }
+            + compiling.filter { matches($0.value) }.map { (.compiling($0.key), $0.value) }
+    }
+
+    /// Ends the submissions of `client` (`request`, or all) with `why`, counted as cancelled.
+    /// Returns whether there were any.
+    @discardableResult
+    private func cancel(client: Data, request: UInt64?, _ why: String) -> Bool {
+        let found = submissions(of: client, request: request)
+        for (held, active) in found {
+            let refusal = error(.errorRefused, why, requestId: active.clientRequest)
+            switch held {
+            case let .running(id): finish(id, error: refusal, reason: "cancelled")
+            case .suspended: fail(active, refusal, reason: "cancelled")
+            case let .compiling(token):
+                compiling[token] = nil
+                fail(active, refusal, reason: "cancelled")
+            }
+        }
+        suspended.removeAll { entry in found.contains { $0.1 === entry.active } }
+        return !found.isEmpty
     }
 
     private func register(_ hello: Nnsight_V1_Hello, peer: Data, key: String?) {
@@ -716,7 +725,7 @@ public final class ClusterCoordinator {
     private func refuse(_ client: Data, _ envelope: Envelope) {
         var envelope = envelope
         envelope.sequence = 1  // the only message about this submission
-        reply(client, envelope, exempt: true)
+        reply(client, envelope)
         options.metrics.traceFailed(CoordinatorMetrics.reason(envelope.error.code))
         log.info("trace refused", metadata: ["client": "\(String(decoding: client, as: UTF8.self))", "request": "\(envelope.requestID)",
                                              "outcome": "\(CoordinatorMetrics.reason(envelope.error.code))", "error": "\(envelope.error.message)"])
@@ -749,7 +758,7 @@ public final class ClusterCoordinator {
     /// Ends a started submission with an error: tells the client, counts it by reason (the error's
     /// code unless given), logs it.
     private func fail(_ active: Active, _ envelope: Envelope, reason: String? = nil) {
-        _ = deliver(active, envelope, exempt: true)
+        _ = deliver(active, envelope, exempt: true)  // (a final message: only an encoding failure stops it)
         ended(active, outcome: reason ?? CoordinatorMetrics.reason(envelope.error.code))
     }
 
@@ -807,8 +816,8 @@ public final class ClusterCoordinator {
             let key = SessionKey(trace: run.index, saveID: saved.saveID)
             if run.needed.contains(key), !saved.skipped, !saved.append, let value = try? Tensor(wire: saved.value) { run.values[key] = value }
         }
-        guard deliver(active, Framing.envelope { $0.saved = saved }) else {
-            undeliverable(active, "the saved value \(saved.saveID) of step \(saved.step)")
+        if let why = deliver(active, Framing.envelope { $0.saved = saved }) {
+            undeliverable(active, "the saved value \(saved.saveID) of step \(saved.step)", why)
             return false
         }
         return true
@@ -860,8 +869,8 @@ public final class ClusterCoordinator {
                     if result.step > 0, active.lastStep > 0 { options.metrics.stepDuration.record(.nanoseconds(Int64(now - active.lastStep))) }
                     active.lastStep = now
                     options.metrics.tokensGenerated(result.nextTokens.count)
-                    guard deliver(active, Framing.envelope { $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens } }) else {
-                        return undeliverable(active, "the tokens of step \(result.step)")
+                    if let why = deliver(active, Framing.envelope { $0.stepResult = .with { $0.step = result.step; $0.nextTokens = result.nextTokens } }) {
+                        return undeliverable(active, "the tokens of step \(result.step)", why)
                     }
                 }
                 next = goesOn ? active.early.removeValue(forKey: UInt32(session.steps)) : nil

@@ -33,8 +33,8 @@ struct PeerOutbox {
 
     /// Bytes waiting for `peer`.
     func waiting(for peer: Data) -> Int { queues[peer]?.bytes ?? 0 }
-    /// Bytes waiting for every peer.
-    var waitingBytes: Int { queues.values.reduce(0) { $0 + $1.bytes } }
+    /// Bytes waiting for every peer (kept as frames come and go: the serving loop reads it each turn).
+    private(set) var waitingBytes = 0
 
     /// Sends `frame` to `peer` now if nothing waits before it and its pipe has room, else queues
     /// it. `exempt` frames (a trace's final error) are queued past the limit: they are small and
@@ -54,6 +54,7 @@ struct PeerOutbox {
         guard exempt || queue.bytes + frame.count <= limitBytes else { return .overBudget }
         queue.frames.append(frame)
         queue.bytes += frame.count
+        waitingBytes += frame.count
         return .queued
     }
 
@@ -69,9 +70,11 @@ struct PeerOutbox {
                 case .sent:
                     queue.head += 1
                     queue.bytes -= frame.count
+                    waitingBytes -= frame.count
                 case .full: break loop
                 case .unreachable:
                     gone.append(peer)
+                    waitingBytes -= queue.bytes
                     queue = Queue()
                 }
             }
@@ -86,5 +89,5 @@ struct PeerOutbox {
     }
 
     /// Forgets what waits for `peer`.
-    mutating func drop(_ peer: Data) { queues[peer] = nil }
+    mutating func drop(_ peer: Data) { waitingBytes -= queues.removeValue(forKey: peer)?.bytes ?? 0 }
 }

@@ -28,10 +28,8 @@ public struct TraceBudget: Sendable, Equatable {
     /// The prompt pass's widest activation (the logits of every position) and the KV cache of
     /// every layer, for `rows` prompts of up to `promptLength` tokens and `newTokens` steps.
     func checkShape(rows: Int, promptLength: Int, newTokens: Int, config: GPT2Config) throws(TraceError) {
-        let width = max(4 * config.nEmbd, config.vocabSize)
-        let widest = OpBudget.bytes(TensorType(shape: [rows, promptLength, width], dtype: .float32))
-        guard widest <= maxValueBytes else {
-            throw TraceError(.overBudget, "a batch of \(rows) prompts of up to \(promptLength) tokens makes activations of [\(rows), \(promptLength), \(width)] float32 (\(OpBudget.describe(bytes: widest))), over the trace's limit of \(OpBudget.describe(bytes: maxValueBytes)) per value (--max-value-mb)")
+        do throws(OpError) { try values.checkPromptPass(rows: rows, tokens: promptLength, config: config, withHead: true) } catch {
+            throw TraceError(.overBudget, error.description)
         }
         let cache = KVCache.byteCount(config: config, layers: config.nLayer, batch: rows, capacity: promptLength + newTokens - 1)
         guard cache <= maxCacheBytes else {

@@ -138,7 +138,7 @@ extension ScriptRunner {
             try spec.validate(inputs: tensors.count, attributes: attributes)
             let output = try spec.check(tensors.map { .tensor($0.type) }, attributes, budget: limits.values)
             if OpBudget.bytes(output) > 1 << 20 { try checkMemory(loc, adding: OpBudget.bytes(output), making: "\(name) of \(output)") }
-            result = try spec.run(tensors.map(Value.tensor), attributes)
+            result = try spec.kernel(tensors.map(Value.tensor), attributes)  // (validated and checked above)
         } catch {
             throw fail(error.isOverBudget ? .memory : .runtime, error.description, loc)
         }

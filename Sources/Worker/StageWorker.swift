@@ -312,16 +312,13 @@ public final class StageWorker {
                 let graph = try TraceGraph(wire: submit.graph, layers: model.config.nLayer)
                 let bytes = try kvBytes(graph)
                 try checkWidestActivation(graph)
-                do {
-                    let limit = kvMemoryLimit ?? Self.defaultKVMemory
-                    guard bytes <= limit else {
-                        throw TraceError(.overBudget, "the trace needs \(bytes >> 20) MB of KV cache on this stage, more than its --kv-memory of \(limit >> 20) MB")
-                    }
-                    // Full: the trace waits (its activations with it) until others end.
-                    if kvBytesHeld + bytes > limit || !waiting.isEmpty {
-                        waiting.append((id, graph, bytes))
-                        return nil
-                    }
+                guard bytes <= kvLimit else {
+                    throw TraceError(.overBudget, "the trace needs \(bytes >> 20) MB of KV cache on this stage, more than its --kv-memory of \(kvLimit >> 20) MB")
+                }
+                // Full: the trace waits (its activations with it) until others end.
+                if kvBytesHeld + bytes > kvLimit || !waiting.isEmpty {
+                    waiting.append((id, graph, bytes))
+                    return nil
                 }
                 try admit(id, graph, bytes: bytes, coordinator: coordinator)
             } catch {
@@ -453,14 +450,12 @@ public final class StageWorker {
         return pages > 0 && size > 0 ? pages * size / 2 : 8 << 30
     }()
 
-    /// The prompt pass's widest activation on this stage (the MLP's, or the logits on the last):
-    /// a batch whose activations cannot be held is refused before its pass allocates them.
+    /// The prompt pass's widest activation on this stage: a batch whose activations cannot be
+    /// held is refused before its pass allocates them.
     private func checkWidestActivation(_ graph: TraceGraph) throws(TraceError) {
         let rows = graph.invokes.filter { !$0.isEmpty }.count, length = graph.invokes.map(\.count).max() ?? 0
-        let width = max(4 * model.config.nEmbd, model.weights.hasHead ? model.config.vocabSize : 0)
-        let bytes = OpBudget.bytes(TensorType(shape: [rows, length, width], dtype: .float32))
-        guard bytes <= valueBudget.maxValueBytes else {
-            throw TraceError(.overBudget, "a batch of \(rows) prompts of up to \(length) tokens makes activations of [\(rows), \(length), \(width)] float32 (\(OpBudget.describe(bytes: bytes))) on this stage, over its limit of \(OpBudget.describe(bytes: valueBudget.maxValueBytes)) per value (--max-value-mb)")
+        do throws(OpError) { try valueBudget.checkPromptPass(rows: rows, tokens: length, config: model.config, withHead: model.weights.hasHead) } catch {
+            throw TraceError(.overBudget, error.description)
         }
     }
 
@@ -494,7 +489,7 @@ public final class StageWorker {
     /// Admits waiting traces, oldest first, while they fit in the KV memory (the first that does
     /// not fit blocks the rest: no trace starves behind smaller ones).
     func admitWaiting(coordinator: ZMQSocket) throws {
-        while let first = waiting.first, kvBytesHeld + first.bytes <= kvMemoryLimit ?? .max {
+        while let first = waiting.first, kvBytesHeld + first.bytes <= kvLimit {
             waiting.removeFirst()
             do throws(TraceError) { try admit(first.id, first.graph, bytes: first.bytes, coordinator: coordinator) } catch {
                 release(first.id)
@@ -506,6 +501,8 @@ public final class StageWorker {
     /// KV-cache bytes this stage may hold (`--kv-memory`; nil: no limit). Traces that do not
     /// fit wait, in order, for others to end.
     public var kvMemoryLimit: Int?
+    /// The KV-cache memory in force: `--kv-memory`, or half the machine's.
+    private var kvLimit: Int { kvMemoryLimit ?? Self.defaultKVMemory }
     private var kvBytesHeld = 0
     private var heldBytes: [UInt64: Int] = [:]
     private var waiting: [(id: UInt64, graph: TraceGraph, bytes: Int)] = []

@@ -22,12 +22,18 @@ import Wire
         w1.stop()  // SIGKILL, and a new process under the same id within the second
         w1 = try LivenessTests.worker(endpoint, id: "w1")
         defer { w1.stop() }
-        let start = Date()
-        #expect(try LivenessTests.generate(endpoint, within: 20) == LivenessTests.expected)
-        #expect(Date().timeIntervalSince(start) < 10)
+        try Self.expectServing(endpoint, within: 10, by: ["w0", "w1"])
         #expect(coordinator.stderr.contains("worker registered again while serving its stage"), "\(coordinator.stderr)")
+    }
+
+    /// The cluster generates exactly within `seconds`, and status says ready with `workers` ready.
+    static func expectServing(_ endpoint: String, within seconds: Double, by workers: [String],
+                              sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let start = Date()
+        #expect(try LivenessTests.generate(endpoint, within: 2 * seconds) == LivenessTests.expected, sourceLocation: sourceLocation)
+        #expect(Date().timeIntervalSince(start) < seconds, sourceLocation: sourceLocation)
         let status = try LanguageModel.status(of: endpoint)
-        #expect(status.ready && status.workers.filter(\.ready).map(\.id).sorted() == ["w0", "w1"])
+        #expect(status.ready && status.workers.filter(\.ready).map(\.id).sorted() == workers, sourceLocation: sourceLocation)
     }
 
     /// A spare that says Hello but never loads (never acknowledges its assignment) is given the
@@ -65,12 +71,8 @@ import Wire
         defer { stop.store(true, ordering: .relaxed) }
         Thread.sleep(forTimeInterval: 3)  // both spares waiting
         w1.stop()
-        let start = Date()
-        #expect(try LivenessTests.generate(endpoint, within: 60) == LivenessTests.expected)
-        #expect(Date().timeIntervalSince(start) < 30)
+        try Self.expectServing(endpoint, within: 30, by: ["spare", "w0"])
         #expect(coordinator.stderr.contains("worker=fake [Coordinator] worker did not become ready within the load timeout"), "\(coordinator.stderr)")
-        let status = try LanguageModel.status(of: endpoint)
-        #expect(status.ready && status.workers.filter(\.ready).map(\.id).sorted() == ["spare", "w0"])
     }
 
     /// A coordinator restarted on its port under a waiting client: the client's heartbeats reach
@@ -128,14 +130,8 @@ import Wire
             try client.send(try Framing.encode(Framing.envelope(requestId: id) { $0.submit = .with { $0.graph = graph; $0.model = architecture } }))
         }
         #expect(cluster.waitFor("trace started", count: 1201, seconds: 60))
-        var slowest = 0.0
         let end = Date().addingTimeInterval(4)
-        while Date() < end {
-            let start = Date()
-            _ = try LanguageModel.status(of: cluster.endpoint, timeoutSeconds: 10)
-            slowest = max(slowest, Date().timeIntervalSince(start))
-            Thread.sleep(forTimeInterval: 0.2)
-        }
+        let slowest = try cluster.slowestStatus { Date() < end }
         #expect(slowest < 2.5, "the coordinator took \(slowest) s to answer a status request")
         cluster.workers[0].signal(SIGCONT)
         #expect(try LivenessTests.generate(cluster.endpoint, within: 60) == LivenessTests.expected)
@@ -150,11 +146,7 @@ import Wire
         coordinator.signal(SIGSTOP)
         Thread.sleep(forTimeInterval: 15)
         coordinator.signal(SIGCONT)
-        let start = Date()
-        #expect(try LivenessTests.generate(endpoint, within: 30) == LivenessTests.expected)
-        #expect(Date().timeIntervalSince(start) < 15)
+        try Self.expectServing(endpoint, within: 15, by: ["w0", "w1"])
         #expect(workers.allSatisfy { $0.process.isRunning && $0.stderr.contains("registering again") })
-        let status = try LanguageModel.status(of: endpoint)
-        #expect(status.ready && status.workers.filter(\.ready).count == 2)
     }
 }

@@ -1,3 +1,5 @@
+import Engine
+
 /// What one op may allocate and compute, checked from its inputs' and output's static types
 /// before its kernel runs: a request over budget is an `OpError` naming the op, the shape and the
 /// limit, never an allocation that takes the process down. Each place that runs ops sets its own
@@ -54,6 +56,17 @@ public struct OpBudget: Sendable, Equatable {
             return "\((Double(bytes) / Double(size) * 10).rounded() / 10) \(unit)"
         }
         return "\(bytes) bytes"
+    }
+
+    /// The prompt pass's widest activation for `rows` prompts of up to `tokens`: the MLP's inner
+    /// width, or the logits where the head runs (the coordinator checks the whole model, a stage
+    /// its own layers).
+    public func checkPromptPass(rows: Int, tokens: Int, config: GPT2Config, withHead: Bool) throws(OpError) {
+        let width = max(config.innerDim, withHead ? config.vocabSize : 0)
+        let bytes = Self.bytes(TensorType(shape: [rows, tokens, width], dtype: .float32))
+        guard bytes <= maxValueBytes else {
+            throw OpError("a batch of \(rows) prompts of up to \(tokens) tokens makes activations of [\(rows), \(tokens), \(width)] float32 (\(Self.describe(bytes: bytes))), over \(source) of \(Self.describe(bytes: maxValueBytes)) per value", overBudget: true)
+        }
     }
 
     static func describe(count: Int) -> String {
