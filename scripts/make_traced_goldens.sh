@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates Tests/Fixtures/oracle-traced/*.json and oracle-api/*.json: what the real nnsight 0.8.1 (transformers 5.2.0,
+# Regenerates Tests/Fixtures/oracle-traced/*.json, oracle-api/*.json and oracle-workflows/*.json
+# (or only the cases given as arguments, e.g. Tests/Fixtures/oracle-workflows/wf_edit.py): what the real nnsight 0.8.1 (transformers 5.2.0,
 # torch 2.13.0+cpu) prints and saves for the traced-value and API cases. Cases named v50k_* run on
 # the GPT-2-vocabulary model (tiny-gpt2-vocab50k), builtin_* on the built-in model
 # (Models/tiny-license-gpt2), the others on tiny-gpt2. Needs the shared oracle
@@ -20,7 +21,10 @@ snapshot=$hf_home/hub/models--openai-community--gpt2/snapshots/builtin
 mkdir -p "$snapshot" "$hf_home/hub/models--openai-community--gpt2/refs"
 printf builtin > "$hf_home/hub/models--openai-community--gpt2/refs/main"
 for file in "$PWD"/Models/tiny-license-gpt2/*; do ln -s "$file" "$snapshot/"; done
-for f in "$fixtures"/oracle-traced/*.py "$fixtures"/oracle-api/*.py; do
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=("$fixtures"/oracle-traced/*.py "$fixtures"/oracle-api/*.py "$fixtures"/oracle-workflows/*.py)
+for f in "${cases[@]}"; do
+  f=$(realpath "$f")
   name=$(basename "$f" .py)
   model=$fixtures/models/tiny-gpt2
   case $name in v50k_*) model=$fixtures/models/tiny-gpt2-vocab50k ;; builtin_*) model=$PWD/Models/tiny-license-gpt2 ;; esac

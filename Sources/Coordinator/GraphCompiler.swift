@@ -335,7 +335,8 @@ struct GraphCompiler {
             case let .constant(t):
                 c.types[node.id] = .tensor(t.type)
             case let .read(read):
-                c.types[node.id] = StaticTypes.read(read, step: node.step, rows: rows, promptLength: promptLength, config: config)
+                c.types[node.id] = StaticTypes.read(read, step: node.step, rows: rows, promptLength: promptLength,
+                                                   allPositionLogits: c.graph.generation.allPositionLogits, config: config)
             case let .op(name, inputs, attributes):
                 let types = inputs.compactMap { c.types[$0] }
                 guard types.count == inputs.count, let spec = OpRegistry.spec(name) else { continue }
@@ -357,7 +358,8 @@ struct GraphCompiler {
                 c.types[node.id] = StaticTypes.parameter(module, name, config: config)
             case let .skip(module, value):
                 guard let type = c.types[value] else { continue }
-                let output = StaticTypes.read(ModuleRead(module, .output), step: node.step, rows: batch, promptLength: promptLength, config: config)
+                let output = StaticTypes.read(ModuleRead(module, .output), step: node.step, rows: batch, promptLength: promptLength,
+                                                   allPositionLogits: c.graph.generation.allPositionLogits, config: config)
                 do throws(OpError) { try StaticTypes.checkSkip(module, output: output, value: type) } catch { throw fail(error) }
             case let .save(input, _), let .append(input, _):
                 if case .tuple? = c.types[input] { throw fail(OpError("node \(input) is a tuple; index it first (e.g. output[0])")) }

@@ -22,6 +22,8 @@ import Wire
 public final class LanguageModel {
     public let config: GPT2Config
     public let tokenizer: GPT2Tokenizer
+    /// Every field of the checkpoint's config.json (empty for a model built in memory).
+    public let configFields: ConfigFields
     public let transformer: TransformerEnvoy
     public let lmHead: ModuleEnvoy
     public let generator: GeneratorEnvoy
@@ -36,7 +38,7 @@ public final class LanguageModel {
     public static func load(_ directory: String, stages: Int = 1, weightType: WeightType = .f32) throws -> LanguageModel {
         let cluster = try LocalCluster(directory: directory, stages: stages, weightType: weightType)
         return LanguageModel(tokenizer: try GPT2Tokenizer(directory: directory), config: cluster.config,
-                             backend: try CoordinatorClient(cluster: cluster))
+                             backend: try CoordinatorClient(cluster: cluster), fields: try ConfigFields(directory: directory))
     }
 
     /// A model from stages already in memory (layer order), e.g. random weights for benchmarks;
@@ -58,7 +60,8 @@ public final class LanguageModel {
         let client = try CoordinatorClient(endpoint: endpoint, modelId: config.architectureId, timeoutSeconds: timeoutSeconds,
                                            livenessMs: livenessSeconds * 1000, keys: keys)
         try client.ping()
-        return LanguageModel(tokenizer: try GPT2Tokenizer(directory: directory), config: config, backend: client)
+        return LanguageModel(tokenizer: try GPT2Tokenizer(directory: directory), config: config, backend: client,
+                             fields: try ConfigFields(directory: directory))
     }
 
     /// Asks the coordinator at `endpoint` what the cluster is doing (`nnsight status`): the
@@ -72,9 +75,10 @@ public final class LanguageModel {
         try CoordinatorClient(endpoint: endpoint, modelId: "", timeoutSeconds: timeoutSeconds, livenessMs: 5000, keys: keys).status()
     }
 
-    init(tokenizer: GPT2Tokenizer, config: GPT2Config, backend: TraceBackend) {
+    init(tokenizer: GPT2Tokenizer, config: GPT2Config, backend: TraceBackend, fields: ConfigFields = ConfigFields()) {
         self.tokenizer = tokenizer
         self.config = config
+        self.configFields = fields
         self.backend = backend
         transformer = TransformerEnvoy(layers: config.nLayer)
         lmHead = ModuleEnvoy(.lmHead, layers: config.nLayer)
@@ -94,12 +98,13 @@ public final class LanguageModel {
 
     /// One forward pass (`model.trace`): step 0 only.
     public func trace(_ prompt: String? = nil, _ body: (Tracer) throws -> Void) throws {
-        try run(prompt, maxNewTokens: 1, sampling: SamplingParameters(), eos: config.eosTokenId, pad: tokenizer.endOfTextId, body)
+        try run(prompt, maxNewTokens: 1, sampling: SamplingParameters(), eos: config.eosTokenId, pad: tokenizer.endOfTextId,
+                allPositionLogits: true, body)
     }
 
     private func run(_ prompt: String?, maxNewTokens: Int, sampling: SamplingParameters, eos: Int?, pad: Int,
-                     _ body: (Tracer) throws -> Void) throws {
-        let recorder = TraceRecorder(config: config, maxNewTokens: maxNewTokens)
+                     allPositionLogits: Bool = false, _ body: (Tracer) throws -> Void) throws {
+        let recorder = TraceRecorder(config: config, maxNewTokens: maxNewTokens, allPositionLogits: allPositionLogits)
         if let recording { recorder.session = (recording, recording.traces.count) }
         let tracer = Tracer(recorder: recorder, tokenize: tokenizer.encode)
         TraceRecorder.active = recorder
@@ -131,7 +136,8 @@ public final class LanguageModel {
         let graph = TraceGraph(nodes: nodes, invokes: recorder.invokes,
                                generation: GenerationSpec(maxNewTokens: recorder.stopStep.map { min($0 + 1, maxNewTokens) } ?? maxNewTokens,
                                                           sampling: sampling, eosTokenId: eos,
-                                                          padTokenId: pad, stopped: recorder.stopStep != nil))
+                                                          padTokenId: pad, stopped: recorder.stopStep != nil,
+                                                          allPositionLogits: allPositionLogits))
         if let recording {
             recording.traces.append((graph, recorder))
             return

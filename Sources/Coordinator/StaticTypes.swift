@@ -5,9 +5,11 @@ import Graph
 /// sees and the prompt length (step 0 sees the prompt, later steps one token). The recorder uses
 /// it while a trace is written (so `.shape` is a plain value), the compiler again on what arrives.
 enum StaticTypes {
-    static func read(_ read: ModuleRead, step: Int, rows: Int, promptLength: Int, config: GPT2Config) -> ValueType? {
-        let tokens = step == 0 ? promptLength : 1
+    static func read(_ read: ModuleRead, step: Int, rows: Int, promptLength: Int, allPositionLogits: Bool, config: GPT2Config) -> ValueType? {
         let spec = ModuleTree.spec(read.module)
+        // A generation runs lm_head at each row's last position only (transformers' logits_to_keep=1).
+        let lastOnly = spec.output == .logits && !allPositionLogits
+        let tokens = step == 0 && !lastOnly ? promptLength : 1
         switch read.port {
         case .output where spec.source == .streamer:
             return .tensor(TensorType(shape: step == 0 ? [rows, promptLength] : [rows], dtype: .int64))

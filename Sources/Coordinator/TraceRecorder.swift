@@ -40,9 +40,13 @@ final class TraceRecorder {
     var problems: [TraceError] = []
     private var nextId: UInt32 = 1
 
-    init(config: GPT2Config, maxNewTokens: Int) {
+    /// `model.trace` (lm_head at every position) rather than a generation (the last only).
+    let allPositionLogits: Bool
+
+    init(config: GPT2Config, maxNewTokens: Int, allPositionLogits: Bool = false) {
         self.config = config
         self.maxNewTokens = maxNewTokens
+        self.allPositionLogits = allPositionLogits
     }
 
     /// Prompt lengths a front end found before recording (its invokes' literal prompts), so
@@ -51,9 +55,11 @@ final class TraceRecorder {
 
     var promptLength: Int { (invokes.map(\.count) + plannedLengths).max() ?? 0 }
 
-    func problem(_ message: String) {
-        problems.append(TraceError(.invalidGraph, message, line: currentLine > 0 ? currentLine : nil,
-                                   column: currentColumn > 0 ? currentColumn : nil))
+    func problem(_ message: String, exception: PythonException? = nil) {
+        var error = TraceError(.invalidGraph, message, line: currentLine > 0 ? currentLine : nil,
+                               column: currentColumn > 0 ? currentColumn : nil)
+        error.exception = exception
+        problems.append(error)
     }
 
     @discardableResult
@@ -82,18 +88,18 @@ final class TraceRecorder {
         case let .constant(t):
             types[node.id] = .tensor(t.type)
         case let .read(read):
-            types[node.id] = StaticTypes.read(read, step: node.step, rows: rows(node), promptLength: promptLength, config: config)
+            types[node.id] = StaticTypes.read(read, step: node.step, rows: rows(node), promptLength: promptLength, allPositionLogits: allPositionLogits, config: config)
         case let .op(name, inputs, attributes):
             let known = inputs.compactMap { types[$0] }
             guard known.count == inputs.count, let spec = OpRegistry.spec(name) else { return }
-            do throws(OpError) { types[node.id] = try spec.type(known, attributes) } catch { problem(origin(inputs) + error.description) }
+            do throws(OpError) { types[node.id] = try spec.type(known, attributes) } catch { problem(origin(inputs) + error.description, exception: error.exception) }
         case let .set(target, index, value):
             if case .parameter? = kind(of: target) { problem("a parameter of the model is read-only (edit activations, not weights)") }
             guard case let .tensor(t)? = types[target], case let .tensor(v)? = types[value] else { return }
-            do throws(OpError) { try StaticTypes.checkAssignment(target: t.shape, index: index, value: v.shape) } catch { problem(origin([target]) + error.description) }
+            do throws(OpError) { try StaticTypes.checkAssignment(target: t.shape, index: index, value: v.shape) } catch { problem(origin([target]) + error.description, exception: error.exception) }
         case let .replace(target, value):
             guard case let .tensor(t)? = types[target], case let .tensor(v)? = types[value] else { return }
-            do throws(OpError) { try StaticTypes.checkAssignment(target: t.shape, index: [], value: v.shape) } catch { problem(origin([target]) + error.description) }
+            do throws(OpError) { try StaticTypes.checkAssignment(target: t.shape, index: [], value: v.shape) } catch { problem(origin([target]) + error.description, exception: error.exception) }
         case let .call(module, input):
             guard let type = types[input] else { return }
             do throws(OpError) { types[node.id] = try StaticTypes.call(module, type, config: config) } catch { problem(origin([input]) + error.description) }
@@ -101,7 +107,7 @@ final class TraceRecorder {
             types[node.id] = StaticTypes.parameter(module, name, config: config)
         case let .skip(module, value):
             guard let type = types[value] else { return }
-            let output = StaticTypes.read(ModuleRead(module, .output), step: node.step, rows: rows(node), promptLength: promptLength, config: config)
+            let output = StaticTypes.read(ModuleRead(module, .output), step: node.step, rows: rows(node), promptLength: promptLength, allPositionLogits: allPositionLogits, config: config)
             do throws(OpError) { try StaticTypes.checkSkip(module, output: output, value: type) } catch { problem(error.description) }
         case .save, .append, .external:
             break  // an external's type comes from the trace that saved it (`external(_:)`)

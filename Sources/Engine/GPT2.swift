@@ -147,7 +147,7 @@ public final class GPT2: @unchecked Sendable {
             if !weights.hasEmbeddings, e.hidden?.count != B * T * C {
                 throw EngineError.invalidArgument("stage \(layers) needs hidden states of shape [\(B), \(T), \(C)]")
             }
-            let full = e.allLogits || T == 1 || e.hooks?.wants(HookPoint(.lmHead, .output)) == true
+            let full = e.allLogits || T == 1 || e.hooks?.wantsAllLogits == true
             segments.append(Segment(offset: N, B: B, T: T, cache: e.state.cache, hooks: e.hooks, fullLogits: full))
             N += B * T
         }
@@ -391,9 +391,8 @@ public final class GPT2: @unchecked Sendable {
         let ln = ws.ln.reserve(N * C)
         Ops.layerNorm(ln, x, weights.lnFW!, weights.lnFB!, rows: N, channels: C, eps: config.layerNormEpsilon)
         try fire(.lnF, .output, ln, width: C, segments)
-        try fire(.lmHead, .input, ln, width: C, segments)
         let rows = segments.reduce(0) { $0 + $1.logitRows }
-        var input = UnsafePointer(ln)
+        var input = ln
         if !segments.allSatisfy(\.fullLogits) {
             let gathered = ws.lastRows.reserve(rows * C)
             var r = 0
@@ -405,7 +404,13 @@ public final class GPT2: @unchecked Sendable {
                 }
                 r += seg.logitRows
             }
-            input = UnsafePointer(gathered)
+            input = gathered
+        }
+        // lm_head sees the rows it computes: (B,T,C) or each row's last (B,1,C).
+        var r0 = 0
+        for seg in segments {
+            try fire(.lmHead, .input, input + r0 * C, (seg.B, seg.fullLogits ? seg.T : 1, C), seg.hooks)
+            r0 += seg.logitRows
         }
         let logits = ws.logits.reserve(rows * V)
         Ops.matmulTransposed(logits, input, weights.lmHead!, m: rows)

@@ -55,9 +55,14 @@ public protocol HookHandler: AnyObject {
     /// (`ln_1.input = x`), so the module gets a buffer of its own and the tensor it shares with
     /// others (the residual stream under `ln_1` and `ln_2`) is untouched.
     func replaces(_ point: HookPoint) -> Bool
+    /// Whether lm_head runs at every position of a multi-token step (a forward pass that reads
+    /// it: `model.trace`), rather than at each row's last (a generation's prompt pass, as
+    /// transformers' generate computes it).
+    var wantsAllLogits: Bool { get }
 }
 
 extension HookHandler {
+    public var wantsAllLogits: Bool { wants(HookPoint(.lmHead, .output)) || wants(HookPoint(.lmHead, .input)) }
     public func skips(_ module: ModuleID) -> Bool { false }
     public func replaces(_ point: HookPoint) -> Bool { false }
 }

@@ -11,13 +11,14 @@
 public enum ModuleTree {
     /// Modules outside the layers, in forward order; `transformer.h` stands for the layers.
     public static let top: [ModuleSpec] = [
-        ModuleSpec("transformer", .model, input: .ids, output: .hidden, source: .modelInputs),
-        ModuleSpec("transformer.wte", .embedding, input: .ids, output: .hidden),
-        ModuleSpec("transformer.wpe", .embedding, input: .ids, output: .hidden),
-        ModuleSpec("transformer.drop", .dropout(.embedding), input: .hidden, output: .hidden),
+        ModuleSpec("transformer", .model, input: .ids, output: .hidden, source: .modelInputs, grad: (nil, "ViewBackward0")),
+        // The checked grad_fns: scripts/oracle-venv.sh's torch, a forward hook on each module.
+        ModuleSpec("transformer.wte", .embedding, input: .ids, output: .hidden, grad: (nil, "EmbeddingBackward0")),
+        ModuleSpec("transformer.wpe", .embedding, input: .ids, output: .hidden, grad: (nil, "EmbeddingBackward0")),
+        ModuleSpec("transformer.drop", .dropout(.embedding), input: .hidden, output: .hidden, grad: ("AddBackward0", "AddBackward0")),
         ModuleSpec("transformer.h", .layerList, source: .layerList),
-        ModuleSpec("transformer.ln_f", .layerNorm, input: .hidden, output: .hidden),
-        ModuleSpec("lm_head", .linear, input: .hidden, output: .logits),
+        ModuleSpec("transformer.ln_f", .layerNorm, input: .hidden, output: .hidden, grad: ("AddBackward0", "NativeLayerNormBackward0")),
+        ModuleSpec("lm_head", .linear, input: .hidden, output: .logits, grad: ("AliasBackward0", "UnsafeViewBackward0")),
         ModuleSpec("generator", .generator, output: .generated, source: .generator),
         ModuleSpec("generator.streamer", .streamer, output: .ids, source: .streamer),
     ]
@@ -26,21 +27,21 @@ public enum ModuleTree {
     /// `definedAt` orders children as their class defines them (how torch prints them) where
     /// that differs from the order they run in.
     public static let perLayer: [ModuleSpec] = [
-        ModuleSpec("", .block, input: .hidden, output: .hidden, outputTuple: 1),
-        ModuleSpec("ln_1", .layerNorm, input: .hidden, output: .hidden),
-        ModuleSpec("attn", .attention, input: .hidden, output: .hidden, outputTuple: 2),
-        ModuleSpec("attn.c_attn", .conv1D, input: .hidden, output: .qkv),
+        ModuleSpec("", .block, input: .hidden, output: .hidden, outputTuple: 1, grad: ("AddBackward0", "AddBackward0")),
+        ModuleSpec("ln_1", .layerNorm, input: .hidden, output: .hidden, grad: ("AddBackward0", "NativeLayerNormBackward0")),
+        ModuleSpec("attn", .attention, input: .hidden, output: .hidden, outputTuple: 2, grad: ("NativeLayerNormBackward0", "ViewBackward0")),
+        ModuleSpec("attn.c_attn", .conv1D, input: .hidden, output: .qkv, grad: ("NativeLayerNormBackward0", "ViewBackward0")),
         // Hugging Face's sdpa attention (the default) passes the dropout probability to the kernel
         // and never calls this module: nnsight reports a read of it as out of order.
         ModuleSpec("attn.attn_dropout", .dropout(.attention), source: .notCalled, definedAt: 3),
-        ModuleSpec("attn.c_proj", .conv1D, input: .hidden, output: .hidden, definedAt: 2),
-        ModuleSpec("attn.resid_dropout", .dropout(.residual), input: .hidden, output: .hidden),
-        ModuleSpec("ln_2", .layerNorm, input: .hidden, output: .hidden),
-        ModuleSpec("mlp", .mlp, input: .hidden, output: .hidden),
-        ModuleSpec("mlp.c_fc", .conv1D, input: .hidden, output: .inner),
-        ModuleSpec("mlp.act", .gelu, input: .inner, output: .inner, definedAt: 2),
-        ModuleSpec("mlp.c_proj", .conv1D, input: .inner, output: .hidden, definedAt: 1),
-        ModuleSpec("mlp.dropout", .dropout(.residual), input: .hidden, output: .hidden),
+        ModuleSpec("attn.c_proj", .conv1D, input: .hidden, output: .hidden, definedAt: 2, grad: ("ViewBackward0", "ViewBackward0")),
+        ModuleSpec("attn.resid_dropout", .dropout(.residual), input: .hidden, output: .hidden, grad: ("ViewBackward0", "ViewBackward0")),
+        ModuleSpec("ln_2", .layerNorm, input: .hidden, output: .hidden, grad: ("AddBackward0", "NativeLayerNormBackward0")),
+        ModuleSpec("mlp", .mlp, input: .hidden, output: .hidden, grad: ("NativeLayerNormBackward0", "ViewBackward0")),
+        ModuleSpec("mlp.c_fc", .conv1D, input: .hidden, output: .inner, grad: ("NativeLayerNormBackward0", "ViewBackward0")),
+        ModuleSpec("mlp.act", .gelu, input: .inner, output: .inner, definedAt: 2, grad: ("ViewBackward0", "MulBackward0")),
+        ModuleSpec("mlp.c_proj", .conv1D, input: .inner, output: .hidden, definedAt: 1, grad: ("MulBackward0", "ViewBackward0")),
+        ModuleSpec("mlp.dropout", .dropout(.residual), input: .hidden, output: .hidden, grad: ("ViewBackward0", "ViewBackward0")),
     ]
 
     /// The keys of `model.transformer.inputs` the coordinator knows (what transformers passes).
@@ -155,9 +156,12 @@ public struct ModuleSpec: Sendable {
     /// Its position among its siblings as its parent's class defines them, when that is not
     /// the order they run in (`mlp.c_proj` is defined before `mlp.act`).
     public let definedAt: Int?
+    /// The `grad_fn` torch gives the values at its ports (input, output) in transformers 5.2.0's
+    /// forward with gradients on (`grad_fn=<NativeLayerNormBackward0>` where a tensor prints).
+    public let grad: (input: String?, output: String?)
 
     init(_ name: String, _ kind: ModuleKind, input: PortShape? = nil, output: PortShape? = nil, outputTuple: Int? = nil,
-         source: ModuleSource = .hook, definedAt: Int? = nil) {
+         source: ModuleSource = .hook, definedAt: Int? = nil, grad: (input: String?, output: String?) = (nil, nil)) {
         self.name = name
         self.kind = kind
         self.input = input
@@ -165,6 +169,7 @@ public struct ModuleSpec: Sendable {
         self.outputTuple = outputTuple
         self.source = source
         self.definedAt = definedAt
+        self.grad = grad
     }
 }
 

@@ -21,7 +21,8 @@ extension TraceGraph {
                 sampling: SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP == 0 ? 1 : s.topP, seed: s.seed,
                                              repetitionPenalty: s.repetitionPenalty == 0 ? 1 : s.repetitionPenalty),
                 eosTokenId: generation.hasEosTokenID ? Int(truncatingIfNeeded: generation.eosTokenID) : nil,
-                padTokenId: Int(truncatingIfNeeded: generation.padTokenID), stopped: generation.stopped),
+                padTokenId: Int(truncatingIfNeeded: generation.padTokenID), stopped: generation.stopped,
+                allPositionLogits: generation.allPositionLogits),
             limits: GraphLimits(maxNodes: Int(graph.limits.maxNodes), maxTensorBytes: Int(clamping: graph.limits.maxTensorBytes),
                                 maxSteps: Int(graph.limits.maxSteps), deadlineUnixMs: graph.limits.deadlineUnixMs),
             exports: graph.exports)
@@ -42,6 +43,7 @@ extension TraceGraph {
                 $0.padTokenID = Int64(generation.padTokenId)
                 if let eos = generation.eosTokenId { $0.eosTokenID = Int64(eos) }
                 $0.stopped = generation.stopped
+                $0.allPositionLogits = generation.allPositionLogits
                 let s = generation.sampling
                 $0.sampling = .with {
                     $0.temperature = s.temperature; $0.topK = UInt32(clamping: s.topK); $0.topP = s.topP; $0.seed = s.seed

@@ -10,23 +10,8 @@ enum Autograd {
     static let leaf = ""
 
     static func module(_ module: ModuleID, port: ModuleRead.Port) -> String? {
-        let name = ModuleTree.spec(module).name
-        switch (name, port) {
-        case ("transformer.drop", _): return "AddBackward0"
-        case ("attn.resid_dropout", _), ("mlp.dropout", _): return "ViewBackward0"
-        case ("wte", .output), ("wpe", .output): return "EmbeddingBackward0"
-        case ("ln_1", .output), ("ln_2", .output), ("ln_f", .output), ("attn", .input), ("mlp", .input): return "NativeLayerNormBackward0"
-        case ("attn", .output), ("mlp", .output), ("attn.c_attn", .output), ("attn.c_proj", .output), ("attn.c_proj", .input),
-             ("mlp.c_fc", .output), ("mlp.act", .input), ("mlp.c_proj", .output): return "ViewBackward0"
-        case ("attn.c_attn", .input), ("mlp.c_fc", .input): return "NativeLayerNormBackward0"
-        case ("mlp.act", .output), ("mlp.c_proj", .input): return "MulBackward0"
-        case ("lm_head", .output): return "UnsafeViewBackward0"
-        case ("lm_head", .input): return "AliasBackward0"
-        case (_, .output) where module.layer >= 0 && name.isEmpty: return "AddBackward0"
-        case (_, .input) where module.layer >= 0: return "AddBackward0"
-        case ("ln_f", .input): return "AddBackward0"
-        default: return nil
-        }
+        let grad = ModuleTree.spec(module).grad
+        return port == .output ? grad.output : grad.input
     }
 
     /// The index op torch runs last for `x[items]`: full slices after the last real item are

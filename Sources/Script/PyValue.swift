@@ -137,6 +137,9 @@ enum PyObject {
     case cache(TraceCache, prefix: String?, perStep: Bool)
     /// `model.session()` before `with` enters it, and the session object inside.
     case sessionContext
+    /// `tracer.barrier(n)`: where invokes that share a module's value meet. The graph orders a
+    /// trace's values by what reads them, so calling it records nothing.
+    case barrier(Tracer, participants: Int)
 
     /// A module of the model's tree (callable, skippable).
     var isModule: Bool {

@@ -23,6 +23,10 @@ extension ScriptRunner {
             return try callFunction(function, args, kwargs, loc)
         case .object(.tokenizer):
             return try tokenizerCall(args, kwargs, loc)
+        case .object(.barrier):
+            try expectKeywords([], "barrier")
+            guard args.isEmpty else { throw fail(.type, "a barrier is called without arguments", loc) }
+            return .none
         case let .object(object) where envoy(object) != nil && object.isModule:
             return try callModule(envoy(object)!, args, kwargs, loc)
         case let .builtin(name):
@@ -93,6 +97,12 @@ extension ScriptRunner {
                     throw stop
                 }
                 return .none
+            case let (.object(.tracer(t)), "barrier"):
+                try expectKeywords([], name)
+                guard args.count == 1, let n = try intArg(args[0], "n"), n >= 1 else {
+                    throw fail(.type, "barrier() takes the number of invokes that meet at it (an int, at least 1)", loc)
+                }
+                return .object(.barrier(t, participants: n))
             case let (.object(.tracer(t)), "next"):
                 try expectKeywords(["step"], name)
                 t.next()
@@ -248,33 +258,48 @@ extension ScriptRunner {
         switch name {
         case "append":
             guard args.count == 1 else { throw fail(.type, "append() takes exactly one argument (\(args.count) given)", loc) }
-            list.items.append(try appendable(args[0], loc))
-            return .none
+            let item = try appendable(args[0], loc)
+            return try mutate { list.items.append(item) }
         case "extend":
             guard args.count == 1 else { throw fail(.type, "extend() takes exactly one argument", loc) }
-            list.items += try iterate(args[0], loc).map { try appendable($0, loc) }
-            return .none
+            let items = try iterate(args[0], loc).map { try appendable($0, loc) }
+            return try mutate { list.items += items }
         case "insert":
             guard args.count == 2, case let .int(i) = args[0] else { throw fail(.type, "insert() takes an index and a value", loc) }
-            let k = min(max(i < 0 ? i + list.items.count : i, 0), list.items.count)
-            list.items.insert(try appendable(args[1], loc), at: k)
-            return .none
+            let item = try appendable(args[1], loc)
+            return try mutate {
+                let k = min(max(i < 0 ? i + list.items.count : i, 0), list.items.count)
+                list.items.insert(item, at: k)
+            }
         case "pop":
-            guard !list.items.isEmpty else { throw fail(.index, "pop from empty list", loc) }
             let i: Int = { if case let .int(i)? = args.first { return i } else { return -1 } }()
-            let k = i < 0 ? i + list.items.count : i
-            guard k >= 0, k < list.items.count else { throw fail(.index, "pop index out of range", loc) }
-            return list.items.remove(at: k)
+            func position() throws -> Int {
+                guard !list.items.isEmpty else { throw fail(.index, "pop from empty list", loc) }
+                let k = i < 0 ? i + list.items.count : i
+                guard k >= 0, k < list.items.count else { throw fail(.index, "pop index out of range", loc) }
+                return k
+            }
+            // While recording, the item it would take now (the branch may not run).
+            let current = list.items.isEmpty ? PyValue.none : list.items[try position()]
+            return try mutate(current) { list.items.remove(at: try position()) }
         case "index":
             guard let v = args.first, let k = try list.items.firstIndex(where: { try equal($0, v) }) else { throw fail(.value, "value is not in list", loc) }
             return .int(k)
         case "count":
             guard let v = args.first else { throw fail(.type, "count() takes exactly one argument", loc) }
             return .int(try list.items.filter { try equal($0, v) }.count)
-        case "reverse": list.items.reverse(); return .none
-        case "sort": list.items = try list.items.sorted { try compare("<", try resolved($0, loc), try resolved($1, loc), loc) }; return .none
+        case "reverse": return try mutate { list.items.reverse() }
+        case "sort":
+            return try mutate { list.items = try list.items.sorted { try self.compare("<", try self.resolved($0, loc), try self.resolved($1, loc), loc) } }
+        case "remove":
+            guard args.count == 1 else { throw fail(.type, "remove() takes exactly one argument (\(args.count) given)", loc) }
+            let v = args[0]
+            return try mutate {
+                guard let k = try list.items.firstIndex(where: { try self.equal($0, v) }) else { throw self.fail(.value, "list.remove(x): x not in list", loc) }
+                list.items.remove(at: k)
+            }
         case "copy": return .list(PyList(list.items))
-        case "clear": list.items.removeAll(); return .none
+        case "clear": return try mutate { list.items.removeAll() }
         case "save": return try saveValue(base, loc)
         default: throw fail(.attribute, "'list' object has no attribute '\(name)'", loc)
         }
@@ -289,22 +314,24 @@ extension ScriptRunner {
             guard let key = args.first else { throw fail(.type, "get() takes a key", loc) }
             return dict[try resolved(key, loc)] ?? (args.count > 1 ? args[1] : .none)
         case "pop":
-            guard let key = args.first else { throw fail(.type, "pop() takes a key", loc) }
-            guard let v = dict[try resolved(key, loc)] else {
+            guard let key0 = args.first else { throw fail(.type, "pop() takes a key", loc) }
+            let key = try resolved(key0, loc)
+            guard let v = dict[key] else {
                 if args.count > 1 { return args[1] }
                 throw fail(.key, try repr(key, loc), loc)
             }
-            dict[key] = nil
-            return v
+            return try mutate(v) { dict[key] = nil }
         case "setdefault":
-            guard let key = args.first else { throw fail(.type, "setdefault() takes a key", loc) }
+            guard let key0 = args.first else { throw fail(.type, "setdefault() takes a key", loc) }
+            let key = try resolved(key0, loc)
             if let v = dict[key] { return v }
-            dict[key] = args.count > 1 ? args[1] : PyValue.none
-            return args.count > 1 ? args[1] : .none
+            let v = args.count > 1 ? try appendable(args[1], loc) : PyValue.none
+            return try mutate(v) { if dict[key] == nil { dict[key] = v } }
         case "update":
             guard case let .dict(other)? = args.first else { throw fail(.type, "update() takes a dict", loc) }
-            for (k, v) in other.entries { dict[k] = v }
-            return .none
+            let entries = other.entries
+            return try mutate { for (k, v) in entries { dict[k] = v } }
+        case "clear": return try mutate { dict.entries.removeAll() }
         case "copy": return .dict(PyDict(dict.entries))
         case "save": return try saveValue(base, loc)
         default: throw fail(.attribute, "'dict' object has no attribute '\(name)'", loc)

@@ -11,6 +11,8 @@ struct ClientAction {
     let needs: [TraceValue]
     /// The guard of the branch it sits in: it runs only if the branch ran.
     let condition: TraceValue?
+    /// A change to a Python container (`list.append`, `d[k] = v`): later changes wait behind it.
+    var mutation = false
     let run: () throws -> Void
 }
 
@@ -101,6 +103,21 @@ extension ScriptRunner {
         pending.append(ClientAction(needs: wanted, condition: condition, run: printNow))
     }
 
+    /// A change to a Python container (`list.append`, `dict[k] = v`, `pop`, `+=` on an item):
+    /// inside a branch guarded by a traced condition it happens only if the branch runs, so it
+    /// waits for the condition's value (nnsight runs the branch on real values); once one
+    /// waits, later changes queue behind it so that they keep program order. `result` is what
+    /// the call returns while recording.
+    func mutate(_ result: PyValue = .none, _ change: @escaping () throws -> Void) throws -> PyValue {
+        guard !resolving, tracing > 0 else { try change(); return result }
+        let condition = activeTracer?.currentCondition
+        guard condition != nil || pending.contains(where: \.mutation) else { try change(); return result }
+        let wanted = condition.map { [$0] } ?? []
+        observe(wanted)
+        pending.append(ClientAction(needs: wanted, condition: condition, mutation: true, run: change))
+        return result
+    }
+
     /// Runs the queued actions whose values have arrived, in order. At the end of the trace,
     /// actions whose values never came (a step not reached, a branch not taken) are dropped.
     func drainClientActions(final: Bool) {
@@ -131,5 +148,37 @@ extension ScriptRunner {
         }
         guard let saved = p.saved, saved.isSettled else { throw ClientWait() }
         do { return .tensor(try saved.value, grad: grad) } catch { throw ClientWait() }
+    }
+}
+
+extension ScriptRunner {
+    /// `items[k] += v` on a list or dict while changes to containers wait (in a guarded branch,
+    /// or behind one): the read, the operation and the write happen together when the change
+    /// runs, so repeated increments (one per step) add up as they do in Python. False when the
+    /// statement is not such a change (the caller runs it as usual).
+    func augAssignItem(_ target: Expr, _ op: String, _ value: Expr, _ loc: SourceLocation) throws -> Bool {
+        guard !resolving, tracing > 0, case let .subscript(baseExpr, items) = target.kind,
+              activeTracer?.currentCondition != nil || pending.contains(where: \.mutation),
+              items.count == 1, case let .index(indexExpr) = items[0] else { return false }
+        let container = try eval(baseExpr)
+        let key = try resolved(try eval(indexExpr), indexExpr.location)
+        let operand = try eval(value)
+        switch container {
+        case let .list(list):
+            guard case let .int(i) = key else { throw fail(.type, "list indices must be integers or slices, not \(key.typeName)", indexExpr.location) }
+            _ = try mutate {
+                let k = i < 0 ? i + list.items.count : i
+                guard k >= 0, k < list.items.count else { throw self.fail(.index, "list index out of range", loc) }
+                list.items[k] = try self.binary(op, list.items[k], operand, loc)
+            }
+        case let .dict(dict):
+            guard PyDict.hashKey(key) != nil else { throw fail(.type, "unhashable type: '\(key.typeName)'", indexExpr.location) }
+            _ = try mutate {
+                guard let current = dict[key] else { throw self.fail(.key, try self.repr(key, loc), loc) }
+                dict[key] = try self.binary(op, current, operand, loc)
+            }
+        default: return false
+        }
+        return true
     }
 }

@@ -39,14 +39,30 @@ extension ScriptRunner {
 
     /// `model.lm_head.weight`: read-only, inside a trace (the weights live on the workers).
     func parameter(_ m: ModuleEnvoy, _ name: String, _ loc: SourceLocation) throws -> PyValue {
-        guard tracing > 0 else {
-            throw fail(.unsupported, "model.\(m.module).\(name) outside a trace: the weights live on the workers; read it inside a trace (and .save() it)", loc)
-        }
+        guard tracing > 0 else { return .tensor(try parameterOutsideTrace(m, name, loc), grad: gradEnabled ? Autograd.leaf : nil) }
         recordAt(loc)
         let p = m.parameter(name)
         try checkRecording(loc)
         p.gradFn = gradEnabled ? Autograd.leaf : nil
         return .proxy(p)
+    }
+
+    /// A parameter read outside a trace (nnsight reads the module's weight directly): the weights
+    /// live on the workers, so a one-token trace fetches it, once per parameter and script.
+    func parameterOutsideTrace(_ m: ModuleEnvoy, _ name: String, _ loc: SourceLocation) throws -> Tensor {
+        let key = "\(m.module).\(name)"
+        if let t = parameterCache[key] { return t }
+        var saved: Saved?
+        do {
+            try model.trace { tracer in
+                tracer.invoke(tokens: [model.tokenizer.endOfTextId]) { saved = m.parameter(name).save() }
+            }
+        } catch {
+            throw fail(.runtime, "reading model.\(key): \(error)", loc)
+        }
+        guard let saved, let t = try? saved.value else { throw fail(.runtime, "reading model.\(key): the cluster sent no value", loc) }
+        parameterCache[key] = t
+        return t
     }
 
     /// `module.output = value` / `module.input = value`.

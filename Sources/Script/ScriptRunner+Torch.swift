@@ -229,7 +229,7 @@ extension ScriptRunner {
             case "n_head", "num_attention_heads": return .int(c.nHead)
             case "vocab_size": return .int(c.vocabSize)
             case "n_positions", "max_position_embeddings": return .int(c.nPositions)
-            default: return nil
+            default: return model.configFields[name].map(Self.configValue)
             }
         case (.transformer, "h"): return .object(.layers)
         case (.transformer, "inputs"):
@@ -272,11 +272,24 @@ extension ScriptRunner {
             // A trace's result is the model's output; a generation's, the generated ids.
             if !generating { return .object(.modelOutput(try moduleRead(model.lmHead.output, .lmHead, .output))) }
             return .proxy(t.result)
-        case (.tracer, "all"), (.tracer, "next"), (.tracer, "invoke"), (.tracer, "cond"), (.tracer, "stop"), (.tracer, "cache"):
+        case (.tracer, "all"), (.tracer, "next"), (.tracer, "invoke"), (.tracer, "cond"), (.tracer, "stop"), (.tracer, "cache"), (.tracer, "barrier"):
             return .method(base, name)
         case (.namespace("torch.Tensor"), "__name__"): return .str("Tensor")
         case let (.namespace(ns), _): return Namespaces.attribute(ns, name)
         default: return nil
+        }
+    }
+
+    /// A config.json value as Python sees it (lists and dicts of the file's values).
+    static func configValue(_ v: ConfigFields.Value) -> PyValue {
+        switch v {
+        case .null: .none
+        case let .bool(b): .bool(b)
+        case let .int(i): .int(i)
+        case let .double(d): .float(d)
+        case let .string(s): .str(s)
+        case let .list(items): .list(PyList(items.map(configValue)))
+        case let .object(o): .dict(PyDict(o.keys.sorted().map { (.str($0), configValue(o[$0]!)) }))
         }
     }
 

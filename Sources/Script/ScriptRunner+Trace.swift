@@ -3,6 +3,13 @@ import Engine
 import Foundation
 import Graph
 
+/// A `with tracer.invoke(...)` block met in a trace's body, run when that body has run.
+struct WaitingInvoke {
+    let prompt: [Int]?
+    let body: [Stmt]
+    let location: SourceLocation
+}
+
 extension ScriptRunner {
     // MARK: - with blocks
 
@@ -47,7 +54,13 @@ extension ScriptRunner {
                 }
             }
         case let .invokeContext(tracer, prompt):
-            if let prompt { try tracer.invoke(tokens: prompt) { try exec(body) } } else { try tracer.invoke(nil) { try exec(body) } }
+            // As in nnsight, an invoke's body runs once the trace's body has run, when the whole
+            // batch is known (its shapes see the padded length of every invoke's prompt).
+            if tracer === activeTracer, waitingInvokes != nil {
+                waitingInvokes?.append(WaitingInvoke(prompt: prompt, body: body, location: loc))
+                return
+            }
+            try runInvoke(tracer, prompt, body)
         case .noGrad:
             let previous = gradEnabled
             gradEnabled = false
@@ -63,47 +76,26 @@ extension ScriptRunner {
     /// prompt is the body's invoke, several a batch the body sees whole.
     private func record(_ tracer: Tracer, as name: Expr?, _ body: [Stmt], prompts: [[Int]]) throws {
         activeTracer = tracer
-        var planned = prompts
-        if case let .name(tracerName)? = name?.kind { planned += plannedPrompts(body, tracer: tracerName).map(model.tokenizer.encode) }
-        tracer.plan(tokens: planned)
         if let name { try assign(name, .object(.tracer(tracer))) }
         if prompts.count == 1 {
+            tracer.plan(tokens: prompts)
             try tracer.invoke(tokens: prompts[0]) { try exec(body) }
         } else {
             for prompt in prompts { tracer.invoke(tokens: prompt) {} }
-            try exec(body)
+            let outer = waitingInvokes
+            waitingInvokes = []
+            defer { waitingInvokes = outer }
+            try exec(body)  // tracer.stop() here ends the trace: its invokes never run
+            let invokes = waitingInvokes ?? []
+            waitingInvokes = nil
+            tracer.plan(tokens: prompts + invokes.compactMap(\.prompt))
+            for invoke in invokes { try runInvoke(tracer, invoke.prompt, invoke.body) }
         }
         try checkRecording(SourceLocation(line: tracer.sourceLine, column: tracer.sourceColumn))
     }
 
-    /// The prompts of the `with tracer.invoke(...)` blocks in `body` whose prompt is a string
-    /// literal or a name bound to a string now: the batch's padded length before recording.
-    func plannedPrompts(_ body: [Stmt], tracer: String) -> [String] {
-        var prompts: [String] = []
-        func walk(_ statements: [Stmt]) {
-            for s in statements {
-                switch s.kind {
-                case let .with(items, inner):
-                    for (context, _) in items {
-                        if case let .call(f, args, _) = context.kind, case let .attribute(base, "invoke") = f.kind,
-                           case .name(tracer) = base.kind, let first = args.first {
-                            switch first.kind {
-                            case let .string(text): prompts.append(text)
-                            case let .name(n): if case let .str(text)? = lookup(n) { prompts.append(text) }
-                            default: break
-                            }
-                        }
-                    }
-                    walk(inner)
-                case let .ifStmt(branches, orelse):
-                    for (_, b) in branches { walk(b) }
-                    walk(orelse ?? [])
-                default: break
-                }
-            }
-        }
-        walk(body)
-        return prompts
+    private func runInvoke(_ tracer: Tracer, _ prompt: [Int]?, _ body: [Stmt]) throws {
+        if let prompt { try tracer.invoke(tokens: prompt) { try exec(body) } } else { try tracer.invoke(nil) { try exec(body) } }
     }
 
     /// Runs a recorded trace. While its values stream in, client work runs in program order;
@@ -285,6 +277,6 @@ extension ScriptRunner {
     func checkRecording(_ loc: SourceLocation) throws {
         guard let problem = activeTracer?.firstProblem else { return }
         let at = problem.line.map { SourceLocation(line: $0, column: problem.column ?? 1) } ?? loc
-        throw fail(.type, problem.message, at)
+        throw fail(problem.exception == .indexError ? .index : .type, problem.message, at)
     }
 }

@@ -51,6 +51,11 @@ public final class ScriptRunner {
     var userSaved: Set<ObjectIdentifier> = []
     /// The item values of tuple outputs a client computation reads.
     var tupleItemCache: [ObjectIdentifier: [TraceValue?]] = [:]
+    /// The invokes met in the body of the trace being recorded, waiting for that body to end
+    /// (nil outside a trace's own body).
+    var waitingInvokes: [WaitingInvoke]?
+    /// Parameters read outside traces, by path ("transformer.h.0.mlp.c_fc.weight").
+    var parameterCache: [String: Tensor] = [:]
     /// Containers being printed (a list inside itself prints as [...]).
     var reprActive: Set<ObjectIdentifier> = []
 
@@ -232,6 +237,7 @@ public final class ScriptRunner {
             let v = try eval(value)
             for t in targets { try assign(t, v) }
         case let .augAssign(target, op, value):
+            if try augAssignItem(target, op, value, s.location) { return }
             // `x[...] += v` on a traced value edits in place, as torch's `+=` does.
             let current = try eval(target)
             let result = try binary(op, current, try eval(value), s.location)
@@ -339,14 +345,18 @@ public final class ScriptRunner {
                 guard items.count == 1, case let .index(ie) = items[0], case let .int(i) = try eval(ie) else {
                     throw fail(.unsupported, "only list[i] = value is supported", target.location)
                 }
-                let k = i < 0 ? i + list.items.count : i
-                guard k >= 0, k < list.items.count else { throw fail(.index, "list assignment index out of range", target.location) }
-                list.items[k] = value
+                let item = try appendable(value, target.location)
+                _ = try mutate {
+                    let k = i < 0 ? i + list.items.count : i
+                    guard k >= 0, k < list.items.count else { throw self.fail(.index, "list assignment index out of range", target.location) }
+                    list.items[k] = item
+                }
             case let .dict(dict):
                 guard items.count == 1, case let .index(ie) = items[0] else { throw fail(.type, "dict keys take one index", target.location) }
                 let key = try resolved(try eval(ie), ie.location)
                 guard PyDict.hashKey(key) != nil else { throw fail(.type, "unhashable type: '\(key.typeName)'", ie.location) }
-                dict[key] = try appendable(value, target.location)
+                let item = try appendable(value, target.location)
+                _ = try mutate { dict[key] = item }
             default:
                 throw fail(.type, "'\(container.typeName)' object does not support item assignment", target.location)
             }

@@ -50,6 +50,8 @@ public final class Interpreter: HookHandler {
     private var pendingSkips: [ModuleID: Tensor] = [:]
     /// `tracer.stop()`: the hook after which the last step's forward pass ends, and that step.
     private let stopAfter: HookPoint?
+    /// `model.trace` rather than a generation (see `wantsAllLogits`).
+    private let allPositionLogits: Bool
     private let lastStep: Int
 
     /// Thrown from the stop hook (`tracer.stop()`): the stage ends the step there and reports it stopped.
@@ -65,6 +67,7 @@ public final class Interpreter: HookHandler {
         self.budget = budget
         self.model = model
         stopAfter = fragment.stopAfter
+        allPositionLogits = fragment.generation.allPositionLogits
         lastStep = fragment.generation.maxNewTokens - 1
         exports = Array(Set(fragment.exports)).sorted()
         exportSet = Set(exports)
@@ -157,6 +160,11 @@ public final class Interpreter: HookHandler {
     }
 
     public func skips(_ module: ModuleID) -> Bool { pendingSkips[module] != nil }
+
+    /// A generation's prompt pass runs lm_head at the last positions only, as transformers' does.
+    public var wantsAllLogits: Bool {
+        allPositionLogits && (wants(HookPoint(.lmHead, .output)) || wants(HookPoint(.lmHead, .input)))
+    }
 
     public func replaces(_ point: HookPoint) -> Bool { replacing[step]?.contains(point) == true }
 

@@ -743,6 +743,7 @@ final class Isolated: HookHandler {
     func wants(_ point: HookPoint) -> Bool { failure == nil && inner.wants(point) }
     func skips(_ module: ModuleID) -> Bool { failure == nil && inner.skips(module) }
     func replaces(_ point: HookPoint) -> Bool { failure == nil && inner.replaces(point) }
+    var wantsAllLogits: Bool { failure == nil && inner.wantsAllLogits }
     func visit(_ point: HookPoint, _ value: HookValue) throws {
         guard failure == nil else { return }
         do { try inner.visit(point, value) } catch { failure = error }

@@ -147,14 +147,19 @@ public struct GenerationSpec: Equatable, Sendable {
     /// `tracer.stop()` ended the trace at its last step: that step's forward pass ends after the
     /// last hook its nodes use (later modules do not run).
     public var stopped: Bool
+    /// `model.trace`: lm_head runs at every position when the trace reads it. A generation
+    /// (false) runs it at each row's last position only, as transformers' generate does
+    /// (`logits_to_keep=1`): `lm_head.input` and `.output` are `[B, 1, ...]` at step 0 too.
+    public var allPositionLogits: Bool
 
     public init(maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(), eosTokenId: Int? = nil, padTokenId: Int = 0,
-                stopped: Bool = false) {
+                stopped: Bool = false, allPositionLogits: Bool = false) {
         self.maxNewTokens = maxNewTokens
         self.sampling = sampling
         self.eosTokenId = eosTokenId
         self.padTokenId = padTokenId
         self.stopped = stopped
+        self.allPositionLogits = allPositionLogits
     }
 
     /// Whether generation goes on after step `step` (0-based): not at `maxNewTokens`, and not

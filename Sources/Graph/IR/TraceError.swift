@@ -25,6 +25,8 @@ public struct TraceError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var kind: Kind
     public var message: String
+    /// The Python exception a script front end raises for it (nil: by `kind`); not on the wire.
+    public var exception: PythonException?
     public var node: UInt32?
     public var step: Int?
     /// As nnsight prints it: "transformer.h[0].output".

@@ -181,7 +181,7 @@ extension Kernels {
         var picks: [Int] = []
         for i in index.int64s {
             let p = i < 0 ? Int(i) + size : Int(i)
-            guard p >= 0, p < size else { throw OpError("index \(i) is out of bounds for dimension \(d) with size \(size)") }
+            guard p >= 0, p < size else { throw OpError("index \(i) is out of bounds for dimension \(d) with size \(size)", exception: .indexError) }
             picks.append(p)
         }
         func gather<T>(_ a: [T]) -> [T] {

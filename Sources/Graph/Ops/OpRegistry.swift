@@ -145,7 +145,7 @@ public enum OpRegistry {
     /// Item `index` of a tuple (negative counts from the end); None items cannot be used.
     static func item<T>(_ items: [T?], _ index: Int) throws(OpError) -> T {
         let i = index < 0 ? index + items.count : index
-        guard i >= 0, i < items.count else { throw OpError("tuple index \(index) out of range (size \(items.count))") }
+        guard i >= 0, i < items.count else { throw OpError("tuple index \(index) out of range (size \(items.count))", exception: .indexError) }
         guard let item = items[i] else { throw OpError("output[\(index)] is None") }
         return item
     }

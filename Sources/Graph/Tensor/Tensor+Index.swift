@@ -44,7 +44,7 @@ extension IndexItem {
                 let size = shape[d]
                 let p = i < 0 ? i + size : i
                 guard p >= 0, p < size else {
-                    throw OpError("index \(i) is out of bounds for dimension \(d) with size \(size)")
+                    throw OpError("index \(i) is out of bounds for dimension \(d) with size \(size)", exception: .indexError)
                 }
                 out.fixed.append((d, p))
                 d += 1

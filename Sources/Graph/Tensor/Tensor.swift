@@ -262,8 +262,17 @@ public struct OpError: Error, CustomStringConvertible, Equatable, Sendable {
     public let description: String
     /// The op was refused before it ran: its output or work is over a budget (`OpBudget`).
     public let isOverBudget: Bool
-    public init(_ message: String, overBudget: Bool = false) {
+    /// The exception torch raises for it (`IndexError` for an index out of bounds), nil where
+    /// the front end's own choice stands.
+    public let exception: PythonException?
+    public init(_ message: String, overBudget: Bool = false, exception: PythonException? = nil) {
         description = message
         isOverBudget = overBudget
+        self.exception = exception
     }
+}
+
+/// The Python exception class an error surfaces as in a script.
+public enum PythonException: String, Sendable, Equatable {
+    case indexError = "IndexError"
 }

@@ -1,4 +1,4 @@
-// proto-sha256: 7f0fd390cc770a69497c95e8049969201ebbe5d14706ff46bf7fa1eb291d94bd
+// proto-sha256: 074e8dc80373b1f2ea0a3c472ed12e0ea2c73da03015138030e617a24f1b48cd
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -878,6 +878,11 @@ public nonisolated struct Nnsight_V1_GenerationParameters: Sendable {
 
   /// tracer.stop(): the last step ends after the last hook its nodes use
   public var stopped: Bool = false
+
+  /// model.trace: lm_head runs at every position when the trace reads it. generate (false):
+  /// at each row's last position only, as transformers' generate does (logits_to_keep=1), so
+  /// lm_head.input and .output are [B, 1, ...] at step 0 too.
+  public var allPositionLogits: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2774,7 +2779,7 @@ nonisolated extension Nnsight_V1_Sampling: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Nnsight_V1_GenerationParameters: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GenerationParameters"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_new_tokens\0\u{1}sampling\0\u{3}eos_token_id\0\u{3}pad_token_id\0\u{1}stopped\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_new_tokens\0\u{1}sampling\0\u{3}eos_token_id\0\u{3}pad_token_id\0\u{1}stopped\0\u{3}all_position_logits\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2787,6 +2792,7 @@ nonisolated extension Nnsight_V1_GenerationParameters: SwiftProtobuf.Message, Sw
       case 3: try { try decoder.decodeSingularInt64Field(value: &self._eosTokenID) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.padTokenID) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.stopped) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.allPositionLogits) }()
       default: break
       }
     }
@@ -2812,6 +2818,9 @@ nonisolated extension Nnsight_V1_GenerationParameters: SwiftProtobuf.Message, Sw
     if self.stopped != false {
       try visitor.visitSingularBoolField(value: self.stopped, fieldNumber: 5)
     }
+    if self.allPositionLogits != false {
+      try visitor.visitSingularBoolField(value: self.allPositionLogits, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2821,6 +2830,7 @@ nonisolated extension Nnsight_V1_GenerationParameters: SwiftProtobuf.Message, Sw
     if lhs._eosTokenID != rhs._eosTokenID {return false}
     if lhs.padTokenID != rhs.padTokenID {return false}
     if lhs.stopped != rhs.stopped {return false}
+    if lhs.allPositionLogits != rhs.allPositionLogits {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

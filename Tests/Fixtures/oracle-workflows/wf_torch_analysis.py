@@ -1,0 +1,21 @@
+import torch
+import torch.nn.functional as F
+with model.trace("The Eiffel Tower is in the city of"):
+    logits = model.lm_head.output[0].save()
+lp = torch.log_softmax(logits, dim=-1)
+ids = torch.tensor([[1], [2], [3]])
+print(torch.gather(lp[:3], 1, ids).squeeze(1))
+print(torch.logsumexp(logits[-1], dim=-1))
+print(torch.allclose(lp.exp().sum(-1), torch.ones(lp.shape[0]), atol=1e-5), torch.isclose(torch.tensor(1.0), torch.tensor(1.0 + 1e-9)))
+p = F.log_softmax(logits[-1], -1)
+q = F.log_softmax(logits[-2], -1)
+print(round(F.kl_div(p, q, reduction="batchmean", log_target=True).item(), 4))
+print(round(F.cross_entropy(logits[:-1], torch.tensor([5, 6, 7, 8, 9, 10, 11, 12, 13])).item(), 4) if logits.shape[0] == 10 else logits.shape)
+print(torch.tril(torch.ones(3, 3)), torch.triu(torch.ones(2, 3), diagonal=1))
+print(torch.ones(3).masked_fill(torch.tensor([True, False, True]), -1.0))
+print(torch.diag(torch.tensor([1.0, 2.0])), torch.outer(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])))
+print(torch.kron(torch.eye(2), torch.ones(1, 2)))
+print(torch.nonzero(torch.tensor([0, 3, 0, 4])), torch.argwhere(torch.tensor([[0, 1], [1, 0]])))
+print(torch.cdist(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]])))
+print(torch.corrcoef(torch.tensor([[1.0, 2.0, 3.0], [2.0, 4.0, 7.0]])))
+print(torch.zeros(5).scatter(0, torch.tensor([1, 3]), torch.tensor([7.0, 8.0])))
