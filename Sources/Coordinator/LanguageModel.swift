@@ -122,10 +122,22 @@ public final class LanguageModel {
             throw TraceError(.invalidGraph, "a shape read here assumed prompts of \(assumed.length) tokens, but a later invoke makes the batch \(recorder.promptLength) tokens long: read shapes after the last invoke",
                              line: assumed.line > 0 ? assumed.line : nil, column: assumed.column > 0 ? assumed.column : nil)
         }
+        let generation = GenerationSpec(maxNewTokens: recorder.stopStep.map { min($0 + 1, maxNewTokens) } ?? maxNewTokens,
+                                        sampling: sampling, eosTokenId: eos, padTokenId: pad, stopped: recorder.stopStep != nil,
+                                        allPositionLogits: allPositionLogits)
+        if let recording {
+            // Its graph is made when the session runs: a later trace may still add saves to it.
+            recording.traces.append((generation, recorder))
+            return
+        }
+        try backend.execute(Self.graph(recorder, generation)) { event in deliver(event, to: recorder) }
+    }
+
+    /// The graph a recorder holds. Steps after tracer.stop() never run: what was recorded for
+    /// them (a cache's later steps) and what depends on it goes; its saves stay "not reached".
+    private static func graph(_ recorder: TraceRecorder, _ generation: GenerationSpec) -> TraceGraph {
         var nodes = recorder.nodes
         if let stop = recorder.stopStep {
-            // Steps after tracer.stop() never run: what was recorded for them (a cache's later
-            // steps) and what depends on it goes; its saves stay "not reached".
             var dropped = Set<UInt32>()
             nodes = nodes.filter { node in
                 guard node.step > stop || node.dependencies.contains(where: dropped.contains) else { return true }
@@ -133,16 +145,7 @@ public final class LanguageModel {
                 return false
             }
         }
-        let graph = TraceGraph(nodes: nodes, invokes: recorder.invokes,
-                               generation: GenerationSpec(maxNewTokens: recorder.stopStep.map { min($0 + 1, maxNewTokens) } ?? maxNewTokens,
-                                                          sampling: sampling, eosTokenId: eos,
-                                                          padTokenId: pad, stopped: recorder.stopStep != nil,
-                                                          allPositionLogits: allPositionLogits))
-        if let recording {
-            recording.traces.append((graph, recorder))
-            return
-        }
-        try backend.execute(graph) { event in deliver(event, to: recorder) }
+        return TraceGraph(nodes: nodes, invokes: recorder.invokes, generation: generation)
     }
 
     private func deliver(_ event: TraceEvent, to recorder: TraceRecorder) {
@@ -174,18 +177,33 @@ public final class LanguageModel {
     /// ```
     public func session(_ body: () throws -> Void) throws {
         guard recording == nil else { throw TraceError(.invalidGraph, "sessions do not nest") }
-        let session = SessionRecording()
-        recording = session
+        recording = SessionRecording()
         defer { recording = nil }
         try body()
+        let session = recording!
         recording = nil
+        try execute(session)
+    }
+
+    /// Inside `session { }`: runs the traces recorded so far now (one submission), first saving
+    /// `values` of theirs that the caller goes on using (a script computing between the traces
+    /// on what they produced); the session's later traces are recorded anew and read those values
+    /// as constants. Saved values of the traces that ran exist when this returns.
+    public func flushSession(keeping values: [TraceValue]) throws {
+        guard let session = recording else { return }
+        for value in values where value.saved == nil { value.saveInOwnTrace(session) }
+        recording = SessionRecording()
+        try execute(session)
+    }
+
+    private func execute(_ session: SessionRecording) throws {
         defer {
             session.hasRun = true
             session.traces.removeAll()  // the recorders point back at the session
         }
         guard !session.traces.isEmpty else { return }
         let recorders = session.traces.map(\.recorder)
-        try backend.executeSession(session.traces.map(\.graph)) { index, event in
+        try backend.executeSession(session.traces.map { Self.graph($0.recorder, $0.generation) }) { index, event in
             guard index < recorders.count else { return }
             deliver(event, to: recorders[index])
         }

@@ -79,6 +79,6 @@ struct SessionOrigin {
 /// The traces of a `model.session { ... }` block, recorded but not yet run: they go to the
 /// coordinator as one submission when the block ends.
 public final class SessionRecording {
-    var traces: [(graph: TraceGraph, recorder: TraceRecorder)] = []
+    var traces: [(generation: GenerationSpec, recorder: TraceRecorder)] = []
     public internal(set) var hasRun = false
 }

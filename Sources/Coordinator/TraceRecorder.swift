@@ -204,6 +204,19 @@ final class TraceRecorder {
         return id
     }
 
+    /// `save(value)` once the trace's body has ended: at the step, invoke and guard of the node
+    /// that makes the value (and its script position).
+    func saveAfterRecording(_ value: TraceValue) -> Saved {
+        let before = (loopStep, currentInvoke, condition, currentLine, currentColumn)
+        defer { (loopStep, currentInvoke, condition, currentLine, currentColumn) = before }
+        if let i = position[value.nodeId] {
+            let node = nodes[i]
+            (loopStep, currentInvoke, currentLine, currentColumn) = (node.step, node.invoke, node.line, node.column)
+            condition = node.condition
+        }
+        return save(value)
+    }
+
     func save(_ value: TraceValue) -> Saved {
         let saved = Saved(step: currentStep)
         guard let node = value.node(in: self) else {

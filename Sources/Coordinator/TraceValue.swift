@@ -91,6 +91,9 @@ public final class TraceValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLi
         if let literal { return trace.constant(literal) }
         if recorder === trace { return nodeId }
         if case let .success(value)? = saved?.result { return trace.constant(value) }
+        // A value of an earlier trace of this session, used as it is (nnsight needs no .save()
+        // there): that trace saves it for the coordinator.
+        if saved == nil, let session = trace.session?.recording, !session.hasRun { saveInOwnTrace(session) }
         if let saved, let id = trace.external(saved) { return id }
         trace.problem(saved == nil
             ? "a value of another trace is used here: save it there (.save()) and use the saved value"
@@ -99,6 +102,13 @@ public final class TraceValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLi
     }
 
     private static var active: TraceRecorder? { TraceRecorder.active }
+
+    /// Saves the value in the (finished) trace that made it, when that trace belongs to
+    /// `session` and has not run: at the value's own step, invoke and guard.
+    func saveInOwnTrace(_ session: SessionRecording) {
+        guard literal == nil, !isTuple, let recorder, recorder.session?.recording === session else { return }
+        saved = recorder.saveAfterRecording(self)
+    }
 
     private func op(_ name: String, _ attributes: Attributes = Attributes()) -> TraceValue {
         guard let r = Self.active else { return self }

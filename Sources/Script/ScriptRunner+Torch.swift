@@ -111,10 +111,14 @@ extension ScriptRunner {
 
     /// Runs or records op `name` of the registry on `operands`.
     func torchOp(_ name: String, _ operands: [PyValue], _ attributes: Attributes, _ loc: SourceLocation) throws -> PyValue {
-        let values = try operands.map { try resolved($0, loc) }
+        var values = try operands.map { try resolved($0, loc) }
+        func hasProxy() -> Bool { values.contains(where: { if case .proxy = $0 { true } else { false } }) }
+        if betweenSessionTraces, hasProxy() {
+            try flushSession(loc)
+            values = try operands.map { try resolved($0, loc) }
+        }
         let info = values.map { (grad: gradOf($0), rank: rankOf($0), permuted: permutedOf($0)) }
-        if !resolving, values.contains(where: { if case .proxy = $0 { true } else { false } }) {
-            try requireRecorder(loc)
+        if !resolving, hasProxy() {
             let inputs = try values.map { try traceOperand($0, loc) }
             recordAt(loc)
             let out = TraceValue.apply(name, inputs, attributes)
@@ -410,12 +414,28 @@ extension ScriptRunner {
         }
     }
 
-    /// `p[items]` of a traced value (a tuple output takes one integer).
-    /// Between the traces of a session a traced value has no value yet: computing on it there
-    /// would need a round trip the session exists to avoid.
-    func requireRecorder(_ loc: SourceLocation) throws {
-        guard activeTracer == nil, inSession else { return }
-        throw fail(.unsupported, "a value of a session's trace is used between its traces: inside a session, compute on it inside the trace that uses it (the session's traces run together when its block ends)", loc)
+    /// Whether code runs between the traces of a session (its earlier traces recorded, not run).
+    var betweenSessionTraces: Bool { inSession && activeTracer == nil && !resolving }
+
+    /// Between the traces of a session, code computes on what an earlier trace produced: the
+    /// traces recorded so far run now (as nnsight runs each trace when its block ends), keeping
+    /// every value the script can still reach; the session's later traces read them as
+    /// constants. Values whose computation waited for them are computed now.
+    func flushSession(_ loc: SourceLocation) throws {
+        var reachable: [TraceValue] = []
+        for scope in [globals] + locals { for value in scope.values { reachable += needs(of: value) } }
+        do {
+            try model.flushSession(keeping: reachable)
+        } catch let error as TraceError {
+            var at = loc
+            if let line = error.line, line > 0 { at = SourceLocation(line: line, column: error.column ?? 1) }
+            throw fail(error.kind == .invalidGraph ? .type : error.kind == .overBudget ? .memory : .runtime, error.description, at)
+        }
+        drainClientActions(final: false)
+        if let error = clientError {
+            clientError = nil
+            throw error
+        }
     }
 
     func subscriptProxy(_ p: TraceValue, _ items: [TensorIndex], _ loc: SourceLocation) throws -> PyValue {
@@ -486,7 +506,10 @@ extension ScriptRunner {
     func tensorSubscript(_ value: PyValue, _ parts: [IndexPart], _ loc: SourceLocation) throws -> PyValue {
         let advanced = parts.indices.filter { if case .tensor = parts[$0] { true } else { false } }
         var basic = parts.map { part -> TensorIndex in if case let .basic(b) = part { return b } else { return .all } }
-        if case .proxy = value { try requireRecorder(loc) }
+        if case .proxy = value, betweenSessionTraces {
+            try flushSession(loc)
+            return try tensorSubscript(try resolved(value, loc), parts, loc)
+        }
         if case let .proxy(p) = value, advanced.isEmpty { return try subscriptProxy(p, basic, loc) }
         if advanced.isEmpty { return try torchOp("index", [value], Attributes(["index": .index(basic.map(\.item))]), loc) }
         guard advanced.count == 1, case let .tensor(indexValue) = parts[advanced[0]] else {

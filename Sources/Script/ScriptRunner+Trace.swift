@@ -125,6 +125,7 @@ extension ScriptRunner {
             finishTrace()
             if tracing == 0 {
                 boundInTrace = []
+                savedNames = []
                 userSaved = []
                 tupleItemCache = [:]
             }
@@ -174,7 +175,7 @@ extension ScriptRunner {
                 for (i, entry) in dict.entries.enumerated() { if case let .deferred(d) = entry.value { dict.entries[i].value = settledValue(d) ?? .none } }
             default:
                 // Plain values bound inside the trace (loop variables, temporaries) stay there.
-                if boundInTrace.contains(name) { globals[name] = nil }
+                if boundInTrace.contains(name) && !savedNames.contains(name) { globals[name] = nil }
             }
         }
     }

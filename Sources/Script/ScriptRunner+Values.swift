@@ -11,12 +11,16 @@ extension ScriptRunner {
     func resolved(_ v: PyValue, _ loc: SourceLocation) throws -> PyValue {
         switch v {
         case let .saved(saved, proxy):
-            if tracing > 0 && !resolving { return .proxy(proxy) }
+            // In a trace the saved value is the graph's; between a session's traces, once they ran, its value.
+            if tracing > 0 && !resolving && !(activeTracer == nil && saved.isSettled) { return .proxy(proxy) }
             do { return .tensor(try saved.value, grad: proxy.gradFn) } catch {
                 if resolving { throw ClientWait() }
                 throw fail(.runtime, error.description, loc)
             }
         case let .proxy(p) where resolving:
+            return try arrived(p, grad: p.gradFn)
+        case let .proxy(p) where betweenSessionTraces && !p.isTupleValue && p.saved?.isSettled == true:
+            // A value of a session trace that ran (flushSession kept it).
             return try arrived(p, grad: p.gradFn)
         case let .deferred(d) where resolving || tracing == 0:
             // A client value is computed with its traced values resolved, whoever asks.

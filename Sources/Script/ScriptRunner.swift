@@ -54,6 +54,8 @@ public final class ScriptRunner {
     /// The invokes met in the body of the trace being recorded, waiting for that body to end
     /// (nil outside a trace's own body).
     var waitingInvokes: [WaitingInvoke]?
+    /// Names whose value `name.save()` saved while tracing (they outlive the trace).
+    var savedNames: Set<String> = []
     /// Parameters read outside traces, by path ("transformer.h.0.mlp.c_fc.weight").
     var parameterCache: [String: Tensor] = [:]
     /// Containers being printed (a list inside itself prints as [...]).
@@ -427,6 +429,11 @@ public final class ScriptRunner {
         case let .attribute(base, name): return try attribute(try eval(base), name, e.location)
         case let .subscript(base, items): return try subscriptValue(try eval(base), items, e.location)
         case let .call(function, args, kwargs):
+            // `name.save()` inside a trace or session keeps the name's value itself (nnsight marks
+            // the object), also where the value is a plain tensor computed between traces.
+            if tracing > 0, case let .attribute(base, "save") = function.kind, case let .name(n) = base.kind, locals.isEmpty {
+                savedNames.insert(n)
+            }
             let f = try eval(function)
             let a = try args.map(eval)
             var k: [String: PyValue] = [:]

@@ -3,7 +3,8 @@ import Graph
 
 /// Runs one request's graph fragment on one stage: a table `(step, hook point) -> nodes`; at each
 /// hook it reads (a view of the live buffer, copied only if the value outlives the hook or the
-/// graph writes the buffer first), edits in place, evaluates registry ops, and emits saves as
+/// graph replaces the module's value), edits in place (views of the buffer see the edit, as torch's
+/// aliasing tensors do), evaluates registry ops, and emits saves as
 /// soon as they exist. Values are freed after their last use. Only declarative ops run: no user code.
 ///
 /// ```swift
@@ -48,6 +49,10 @@ public final class Interpreter: HookHandler {
     private var replacing: [Int: Set<HookPoint>] = [:]
     /// Modules skipped this step, with the output their output hook receives.
     private var pendingSkips: [ModuleID: Tensor] = [:]
+    /// Writes whose target is a view computed from the module's value (not the read itself).
+    private var throughViews: Set<UInt32> = []
+    /// Saves of values that view the live buffer, sent when the hook is done.
+    private var liveSends: [(id: UInt32, value: Tensor, append: Bool)] = []
     /// `tracer.stop()`: the hook after which the last step's forward pass ends, and that step.
     private let stopAfter: HookPoint?
     /// `model.trace` rather than a generation (see `wantsAllLogits`).
@@ -96,10 +101,11 @@ public final class Interpreter: HookHandler {
             guard node.steps.count == 1, node.step >= 0 else { throw invalid("node \(node.id) must run at exactly one step") }
             if case let .set(target, _, _) = node.kind {
                 let known = byId
-                let read = NodeKind.assignableRead(target) { id in known[id].map { nodes[$0].kind } }
-                guard let read, nodes[byId[read]!].at == point else {
-                    throw invalid("node \(node.id): only a module's output or input (or its [0]) read at the same hook can be assigned to")
+                let kind = { (id: UInt32) in known[id].map { nodes[$0].kind } }
+                guard let read = NodeKind.assignableRead(target, kind: kind), nodes[byId[read]!].at == point else {
+                    throw invalid("node \(node.id): only a module's output or input (its [0], or a view of either) read at the same hook can be assigned to")
                 }
+                if !NodeKind.isDirectRead(target, kind: kind) { throughViews.insert(node.id) }
             }
             if case .replace = node.kind { replacing[node.step, default: []].insert(point) }
             if case let .skip(module, _) = node.kind {
@@ -179,7 +185,10 @@ public final class Interpreter: HookHandler {
             }
         }
         var created: [UInt32] = []
-        defer { keepBeyondHook(created) }
+        defer {
+            keepBeyondHook(created)
+            liveSends.removeAll()
+        }
         for index in current[point] ?? [] {
             let node = nodes[index]
             do throws(OpError) {
@@ -188,6 +197,12 @@ public final class Interpreter: HookHandler {
                 throw error.trace(.runtime, at: node, step: step, module: point.description)
             }
             release(inputsOf: node, at: sequence[index])
+        }
+        do throws(OpError) { try flushLiveSends() } catch {
+            var e = TraceError(.runtime, error.description)
+            e.step = step
+            e.module = point.description
+            throw e
         }
         if point == stopAfter && step == lastStep { throw Stopped() }
     }
@@ -256,14 +271,26 @@ public final class Interpreter: HookHandler {
             for input in inputs { args.append(try value(input)) }
             values[node.id] = try spec.run(args, attributes, budget: budget)
             created.append(node.id)
-        case let .set(_, index, value):
-            let source = try tensor(value)
-            // Values read from this buffer before the edit keep what they saw.
-            keepBeyondHook(created)
-            try self.view(live, invoke: node.invoke).indexed(index.isEmpty ? [.ellipsis] : index).write(source)
+        case let .set(target, index, value):
+            // In place, as torch's `x[...] = v`: values that view this buffer (the read, its
+            // slices) see the edit, as nnsight's aliasing tensors do; computed values do not.
+            let source = try tensor(value).contiguous()
+            let region = index.isEmpty ? [IndexItem.ellipsis] : index
+            if !throughViews.contains(node.id) {
+                try self.view(live, invoke: node.invoke).indexed(region).write(source)
+            } else {
+                // Through a view of the module's value (`x.view(B, T, H, D)[:, :, h] = 0`).
+                let view = try tensor(target)
+                guard view.isLive else {
+                    throw OpError("node \(node.id): this view of the module's value is a copy (a reshape of a transposed tensor), so writing into it would not edit the model")
+                }
+                try view.indexed(region).write(source)
+            }
         case let .replace(_, value):
+            // `module.output = v` replaces the object: what was read before keeps the old tensor.
             let source = try tensor(value)
             keepBeyondHook(created)
+            liveSends = liveSends.map { ($0.id, $0.value.contiguous(), $0.append) }
             try self.view(live, invoke: node.invoke).indexed([.ellipsis]).write(source)
         case let .call(module, input):
             values[node.id] = .tensor(try call(module, try tensor(input)))
@@ -305,8 +332,23 @@ public final class Interpreter: HookHandler {
         }
     }
 
+    /// A value that views the live buffer goes when the hook is done (a later edit in the same
+    /// hook shows in it, as in torch, where the saved tensor is the module's own).
     private func send(_ id: UInt32, _ value: Tensor?, append: Bool) throws(OpError) {
+        if let value, value.isLive {
+            liveSends.append((id, value, append))
+            return
+        }
         do { try emit(id, step, value, append) } catch { throw OpError("the saved value could not be sent: \(error)") }
+    }
+
+    /// Sends the saves that waited for the hook's end (copied off the live buffer first).
+    private func flushLiveSends() throws(OpError) {
+        let waiting = liveSends
+        liveSends.removeAll()
+        for (id, value, append) in waiting {
+            do { try emit(id, step, value.contiguous(), append) } catch { throw OpError("the saved value could not be sent: \(error)") }
+        }
     }
 
     /// Frees inputs whose last use this was.

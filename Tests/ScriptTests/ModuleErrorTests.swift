@@ -42,8 +42,6 @@ import Testing
         // sdpa attention never calls attn_dropout: nnsight reports the read as out of order.
         (prompt + "    a = model.transformer.h[0].attn.attn_dropout.output.save()\n", 2, 9,
          "'model.transformer.h.0.attn.attn_dropout.output' was requested but the model already ran past it"),
-        // Parameters live on the workers.
-        ("w = model.lm_head.weight\n", 1, 5, "read it inside a trace"),
     ] as [(String, Int, Int, String)])
     func moduleMistakesNameTheLine(source: String, line: Int, column: Int, fragment: String) throws {
         let error = try #require(try runError(source), "no error for \(source)")

@@ -92,12 +92,25 @@ public enum NodeKind: Sendable {
     /// `tuple_item` (`h[i].output[0]`); nil when `target` is anything else. The one rule for the
     /// compiler and the worker's interpreter.
     public static func assignableRead(_ target: UInt32, kind: (UInt32) -> NodeKind?) -> UInt32? {
+        var id = target
+        for _ in 0..<64 {
+            switch kind(id) {
+            case .read?: return id
+            case let .op(name, inputs, _)? where inputs.count == 1 && OpRegistry.spec(name)?.writableView == true:
+                id = inputs[0]  // a view of a view of ... the read
+            default: return nil
+            }
+        }
+        return nil
+    }
+
+    /// Whether `target` is the module read itself or its `[0]` (a write goes to the live buffer
+    /// directly), rather than a view computed from it.
+    public static func isDirectRead(_ target: UInt32, kind: (UInt32) -> NodeKind?) -> Bool {
         switch kind(target) {
-        case .read?: return target
-        case let .op("tuple_item", inputs, _)?:
-            guard let first = inputs.first, case .read? = kind(first) else { return nil }
-            return first
-        default: return nil
+        case .read?: return true
+        case let .op("tuple_item", inputs, _)?: if case .read? = inputs.first.flatMap(kind) { return true } else { return false }
+        default: return false
         }
     }
 }

@@ -32,7 +32,9 @@ extension Kernels {
 
     public static func reshape(_ x: Tensor, _ target: [Int]) throws(OpError) -> Tensor {
         let shape = try reshapeShape(x.shape, target)
-        let c = x.contiguous()
+        // A contiguous tensor is reshaped as a view (torch's `view`): writes through it reach the
+        // module's buffer; others are copied first, as torch's `reshape` copies them.
+        let c = x.isContiguous ? x : x.contiguous()
         return Tensor(shape: shape, strides: Tensor.contiguousStrides(shape), offset: c.offset, storage: c.storage)
     }
 

@@ -266,10 +266,11 @@ extension OpRegistry {
                })
     }
 
+    /// An op that changes a tensor's shape as a view (expand's repeated elements cannot be written).
     static func shapeOp(_ name: String, _ attributes: [AttributeSpec],
                         shape: @escaping @Sendable ([Int], Attributes) throws(OpError) -> [Int],
                         kernel: @escaping @Sendable (Tensor, Attributes) throws(OpError) -> Tensor) -> OpSpec {
-        OpSpec(name, arity: 1...1, attributes: attributes,
+        OpSpec(name, arity: 1...1, attributes: attributes, writableView: name != "expand",
                type: { t, a throws(OpError) in
                    let x = try tensor(t[0])
                    return .tensor(TensorType(shape: try shape(x.shape, a), dtype: x.dtype))

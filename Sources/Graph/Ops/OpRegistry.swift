@@ -16,10 +16,14 @@ public struct OpSpec: Sendable {
     public let type: TypeRule
     public let kernel: Kernel
     let workRule: WorkRule?
+    /// Its output is a view of its input that torch lets a script write through (`x.view(...)`,
+    /// `x[:, 0]`, `x.transpose(...)`): a write into it edits the input (a module's value).
+    public let writableView: Bool
 
-    public init(_ name: String, arity: ClosedRange<Int>, attributes: [AttributeSpec] = [], outputs: Int = 1,
+    public init(_ name: String, arity: ClosedRange<Int>, attributes: [AttributeSpec] = [], outputs: Int = 1, writableView: Bool = false,
                 type: @escaping TypeRule, work: WorkRule? = nil, kernel: @escaping Kernel) {
         self.name = name
+        self.writableView = writableView
         self.arity = arity
         self.attributes = attributes
         self.outputs = outputs
@@ -83,12 +87,12 @@ public enum OpRegistry {
     public static let ops: [OpSpec] = core + torch
 
     static let core: [OpSpec] = [
-        OpSpec("index", arity: 1...1, attributes: [AttributeSpec("index", .index, required: true)],
+        OpSpec("index", arity: 1...1, attributes: [AttributeSpec("index", .index, required: true)], writableView: true,
                type: { t, a throws(OpError) in
                    .tensor(TensorType(shape: try IndexItem.shape(of: a.index("index"), on: try tensor(t[0]).shape), dtype: try tensor(t[0]).dtype))
                },
                kernel: { v, a throws(OpError) in .tensor(try tensor(v[0]).indexed(a.index("index"))) }),
-        OpSpec("tuple_item", arity: 1...1, attributes: [AttributeSpec("item", .int, required: true)],
+        OpSpec("tuple_item", arity: 1...1, attributes: [AttributeSpec("item", .int, required: true)], writableView: true,
                type: { t, a throws(OpError) in try tupleItem(t[0], a.int("item") ?? 0) },
                kernel: { v, a throws(OpError) in try tupleItem(v[0], a.int("item") ?? 0) }),
         binary("add", .add), binary("sub", .sub), binary("mul", .mul), binary("div", .div),
