@@ -43,7 +43,7 @@ enum Autograd {
         case "div": return first || inputs[0].rank > 0 ? "DivBackward0" : "MulBackward0"
         case "pow": return inputs.count > 1 && inputs[1].grad != nil ? (first ? "PowBackward1" : "PowBackward2") : "PowBackward0"
         case "index": return index(attributes.index("index"))
-        case "take": return "IndexBackward0"
+        case "take", "advanced_index": return "IndexBackward0"
         case "sum": return dims ? "SumBackward1" : "SumBackward0"
         case "mean": return dims ? "MeanBackward1" : "MeanBackward0"
         case "max": return dims ? "MaxBackward0" : "MaxBackward1"
@@ -83,7 +83,8 @@ enum Autograd {
         case "cat": return "CatBackward0"
         case "stack": return "StackBackward0"
         case "where": return "WhereBackward0"
-        case "full_like", "full", "arange": return nil
+        case "full_like", "full", "arange", "floor_divide": return nil
+        case "remainder": return "RemainderBackward0"
         default:
             // exp, log, sqrt, rsqrt, tanh, sigmoid, relu, abs, neg, sin, cos: torch's CamelCase name.
             return name.prefix(1).uppercased() + name.dropFirst() + "Backward0"

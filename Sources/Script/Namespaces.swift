@@ -90,6 +90,26 @@ struct TorchRandom {
 
     mutating func rand(_ count: Int) -> [Float] { (0..<count).map { _ in uniformFloat() } }
 
+    /// `torch.randint(low, high, ...)`: a 32-bit draw modulo the range (64-bit past 2^32).
+    mutating func integers(_ count: Int, low: Int, high: Int) -> [Int64] {
+        let range = UInt64(high - low)
+        return (0..<count).map { _ in
+            let draw = range >= 1 << 32 ? next64() % range : UInt64(next32()) % range
+            return Int64(low) + Int64(draw)
+        }
+    }
+
+    /// `torch.randperm(n)`: Fisher-Yates over 0..<n with a 32-bit draw per swap, as torch's CPU kernel.
+    mutating func permutation(_ n: Int) -> [Int64] {
+        var r = (0..<n).map(Int64.init)
+        guard n > 1 else { return r }
+        for i in 0..<(n - 1) {
+            let z = Int(UInt64(next32()) % UInt64(n - i))
+            r.swapAt(i, z + i)
+        }
+        return r
+    }
+
     mutating func randn(_ count: Int) -> [Float] {
         guard count >= 16 else {
             // torch's per-element normal in double: each pair gives cos now and sin next time.

@@ -158,6 +158,24 @@ struct GenerateOptions {
     var padTokenId: Int?
 }
 
+/// `iter(x)`: Python's iterator over the items `x` had when it was made.
+final class PyIterator {
+    private let items: [PyValue]
+    private var position = 0
+    init(_ items: [PyValue]) { self.items = items }
+    var remaining: ArraySlice<PyValue> { items[position...] }
+    func next() -> PyValue? {
+        guard position < items.count else { return nil }
+        position += 1
+        return items[position - 1]
+    }
+    /// What a loop over it takes: the rest.
+    func drain() -> [PyValue] {
+        defer { position = items.count }
+        return Array(remaining)
+    }
+}
+
 /// A value of the script interpreter.
 indirect enum PyValue {
     case none
@@ -186,6 +204,10 @@ indirect enum PyValue {
     case builtin(String)
     case method(PyValue, String)
     case function(PyFunction)
+    /// `slice(start, stop, step)`.
+    case slice(Int?, Int?, Int?)
+    /// `iter(x)`: the items left to give.
+    case iterator(PyIterator)
 
     var typeName: String {
         switch self {
@@ -210,6 +232,8 @@ indirect enum PyValue {
         case .steps: "iterator"
         case .builtin, .method: "builtin_function_or_method"
         case .function: "function"
+        case .slice: "slice"
+        case .iterator: "list_iterator"
         }
     }
 }

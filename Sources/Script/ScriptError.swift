@@ -16,6 +16,7 @@ public struct ScriptError: Error, CustomStringConvertible, Equatable {
         /// A value or a loop past the runner's memory or statement limits.
         case memory = "MemoryError"
         case recursion = "RecursionError"
+        case stopIteration = "StopIteration"
     }
 
     public var kind: Kind

@@ -144,7 +144,7 @@ extension ScriptRunner {
             if OpBudget.bytes(output) > 1 << 20 { try checkMemory(loc, adding: OpBudget.bytes(output), making: "\(name) of \(output)") }
             result = try spec.kernel(tensors.map(Value.tensor), attributes)  // (validated and checked above)
         } catch {
-            throw fail(error.isOverBudget ? .memory : .runtime, error.description, loc)
+            throw fail(error.isOverBudget ? .memory : error.exception == .indexError ? .index : .runtime, error.description, loc)
         }
         switch result {
         case let .tensor(t):
@@ -403,6 +403,7 @@ extension ScriptRunner {
                 let v = try resolved(try eval(e), e.location)
                 switch v {
                 case let .int(i): return .basic(.at(i))
+                case let .slice(a, b, c): return .basic(.slice(a, b, step: c))
                 case let .bool(b): return .basic(.at(b ? 1 : 0))
                 case .none: return .basic(.newAxis)
                 case let .tensor(t, _) where t.rank == 0 && t.dtype == .int64: return .basic(.at(t.ints[0]))
@@ -512,14 +513,13 @@ extension ScriptRunner {
         }
         if case let .proxy(p) = value, advanced.isEmpty { return try subscriptProxy(p, basic, loc) }
         if advanced.isEmpty { return try torchOp("index", [value], Attributes(["index": .index(basic.map(\.item))]), loc) }
-        guard advanced.count == 1, case let .tensor(indexValue) = parts[advanced[0]] else {
-            throw fail(.unsupported, "one list or tensor index per subscript is supported", loc)
-        }
-        if parts.contains(where: { if case .basic(.at) = $0 { true } else { false } }) && parts.count > 1 {
-            throw fail(.unsupported, "mixing integer and list/tensor indices in one subscript is not supported; index in two steps (x[0][[1, 2]])", loc)
-        }
-        if parts.contains(where: { if case .basic(.ellipsis) = $0 { true } else { false } }) {
-            throw fail(.unsupported, "'...' with a list or tensor index is not supported", loc)
+        let mixed = parts.contains { if case .basic(.at) = $0 { true } else if case .basic(.ellipsis) = $0 { true } else { false } }
+        let wideMask: Bool = advanced.count == 1 && {
+            if case let .tensor(v) = parts[advanced[0]], case let .tensor(t, _)? = try? resolved(v, loc) { return t.dtype == .bool && t.rank > 1 }
+            return false
+        }()
+        guard advanced.count == 1, !mixed, !wideMask, case let .tensor(indexValue) = parts[advanced[0]] else {
+            return try advancedSubscript(value, parts, loc)
         }
         var index = try resolved(indexValue, loc)
         if case .list = index { index = .tensor(try tensorLiteral(index, dtype: nil, loc)) }
@@ -542,6 +542,42 @@ extension ScriptRunner {
         basic[advanced[0]] = .all
         let viewed = basic.allSatisfy({ $0.item == .all }) ? value : try tensorSubscript(value, basic.map { .basic($0) }, loc)
         return try torchOp("take", [viewed, index], Attributes(["dim": .int(dim)]), loc)
+    }
+
+    /// torch's general advanced indexing (`x[0, [1, 2]]`, `x[i, j]`, a 2-d bool mask on a value
+    /// the script holds): ints beside index tensors count as 0-d index tensors; a bool mask is
+    /// its true positions, one index tensor per dim it covers.
+    func advancedSubscript(_ value: PyValue, _ parts: [IndexPart], _ loc: SourceLocation) throws -> PyValue {
+        var items: [IndexItem] = [], advanced: [Int] = [], operands: [PyValue] = [value]
+        func addIndex(_ v: PyValue) {
+            advanced.append(items.count)
+            items.append(.all)
+            operands.append(v)
+        }
+        for part in parts {
+            switch part {
+            case let .basic(b): items.append(b.item)
+            case let .tensor(v0):
+                var v = try resolved(v0, loc)
+                if case .list = v { v = .tensor(try tensorLiteral(v, dtype: nil, loc)) }
+                if case .tuple = v { v = .tensor(try tensorLiteral(v, dtype: nil, loc)) }
+                switch v {
+                case let .tensor(t, _) where t.dtype == .bool:
+                    // The mask's true positions: one index tensor per dim it covers.
+                    let strides = Tensor.contiguousStrides(t.shape)
+                    let hits = t.contiguous().bools.enumerated().filter(\.element).map(\.offset)
+                    for d in t.shape.indices {
+                        addIndex(.tensor(Tensor(shape: [hits.count], ints: hits.map { Int64(($0 / strides[d]) % t.shape[d]) })))
+                    }
+                case let .tensor(t, _) where t.dtype == .float32:
+                    throw fail(.index, "tensors used as indices must be long, int or bool tensors", loc)
+                case let .proxy(p) where { if case let .tensor(t)? = p.type { t.dtype == .bool } else { false } }():
+                    throw fail(.unsupported, "indexing with a traced bool mask gives a shape that depends on the data; use torch.where(mask, x, 0) or x * mask", loc)
+                default: addIndex(v)
+                }
+            }
+        }
+        return try torchOp("advanced_index", operands, Attributes(["index": .index(items), "advanced": .ints(advanced)]), loc)
     }
 
     /// `tracer.iter[...]` where not one step is generated: an error before anything runs (the

@@ -106,6 +106,7 @@ extension ScriptRunner {
                        "absolute": "abs", "greater": "gt", "less": "lt", "equal_": "eq", "multiply": "mul", "divide": "div",
                        "subtract": "sub", "true_divide": "div", "logical_and": "bitwise_and", "logical_or": "bitwise_or",
                        "logical_xor": "bitwise_xor", "argsort": "argsort", "swapaxes": "transpose", "swapdims": "transpose"]
+        if let bound = try boundTorchCall(name0, args, kwargs, method: method, loc) { return bound }
         let name = aliases[name0] ?? name0
         let a = Arguments(function: name0, positional: args, keywords: kwargs, runner: self, loc: loc)
         func one() throws -> PyValue { try a.required(0, "input") }
@@ -131,7 +132,11 @@ extension ScriptRunner {
             return try torchOp(name, [try one()], try reduceAttributes(), loc)
         case "amax", "amin":
             try a.check(["input", "dim", "keepdim"])
-            return try torchOp(name == "amax" ? "max" : "min", [try one()], try reduceAttributes(), loc)
+            // Values only (max(x, dim) gives values and indices).
+            let out = try torchOp(name == "amax" ? "max" : "min", [try one()], try reduceAttributes(), loc)
+            if case let .tuple(items) = out { return items[0] }
+            if case let .proxy(p) = out, p.isTupleValue { return try subscriptProxy(p, [.at(0)], loc) }
+            return out
         case "std", "var":
             try a.check(["input", "dim", "keepdim", "unbiased", "correction"])
             var attrs = try reduceAttributes()
@@ -186,7 +191,7 @@ extension ScriptRunner {
         case "pow":
             try a.check(["input", "exponent"])
             return try torchOp("pow", [try one(), try a.required(1, "exponent")], Attributes(), loc)
-        case "add", "sub", "mul", "div", "eq", "ne", "lt", "le", "gt", "ge", "bitwise_and", "bitwise_or", "bitwise_xor", "matmul":
+        case "add", "sub", "mul", "div", "eq", "ne", "lt", "le", "gt", "ge", "bitwise_and", "bitwise_or", "bitwise_xor", "matmul", "remainder", "floor_divide":
             try a.check(["input", "other", "alpha"])
             var other = try a.required(1, "other")
             if let alpha = a.keywords["alpha"] { other = try binary("*", other, alpha, loc) }
@@ -382,9 +387,6 @@ extension ScriptRunner {
             return permutedOf(value) ? try torchOp("clone", [value], Attributes(), loc) : value
         case "clone":
             return try torchOp("clone", [value], Attributes(), loc)
-        case "masked_fill":
-            let mask = try a.required(0, "mask"), fill = try a.required(1, "value")
-            return try torchOp("where", [mask, fill, value], Attributes(), loc)
         case "type_as":
             guard case let .dtype(d) = try attribute(try a.required(0, "other"), "dtype", loc) else { return value }
             return try cast(value, to: d, loc)
@@ -424,6 +426,7 @@ extension ScriptRunner {
         case let .tensor(t, _) where tracing > 0 && !resolving:
             let (p, saved) = TraceValue.kept(t)
             p.gradFn = gradOf(v)
+            userSaved.insert(ObjectIdentifier(p))
             return .saved(saved, p)
         case .int, .float, .bool, .str, .none, .tuple, .size:
             guard tracing > 0, !resolving else { return v }
@@ -433,7 +436,9 @@ extension ScriptRunner {
             return .deferred(kept)
         case .saved: return v
         case let .list(l):
+            // Its traced items come back with it (a list built before it was saved).
             l.saved = true
+            if tracing > 0, !resolving { l.items = try l.items.map { try appendable($0, loc) } }
             observe(needs(of: v))
             return v
         case let .dict(d):

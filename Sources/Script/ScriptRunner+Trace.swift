@@ -165,6 +165,10 @@ extension ScriptRunner {
             case let .saved(saved, _) where saved.skipped:
                 // Saved in a branch that did not run: the name was never bound (as in nnsight).
                 globals[name] = nil
+            case let .saved(_, p) where boundInTrace.contains(name) && !userSaved.contains(ObjectIdentifier(p)) && !savedNames.contains(name):
+                // An item of a list the trace filled (kept for the list), bound to a name the
+                // script never saved: nnsight leaves the name behind.
+                globals[name] = nil
             case .saved: break
             case let .list(list) where boundInTrace.contains(name) && !list.saved: globals[name] = nil
             case let .dict(dict) where boundInTrace.contains(name) && !dict.saved: globals[name] = nil

@@ -79,6 +79,7 @@ extension ScriptRunner {
         case .deferred:
             throw fail(.unsupported, "iterating over a value computed from traced values needs its length while recording; iterate over x.tolist() of a traced tensor, or over range(x.shape[d])", loc)
         case let .steps(s): return s.map { .int($0) }
+        case let .iterator(it): return it.drain()
         case .object(.layers): return (0..<model.transformer.h.count).map { .object(.block(model.transformer.h[$0])) }
         default: throw fail(.type, "'\(v.typeName)' object is not iterable", loc)
         }
@@ -106,7 +107,7 @@ extension ScriptRunner {
     }
 
     static let tensorOps: [String: String] = [
-        "+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul",
+        "+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul", "%": "remainder", "//": "floor_divide",
         "&": "bitwise_and", "|": "bitwise_or", "^": "bitwise_xor",
         "==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge",
     ]
@@ -383,6 +384,8 @@ extension ScriptRunner {
         case let .function(f): return "<function \(f.name)>"
         case let .unsaved(n): return "<unsaved \(n)>"
         case .saved: return "<saved>"
+        case let .slice(a, b, c): return "slice(\([a, b, c].map { $0.map(String.init) ?? "None" }.joined(separator: ", ")))"
+        case .iterator: return "<list_iterator object>"
         }
     }
 

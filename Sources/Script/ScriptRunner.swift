@@ -544,8 +544,3 @@ public final class ScriptRunner {
     }
 }
 
-enum Builtins {
-    static let names: Set<String> = ["print", "len", "range", "enumerate", "zip", "list", "tuple", "str", "int", "float",
-                                     "bool", "abs", "min", "max", "sum", "round", "sorted", "reversed", "isinstance", "dict",
-                                     "repr", "type", "any", "all", "map", "filter", "set", "dir"]
-}

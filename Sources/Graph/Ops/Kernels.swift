@@ -3,7 +3,8 @@ import Foundation
 /// The kernels behind the op registry: loops over contiguous typed buffers, with torch's
 /// broadcasting, type promotion and reduction rules.
 public enum Kernels {
-    public enum Binary: Sendable { case add, sub, mul, div }
+    /// `remainder` and `floorDivide` are Python's `%` and `//` (the sign of the divisor; floored).
+    public enum Binary: Sendable { case add, sub, mul, div, remainder, floorDivide }
 
     // MARK: - shapes and types
 
@@ -57,6 +58,12 @@ public enum Kernels {
             case .sub: for i in out.indices { out[i] = u[i] - v[i] }
             case .mul: for i in out.indices { out[i] = u[i] * v[i] }
             case .div: for i in out.indices { out[i] = u[i] / v[i] }
+            case .remainder:
+                for i in out.indices {
+                    let r = fmodf(u[i], v[i])
+                    out[i] = r != 0 && (r < 0) != (v[i] < 0) ? r + v[i] : r
+                }
+            case .floorDivide: for i in out.indices { out[i] = (u[i] / v[i]).rounded(.down) }
             }
             return Tensor(shape: type.shape, floats: out)
         case .int64, .bool:
@@ -67,6 +74,13 @@ public enum Kernels {
             case .sub: for i in out.indices { out[i] = u[i] &- v[i] }
             case .mul: for i in out.indices { out[i] = u[i] &* v[i] }
             case .div: break  // promoted to float32 above
+            case .remainder, .floorDivide:
+                for i in out.indices {
+                    guard v[i] != 0 else { throw OpError("ZeroDivisionError", exception: nil) }
+                    var q = u[i] / v[i], r = u[i] % v[i]
+                    if r != 0 && (r < 0) != (v[i] < 0) { q -= 1; r += v[i] }
+                    out[i] = op == .remainder ? r : q
+                }
             }
             if type.dtype == .bool { return Tensor(shape: type.shape, bools: out.map { $0 != 0 }) }
             return Tensor(shape: type.shape, ints: out)

@@ -194,6 +194,58 @@ extension OpRegistry {
                        return .tensor(TensorType(shape: try Kernels.takeShape(x.shape, index: i.shape, dim: a.int("dim") ?? 0), dtype: x.dtype))
                    },
                    kernel: { v, a throws(OpError) in .tensor(try Kernels.take(try tensor(v[0]), try tensor(v[1]), dim: a.int("dim") ?? 0)) }),
+            OpSpec("gather", arity: 2...2, attributes: [AttributeSpec("dim", .int, required: true)],
+                   type: { t, a throws(OpError) in
+                       let (x, i) = (try tensor(t[0]), try tensor(t[1]))
+                       guard i.dtype == .int64 else { throw OpError("gather(): Expected dtype int64 for index") }
+                       return .tensor(TensorType(shape: try Kernels.gatherShape(x.shape, index: i.shape, dim: a.int("dim") ?? 0), dtype: x.dtype))
+                   },
+                   kernel: { v, a throws(OpError) in .tensor(try Kernels.gather(try tensor(v[0]), dim: a.int("dim") ?? 0, index: try tensor(v[1]))) }),
+            // `x.scatter(dim, index, src)`: a copy of x with src's values at index along dim.
+            OpSpec("scatter", arity: 3...3, attributes: [AttributeSpec("dim", .int, required: true)],
+                   type: { t, a throws(OpError) in
+                       let (x, i) = (try tensor(t[0]), try tensor(t[1]))
+                       guard i.dtype == .int64 else { throw OpError("scatter(): Expected dtype int64 for index") }
+                       _ = try Kernels.gatherShape(x.shape, index: i.shape, dim: a.int("dim") ?? 0)
+                       return .tensor(x)
+                   },
+                   kernel: { v, a throws(OpError) in
+                       .tensor(try Kernels.scatter(try tensor(v[0]), dim: a.int("dim") ?? 0, index: try tensor(v[1]), source: try tensor(v[2])))
+                   }),
+            OpSpec("tril", arity: 1...1, attributes: [AttributeSpec("diagonal", .int)],
+                   type: { t, _ throws(OpError) in
+                       let x = try tensor(t[0])
+                       guard x.shape.count >= 2 else { throw OpError("tril: input tensor must have at least 2 dimensions") }
+                       return .tensor(x)
+                   },
+                   kernel: { v, a throws(OpError) in .tensor(try Kernels.triangle(try tensor(v[0]), lower: true, diagonal: a.int("diagonal") ?? 0)) }),
+            OpSpec("triu", arity: 1...1, attributes: [AttributeSpec("diagonal", .int)],
+                   type: { t, _ throws(OpError) in
+                       let x = try tensor(t[0])
+                       guard x.shape.count >= 2 else { throw OpError("triu: input tensor must have at least 2 dimensions") }
+                       return .tensor(x)
+                   },
+                   kernel: { v, a throws(OpError) in .tensor(try Kernels.triangle(try tensor(v[0]), lower: false, diagonal: a.int("diagonal") ?? 0)) }),
+            OpSpec("diag", arity: 1...1, attributes: [AttributeSpec("diagonal", .int)],
+                   type: { t, a throws(OpError) in
+                       let x = try tensor(t[0])
+                       return .tensor(TensorType(shape: try Kernels.diagShape(x.shape, diagonal: a.int("diagonal") ?? 0), dtype: x.dtype))
+                   },
+                   kernel: { v, a throws(OpError) in .tensor(try Kernels.diag(try tensor(v[0]), diagonal: a.int("diagonal") ?? 0)) }),
+            // `x[0, [1, 2]]`, `x[i, j]`: items[advanced[k]] is input k + 1, an int64 index tensor.
+            OpSpec("advanced_index", arity: 2...17,
+                   attributes: [AttributeSpec("index", .index, required: true), AttributeSpec("advanced", .ints, required: true)],
+                   type: { t, a throws(OpError) in
+                       let x = try tensor(t[0])
+                       let indices = try t.dropFirst().map { (i) throws(OpError) -> TensorType in try tensor(i) }
+                       guard indices.allSatisfy({ $0.dtype == .int64 }) else { throw OpError("tensors used as indices must be long, int or bool tensors") }
+                       return .tensor(TensorType(shape: try Kernels.advancedIndexShape(x.shape, items: a.index("index"), advanced: a.ints("advanced") ?? [],
+                                                                                        indexShapes: indices.map(\.shape)), dtype: x.dtype))
+                   },
+                   kernel: { v, a throws(OpError) in
+                       .tensor(try Kernels.advancedIndex(try tensor(v[0]), items: a.index("index"), advanced: a.ints("advanced") ?? [],
+                                                         indices: try v.dropFirst().map { (i) throws(OpError) -> Tensor in try tensor(i) }))
+                   }),
         ]
 
     // MARK: - declaration helpers

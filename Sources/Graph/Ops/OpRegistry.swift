@@ -96,6 +96,7 @@ public enum OpRegistry {
                type: { t, a throws(OpError) in try tupleItem(t[0], a.int("item") ?? 0) },
                kernel: { v, a throws(OpError) in try tupleItem(v[0], a.int("item") ?? 0) }),
         binary("add", .add), binary("sub", .sub), binary("mul", .mul), binary("div", .div),
+        binary("remainder", .remainder), binary("floor_divide", .floorDivide),
         unary("neg", float: { -$0 }, int: { 0 &- $0 }),
         unary("abs", float: { Swift.abs($0) }, int: { $0 == .min ? $0 : Swift.abs($0) }),
         OpSpec("clone", arity: 1...1, type: { t, _ throws(OpError) in .tensor(try tensor(t[0])) },
