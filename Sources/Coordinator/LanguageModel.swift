@@ -102,8 +102,15 @@ public final class LanguageModel {
                 allPositionLogits: true, body)
     }
 
+    /// nnsight's `model.scan`: the block is recorded and checked (paths, shapes) as a trace's,
+    /// and the model does not run; every value's `.shape` is known while recording.
+    public func scan(_ prompt: String? = nil, _ body: (Tracer) throws -> Void) throws {
+        try run(prompt, maxNewTokens: 1, sampling: SamplingParameters(), eos: config.eosTokenId, pad: tokenizer.endOfTextId,
+                allPositionLogits: true, execute: false, body)
+    }
+
     private func run(_ prompt: String?, maxNewTokens: Int, sampling: SamplingParameters, eos: Int?, pad: Int,
-                     allPositionLogits: Bool = false, _ body: (Tracer) throws -> Void) throws {
+                     allPositionLogits: Bool = false, execute: Bool = true, _ body: (Tracer) throws -> Void) throws {
         let recorder = TraceRecorder(config: config, maxNewTokens: maxNewTokens, allPositionLogits: allPositionLogits)
         if let recording { recorder.session = (recording, recording.traces.count) }
         let tracer = Tracer(recorder: recorder, tokenize: tokenizer.encode)
@@ -122,6 +129,7 @@ public final class LanguageModel {
             throw TraceError(.invalidGraph, "a shape read here assumed prompts of \(assumed.length) tokens, but a later invoke makes the batch \(recorder.promptLength) tokens long: read shapes after the last invoke",
                              line: assumed.line > 0 ? assumed.line : nil, column: assumed.column > 0 ? assumed.column : nil)
         }
+        guard execute else { return }
         let generation = GenerationSpec(maxNewTokens: recorder.stopStep.map { min($0 + 1, maxNewTokens) } ?? maxNewTokens,
                                         sampling: sampling, eosTokenId: eos, padTokenId: pad, stopped: recorder.stopStep != nil,
                                         allPositionLogits: allPositionLogits)

@@ -26,6 +26,7 @@ enum Namespaces {
         switch (module, name) {
         case ("torch", "Tensor"): return .object(.namespace("torch.Tensor"))
         case ("nnsight", "LanguageModel"): return .builtin("LanguageModel")
+        case ("nnsight", "TransformersModel"): return .builtin("TransformersModel")
         case ("torch", "Size"): return .builtin("torch.Size")
         case let ("torch", n) where dtypes[n] != nil: return .dtype(dtypes[n]!)
         case ("math", "pi"): return .float(Double.pi)

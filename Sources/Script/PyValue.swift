@@ -122,8 +122,15 @@ enum PyObject {
     /// `model.generate(...)`, `model.trace(...)`, `tracer.invoke(...)` before `with` enters them.
     /// (no prompt: the body's invokes make the batch; several: one batch, the body sees all rows)
     /// Prompts as token ids per batch row.
-    case generateContext(prompts: [[Int]], options: GenerateOptions)
-    case traceContext(prompts: [[Int]])
+    case generateContext(prompts: [[Int]], options: GenerateOptions, edits: EditSet)
+    case traceContext(prompts: [[Int]], edits: EditSet)
+    /// `model.scan(...)`: recorded and checked as a trace, never run.
+    case scanContext(prompts: [[Int]], edits: EditSet)
+    /// `model.edit(inplace=...)` before `with` enters it.
+    case editContext(EditSet, inplace: Bool)
+    /// The model an edit made (`with model.edit() as (tracer, edited)`): the model, with its edits
+    /// replayed at the start of every trace of it.
+    case editedModel(EditSet)
     case invokeContext(Tracer, prompt: [Int]?)
     /// `torch`, `torch.nn`, `torch.nn.functional`, `nnsight`, `math`, and `torch.Tensor` (for isinstance).
     case namespace(String)
@@ -156,6 +163,13 @@ struct GenerateOptions {
     var sampling = SamplingParameters()
     var eosTokenId: Int?
     var padTokenId: Int?
+}
+
+/// The interventions `model.edit()` stored: each edit block's statements (and the name its
+/// tracer was bound to), replayed at the start of every later trace of the edited model.
+final class EditSet {
+    var blocks: [(body: [Stmt], tracer: Expr?)] = []
+    init(_ blocks: [(body: [Stmt], tracer: Expr?)] = []) { self.blocks = blocks }
 }
 
 /// `iter(x)`: Python's iterator over the items `x` had when it was made.

@@ -294,6 +294,11 @@ extension ScriptRunner {
     func builtinLanguageModel(_ c: BuiltinCall) throws -> PyValue {
         try c.keywords(["device_map", "dispatch", "torch_dtype", "dtype", "trust_remote_code", "revision", "attn_implementation", "task"])
         guard case .str? = c.args.first, c.args.count == 1 else { throw fail(.type, "\(c.name)() takes the model's name or directory", c.loc) }
+        if c.name == "LanguageModel" {
+            warn("NNsightDeprecationWarning", "LanguageModel is deprecated; use TransformersModel(repo_id, task='text-generation') instead.", c.loc)
+        } else if case let .str(task)? = c.kwargs["task"], task != "text-generation" {
+            throw fail(.value, "TransformersModel(task='\(task)'): this cluster serves text generation", c.loc)
+        }
         return .object(.model)
     }
 

@@ -45,18 +45,32 @@ extension ScriptRunner {
             if case .str = base, !resolving, tracing > 0, args.contains(where: { !needs(of: $0).isEmpty && !isTensorLike($0) }) {
                 return deferred(args) { [unowned self] in try call(f, args, kwargs, loc) }
             }
-            switch (base, name) {
+            // An edited model is the model, with its edits replayed in its traces.
+            let edits: EditSet
+            if case let .object(.editedModel(set)) = base { edits = set } else { edits = modelEdits }
+            let receiver: PyValue = { if case .object(.editedModel) = base { return .object(.model) } else { return base } }()
+            switch (receiver, name) {
+            case (.object(.model), "edit"):
+                try expectKeywords(["inplace", "backend"], name)
+                let inplace = try kwargs["inplace"].map { try truth($0, loc) } ?? false
+                guard tracing == 0 else { throw fail(.unsupported, "model.edit() inside a trace", loc) }
+                return .object(.editContext(edits, inplace: inplace))
+            case (.object(.model), "clear_edits"):
+                try expectKeywords([], name)
+                edits.blocks.removeAll()
+                return .none
             case (.object(.model), "session"):
                 try expectKeywords(["remote"], name)
                 guard tracing == 0 else { throw fail(.unsupported, "a session cannot be opened inside a trace or another session", loc) }
                 return .object(.sessionContext)
-            case (.object(.model), "generate"), (.object(.model), "trace"):
+            case (.object(.model), "generate"), (.object(.model), "trace"), (.object(.model), "scan"):
                 try expectKeywords(["max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "seed", "repetition_penalty",
                                     "eos_token_id", "pad_token_id", "remote", "scan", "validate"], name)
                 guard tracing == 0 || (inSession && activeTracer == nil) else { throw fail(.unsupported, "nested traces are not supported", loc) }
                 guard args.count <= 1 else { throw fail(.unsupported, "one prompt (or one list of prompts) per call; use tracer.invoke(...) for a batch", loc) }
                 let prompts = try args.first.map { try promptRows($0, loc) } ?? []
-                if name == "trace" { return .object(.traceContext(prompts: prompts)) }
+                if name == "trace" { return .object(.traceContext(prompts: prompts, edits: edits)) }
+                if name == "scan" { return .object(.scanContext(prompts: prompts, edits: edits)) }
                 var options = GenerateOptions()
                 options.maxNewTokens = try intArg(kwargs["max_new_tokens"], "max_new_tokens") ?? 20
                 guard options.maxNewTokens >= 1 else { throw fail(.value, "max_new_tokens must be at least 1", loc) }
@@ -74,7 +88,7 @@ extension ScriptRunner {
                 }
                 options.eosTokenId = try intArg(kwargs["eos_token_id"], "eos_token_id")
                 options.padTokenId = try intArg(kwargs["pad_token_id"], "pad_token_id")
-                return .object(.generateContext(prompts: prompts, options: options))
+                return .object(.generateContext(prompts: prompts, options: options, edits: edits))
             case let (.object(.tracer(t)), "all"):
                 try expectKeywords([], name)
                 return .steps(t.all())

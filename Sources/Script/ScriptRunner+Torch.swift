@@ -217,7 +217,10 @@ extension ScriptRunner {
         case (.model, "lm_head"): return .object(.module(model.lmHead))
         case (.model, "generator"): return .object(.generator)
         case (.model, "tokenizer"): return .object(.tokenizer)
-        case (.model, "generate"), (.model, "trace"), (.model, "session"): return .method(base, name)
+        case (.model, "generate"), (.model, "trace"), (.model, "session"), (.model, "scan"), (.model, "edit"), (.model, "clear_edits"),
+             (.editedModel, "generate"), (.editedModel, "trace"), (.editedModel, "scan"), (.editedModel, "edit"), (.editedModel, "clear_edits"):
+            return .method(base, name)
+        case (.editedModel, _): return try objectAttribute(.model, .object(.model), name, loc)
         case (.model, "output"):
             try requireTrace(name, loc)
             return .object(.modelOutput(try moduleRead(model.lmHead.output, .lmHead, .output)))

@@ -27,7 +27,20 @@ extension ScriptRunner {
             throw fail(.type, "'\(context.typeName)' object does not support the context manager protocol", loc)
         }
         switch object {
-        case let .generateContext(prompts, options):
+        case let .editContext(edits, inplace):
+            // The block is stored, not run: it runs at the start of every later trace of the
+            // model it edits (a copy's, or the model's own with inplace=True).
+            let target = inplace ? edits : EditSet(edits.blocks)
+            var tracerName: Expr? = name
+            if !inplace, let name {
+                guard case let .tuple(items) = name.kind, items.count == 2 else {
+                    throw fail(.type, "model.edit() gives (tracer, edited_model): write `with model.edit() as (tracer, edited):`", loc)
+                }
+                tracerName = items[0]
+                try assign(items[1], .object(.editedModel(target)))
+            }
+            target.blocks.append((body, tracerName))
+        case let .generateContext(prompts, options, edits):
             try runTrace(at: loc) {
                 // transformers' generate() runs under torch.no_grad(): its values carry no grad_fn.
                 let previous = (gradEnabled, generating)
@@ -35,12 +48,18 @@ extension ScriptRunner {
                 defer { (gradEnabled, generating) = previous }
                 try model.generate(maxNewTokens: options.maxNewTokens, sampling: options.sampling, eosTokenId: options.eosTokenId,
                                    padTokenId: options.padTokenId) { tracer in
-                    try record(tracer, as: name, body, prompts: prompts)
+                    try record(tracer, as: name, body, prompts: prompts, edits: edits)
                 }
             }
-        case let .traceContext(prompts):
+        case let .traceContext(prompts, edits):
             try runTrace(at: loc) {
-                try model.trace { tracer in try record(tracer, as: name, body, prompts: prompts) }
+                try model.trace { tracer in try record(tracer, as: name, body, prompts: prompts, edits: edits) }
+            }
+        case let .scanContext(prompts, edits):
+            // Values never arrive: what waits for one (a print of a tensor) is dropped, as a
+            // branch not taken; shapes are known while recording.
+            try runTrace(at: loc) {
+                try model.scan { tracer in try record(tracer, as: name, body, prompts: prompts, edits: edits) }
             }
         case .sessionContext:
             // The body's traces are recorded, then run as one submission; client work (prints,
@@ -74,12 +93,22 @@ extension ScriptRunner {
 
     /// Records the with-block. `prompts`: what generate/trace was given, one batch row each; one
     /// prompt is the body's invoke, several a batch the body sees whole.
-    private func record(_ tracer: Tracer, as name: Expr?, _ body: [Stmt], prompts: [[Int]]) throws {
+    private func record(_ tracer: Tracer, as name: Expr?, _ body: [Stmt], prompts: [[Int]], edits: EditSet) throws {
         activeTracer = tracer
         if let name { try assign(name, .object(.tracer(tracer))) }
+        /// The model's edits, first: on the whole batch, before anything the trace itself does.
+        func replayEdits() throws {
+            for block in edits.blocks {
+                if let target = block.tracer { try assign(target, .object(.tracer(tracer))) }
+                try exec(block.body)
+            }
+        }
         if prompts.count == 1 {
             tracer.plan(tokens: prompts)
-            try tracer.invoke(tokens: prompts[0]) { try exec(body) }
+            try tracer.invoke(tokens: prompts[0]) {
+                try replayEdits()
+                try exec(body)
+            }
         } else {
             for prompt in prompts { tracer.invoke(tokens: prompt) {} }
             let outer = waitingInvokes
@@ -89,6 +118,7 @@ extension ScriptRunner {
             let invokes = waitingInvokes ?? []
             waitingInvokes = nil
             tracer.plan(tokens: prompts + invokes.compactMap(\.prompt))
+            if !edits.blocks.isEmpty { try tracer.invoke(nil) { try replayEdits() } }
             for invoke in invokes { try runInvoke(tracer, invoke.prompt, invoke.body) }
         }
         try checkRecording(SourceLocation(line: tracer.sourceLine, column: tracer.sourceColumn))

@@ -54,6 +54,8 @@ public final class ScriptRunner {
     /// The invokes met in the body of the trace being recorded, waiting for that body to end
     /// (nil outside a trace's own body).
     var waitingInvokes: [WaitingInvoke]?
+    /// The model's own edits (`model.edit(inplace=True)`), replayed in every trace of it.
+    var modelEdits = EditSet()
     /// Names whose value `name.save()` saved while tracing (they outlive the trace).
     var savedNames: Set<String> = []
     /// Parameters read outside traces, by path ("transformer.h.0.mlp.c_fc.weight").

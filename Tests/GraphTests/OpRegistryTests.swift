@@ -72,6 +72,11 @@ struct OpRegistryTests {
             ("unsqueeze", [.tensor(x)], ["dim": .int(-1)]), ("squeeze", [.tensor(v)], [:]), ("flatten", [.tensor(x)], [:]),
             ("expand", [.tensor(v)], ["shape": .ints([2, -1])]), ("take", [.tensor(x), .tensor(i)], ["dim": .int(1)]),
             ("fail_if", [.tensor(Tensor(shape: [], bools: [false]))], ["message": .string("m")]),
+            ("remainder", [.tensor(x), .tensor(v)], [:]), ("floor_divide", [.tensor(i), .tensor(.scalar(Int64(-3)))], [:]),
+            ("gather", [.tensor(x), .tensor(Tensor(shape: [2, 1], ints: [2, 0]))], ["dim": .int(1)]),
+            ("scatter", [.tensor(x), .tensor(Tensor(shape: [1, 2], ints: [1, 0])), .tensor(.scalar(Float(9)))], ["dim": .int(0)]),
+            ("tril", [.tensor(x)], [:]), ("triu", [.tensor(x)], ["diagonal": .int(1)]), ("diag", [.tensor(v)], ["diagonal": .int(-1)]),
+            ("advanced_index", [.tensor(x), .tensor(Tensor(shape: [2], ints: [1, 0])), .tensor(i)], ["index": .index([.all, .all]), "advanced": .ints([0, 1])]),
         ]
         for (name, inputs, a) in cases {
             let spec = try #require(OpRegistry.spec(name), "\(name)")
@@ -109,6 +114,23 @@ struct OpRegistryTests {
         #expect(close(floats(try run("matmul", [x, Tensor(shape: [3], floats: [1, 2, 3])])), [6, -12]))
         #expect(try run("take", [x, Tensor(shape: [2, 2], ints: [0, -1, 1, 1])], ["dim": .int(1)]).type == .tensor(TensorType(shape: [2, 2, 2], dtype: .float32)))
         #expect(close(floats(try run("take", [x, Tensor(shape: [2], ints: [0, -1])], ["dim": .int(1)])), [1, 3, -4, -6]))
+        let v = Tensor(shape: [3], floats: [0.5, 1, 2])
+        #expect(floats(try run("remainder", [x, v])) == [0, -0, 1, -0, 0, -0])
+        #expect(try run("floor_divide", [Tensor(shape: [3], ints: [2, 0, -7]), .scalar(Int64(-3))]).type == .tensor(TensorType(shape: [3], dtype: .int64)))
+        if case let .tensor(t) = try run("floor_divide", [Tensor(shape: [3], ints: [2, 0, -7]), .scalar(Int64(-3))]) { #expect(t.ints == [-1, 0, 2]) }
+        if case let .tensor(t) = try run("remainder", [Tensor(shape: [2], ints: [-7, 7]), .scalar(Int64(3))]) { #expect(t.ints == [2, 1]) }
+        #expect(floats(try run("gather", [x, Tensor(shape: [2, 1], ints: [2, 0])], ["dim": .int(1)])) == [3, -4])
+        #expect(floats(try run("scatter", [x, Tensor(shape: [1, 2], ints: [1, 0]), .scalar(Float(9))], ["dim": .int(0)])) == [1, 9, 3, 9, 5, -6])
+        #expect(floats(try run("tril", [x])) == [1, 0, 0, -4, 5, 0])
+        #expect(floats(try run("triu", [x], ["diagonal": .int(1)])) == [0, -2, 3, 0, 0, -6])
+        #expect(floats(try run("diag", [v], ["diagonal": .int(-1)])) == [0, 0, 0, 0, 0.5, 0, 0, 0, 0, 1, 0, 0, 0, 0, 2, 0])
+        #expect(floats(try run("diag", [x])) == [1, 5])
+        // torch.arange(120).reshape(2, 3, 4, 5)[0, :, [1, 2]]: the integer selects first (torch, not numpy).
+        let y = Tensor(shape: [2, 3, 4, 5], floats: (0..<120).map(Float.init))
+        let selected = try run("advanced_index", [y, Tensor(shape: [2], ints: [1, 2])], ["index": .index([.at(0), .all, .all]), "advanced": .ints([2])])
+        #expect(selected.type == .tensor(TensorType(shape: [3, 2, 5], dtype: .float32)))
+        #expect(floats(try run("advanced_index", [y, Tensor(shape: [2], ints: [0, 2]), Tensor(shape: [2], ints: [4, 0])],
+                               ["index": .index([.all, .all, .at(1), .all]), "advanced": .ints([1, 3])])) == [9, 45, 69, 105])
         #expect(throws: OpError("selected index k out of range (k = 4, dimension -1 has size 3)")) { try run("topk", [x], ["k": .int(4)]) }
         #expect(throws: OpError("mat1 and mat2 shapes cannot be multiplied (2x3 and 2x3)")) { try run("matmul", [x, x]) }
         #expect(throws: OpError("shape [1099511627776, 1099511627776] is too large")) {
