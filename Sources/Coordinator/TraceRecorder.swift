@@ -29,6 +29,11 @@ final class TraceRecorder {
     var currentStep: Int { loopStep ?? cursor }
     /// The step where `tracer.stop()` ended the trace: no later step runs.
     var stopStep: Int?
+    /// `tracer.stop()` decided on the client from values that arrived: what the trace recorded
+    /// after it (node ids from `node` on) or for a later step is not delivered.
+    var clientStop: (step: Int, node: UInt32)?
+    /// The id the next node gets (record order).
+    var upcomingId: UInt32 { nextId }
     /// The session this trace is recorded in, and its index there.
     var session: (recording: SessionRecording, index: Int)?
 

@@ -106,6 +106,32 @@ public final class Tracer {
     /// What `stop()` throws to unwind the trace's closure.
     public struct Stop: Error {}
 
+    /// The generation step that nodes recorded now belong to.
+    public var step: Int { recorder.currentStep }
+
+    /// Nodes recorded so far that change the model's computation (writes, replacements, skips).
+    public var editCount: Int {
+        recorder.nodes.reduce(0) { count, node in
+            switch node.kind {
+            case .set, .replace, .skip: count + 1
+            default: count
+            }
+        }
+    }
+
+    /// Where a `tracer.stop()` stands in the record: its step and the next node's id.
+    public var position: (step: Int, node: UInt32) { (recorder.currentStep, recorder.upcomingId) }
+
+    /// nnsight's `tracer.stop()` decided on the client once values arrived (a condition on a
+    /// decoded token): values recorded after `position` in program order, or for a later step,
+    /// are not delivered, as if nothing after the stop ran.
+    public func stopDelivering(after position: (step: Int, node: UInt32)) {
+        recorder.clientStop = position
+        // What arrived already (an earlier layer of the same step) was never reached either.
+        for (id, saved) in recorder.saves where id >= position.node || saved.step > position.step { saved.result = nil }
+        for (id, append) in recorder.appends where id >= position.node { append.list.values[append.node] = nil }
+    }
+
     /// Advances the step that module accesses outside loops refer to.
     public func next() { recorder.cursor += 1 }
 

@@ -87,7 +87,14 @@ final class PyFunction {
 /// number, for conditions (`if x.item() > 0:`).
 final class Deferred {
     let needs: [TraceValue]
-    let compute: () throws -> PyValue
+    private let computeNow: () throws -> PyValue
+    /// Its value computed at its place in program order (it reads Python values the script
+    /// changes later: `tok in seen` while `seen` grows); later computations return it.
+    var fixed: PyValue?
+    func compute() throws -> PyValue {
+        if let fixed { return fixed }
+        return try computeNow()
+    }
     private let makeGraph: (() -> TraceValue?)?
     private var graphValue: TraceValue??
     /// `nnsight.save(...)`d: it outlives the trace as its computed value.
@@ -96,7 +103,7 @@ final class Deferred {
     init(needs: [TraceValue], graph: (() -> TraceValue?)? = nil, compute: @escaping () throws -> PyValue) {
         self.needs = needs
         self.makeGraph = graph
-        self.compute = compute
+        self.computeNow = compute
     }
 
     /// The value as a graph node (recorded on first use), nil when it has none (a string).

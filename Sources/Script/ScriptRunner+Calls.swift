@@ -19,6 +19,9 @@ extension ScriptRunner {
             }
         }
         switch f {
+        case .deferred where !resolving && tracing > 0:
+            // A method of a client value (`text.strip` of decoded text): called when it exists.
+            return deferred([f] + args + kwargs.values.map { $0 }) { [unowned self] in try call(try resolved(f, loc), args, kwargs, loc) }
         case let .function(function):
             return try callFunction(function, args, kwargs, loc)
         case .object(.tokenizer):
@@ -102,6 +105,22 @@ extension ScriptRunner {
                 return try cacheCall(t, kwargs, loc)
             case let (.object(.cache(cache, nil, _)), _):
                 return try cacheMethod(cache, name, args, loc)
+            case let (.object(.tracer(t)), "stop") where clientGuard != nil || t.currentCondition != nil:
+                // Under a condition on values (traced, or only the client's): decided on the client
+                // once they arrive; what the trace records after this point is not delivered.
+                try expectKeywords([], name)
+                if let condition = t.currentCondition { observe([condition]) }
+                let position = t.position
+                programPoint += 1
+                let point = programPoint
+                observe(clientGuardNeeds)
+                // A change to containers: later ones wait behind it (and are dropped if it stops).
+                pending.append(ClientAction(needs: clientGuardNeeds, condition: t.currentCondition, mutation: true, clientCondition: clientGuard) { [unowned self] in
+                    t.stopDelivering(after: position)
+                    clientStopped = true
+                    clientStopPoint = point
+                })
+                return .none
             case let (.object(.tracer(t)), "stop"):
                 try expectKeywords([], name)
                 recordAt(loc)

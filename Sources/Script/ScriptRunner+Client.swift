@@ -13,6 +13,9 @@ struct ClientAction {
     let condition: TraceValue?
     /// A change to a Python container (`list.append`, `d[k] = v`): later changes wait behind it.
     var mutation = false
+    /// The conditions only the client can evaluate (on decoded text, Python lists) of the
+    /// branches it sits in: it runs only if they hold.
+    var clientCondition: (() throws -> Bool)? = nil
     let run: () throws -> Void
 }
 
@@ -95,12 +98,12 @@ extension ScriptRunner {
     /// waiting; otherwise queued, to run when its values arrive (once per step in a loop).
     func clientPrint(_ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation,
                      _ printNow: @escaping () throws -> Void) throws {
-        var wanted = args.flatMap { needs(of: $0) } + kwargs.values.flatMap { needs(of: $0) }
+        var wanted = args.flatMap { needs(of: $0) } + kwargs.values.flatMap { needs(of: $0) } + clientGuardNeeds
         let condition = activeTracer?.currentCondition
         if let condition { wanted.append(condition) }
         if wanted.isEmpty && pending.isEmpty { return try printNow() }
         observe(wanted)
-        pending.append(ClientAction(needs: wanted, condition: condition, run: printNow))
+        pending.append(ClientAction(needs: wanted, condition: condition, clientCondition: clientGuard, run: printNow))
     }
 
     /// A change to a Python container (`list.append`, `dict[k] = v`, `pop`, `+=` on an item):
@@ -111,10 +114,10 @@ extension ScriptRunner {
     func mutate(_ result: PyValue = .none, _ change: @escaping () throws -> Void) throws -> PyValue {
         guard !resolving, tracing > 0 else { try change(); return result }
         let condition = activeTracer?.currentCondition
-        guard condition != nil || pending.contains(where: \.mutation) else { try change(); return result }
-        let wanted = condition.map { [$0] } ?? []
+        guard condition != nil || clientGuard != nil || pending.contains(where: \.mutation) else { try change(); return result }
+        let wanted = (condition.map { [$0] } ?? []) + clientGuardNeeds
         observe(wanted)
-        pending.append(ClientAction(needs: wanted, condition: condition, mutation: true, run: change))
+        pending.append(ClientAction(needs: wanted, condition: condition, mutation: true, clientCondition: clientGuard, run: change))
         return result
     }
 
@@ -128,9 +131,12 @@ extension ScriptRunner {
             let settled = action.needs.allSatisfy { $0.saved?.isSettled ?? true }
             if !settled && !final { return }
             pending.removeFirst()
+            // A client-side tracer.stop() ended the trace: nothing after it in the program runs.
+            if clientStopped { continue }
             // A value that never came (a step not reached, a branch not taken) drops the action.
             do {
                 if let condition = action.condition, !(try guardTaken(condition)) { continue }
+                if let condition = action.clientCondition, !(try condition()) { continue }
                 try action.run()
             } catch is ClientWait {
                 continue
@@ -158,7 +164,7 @@ extension ScriptRunner {
     /// statement is not such a change (the caller runs it as usual).
     func augAssignItem(_ target: Expr, _ op: String, _ value: Expr, _ loc: SourceLocation) throws -> Bool {
         guard !resolving, tracing > 0, case let .subscript(baseExpr, items) = target.kind,
-              activeTracer?.currentCondition != nil || pending.contains(where: \.mutation),
+              activeTracer?.currentCondition != nil || clientGuard != nil || pending.contains(where: \.mutation),
               items.count == 1, case let .index(indexExpr) = items[0] else { return false }
         let container = try eval(baseExpr)
         let key = try resolved(try eval(indexExpr), indexExpr.location)

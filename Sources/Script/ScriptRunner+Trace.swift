@@ -152,6 +152,7 @@ extension ScriptRunner {
             tracing -= 1
             activeTracer = nil
             pending.removeAll()
+            clientStopped = false
             finishTrace()
             if tracing == 0 {
                 boundInTrace = []
@@ -182,7 +183,13 @@ extension ScriptRunner {
     func finishTrace() {
         let wasResolving = resolving
         resolving = true
-        defer { resolving = wasResolving }
+        settlingAfterTrace = true
+        defer { (resolving, settlingAfterTrace) = (wasResolving, false) }
+        // A client-side tracer.stop(): the names bound after it were never bound.
+        if let stop = clientStopPoint {
+            for binding in bindings.reversed() where binding.point > stop { globals[binding.name] = binding.previous }
+        }
+        if tracing <= 1 { (bindings, clientStopPoint) = ([], nil) }
         for (name, value) in globals {
             switch value {
             case let .proxy(p) where userSaved.contains(ObjectIdentifier(p)) && p.saved != nil:
@@ -250,12 +257,15 @@ extension ScriptRunner {
     /// guarded region for each branch (the graph runs the branch where its condition holds).
     func execIf(_ branches: [(Expr, [Stmt])], _ orelse: [Stmt]?) throws {
         var noneTaken: TraceValue?  // the condition that no traced branch so far was taken
-        for (test, body) in branches {
+        for (index, (test, body)) in branches.enumerated() {
             let value = try inBranch(noneTaken) { try eval(test) }
             if isTraced(value), !resolving {
                 guard let tracer = activeTracer else { throw fail(.runtime, "a traced value outside its trace", test.location) }
                 guard let g = graphForm(value) else {
-                    throw fail(.unsupported, "this condition needs a value that exists only on the client (a string or list); conditions must be tensor expressions such as x.max() > t", test.location)
+                    guard noneTaken == nil else {
+                        throw fail(.unsupported, "an elif on a value only the client can evaluate (a string, a list) after a condition on a traced tensor: split the if statement", test.location)
+                    }
+                    return try execClientBranches(Array(branches[index...]), orelse, first: value)
                 }
                 tracer.sourceLine = test.location.line
                 tracer.sourceColumn = test.location.column
@@ -278,6 +288,46 @@ extension ScriptRunner {
         if let orelse { try inBranch(noneTaken) { try exec(orelse) } }
     }
 
+    /// `if` on a value only the client can evaluate (decoded text, membership in a Python list,
+    /// numbers from `.item()`): the client decides once the values arrive, as nnsight decides on
+    /// real values while the model runs. Such a branch may print, change Python values and stop
+    /// the trace (`tracer.stop()`: what comes after it is not delivered); it cannot edit the model,
+    /// whose forward pass does not wait for the client.
+    func execClientBranches(_ branches: [(Expr, [Stmt])], _ orelse: [Stmt]?, first: PyValue) throws {
+        var earlier: [() throws -> Bool] = []
+        var earlierNeeds: [TraceValue] = []
+        func noneEarlier(_ conditions: [() throws -> Bool]) -> () throws -> Bool {
+            { for c in conditions where try c() { return false }; return true }
+        }
+        for (i, (test, body)) in branches.enumerated() {
+            let value = i == 0 ? first : try eval(test)
+            if isTraced(value), graphForm(value) != nil, case .deferred = value {} else if isTraced(value), graphForm(value) != nil {
+                throw fail(.unsupported, "an elif on a traced tensor after a condition only the client can evaluate: split the if statement", test.location)
+            }
+            let wanted = needs(of: value)
+            observe(wanted)
+            let holds: () throws -> Bool = { [unowned self] in try truth(try resolved(value, test.location), test.location) }
+            let none = noneEarlier(earlier)
+            try withClientGuard({ try none() && holds() }, needs: earlierNeeds + wanted, at: test.location) { try exec(body) }
+            earlier.append(holds)
+            earlierNeeds += wanted
+        }
+        if let orelse { try withClientGuard(noneEarlier(earlier), needs: earlierNeeds, at: branches[0].0.location) { try exec(orelse) } }
+    }
+
+    /// Runs `body` under a condition only the client evaluates (with the enclosing ones).
+    func withClientGuard(_ condition: @escaping () throws -> Bool, needs: [TraceValue], at loc: SourceLocation, _ body: () throws -> Void) throws {
+        let (outer, outerNeeds) = (clientGuard, clientGuardNeeds)
+        defer { (clientGuard, clientGuardNeeds) = (outer, outerNeeds) }
+        clientGuard = { try (outer?() ?? true) && condition() }
+        clientGuardNeeds = outerNeeds + needs
+        let edits = activeTracer?.editCount ?? 0
+        try body()
+        if let tracer = activeTracer, tracer.editCount != edits {
+            throw fail(.unsupported, "a branch on a value only the client can evaluate (a string, a list, a number from .item()) edits the model here; the forward pass does not wait for the client: write the condition as a tensor expression (e.g. (tok == 5).any()) to guard an edit", loc)
+        }
+    }
+
     /// Runs `body` with the graph's nodes guarded by `condition` (with the enclosing guard).
     func inBranch<T>(_ condition: TraceValue?, _ body: () throws -> T) throws -> T {
         guard let condition, let tracer = activeTracer else { return try body() }
@@ -289,6 +339,17 @@ extension ScriptRunner {
     /// A plain value assigned inside a guarded branch takes effect only where the branch runs:
     /// the client decides once the guard's value has arrived.
     func guardedAssignment(_ name: String, _ value: PyValue) throws -> PyValue {
+        if !resolving, let condition = clientGuard {
+            let previous = lookup(name) ?? .none
+            let chosen = Deferred(needs: clientGuardNeeds + needs(of: value) + needs(of: previous)) { [unowned self] in
+                // After the trace, a condition whose values never came (a step not reached) did not hold.
+                let taken: Bool
+                do { taken = try condition() } catch is ClientWait where settlingAfterTrace { taken = false }
+                return try taken ? resolved(value, SourceLocation(line: 0, column: 0)) : resolved(previous, SourceLocation(line: 0, column: 0))
+            }
+            if case let .deferred(d) = value { chosen.saved = d.saved }
+            return .deferred(chosen)
+        }
         guard !resolving, let tracer = activeTracer, let guardValue = tracer.currentCondition else { return value }
         switch value {
         case .proxy, .saved, .list, .dict, .object, .function, .steps, .builtin, .method: return value
@@ -296,14 +357,19 @@ extension ScriptRunner {
         }
         let previous = lookup(name) ?? .none
         observe([guardValue])
-        return .deferred(Deferred(needs: [guardValue] + needs(of: value) + needs(of: previous)) { [unowned self] in
+        let chosen = Deferred(needs: [guardValue] + needs(of: value) + needs(of: previous)) { [unowned self] in
             try guardTaken(guardValue) ? resolved(value, SourceLocation(line: 0, column: 0)) : resolved(previous, SourceLocation(line: 0, column: 0))
-        })
+        }
+        if case let .deferred(d) = value { chosen.saved = d.saved }  // nnsight.save(...) in the branch
+        return .deferred(chosen)
     }
 
     /// Whether a guard's branch ran (its observed value arrived true).
     func guardTaken(_ g: TraceValue) throws -> Bool {
-        guard let saved = g.saved, saved.isSettled else { throw ClientWait() }
+        guard let saved = g.saved, saved.isSettled else {
+            if settlingAfterTrace { return false }  // a step not reached: the branch did not run
+            throw ClientWait()
+        }
         guard let t = try? saved.value else { return false }
         return t.count == 1 && t.bools[0]
     }

@@ -241,20 +241,75 @@ extension ScriptRunner {
     }
 
     /// A comparison: tensors (and traced values) compare elementwise; Python values as Python.
-    func compareValue(_ op: String, _ a0: PyValue, _ b0: PyValue, _ loc: SourceLocation) throws -> PyValue {
+    func compareValue(_ op: String, _ a1: PyValue, _ b1: PyValue, _ loc: SourceLocation) throws -> PyValue {
+        // A container compared later is compared as it is at this point of the program: a copy
+        // of it now, or (while changes to containers wait for values) the comparison runs at its
+        // place among them.
+        let ordered = !resolving && tracing > 0 && pending.contains(where: \.mutation)
+        let (a0, b0) = !resolving && tracing > 0 && !ordered ? (snapshot(a1), snapshot(b1)) : (a1, b1)
+        if ordered, ["in", "not in", "==", "!="].contains(op), [a1, b1].contains(where: { if case .list = $0 { true } else if case .dict = $0 { true } else { false } }) {
+            let d = Deferred(needs: needs(of: a1) + needs(of: b1)) { [unowned self] in try compareValue(op, a1, b1, loc) }
+            observe(d.needs)
+            pending.append(ClientAction(needs: d.needs, condition: nil, mutation: true) { d.fixed = try d.compute() })
+            return .deferred(d)
+        }
         if op == "is" || op == "is not" {
             let same = try identical(a0, b0)
             return .bool(op == "is" ? same : !same)
         }
         if let lifted = try lift([a0, b0], loc, graph: { [self] in
+            if op == "in" || op == "not in" { return membershipGraph(op, a0, b0) }
             guard let name = Self.tensorOps[op], let x = graphForm(a0), let y = graphForm(b0) else { return nil }
             return TraceValue.applyIfTyped(name, [x, y])
         }, { [self] in try compareValue(op, a0, b0, loc) }) { return lifted }
+        // A Python container holding values that arrive later (`tok in seen`): compared then.
+        if !resolving, tracing > 0, ["in", "not in", "==", "!="].contains(op),
+           [a0, b0].contains(where: { v in
+               switch v { case .list, .tuple, .dict: !needs(of: v).isEmpty; default: false }
+           }) {
+            return deferred([a0, b0]) { [unowned self] in try compareValue(op, a0, b0, loc) }
+        }
         let a = try resolved(a0, loc), b = try resolved(b0, loc)
         if let name = Self.tensorOps[op], isTensorLike(a) || isTensorLike(b) {
             return try torchOp(name, [a, b], Attributes(), loc)
         }
         return .bool(try compare(op, a, b, loc))
+    }
+
+    /// A shallow copy of a list or dict (other values as they are).
+    func snapshot(_ v: PyValue) -> PyValue {
+        switch v {
+        case let .list(l): return .list(PyList(l.items))
+        case let .dict(d): return .dict(PyDict(d.entries))
+        default: return v
+        }
+    }
+
+    /// `x.item() in [5, 17]` as a tensor expression (`(x == tensor([5, 17])).any()`), so that it
+    /// can guard what the model computes; nil unless the list holds plain numbers.
+    func membershipGraph(_ op: String, _ a: PyValue, _ b: PyValue) -> TraceValue? {
+        guard let x = graphForm(a) else { return nil }
+        let items: [PyValue]
+        switch b {
+        case let .list(l): items = l.items
+        case let .tuple(t): items = t
+        default: return nil
+        }
+        guard !items.isEmpty else { return nil }
+        var numbers: [Double] = []
+        var integral = true
+        for item in items {
+            switch item {
+            case let .int(i): numbers.append(Double(i))
+            case let .float(f): numbers.append(f); integral = false
+            case let .bool(v): numbers.append(v ? 1 : 0)
+            default: return nil
+            }
+        }
+        let constant = integral ? Tensor(shape: [numbers.count], ints: numbers.map { Int64($0) }) : Tensor(shape: [numbers.count], floats: numbers.map { Float($0) })
+        guard let hits = TraceValue.applyIfTyped("eq", [TraceValue.applyIfTyped("flatten", [x]) ?? x, .constant(constant)]),
+              let any = TraceValue.applyIfTyped("any", [hits]) else { return nil }
+        return op == "in" ? any : TraceValue.applyIfTyped("bitwise_not", [any])
     }
 
     /// `is`: None, bools and the same object.
@@ -279,7 +334,7 @@ extension ScriptRunner {
                 guard case let .str(sub) = a else { throw fail(.type, "'in <string>' requires string as left operand, not \(a.typeName)", loc) }
                 found = sub.isEmpty || s.contains(sub)
             case let .dict(d): found = d.index(of: a) != nil
-            default: found = try iterate(b, loc).contains { (try? equal(a, $0)) ?? false }
+            default: found = try iterate(b, loc).contains { item in (try? equal(a, try resolved(item, loc))) ?? false }
             }
             return op == "in" ? found : !found
         case "==": return try equal(a, b)

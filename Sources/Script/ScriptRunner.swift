@@ -54,6 +54,22 @@ public final class ScriptRunner {
     /// The invokes met in the body of the trace being recorded, waiting for that body to end
     /// (nil outside a trace's own body).
     var waitingInvokes: [WaitingInvoke]?
+    /// The conjunction of the enclosing branches' conditions that only the client can evaluate
+    /// (nil outside such branches), and the traced values they read.
+    var clientGuard: (() throws -> Bool)?
+    var clientGuardNeeds: [TraceValue] = []
+    /// The trace has ended and its values are being settled: a guard whose value never came
+    /// (a step not reached) did not hold.
+    var settlingAfterTrace = false
+    /// A client-side `tracer.stop()` ran: the trace's remaining client work is dropped.
+    var clientStopped = false
+    /// Program order while a trace is recorded: each binding of a top-level name, with what the
+    /// name held before, so that a client-side `tracer.stop()` can undo what came after it
+    /// (nnsight never ran those statements).
+    var programPoint = 0
+    var bindings: [(point: Int, name: String, previous: PyValue?)] = []
+    /// The program point of the client-side `tracer.stop()` that ran.
+    var clientStopPoint: Int?
     /// The model's own edits (`model.edit(inplace=True)`), replayed in every trace of it.
     var modelEdits = EditSet()
     /// Names whose value `name.save()` saved while tracing (they outlive the trace).
@@ -204,6 +220,10 @@ public final class ScriptRunner {
         if !locals.isEmpty {
             locals[locals.count - 1][name] = value
             return
+        }
+        if tracing > 0 {
+            programPoint += 1
+            bindings.append((programPoint, name, globals[name]))
         }
         globals[name] = value
         if tracing > 0 { boundInTrace.insert(name) }
