@@ -6,12 +6,13 @@ import Graph
 /// constants. The op registry's kernels, as on a worker.
 enum ClientNodes {
     /// The values of the saves and appends among `nodes`, by their ids.
-    static func evaluate(_ nodes: [GraphNode], outcome: RunOutcome, budget: OpBudget = .unlimited) throws(TraceError) -> [(UInt32, Tensor)] {
+    static func evaluate(_ nodes: [GraphNode], outcome: RunOutcome, invokeRows: (Int) -> Range<Int>, budget: OpBudget = .unlimited) throws(TraceError) -> [(UInt32, Tensor)] {
         var values: [UInt32: Value] = [:]
         var results: [(UInt32, Tensor)] = []
         for node in nodes {
             func rows(_ matrix: [[Int]]) -> Tensor {
-                let selected = node.invoke >= 0 && node.invoke < matrix.count ? [matrix[node.invoke]] : matrix
+                let range = node.invoke >= 0 ? invokeRows(node.invoke) : 0..<matrix.count
+                let selected = range.upperBound <= matrix.count ? Array(matrix[range]) : matrix
                 return Tensor(shape: [selected.count, selected.first?.count ?? 0], ints: selected.joined().map(Int64.init))
             }
             func tensor(_ id: UInt32) throws(TraceError) -> Tensor? {

@@ -889,7 +889,9 @@ public final class ClusterCoordinator {
         guard let active = traces[id] else { return }
         do throws(TraceError) {
             let steps = UInt32(active.session.steps)
-            for (saveId, value) in try ClientNodes.evaluate(active.session.compiled.clientNodes, outcome: active.session.outcome, budget: options.budget.folding) {
+            let fragment = active.session.compiled.fragments.first
+            for (saveId, value) in try ClientNodes.evaluate(active.session.compiled.clientNodes, outcome: active.session.outcome,
+                                                            invokeRows: { fragment?.rows(ofInvoke: $0) ?? $0..<($0 + 1) }, budget: options.budget.folding) {
                 guard forward(.with { $0.saveID = saveId; $0.step = steps; $0.value = value.wire }, of: active) else { return }
             }
         } catch {

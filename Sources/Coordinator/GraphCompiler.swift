@@ -87,6 +87,9 @@ struct GraphCompiler {
             throw .invalidGraph("max_new_tokens = \(g.maxNewTokens) is over the limit of \(graph.limits.maxSteps) steps")
         }
         guard !graph.invokes.isEmpty else { throw .invalidGraph("the trace has no prompt: pass one or call tracer.invoke(prompt)") }
+        guard graph.invokeSizesFit else {
+            throw .invalidGraph("invoke_sizes \(graph.invokeSizes) do not cover the \(graph.invokes.count) prompts (each invoke holds at least one)")
+        }
         for (i, prompt) in graph.invokes.enumerated() {
             guard !prompt.isEmpty else { throw .invalidGraph("invoke \(i) has an empty prompt") }
             if let bad = prompt.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
@@ -113,7 +116,7 @@ struct GraphCompiler {
             guard node.step >= 0, node.step < g.maxNewTokens else {
                 throw invalid("step \(node.step) is beyond max_new_tokens = \(g.maxNewTokens) (steps 0..<\(g.maxNewTokens) run)")
             }
-            guard node.invoke >= -1, node.invoke < graph.invokes.count else { throw invalid("node \(node.id) names invoke \(node.invoke), which does not exist") }
+            guard node.invoke >= -1, node.invoke < graph.invokeCount else { throw invalid("node \(node.id) names invoke \(node.invoke), which does not exist") }
             for input in node.dependencies where c.index[input] == nil {
                 throw invalid("node \(node.id) uses node \(input), which does not exist before it")
             }
@@ -137,7 +140,7 @@ struct GraphCompiler {
                     guard ModuleTree.isSkippable(module) else {
                         throw invalid("\(module).skip(): only a block (transformer.h[i]), its attn or its mlp can be skipped")
                     }
-                    guard node.invoke < 0 || graph.invokes.count == 1 else {
+                    guard node.invoke < 0 || graph.rows(ofInvoke: node.invoke).count == graph.invokes.count else {
                         throw invalid("\(module).skip() inside one invoke of a batch of \(graph.invokes.count): a skipped module does not run for any row; skip outside the invokes")
                     }
                 }
@@ -323,7 +326,7 @@ struct GraphCompiler {
     func inferTypes(_ c: inout Compilation) throws(TraceError) {
         let batch = c.graph.invokes.count, promptLength = c.graph.invokes.map(\.count).max() ?? 0
         for node in c.graph.nodes {
-            let rows = node.invoke >= 0 ? 1 : batch
+            let rows = node.invoke >= 0 ? c.graph.rows(ofInvoke: node.invoke).count : batch
             let module = c.hook[node.id].map { "\($0)" }
             func fail(_ error: OpError) -> TraceError { error.trace(.invalidGraph, at: node, module: module) }
             if let condition = node.condition, let type = c.types[condition] {
@@ -378,7 +381,7 @@ struct GraphCompiler {
 
     func partition(_ c: Compilation) -> CompiledTrace {
         let g = c.graph
-        var fragments = stages.map { _ in TraceGraph(nodes: [], invokes: g.invokes, generation: g.generation, limits: g.limits) }
+        var fragments = stages.map { _ in TraceGraph(nodes: [], invokes: g.invokes, invokeSizes: g.invokeSizes, generation: g.generation, limits: g.limits) }
         var exports = [Set<UInt32>](repeating: [], count: stages.count)
         var constantsUsed = [Set<UInt32>](repeating: [], count: stages.count)
         var client: [GraphNode] = []

@@ -153,7 +153,7 @@ public final class LanguageModel {
                 return false
             }
         }
-        return TraceGraph(nodes: nodes, invokes: recorder.invokes, generation: generation)
+        return TraceGraph(nodes: nodes, invokes: recorder.invokes, invokeSizes: recorder.invokeSizes, generation: generation)
     }
 
     private func deliver(_ event: TraceEvent, to recorder: TraceRecorder) {

@@ -17,6 +17,8 @@ final class TraceRecorder {
     var condition: UInt32?
     /// The prompt length that shapes read so far assumed (a later, longer invoke changes it).
     var shapesAssumedLength: (length: Int, line: Int, column: Int)?
+    /// How many of `invokes` each invoke holds, in order.
+    var invokeSizes: [Int] = []
     var invokes: [[Int]] = []
     /// The step that module accesses refer to outside loops (`tracer.next()` advances it).
     var cursor = 0
@@ -121,7 +123,7 @@ final class TraceRecorder {
 
     /// The batch rows a node sees: its invoke's one, or the whole (planned) batch.
     private func rows(_ node: GraphNode) -> Int {
-        node.invoke >= 0 ? 1 : max(invokes.count, plannedLengths.count, 1)
+        node.invoke >= 0 ? invokeSizes[node.invoke] : max(invokes.count, plannedLengths.count, 1)
     }
 
     /// "transformer.h[0].output at step 0: ", the module value an op's inputs come from (for messages).

@@ -141,7 +141,8 @@ public final class Tracer {
         let saved = recorder.currentInvoke
         if let prompt {
             recorder.invokes.append(tokenize(prompt))
-            recorder.currentInvoke = recorder.invokes.count - 1
+            recorder.invokeSizes.append(1)
+            recorder.currentInvoke = recorder.invokeSizes.count - 1
         } else {
             recorder.currentInvoke = -1
         }
@@ -151,9 +152,16 @@ public final class Tracer {
 
     /// A batch entry given as token ids.
     public func invoke(tokens: [Int], _ body: () throws -> Void) rethrows {
+        try invoke(batch: [tokens], body)
+    }
+
+    /// Several batch rows in one invoke (`tracer.invoke(["a", "b"])`): module values inside
+    /// `body` are these rows.
+    public func invoke(batch rows: [[Int]], _ body: () throws -> Void) rethrows {
         let saved = recorder.currentInvoke
-        recorder.invokes.append(tokens)
-        recorder.currentInvoke = recorder.invokes.count - 1
+        recorder.invokes += rows
+        recorder.invokeSizes.append(rows.count)
+        recorder.currentInvoke = recorder.invokeSizes.count - 1
         defer { recorder.currentInvoke = saved }
         try body()
     }

@@ -16,6 +16,7 @@ extension TraceGraph {
         self.init(
             nodes: nodes,
             invokes: graph.invokes.map { $0.tokenIds.map { Int(truncatingIfNeeded: $0) } },
+            invokeSizes: graph.invokeSizes.map { Int($0) },
             generation: GenerationSpec(
                 maxNewTokens: Int(generation.maxNewTokens),
                 sampling: SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP == 0 ? 1 : s.topP, seed: s.seed,
@@ -38,6 +39,7 @@ extension TraceGraph {
         .with { g in
             g.nodes = nodes.map(\.wire)
             g.invokes = invokes.map { prompt in .with { $0.tokenIds = prompt.map(Int64.init) } }
+            g.invokeSizes = invokeSizes.map { UInt32(clamping: $0) }
             g.generation = .with {
                 $0.maxNewTokens = UInt32(clamping: generation.maxNewTokens)
                 $0.padTokenID = Int64(generation.padTokenId)

@@ -77,6 +77,20 @@ enum Builtins {
             return .list(PyList(names.sorted().map { .str($0) }))
         },
         "slice": { try $0.runner.builtinSlice($0) },
+        "hasattr": { c in
+            guard c.args.count == 2, case let .str(name) = try c.runner.resolved(c.args[1], c.loc) else {
+                throw c.runner.fail(.type, "hasattr expected 2 arguments: an object and an attribute name", c.loc)
+            }
+            return .bool((try? c.runner.attribute(c.args[0], name, c.loc)) != nil)
+        },
+        "getattr": { c in
+            guard c.args.count == 2 || c.args.count == 3, case let .str(name) = try c.runner.resolved(c.args[1], c.loc) else {
+                throw c.runner.fail(.type, "getattr expected 2 or 3 arguments: an object, an attribute name and a default", c.loc)
+            }
+            do { return try c.runner.attribute(c.args[0], name, c.loc) } catch let error as ScriptError where error.kind == .attribute && c.args.count == 3 {
+                return c.args[2]
+            }
+        },
         "iter": { c in .iterator(PyIterator(try c.runner.iterate(try c.one(), c.loc))) },
         "next": { try $0.runner.builtinNext($0) },
         "divmod": { try $0.runner.builtinDivmod($0) },

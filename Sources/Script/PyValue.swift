@@ -138,7 +138,7 @@ enum PyObject {
     /// The model an edit made (`with model.edit() as (tracer, edited)`): the model, with its edits
     /// replayed at the start of every trace of it.
     case editedModel(EditSet)
-    case invokeContext(Tracer, prompt: [Int]?)
+    case invokeContext(Tracer, prompts: [[Int]]?)
     /// `torch`, `torch.nn`, `torch.nn.functional`, `nnsight`, `math`, and `torch.Tensor` (for isinstance).
     case namespace(String)
     /// `torch.no_grad()`, `torch.inference_mode()`: a context that turns autograd names off.

@@ -143,11 +143,10 @@ extension ScriptRunner {
             case let (.object(.tracer(t)), "invoke"):
                 try expectKeywords([], name)
                 if let first = args.first {
-                    let rows = try promptRows(first, loc)
-                    guard rows.count == 1 else { throw fail(.unsupported, "one prompt per tracer.invoke(...); pass a batch to generate/trace", loc) }
-                    return .object(.invokeContext(t, prompt: rows[0]))
+                    // Several prompts make one invoke of several rows (its values are [n, ...]).
+                    return .object(.invokeContext(t, prompts: try promptRows(first, loc)))
                 }
-                return .object(.invokeContext(t, prompt: nil))
+                return .object(.invokeContext(t, prompts: nil))
             case (.object(.tokenizer), "decode"), (.object(.tokenizer), "batch_decode"), (.object(.tokenizer), "convert_ids_to_tokens"):
                 try expectKeywords(["skip_special_tokens", "clean_up_tokenization_spaces"], name)
                 guard let arg = args.first else { throw fail(.type, "\(name)() missing the token ids", loc) }
@@ -490,8 +489,12 @@ extension ScriptRunner {
     func appendable(_ v: PyValue, _ loc: SourceLocation) throws -> PyValue {
         guard tracing > 0, !resolving else { return v }
         switch v {
+        case let .proxy(p) where p.isTupleValue:
+            // A tuple of values (topk's values and indices): its items come back, as a tuple.
+            let items = tupleItems(p)
+            guard !items.isEmpty else { throw fail(.type, "a tuple output cannot be saved as a whole; append its items (e.g. output[0])", loc) }
+            return .tuple(items.map { item in item.map { .saved($0.save(), $0) } ?? .none })
         case let .proxy(p):
-            if p.isTupleValue { throw fail(.type, "a tuple output cannot be saved as a whole; append its items (e.g. output[0])", loc) }
             return .saved(p.save(), p)
         case .deferred, .list, .tuple, .dict:
             observe(needs(of: v))

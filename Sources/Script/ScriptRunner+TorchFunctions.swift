@@ -115,6 +115,21 @@ extension ScriptRunner {
             if let dim = try a.int(dimIndex, "dim") { attrs["dim"] = .int(dim) }
             return attrs
         }
+        // Several dims (`x.mean(dim=(0, 1))`): one reduction per dim, the last dim first.
+        if ["sum", "mean", "amax", "amin", "any", "all", "prod"].contains(name), let dims = a.get(1, "dim"),
+           case let .tuple(items) = try resolved(dims, loc) {
+            var out = try one()
+            let keepdim = try a.bool(2, "keepdim", false)
+            let rank = rankOf(try resolved(out, loc))
+            let normalized = try items.map { v -> Int in
+                guard case let .int(d) = try resolved(v, loc) else { throw fail(.type, "\(name)(): dims must be ints", loc) }
+                return d < 0 ? d + rank : d
+            }
+            for d in normalized.sorted(by: >) {
+                out = try torchFunction(name, [out], ["dim": .int(d), "keepdim": .bool(keepdim)], loc)
+            }
+            return out
+        }
         switch name {
         case _ where Self.unaryOps.contains(name):
             try a.check(["input", "inplace"])

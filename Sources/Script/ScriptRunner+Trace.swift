@@ -5,7 +5,7 @@ import Graph
 
 /// A `with tracer.invoke(...)` block met in a trace's body, run when that body has run.
 struct WaitingInvoke {
-    let prompt: [Int]?
+    let prompts: [[Int]]?
     let body: [Stmt]
     let location: SourceLocation
 }
@@ -72,14 +72,14 @@ extension ScriptRunner {
                     try exec(body)
                 }
             }
-        case let .invokeContext(tracer, prompt):
+        case let .invokeContext(tracer, prompts):
             // As in nnsight, an invoke's body runs once the trace's body has run, when the whole
             // batch is known (its shapes see the padded length of every invoke's prompt).
             if tracer === activeTracer, waitingInvokes != nil {
-                waitingInvokes?.append(WaitingInvoke(prompt: prompt, body: body, location: loc))
+                waitingInvokes?.append(WaitingInvoke(prompts: prompts, body: body, location: loc))
                 return
             }
-            try runInvoke(tracer, prompt, body)
+            try runInvoke(tracer, prompts, body)
         case .noGrad:
             let previous = gradEnabled
             gradEnabled = false
@@ -117,16 +117,17 @@ extension ScriptRunner {
             try exec(body)  // tracer.stop() here ends the trace: its invokes never run
             let invokes = waitingInvokes ?? []
             waitingInvokes = nil
-            tracer.plan(tokens: prompts + invokes.compactMap(\.prompt))
+            tracer.plan(tokens: prompts + invokes.flatMap { $0.prompts ?? [] })
             if !edits.blocks.isEmpty { try tracer.invoke(nil) { try replayEdits() } }
-            for invoke in invokes { try runInvoke(tracer, invoke.prompt, invoke.body) }
+            for invoke in invokes { try runInvoke(tracer, invoke.prompts, invoke.body) }
         }
         try checkRecording(SourceLocation(line: tracer.sourceLine, column: tracer.sourceColumn))
     }
 
-    private func runInvoke(_ tracer: Tracer, _ prompt: [Int]?, _ body: [Stmt]) throws {
-        if let prompt { try tracer.invoke(tokens: prompt) { try exec(body) } } else { try tracer.invoke(nil) { try exec(body) } }
+    private func runInvoke(_ tracer: Tracer, _ prompts: [[Int]]?, _ body: [Stmt]) throws {
+        if let prompts { try tracer.invoke(batch: prompts) { try exec(body) } } else { try tracer.invoke(nil) { try exec(body) } }
     }
+
 
     /// Runs a recorded trace. While its values stream in, client work runs in program order;
     /// afterwards, names bound to proxies that were not saved are marked, and saved client values

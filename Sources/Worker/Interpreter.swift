@@ -34,7 +34,8 @@ public final class Interpreter: HookHandler {
     private let emit: Emit
     /// What one op of this trace may make (checked before its kernel allocates).
     private let budget: OpBudget
-    private let invokeRows: [Int: Int]
+    /// The batch rows of each invoke.
+    private let invokeRows: [Int: Range<Int>]
     /// Nodes this stage runs (a value missing from elsewhere was skipped upstream).
     private let local: Set<UInt32>
     /// Per node: whether it has a guard or an input from another stage (only those can skip
@@ -76,8 +77,8 @@ public final class Interpreter: HookHandler {
         lastStep = fragment.generation.maxNewTokens - 1
         exports = Array(Set(fragment.exports)).sorted()
         exportSet = Set(exports)
-        var rows: [Int: Int] = [:]
-        for (i, prompt) in fragment.invokes.enumerated() where !prompt.isEmpty { rows[i] = rows.count }
+        var rows: [Int: Range<Int>] = [:]
+        for i in 0..<fragment.invokeCount { rows[i] = fragment.rows(ofInvoke: i) }
         invokeRows = rows
         let nodes = fragment.nodes
         self.nodes = nodes
@@ -226,10 +227,10 @@ public final class Interpreter: HookHandler {
         case let .ids(buffer, shape): .live(buffer, shape: shape)
         }
         guard invoke >= 0 else { return base }
-        guard let row = invokeRows[invoke], row < base.shape.first ?? 0 else {
-            throw OpError("invoke \(invoke) has no row in this batch of \(base.shape.first ?? 0)")
+        guard let rows = invokeRows[invoke], rows.upperBound <= base.shape.first ?? 0 else {
+            throw OpError("invoke \(invoke) has no rows in this batch of \(base.shape.first ?? 0)")
         }
-        return try base.indexed([.slice(start: row, stop: row + 1, step: 1)])
+        return try base.indexed([.slice(start: rows.lowerBound, stop: rows.upperBound, step: 1)])
     }
 
     /// Whether a guard (or a skipped input) says this node does not run.

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-/// The traced-value cases (Tests/Fixtures/oracle-traced; API cases in oracle-api), made with the real nnsight 0.8.1 by
+/// The traced-value cases (Tests/Fixtures/oracle-traced; API cases in oracle-api; research
+/// workflows in oracle-workflows), made with the real nnsight 0.8.1 by
 /// scripts/make_traced_goldens.sh): shapes inside traces, print and Python on traced values,
 /// guards, the torch op set and the Python subset, each run unchanged through `nnsight run` on
 /// 1 and 3 worker processes. stdout must be identical and saves equal within the oracle's
@@ -9,7 +10,7 @@ import Testing
 /// begin with the docs' `LanguageModel("openai-community/gpt2", ...)` preamble) on the built-in
 /// model through `--model`.
 @Suite struct TracedGoldenTests {
-    static let directories = ["oracle-traced", "oracle-api"]
+    static let directories = ["oracle-traced", "oracle-api", "oracle-workflows"]
 
     /// "oracle-traced/NAME" for every case.
     static let cases: [String] = directories.flatMap { dir in
@@ -23,6 +24,10 @@ import Testing
         // The rest of the API (issue 13): every numbered point has cases of its own.
         let api = Self.cases.filter { $0.hasPrefix("oracle-api/") }
         #expect(api.count >= 25)
+        // Research workflows as researchers write them (issue 25), on both fixture models.
+        let workflows = Self.cases.filter { $0.hasPrefix("oracle-workflows/") }
+        #expect(workflows.count >= 45)
+        #expect(workflows.filter { $0.contains("/v50k_") }.count >= 5)
         for point in ["dropouts", "print_modules", "replace_", "skip_", "logit_lens", "call_through_layer", "parameters",
                       "token_inputs", "promptless_invoke", "session_", "stop", "cache_", "iter_past_end", "model_output",
                       "sampling", "block_all", "builtin_seed_setup", "preamble"] {

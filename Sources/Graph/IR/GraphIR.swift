@@ -202,8 +202,11 @@ public struct GraphLimits: Equatable, Sendable {
 /// A recorded trace, or the fragment of a compiled one that a stage runs.
 public struct TraceGraph: Sendable {
     public var nodes: [GraphNode]
-    /// The prompt of each invoke, unpadded.
+    /// The batch's prompts (one row each), unpadded, in invoke order.
     public var invokes: [[Int]]
+    /// How many rows each invoke holds (`tracer.invoke(["a", "b"])` holds two); empty: one each.
+    /// A node's `invoke` indexes these.
+    public var invokeSizes: [Int]
     public var generation: GenerationSpec
     public var limits: GraphLimits
     /// Nodes whose values this stage hands on to other stages.
@@ -212,15 +215,31 @@ public struct TraceGraph: Sendable {
     /// by the compiler on the stage that owns it).
     public var stopAfter: HookPoint?
 
-    public init(nodes: [GraphNode], invokes: [[Int]], generation: GenerationSpec, limits: GraphLimits = GraphLimits(), exports: [UInt32] = [],
-                stopAfter: HookPoint? = nil) {
+    public init(nodes: [GraphNode], invokes: [[Int]], invokeSizes: [Int] = [], generation: GenerationSpec, limits: GraphLimits = GraphLimits(),
+                exports: [UInt32] = [], stopAfter: HookPoint? = nil) {
         self.nodes = nodes
         self.invokes = invokes
+        self.invokeSizes = invokeSizes.allSatisfy { $0 == 1 } && invokeSizes.count == invokes.count ? [] : invokeSizes
         self.generation = generation
         self.limits = limits
         self.exports = exports
         self.stopAfter = stopAfter
     }
+}
+
+extension TraceGraph {
+    /// The number of invokes (a node's `invoke` is below it).
+    public var invokeCount: Int { invokeSizes.isEmpty ? invokes.count : invokeSizes.count }
+
+    /// The batch rows of invoke `i`.
+    public func rows(ofInvoke i: Int) -> Range<Int> {
+        guard !invokeSizes.isEmpty else { return i..<(i + 1) }
+        let start = invokeSizes[..<i].reduce(0, +)
+        return start..<(start + invokeSizes[i])
+    }
+
+    /// Whether the invoke sizes cover the batch's rows exactly.
+    public var invokeSizesFit: Bool { invokeSizes.isEmpty || (invokeSizes.allSatisfy { $0 >= 1 } && invokeSizes.reduce(0, +) == invokes.count) }
 }
 
 extension SamplingParameters {

@@ -97,6 +97,10 @@ enum TorchBindings {
             let out = try a.runner.torchOp("diag", [a["input"]], Attributes(["diagonal": .int(try a.int("diagonal") ?? 0)]), a.loc)
             return a.runner.named(out, a.runner.rankOf(try a.runner.resolved(a["input"], a.loc)) == 1 ? "DiagEmbedBackward0" : "DiagonalBackward0_copy")
         },
+        TorchBinding("trace(input)", grad: "TraceBackward0") { a in
+            guard a.runner.rankOf(try a.runner.resolved(a["input"], a.loc)) == 2 else { throw a.runner.fail(.runtime, "trace: expected a matrix", a.loc) }
+            return try a.runner.torchFunction("sum", [try a.runner.torchOp("diag", [a["input"]], Attributes(), a.loc)], [:], a.loc)
+        },
         TorchBinding("masked_fill(input, mask, value)", grad: "MaskedFillBackward0") { a in
             try a.runner.torchOp("where", [a["mask"], a["value"], a["input"]], Attributes(), a.loc)
         },

@@ -1,4 +1,4 @@
-// proto-sha256: 074e8dc80373b1f2ea0a3c472ed12e0ea2c73da03015138030e617a24f1b48cd
+// proto-sha256: 94e8078370d5632ccddaf6aef668e9563193d38d9d8bc4f47885b48f8486bfcd
 // DO NOT EDIT.
 // swift-format-ignore-file
 // swiftlint:disable all
@@ -966,6 +966,14 @@ public nonisolated struct Nnsight_V1_Graph: @unchecked Sendable {
   public var hasStopAfter: Bool {_storage._stopAfter != nil}
   /// Clears the value of `stopAfter`. Subsequent reads from it will return its default value.
   public mutating func clearStopAfter() {_uniqueStorage()._stopAfter = nil}
+
+  /// How many of `invokes` (batch rows) each tracer.invoke(...) holds, in order, when an invoke
+  /// was given several prompts (`tracer.invoke(["a", "b"])`); empty: one row each. A node's
+  /// `invoke` indexes these groups.
+  public var invokeSizes: [UInt32] {
+    get {_storage._invokeSizes}
+    set {_uniqueStorage()._invokeSizes = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2883,7 +2891,7 @@ nonisolated extension Nnsight_V1_Limits: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Nnsight_V1_Graph: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Graph"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}invokes\0\u{1}generation\0\u{1}limits\0\u{1}exports\0\u{3}stop_after\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}invokes\0\u{1}generation\0\u{1}limits\0\u{1}exports\0\u{3}stop_after\0\u{3}invoke_sizes\0")
 
   fileprivate class _StorageClass {
     var _nodes: [Nnsight_V1_Node] = []
@@ -2892,6 +2900,7 @@ nonisolated extension Nnsight_V1_Graph: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _limits: Nnsight_V1_Limits? = nil
     var _exports: [UInt32] = []
     var _stopAfter: Nnsight_V1_ModuleRead? = nil
+    var _invokeSizes: [UInt32] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2908,6 +2917,7 @@ nonisolated extension Nnsight_V1_Graph: SwiftProtobuf.Message, SwiftProtobuf._Me
       _limits = source._limits
       _exports = source._exports
       _stopAfter = source._stopAfter
+      _invokeSizes = source._invokeSizes
     }
   }
 
@@ -2932,6 +2942,7 @@ nonisolated extension Nnsight_V1_Graph: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 4: try { try decoder.decodeSingularMessageField(value: &_storage._limits) }()
         case 5: try { try decoder.decodeRepeatedUInt32Field(value: &_storage._exports) }()
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._stopAfter) }()
+        case 7: try { try decoder.decodeRepeatedUInt32Field(value: &_storage._invokeSizes) }()
         default: break
         }
       }
@@ -2962,6 +2973,9 @@ nonisolated extension Nnsight_V1_Graph: SwiftProtobuf.Message, SwiftProtobuf._Me
       try { if let v = _storage._stopAfter {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
       } }()
+      if !_storage._invokeSizes.isEmpty {
+        try visitor.visitPackedUInt32Field(value: _storage._invokeSizes, fieldNumber: 7)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2977,6 +2991,7 @@ nonisolated extension Nnsight_V1_Graph: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._limits != rhs_storage._limits {return false}
         if _storage._exports != rhs_storage._exports {return false}
         if _storage._stopAfter != rhs_storage._stopAfter {return false}
+        if _storage._invokeSizes != rhs_storage._invokeSizes {return false}
         return true
       }
       if !storagesAreEqual {return false}
