@@ -44,6 +44,9 @@ struct BenchTrace: ParsableCommand, HasLogLevel {
         let newTokens = 32
 
         var plainEngine: [Double] = [], plainTrace: [Double] = [], intervened: [Double] = [], scripted: [Double] = []
+        // A generation's prompt pass of 128 tokens, alone and with lm_head.output saved at step 0.
+        let longPrompt = (0..<128).map { ($0 * 7919 + 13) % config.vocabSize }
+        var promptPass: [Double] = [], promptPassHead: [Double] = []
         let script = """
         with model.generate("abcdefghij", max_new_tokens=\(newTokens)) as tracer:
             for step in tracer.iter[:]:
@@ -72,6 +75,12 @@ struct BenchTrace: ParsableCommand, HasLogLevel {
                     }
                 }
             })
+            promptPass.append(try timed {
+                try model.generate(maxNewTokens: 1, eosTokenId: -1) { tracer in tracer.invoke(tokens: longPrompt) {} }
+            })
+            promptPassHead.append(try timed {
+                try model.generate(maxNewTokens: 1, eosTokenId: -1) { tracer in tracer.invoke(tokens: longPrompt) { _ = model.lmHead.output.save() } }
+            })
             scripted.append(try timed {
                 let outcome = ScriptRunner(model: model, file: "bench.py").run(source: script)
                 if let error = outcome.error { throw error }
@@ -85,6 +94,8 @@ struct BenchTrace: ParsableCommand, HasLogLevel {
             ("intervention_overhead_pct", round3((i / p - 1) * 100)),
             ("script_print_guard_overhead_pct", round3((s / p - 1) * 100)),
             ("tracing_overhead_pct", round3((p / e - 1) * 100)),
+            ("generate_prompt_pass_128_ms", round3(median(promptPass) * 1000)),
+            ("generate_prompt_pass_128_lm_head_saved_ms", round3(median(promptPassHead) * 1000)),
             ("total_overhead_vs_engine_pct", round3((i / e - 1) * 100)),
         ]
         try printFigures(figures, json: json)
