@@ -212,20 +212,7 @@ extension OpRegistry {
                    kernel: { v, a throws(OpError) in
                        .tensor(try Kernels.scatter(try tensor(v[0]), dim: a.int("dim") ?? 0, index: try tensor(v[1]), source: try tensor(v[2])))
                    }),
-            OpSpec("tril", arity: 1...1, attributes: [AttributeSpec("diagonal", .int)],
-                   type: { t, _ throws(OpError) in
-                       let x = try tensor(t[0])
-                       guard x.shape.count >= 2 else { throw OpError("tril: input tensor must have at least 2 dimensions") }
-                       return .tensor(x)
-                   },
-                   kernel: { v, a throws(OpError) in .tensor(try Kernels.triangle(try tensor(v[0]), lower: true, diagonal: a.int("diagonal") ?? 0)) }),
-            OpSpec("triu", arity: 1...1, attributes: [AttributeSpec("diagonal", .int)],
-                   type: { t, _ throws(OpError) in
-                       let x = try tensor(t[0])
-                       guard x.shape.count >= 2 else { throw OpError("triu: input tensor must have at least 2 dimensions") }
-                       return .tensor(x)
-                   },
-                   kernel: { v, a throws(OpError) in .tensor(try Kernels.triangle(try tensor(v[0]), lower: false, diagonal: a.int("diagonal") ?? 0)) }),
+            triangle("tril", lower: true), triangle("triu", lower: false),
             OpSpec("diag", arity: 1...1, attributes: [AttributeSpec("diagonal", .int)],
                    type: { t, a throws(OpError) in
                        let x = try tensor(t[0])
@@ -316,6 +303,17 @@ extension OpRegistry {
                    guard a.int("dim") != nil else { return .tensor(v) }
                    return .tuple([v, try indices(x, a.int("dim"), a.bool("keepdim"))])
                })
+    }
+
+    /// `tril` / `triu`: the lower or upper triangle of the last two dims, the rest zero.
+    static func triangle(_ name: String, lower: Bool) -> OpSpec {
+        OpSpec(name, arity: 1...1, attributes: [AttributeSpec("diagonal", .int)],
+               type: { t, _ throws(OpError) in
+                   let x = try tensor(t[0])
+                   guard x.shape.count >= 2 else { throw OpError("\(name): input tensor must have at least 2 dimensions") }
+                   return .tensor(x)
+               },
+               kernel: { v, a throws(OpError) in .tensor(try Kernels.triangle(try tensor(v[0]), lower: lower, diagonal: a.int("diagonal") ?? 0)) })
     }
 
     /// An op that changes a tensor's shape as a view (expand's repeated elements cannot be written).
