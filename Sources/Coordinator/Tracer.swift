@@ -109,6 +109,9 @@ public final class Tracer {
     /// The generation step that nodes recorded now belong to.
     public var step: Int { recorder.currentStep }
 
+    /// The invoke nodes recorded now belong to (-1: the whole batch).
+    public var invokeIndex: Int { recorder.currentInvoke }
+
     /// Nodes recorded so far that change the model's computation (writes, replacements, skips).
     public var editCount: Int {
         recorder.nodes.reduce(0) { count, node in

@@ -17,6 +17,8 @@ public struct ScriptError: Error, CustomStringConvertible, Equatable {
         case memory = "MemoryError"
         case recursion = "RecursionError"
         case stopIteration = "StopIteration"
+        /// nnsight's: a module reached after a later one in the same step and invoke.
+        case outOfOrder = "OutOfOrderError"
     }
 
     public var kind: Kind

@@ -292,7 +292,8 @@ extension ScriptRunner {
     /// The preamble of nnsight's docs: the checkpoint was chosen before the script ran (--model,
     /// or this name resolved by `nnsight run`); device and dispatch are moot.
     func builtinLanguageModel(_ c: BuiltinCall) throws -> PyValue {
-        try c.keywords(["device_map", "dispatch", "torch_dtype", "dtype", "trust_remote_code", "revision", "attn_implementation", "task"])
+        try c.keywords(["device_map", "dispatch", "torch_dtype", "dtype", "trust_remote_code", "revision", "attn_implementation", "task", "rename"])
+        if let rename = c.kwargs["rename"] { moduleAliases = try moduleAliases(rename, c.loc) }
         guard case .str? = c.args.first, c.args.count == 1 else { throw fail(.type, "\(c.name)() takes the model's name or directory", c.loc) }
         if c.name == "LanguageModel" {
             warn("NNsightDeprecationWarning", "LanguageModel is deprecated; use TransformersModel(repo_id, task='text-generation') instead.", c.loc)

@@ -176,7 +176,9 @@ extension ScriptRunner {
         if let lifted = try lift([base], loc, { [self] in try attribute(base, name, loc) }) { return lifted }
         switch base {
         case let .object(object):
-            return try objectAttribute(object, base, name, loc) ?? { throw missing() }()
+            if let value = try objectAttribute(object, base, name, loc) { return value }
+            if let aliased = try aliasedModule(object, name, loc) { return aliased }
+            throw missing()
         case .proxy, .saved:
             let v = try resolved(base, loc)
             if case .tensor = v { return try tensorAttribute(v, name, loc) ?? { throw missing() }() }
@@ -223,7 +225,7 @@ extension ScriptRunner {
         case (.editedModel, _): return try objectAttribute(.model, .object(.model), name, loc)
         case (.model, "output"):
             try requireTrace(name, loc)
-            return .object(.modelOutput(try moduleRead(model.lmHead.output, .lmHead, .output)))
+            return .object(.modelOutput(try moduleRead(model.lmHead.output, .lmHead, .output, loc)))
         case let (.modelOutput(logits), "logits"), let (.modelOutput(logits), "last_hidden_state"): return logits
         case let (.cache(cache, prefix, perStep), _): return try cacheAttribute(cache, prefix, perStep, name, base, loc)
         case (.modelOutput, "save"): return .method(base, name)
@@ -259,11 +261,11 @@ extension ScriptRunner {
             guard let m = envoy(object) else { return nil }
             try requireTrace(name, loc)
             recordAt(loc)
-            return .tuple([.tuple([try moduleRead(m.input, m.module, .input)]), .dict(PyDict([]))])
-        case let (.block(b), "output"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(b.output, b.module, .output)
-        case let (.block(b), "input"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(b.input, b.module, .input)
-        case let (.module(m), "output"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(m.output, m.module, .output)
-        case let (.module(m), "input"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(m.input, m.module, .input)
+            return .tuple([.tuple([try moduleRead(m.input, m.module, .input, loc)]), .dict(PyDict([]))])
+        case let (.block(b), "output"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(b.output, b.module, .output, loc)
+        case let (.block(b), "input"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(b.input, b.module, .input, loc)
+        case let (.module(m), "output"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(m.output, m.module, .output, loc)
+        case let (.module(m), "input"): try requireTrace(name, loc); recordAt(loc); return try moduleRead(m.input, m.module, .input, loc)
         case (.generator, "streamer"): return .object(.module(model.generator.child("streamer")!))
         case (.generator, "output"):
             try requireTrace(name, loc)
@@ -277,7 +279,7 @@ extension ScriptRunner {
         case let (.tracer(t), "iter"): return .object(.stepIndexer(t))
         case let (.tracer(t), "result"):
             // A trace's result is the model's output; a generation's, the generated ids.
-            if !generating { return .object(.modelOutput(try moduleRead(model.lmHead.output, .lmHead, .output))) }
+            if !generating { return .object(.modelOutput(try moduleRead(model.lmHead.output, .lmHead, .output, loc))) }
             return .proxy(t.result)
         case (.tracer, "all"), (.tracer, "next"), (.tracer, "invoke"), (.tracer, "cond"), (.tracer, "stop"), (.tracer, "cache"), (.tracer, "barrier"):
             return .method(base, name)
@@ -307,10 +309,28 @@ extension ScriptRunner {
     }
 
     /// A module's output or input, with the autograd name torch gives it.
-    func moduleRead(_ value: TraceValue, _ module: ModuleID, _ port: ModuleRead.Port) throws -> PyValue {
+    func moduleRead(_ value: TraceValue, _ module: ModuleID, _ port: ModuleRead.Port, _ loc: SourceLocation) throws -> PyValue {
         if pastEndStep != nil { throw Flow.pastEnd("model.\(ModuleTree.path(module)).\(port == .input ? "input" : "output")") }
+        try checkForwardOrder(module, port, loc)
         if gradEnabled { value.gradFn = Autograd.module(module, port: port) }
         return .proxy(value)
+    }
+
+    /// nnsight's OutOfOrderError: within one invoke and step, a script reaches modules in the order
+    /// the forward pass runs them (0.8.1 runs the script beside the model; here it would be
+    /// recorded, so the order is checked instead).
+    func checkForwardOrder(_ module: ModuleID, _ port: ModuleRead.Port, _ loc: SourceLocation) throws {
+        guard !replayingEdits, let tracer = activeTracer, ModuleTree.spec(module).source == .hook else { return }
+        let point = HookPoint(module, port == .output ? .output : .input)
+        if hookPositions == nil {
+            hookPositions = Dictionary(uniqueKeysWithValues: ModuleTree.hookOrder(layers: model.config.nLayer).enumerated().map { ($1, $0) })
+        }
+        guard let position = hookPositions?[point] else { return }
+        let key = ForwardCursor(tracer: ObjectIdentifier(tracer), invoke: tracer.invokeIndex, step: tracer.step)
+        if let last = forwardCursor[key], position < last {
+            throw fail(.outOfOrder, "'model.\(ModuleTree.path(module)).\(port == .output ? "output" : "input").i\(tracer.step)' was requested but the model already ran past it", loc)
+        }
+        forwardCursor[key] = max(forwardCursor[key] ?? 0, position)
     }
 
     func proxyAttribute(_ p: TraceValue, _ base: PyValue, _ name: String, _ loc: SourceLocation) throws -> PyValue? {

@@ -98,6 +98,8 @@ extension ScriptRunner {
         if let name { try assign(name, .object(.tracer(tracer))) }
         /// The model's edits, first: on the whole batch, before anything the trace itself does.
         func replayEdits() throws {
+            replayingEdits = true
+            defer { replayingEdits = false }
             for block in edits.blocks {
                 if let target = block.tracer { try assign(target, .object(.tracer(tracer))) }
                 try exec(block.body)
@@ -158,6 +160,7 @@ extension ScriptRunner {
             if tracing == 0 {
                 boundInTrace = []
                 savedNames = []
+                forwardCursor = [:]
                 userSaved = []
                 tupleItemCache = [:]
             }

@@ -15,6 +15,13 @@ import Telemetry
 /// let outcome = runner.run(source: "with model.generate('Hello', max_new_tokens=3) as tracer:\n    out = model.generator.output.save()\n", file: "x.py")
 /// print(outcome.stdout)
 /// ```
+/// An invoke at a step of a trace: where nnsight's forward-order rule applies.
+struct ForwardCursor: Hashable {
+    let tracer: ObjectIdentifier
+    let invoke: Int
+    let step: Int
+}
+
 public final class ScriptRunner {
     let model: LanguageModel
     let file: String
@@ -70,6 +77,13 @@ public final class ScriptRunner {
     var bindings: [(point: Int, name: String, previous: PyValue?)] = []
     /// The program point of the client-side `tracer.stop()` that ran.
     var clientStopPoint: Int?
+    /// The furthest hook each invoke of each step has reached (nnsight's out-of-order rule), the
+    /// hooks' forward positions, and whether an edit block is being replayed (its own order).
+    var forwardCursor: [ForwardCursor: Int] = [:]
+    var hookPositions: [HookPoint: Int]?
+    var replayingEdits = false
+    /// The module aliases of `LanguageModel(..., rename={...})`.
+    var moduleAliases: [ModuleAlias] = []
     /// The model's own edits (`model.edit(inplace=True)`), replayed in every trace of it.
     var modelEdits = EditSet()
     /// Names whose value `name.save()` saved while tracing (they outlive the trace).
