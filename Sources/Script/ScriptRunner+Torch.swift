@@ -320,7 +320,10 @@ extension ScriptRunner {
     /// the forward pass runs them (0.8.1 runs the script beside the model; here it would be
     /// recorded, so the order is checked instead).
     func checkForwardOrder(_ module: ModuleID, _ port: ModuleRead.Port, _ loc: SourceLocation) throws {
-        guard !replayingEdits, let tracer = activeTracer, ModuleTree.spec(module).source == .hook else { return }
+        // Under a condition nnsight never reaches what a false branch holds, and the graph refuses a
+        // guarded access the forward pass has passed only when its condition holds (fail_if).
+        guard !replayingEdits, let tracer = activeTracer, ModuleTree.spec(module).source == .hook,
+              tracer.currentCondition == nil, clientGuard == nil else { return }
         let point = HookPoint(module, port == .output ? .output : .input)
         if hookPositions == nil {
             hookPositions = Dictionary(uniqueKeysWithValues: ModuleTree.hookOrder(layers: model.config.nLayer).enumerated().map { ($1, $0) })

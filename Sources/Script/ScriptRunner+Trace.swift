@@ -21,6 +21,7 @@ extension ScriptRunner {
                 if let name { try assign(name, .int(step)) }
                 try exec(body)
             }
+            forwardCursor.removeAll()  // as after a `for` over steps
             return
         }
         guard case let .object(object) = context else {

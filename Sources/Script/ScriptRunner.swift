@@ -298,6 +298,9 @@ public final class ScriptRunner {
                     }
                     if let step = sequence.pastEnd { try runPastEnd(step, target, body, s.location) }
                 } catch Flow.breakLoop {}
+                // Code after a loop over steps runs here (nnsight 0.8.1 never runs it after an
+                // open-ended loop): the forward order starts again.
+                forwardCursor.removeAll()
                 return
             }
             if case let .range(a, b, step) = it {
