@@ -96,18 +96,12 @@ struct Arguments {
 }
 
 extension ScriptRunner {
-    static let unaryOps: Set<String> = ["exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "abs", "neg", "sin", "cos"]
-    static let reductions: Set<String> = ["sum", "mean", "prod", "argmax", "argmin", "all", "any", "std", "var", "norm", "amax", "amin"]
 
     /// `torch.name(...)`, `torch.nn.functional.name(...)`, and tensor methods (`x.name(...)`
     /// is `torch.name(x, ...)`).
     func torchFunction(_ name0: String, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation, method: Bool = false) throws -> PyValue {
-        let aliases = ["negative": "neg", "clip": "clamp", "concat": "cat", "concatenate": "cat", "mm": "matmul", "bmm": "matmul",
-                       "absolute": "abs", "greater": "gt", "less": "lt", "equal_": "eq", "multiply": "mul", "divide": "div",
-                       "subtract": "sub", "true_divide": "div", "logical_and": "bitwise_and", "logical_or": "bitwise_or",
-                       "logical_xor": "bitwise_xor", "argsort": "argsort", "swapaxes": "transpose", "swapdims": "transpose"]
         if let bound = try boundTorchCall(name0, args, kwargs, method: method, loc) { return bound }
-        let name = aliases[name0] ?? name0
+        let name = name0
         let a = Arguments(function: name0, positional: args, keywords: kwargs, runner: self, loc: loc)
         func one() throws -> PyValue { try a.required(0, "input") }
         func reduceAttributes(dimIndex: Int = 1) throws -> Attributes {
@@ -115,56 +109,7 @@ extension ScriptRunner {
             if let dim = try a.int(dimIndex, "dim") { attrs["dim"] = .int(dim) }
             return attrs
         }
-        // Several dims (`x.mean(dim=(0, 1))`): one reduction per dim, the last dim first.
-        if ["sum", "mean", "amax", "amin", "any", "all", "prod"].contains(name), let dims = a.get(1, "dim"),
-           case let .tuple(items) = try resolved(dims, loc) {
-            var out = try one()
-            let keepdim = try a.bool(2, "keepdim", false)
-            let rank = rankOf(try resolved(out, loc))
-            let normalized = try items.map { v -> Int in
-                guard case let .int(d) = try resolved(v, loc) else { throw fail(.type, "\(name)(): dims must be ints", loc) }
-                return d < 0 ? d + rank : d
-            }
-            for d in normalized.sorted(by: >) {
-                out = try torchFunction(name, [out], ["dim": .int(d), "keepdim": .bool(keepdim)], loc)
-            }
-            return out
-        }
         switch name {
-        case _ where Self.unaryOps.contains(name):
-            try a.check(["input", "inplace"])
-            return try torchOp(name, [try one()], Attributes(), loc)
-        case "gelu":
-            try a.check(["input", "approximate"])
-            let approximate: String = { if case let .str(s)? = a.get(1, "approximate") { return s } else { return "none" } }()
-            return try torchOp(approximate == "tanh" ? "gelu_tanh" : "gelu", [try one()], Attributes(), loc)
-        case "softmax", "log_softmax":
-            try a.check(["input", "dim", "dtype"])
-            guard let dim = try a.int(1, "dim") else { throw fail(.type, "\(name)() missing required argument 'dim'", loc) }
-            return try torchOp(name, [try one()], Attributes(["dim": .int(dim)]), loc)
-        case "sum", "mean", "prod", "argmax", "argmin", "all", "any":
-            try a.check(["input", "dim", "keepdim", "dtype"])
-            return try torchOp(name, [try one()], try reduceAttributes(), loc)
-        case "amax", "amin":
-            try a.check(["input", "dim", "keepdim"])
-            // Values only (max(x, dim) gives values and indices).
-            let out = try torchOp(name == "amax" ? "max" : "min", [try one()], try reduceAttributes(), loc)
-            if case let .tuple(items) = out { return items[0] }
-            if case let .proxy(p) = out, p.isTupleValue { return try subscriptProxy(p, [.at(0)], loc) }
-            return out
-        case "std", "var":
-            try a.check(["input", "dim", "keepdim", "unbiased", "correction"])
-            var attrs = try reduceAttributes()
-            if case .bool(false)? = a.keywords["unbiased"] { attrs["correction"] = .int(0) }
-            if let c = try a.int(-1, "correction") { attrs["correction"] = .int(c) }
-            return try torchOp(name, [try one()], attrs, loc)
-        case "norm":
-            try a.check(["input", "p", "dim", "keepdim"])
-            var attrs = Attributes(["keepdim": .bool(try a.bool(3, "keepdim", false))])
-            if let dim = try a.int(2, "dim") { attrs["dim"] = .int(dim) }
-            if let p = try a.double(1, "p") { attrs["p"] = .float(p) }
-            if case let .str(s)? = a.get(1, "p"), s == "fro" { attrs["p"] = .float(2) }
-            return try torchOp("norm", [try one()], attrs, loc)
         case "max", "min":
             try a.check(["input", "dim", "keepdim", "other"])
             if let other = a.get(1, "other"), !a.isScalar(other) || a.keywords["other"] != nil {
@@ -172,56 +117,15 @@ extension ScriptRunner {
                 return try torchOp("where", [bigger, try one(), other], Attributes(), loc)
             }
             return try torchOp(name, [try one()], try reduceAttributes(), loc)
-        case "topk":
-            try a.check(["input", "k", "dim", "largest", "sorted"])
-            guard let k = try a.int(1, "k") else { throw fail(.type, "topk() missing required argument 'k'", loc) }
-            return try torchOp("topk", [try one()], Attributes(["k": .int(k), "dim": .int(try a.int(2, "dim") ?? -1),
-                                                                  "largest": .bool(try a.bool(3, "largest", true))]), loc)
-        case "sort", "argsort":
-            try a.check(["input", "dim", "descending", "stable"])
-            return try torchOp(name, [try one()], Attributes(["dim": .int(try a.int(1, "dim") ?? -1),
-                                                                "descending": .bool(try a.bool(2, "descending", false))]), loc)
-        case "cat", "stack":
-            try a.check(["tensors", "dim"])
-            let tensors = try iterate(try a.required(0, "tensors"), loc)
-            guard !tensors.isEmpty else { throw fail(.value, "\(name)() expects a non-empty list of Tensors", loc) }
-            return try torchOp(name, tensors, Attributes(["dim": .int(try a.int(1, "dim") ?? 0)]), loc)
         case "where":
             try a.check(["condition", "input", "other"])
             guard args.count + kwargs.count == 3 else { throw fail(.unsupported, "torch.where(condition) (the indices form) has a data-dependent shape; use torch.where(condition, a, b)", loc) }
             return try torchOp("where", [try a.required(0, "condition"), try a.required(1, "input"), try a.required(2, "other")], Attributes(), loc)
-        case "clamp":
-            try a.check(["input", "min", "max"])
-            var attrs = Attributes()
-            var floatBounds = false
-            for (i, key) in [(1, "min"), (2, "max")] {
-                if let v = a.get(i, key), let x = try a.double(i, key) {
-                    attrs[key] = .float(x)
-                    if case .float = v { floatBounds = true }
-                }
-            }
-            guard attrs["min"] != nil || attrs["max"] != nil else { throw fail(.runtime, "torch.clamp: At least one of 'min' or 'max' must not be None", loc) }
-            attrs["float_bounds"] = .bool(floatBounds)
-            return try torchOp("clamp", [try one()], attrs, loc)
-        case "pow":
-            try a.check(["input", "exponent"])
-            return try torchOp("pow", [try one(), try a.required(1, "exponent")], Attributes(), loc)
-        case "add", "sub", "mul", "div", "eq", "ne", "lt", "le", "gt", "ge", "bitwise_and", "bitwise_or", "bitwise_xor", "matmul", "remainder", "floor_divide":
-            try a.check(["input", "other", "alpha"])
-            var other = try a.required(1, "other")
-            if let alpha = a.keywords["alpha"] { other = try binary("*", other, alpha, loc) }
-            return try torchOp(name, [try one(), other], Attributes(), loc)
-        case "logical_not", "bitwise_not":
-            return try torchOp("bitwise_not", [try torchOp("ne", [try one(), .int(0)], Attributes(), loc)], Attributes(), loc)
         case "einsum":
             guard case let .str(equation)? = args.first else { throw fail(.type, "einsum() takes an equation string first", loc) }
             var operands = Array(args.dropFirst())
             if operands.count == 1, case .list = operands[0] { operands = try iterate(operands[0], loc) }
             return try torchOp("einsum", operands, Attributes(["equation": .string(equation)]), loc)
-        case "cosine_similarity":
-            try a.check(["x1", "x2", "dim", "eps"])
-            return try torchOp("cosine_similarity", [try a.required(0, "x1"), try a.required(1, "x2")],
-                               Attributes(["dim": .int(try a.int(2, "dim") ?? 1), "eps": .float(try a.double(3, "eps") ?? 1e-8)]), loc)
         case "reshape", "view":
             try a.check(["input", "shape", "size"])
             let shape = method ? try a.ints(from: 1, "shape") : try a.sequence(try a.required(1, "shape"))
@@ -230,27 +134,6 @@ extension ScriptRunner {
             try a.check(["input", "dims"])
             let dims = method ? try a.ints(from: 1, "dims") : try a.sequence(try a.required(1, "dims"))
             return try torchOp("permute", [try one()], Attributes(["dims": .ints(dims)]), loc)
-        case "transpose":
-            try a.check(["input", "dim0", "dim1"])
-            guard let d0 = try a.int(1, "dim0"), let d1 = try a.int(2, "dim1") else { throw fail(.type, "transpose() needs dim0 and dim1", loc) }
-            return try torchOp("transpose", [try one()], Attributes(["dim0": .int(d0), "dim1": .int(d1)]), loc)
-        case "t":
-            let rank = rankOf(try resolved(try one(), loc))
-            guard rank <= 2 else { throw fail(.runtime, "t() expects a tensor with <= 2 dimensions, but self is \(rank)D", loc) }
-            return rank < 2 ? try one() : try torchOp("transpose", [try one()], Attributes(["dim0": .int(0), "dim1": .int(1)]), loc)
-        case "unsqueeze":
-            try a.check(["input", "dim"])
-            guard let d = try a.int(1, "dim") else { throw fail(.type, "unsqueeze() missing required argument 'dim'", loc) }
-            return try torchOp("unsqueeze", [try one()], Attributes(["dim": .int(d)]), loc)
-        case "squeeze":
-            try a.check(["input", "dim"])
-            var attrs = Attributes()
-            if let d = try a.int(1, "dim") { attrs["dim"] = .int(d) }
-            return try torchOp("squeeze", [try one()], attrs, loc)
-        case "flatten":
-            try a.check(["input", "start_dim", "end_dim"])
-            return try torchOp("flatten", [try one()], Attributes(["start_dim": .int(try a.int(1, "start_dim") ?? 0),
-                                                                    "end_dim": .int(try a.int(2, "end_dim") ?? -1)]), loc)
         case "expand":
             try a.check(["input", "size"])
             return try torchOp("expand", [try one()], Attributes(["shape": .ints(try a.ints(from: 1, "size"))]), loc)

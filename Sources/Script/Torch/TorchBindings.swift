@@ -25,7 +25,7 @@ struct TorchBinding: Sendable {
 }
 
 enum TorchBindings {
-    static let all: [TorchBinding] = analysis + losses + random
+    static let all: [TorchBinding] = core + reductions + binaries + analysis + losses + random
 
     static let byName: [String: TorchBinding] = {
         var table: [String: TorchBinding] = [:]
