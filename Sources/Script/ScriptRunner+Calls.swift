@@ -5,19 +5,6 @@ import Graph
 
 extension ScriptRunner {
     func call(_ f: PyValue, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> PyValue {
-        func expectKeywords(_ allowed: Set<String>, _ what: String) throws {
-            if let bad = kwargs.keys.sorted().first(where: { !allowed.contains($0) }) {
-                throw fail(.type, "\(what)() got an unexpected keyword argument '\(bad)'", loc)
-            }
-        }
-        func intArg(_ v: PyValue?, _ name: String) throws -> Int? {
-            guard let v else { return nil }
-            switch try resolved(v, loc) {
-            case let .int(i): return i
-            case .none: return nil
-            default: throw fail(.type, "\(name) must be an integer", loc)
-            }
-        }
         switch f {
         case .deferred where !resolving && tracing > 0:
             // A method of a client value (`text.strip` of decoded text): called when it exists.
@@ -27,7 +14,7 @@ extension ScriptRunner {
         case .object(.tokenizer):
             return try tokenizerCall(args, kwargs, loc)
         case .object(.barrier):
-            try expectKeywords([], "barrier")
+            try expectKeywords([], kwargs, "barrier", loc)
             guard args.isEmpty else { throw fail(.type, "a barrier is called without arguments", loc) }
             return .none
         case let .object(object) where envoy(object) != nil && object.isModule:
@@ -39,145 +26,194 @@ extension ScriptRunner {
             return try builtin(name, args, kwargs, loc)
         case let .method(.object(.namespace(ns)), name):
             return try namespaceCall(ns, name, args, kwargs, loc)
-        case let .method(base0, name):
-            let base: PyValue
-            if resolving, case .deferred = base0 { base = try resolved(base0, loc) } else { base = base0 }
-            // Pure operations on client values become client values; a list's append does not.
-            if case .deferred = base, let lifted = try lift([base] + args, loc, { [self] in try call(f, args, kwargs, loc) }) { return lifted }
-            if case .str = base, let lifted = try lift(args, loc, { [self] in try call(f, args, kwargs, loc) }) { return lifted }
-            if case .str = base, !resolving, tracing > 0, args.contains(where: { !needs(of: $0).isEmpty && !isTensorLike($0) }) {
-                return deferred(args) { [unowned self] in try call(f, args, kwargs, loc) }
-            }
-            // An edited model is the model, with its edits replayed in its traces.
-            let edits: EditSet
-            if case let .object(.editedModel(set)) = base { edits = set } else { edits = modelEdits }
-            let receiver: PyValue = { if case .object(.editedModel) = base { return .object(.model) } else { return base } }()
-            switch (receiver, name) {
-            case (.object(.model), "edit"):
-                try expectKeywords(["inplace", "backend"], name)
-                let inplace = try kwargs["inplace"].map { try truth($0, loc) } ?? false
-                guard tracing == 0 else { throw fail(.unsupported, "model.edit() inside a trace", loc) }
-                return .object(.editContext(edits, inplace: inplace))
-            case (.object(.model), "clear_edits"):
-                try expectKeywords([], name)
-                edits.blocks.removeAll()
-                return .none
-            case (.object(.model), "session"):
-                try expectKeywords(["remote"], name)
-                guard tracing == 0 else { throw fail(.unsupported, "a session cannot be opened inside a trace or another session", loc) }
-                return .object(.sessionContext)
-            case (.object(.model), "generate"), (.object(.model), "trace"), (.object(.model), "scan"):
-                try expectKeywords(["max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "seed", "repetition_penalty",
-                                    "eos_token_id", "pad_token_id", "remote", "scan", "validate"], name)
-                guard tracing == 0 || (inSession && activeTracer == nil) else { throw fail(.unsupported, "nested traces are not supported", loc) }
-                guard args.count <= 1 else { throw fail(.unsupported, "one prompt (or one list of prompts) per call; use tracer.invoke(...) for a batch", loc) }
-                let prompts = try args.first.map { try promptRows($0, loc) } ?? []
-                if name == "trace" { return .object(.traceContext(prompts: prompts, edits: edits)) }
-                if name == "scan" { return .object(.scanContext(prompts: prompts, edits: edits)) }
-                var options = GenerateOptions()
-                options.maxNewTokens = try intArg(kwargs["max_new_tokens"], "max_new_tokens") ?? 20
-                guard options.maxNewTokens >= 1 else { throw fail(.value, "max_new_tokens must be at least 1", loc) }
-                if case .bool(true)? = kwargs["do_sample"] {
-                    options.sampling.temperature = Float(number(kwargs["temperature"] ?? .float(1)) ?? 1)
-                    options.sampling.topK = try intArg(kwargs["top_k"], "top_k") ?? 0
-                    options.sampling.topP = Float(number(kwargs["top_p"] ?? .float(1)) ?? 1)
-                    options.sampling.seed = UInt64(try intArg(kwargs["seed"], "seed") ?? 0)
-                    // top_k=1 is argmax whatever the temperature (and needs no random draw).
-                    if options.sampling.topK == 1 { options.sampling = SamplingParameters() }
-                }
-                if let p = kwargs["repetition_penalty"] {
-                    guard let value = number(p), value > 0 else { throw fail(.value, "repetition_penalty has to be a strictly positive float", loc) }
-                    options.sampling.repetitionPenalty = Float(value)
-                }
-                options.eosTokenId = try intArg(kwargs["eos_token_id"], "eos_token_id")
-                options.padTokenId = try intArg(kwargs["pad_token_id"], "pad_token_id")
-                return .object(.generateContext(prompts: prompts, options: options, edits: edits))
-            case let (.object(.tracer(t)), "all"):
-                try expectKeywords([], name)
-                return .steps(t.all())
-            case let (.object(object), "skip") where object.isModule:
-                return try skipModule(envoy(object)!, args, kwargs, loc)
-            case let (.object(.tracer(t)), "all"):
-                try expectKeywords([], name)
-                return .steps(t.all())
-            case let (.object(.tracer(t)), "cache"):
-                guard args.isEmpty else { throw fail(.type, "cache() takes keyword arguments", loc) }
-                return try cacheCall(t, kwargs, loc)
-            case let (.object(.cache(cache, nil, _)), _):
-                return try cacheMethod(cache, name, args, loc)
-            case let (.object(.tracer(t)), "stop") where clientGuard != nil || t.currentCondition != nil:
-                // Under a condition on values (traced, or only the client's): decided on the client
-                // once they arrive; what the trace records after this point is not delivered.
-                try expectKeywords([], name)
-                if let condition = t.currentCondition { observe([condition]) }
-                let position = t.position
-                programPoint += 1
-                let point = programPoint
-                observe(clientGuardNeeds)
-                // A change to containers: later ones wait behind it (and are dropped if it stops).
-                pending.append(ClientAction(needs: clientGuardNeeds, condition: t.currentCondition, mutation: true, clientCondition: clientGuard) { [unowned self] in
-                    t.stopDelivering(after: position)
-                    clientStopped = true
-                    clientStopPoint = point
-                })
-                return .none
-            case let (.object(.tracer(t)), "stop"):
-                try expectKeywords([], name)
-                recordAt(loc)
-                try checkRecording(loc)
-                do { try t.stop() } catch let stop as Tracer.Stop {
-                    try checkRecording(loc)
-                    throw stop
-                }
-                return .none
-            case let (.object(.tracer(t)), "barrier"):
-                try expectKeywords([], name)
-                guard args.count == 1, let n = try intArg(args[0], "n"), n >= 1 else {
-                    throw fail(.type, "barrier() takes the number of invokes that meet at it (an int, at least 1)", loc)
-                }
-                return .object(.barrier(t, participants: n))
-            case let (.object(.tracer(t)), "next"):
-                try expectKeywords(["step"], name)
-                t.next()
-                return .none
-            case let (.object(.tracer(t)), "invoke"):
-                try expectKeywords([], name)
-                if let first = args.first {
-                    // Several prompts make one invoke of several rows (its values are [n, ...]).
-                    return .object(.invokeContext(t, prompts: try promptRows(first, loc)))
-                }
-                return .object(.invokeContext(t, prompts: nil))
-            case (.object(.tokenizer), "decode"), (.object(.tokenizer), "batch_decode"), (.object(.tokenizer), "convert_ids_to_tokens"):
-                try expectKeywords(["skip_special_tokens", "clean_up_tokenization_spaces"], name)
-                guard let arg = args.first else { throw fail(.type, "\(name)() missing the token ids", loc) }
-                if !resolving, tracing > 0, !needs(of: arg).isEmpty {
-                    return deferred([arg]) { [unowned self] in try call(f, args, kwargs, loc) }
-                }
-                if name == "batch_decode" {
-                    return .list(PyList(try iterate(arg, loc).map { .str(model.tokenizer.decode(try decodable($0, name, loc))) }))
-                }
-                if name == "convert_ids_to_tokens" {
-                    return .list(PyList(try decodable(arg, name, loc).map { .str(model.tokenizer.decode([$0])) }))
-                }
-                return .str(model.tokenizer.decode(try decodable(arg, name, loc)))
-            case (.object(.tokenizer), "encode"):
-                try expectKeywords(["add_special_tokens", "return_tensors"], name)
-                guard case let .str(s)? = args.first else { throw fail(.type, "encode() takes a string", loc) }
-                return .list(PyList(model.tokenizer.encode(s).map { .int($0) }))
-            case (.proxy, _), (.saved, _), (.tensor, _):
-                return try tensorMethod(base, name, args, kwargs, loc)
-            case let (.list(list), _): return try listMethod(list, base, name, args, loc)
-            case let (.str(s), _): return try stringMethod(s, name, args, kwargs, loc)
-            case let (.dict(d), _): return try dictMethod(d, base, name, args, loc)
-            case let (.object(.modelOutput(logits)), "save"): return .object(.modelOutput(try saveValue(logits, loc)))
-            case (_, "save"): return try saveValue(base, loc)
-            case let (.float(x), "is_integer"): return .bool(x == x.rounded())
-            case let (.size(s), "numel"): return .int(s.reduce(1, *))
-            default:
-                throw fail(.attribute, "'\(base.typeName)' object has no attribute '\(name)'", loc)
-            }
+        case let .method(base, name):
+            return try methodCall(f, base, name, args, kwargs, loc)
         default:
             throw fail(.type, "'\(f.typeName)' object is not callable", loc)
+        }
+    }
+
+    /// Refuses keywords a call does not take (Python's TypeError).
+    func expectKeywords(_ allowed: Set<String>, _ kwargs: [String: PyValue], _ what: String, _ loc: SourceLocation) throws {
+        if let bad = kwargs.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw fail(.type, "\(what)() got an unexpected keyword argument '\(bad)'", loc)
+        }
+    }
+
+    /// An int argument (None: absent).
+    func intArg(_ v: PyValue?, _ name: String, _ loc: SourceLocation) throws -> Int? {
+        guard let v else { return nil }
+        switch try resolved(v, loc) {
+        case let .int(i): return i
+        case .none: return nil
+        default: throw fail(.type, "\(name) must be an integer", loc)
+        }
+    }
+
+    /// `base.name(...)`: the model's, a tracer's, the tokenizer's, a tensor's or a Python value's method.
+    func methodCall(_ f: PyValue, _ base0: PyValue, _ name: String, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> PyValue {
+        let base: PyValue
+        if resolving, case .deferred = base0 { base = try resolved(base0, loc) } else { base = base0 }
+        // Pure operations on client values become client values; a list's append does not.
+        if case .deferred = base, let lifted = try lift([base] + args, loc, { [self] in try call(f, args, kwargs, loc) }) { return lifted }
+        if case .str = base, let lifted = try lift(args, loc, { [self] in try call(f, args, kwargs, loc) }) { return lifted }
+        if case .str = base, !resolving, tracing > 0, args.contains(where: { !needs(of: $0).isEmpty && !isTensorLike($0) }) {
+            return deferred(args) { [unowned self] in try call(f, args, kwargs, loc) }
+        }
+        switch (base, name) {
+        case (.object(.model), _), (.object(.editedModel), _):
+            if let value = try modelMethod(base, name, args, kwargs, loc) { return value }
+        case let (.object(.tracer(t)), _):
+            if let value = try tracerMethod(t, name, args, kwargs, loc) { return value }
+        case (.object(.tokenizer), _):
+            if let value = try tokenizerMethod(f, name, args, kwargs, loc) { return value }
+        case let (.object(object), "skip") where object.isModule:
+            return try skipModule(envoy(object)!, args, kwargs, loc)
+        case let (.object(.cache(cache, nil, _)), _):
+            return try cacheMethod(cache, name, args, loc)
+        case (.proxy, _), (.saved, _), (.tensor, _):
+            return try tensorMethod(base, name, args, kwargs, loc)
+        case let (.list(list), _): return try listMethod(list, base, name, args, loc)
+        case let (.str(s), _): return try stringMethod(s, name, args, kwargs, loc)
+        case let (.dict(d), _): return try dictMethod(d, base, name, args, loc)
+        case let (.object(.modelOutput(logits)), "save"): return .object(.modelOutput(try saveValue(logits, loc)))
+        case let (.float(x), "is_integer"): return .bool(x == x.rounded())
+        case let (.size(s), "numel"): return .int(s.reduce(1, *))
+        default: break
+        }
+        if name == "save" { return try saveValue(base, loc) }
+        throw fail(.attribute, "'\(base.typeName)' object has no attribute '\(name)'", loc)
+    }
+
+    /// The model's methods (an edited model's: its edits replay in its traces); nil for none.
+    func modelMethod(_ base: PyValue, _ name: String, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> PyValue? {
+        func expectKeywords(_ allowed: Set<String>, _ what: String) throws { try self.expectKeywords(allowed, kwargs, what, loc) }
+        func intArg(_ v: PyValue?, _ name: String) throws -> Int? { try self.intArg(v, name, loc) }
+        let edits: EditSet
+        if case let .object(.editedModel(set)) = base { edits = set } else { edits = modelEdits }
+        switch name {
+        case "edit":
+            try expectKeywords(["inplace", "backend"], name)
+            let inplace = try kwargs["inplace"].map { try truth($0, loc) } ?? false
+            guard tracing == 0 else { throw fail(.unsupported, "model.edit() inside a trace", loc) }
+            return .object(.editContext(edits, inplace: inplace))
+        case "clear_edits":
+            try expectKeywords([], name)
+            edits.blocks.removeAll()
+            return PyValue.none
+        case "session":
+            try expectKeywords(["remote"], name)
+            guard tracing == 0 else { throw fail(.unsupported, "a session cannot be opened inside a trace or another session", loc) }
+            return .object(.sessionContext)
+        case "generate", "trace", "scan":
+            try expectKeywords(["max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "seed", "repetition_penalty",
+                                "eos_token_id", "pad_token_id", "remote", "scan", "validate"], name)
+            guard tracing == 0 || (inSession && activeTracer == nil) else { throw fail(.unsupported, "nested traces are not supported", loc) }
+            guard args.count <= 1 else { throw fail(.unsupported, "one prompt (or one list of prompts) per call; use tracer.invoke(...) for a batch", loc) }
+            let prompts = try args.first.map { try promptRows($0, loc) } ?? []
+            if name == "trace" { return .object(.traceContext(prompts: prompts, edits: edits)) }
+            if name == "scan" { return .object(.scanContext(prompts: prompts, edits: edits)) }
+            var options = GenerateOptions()
+            options.maxNewTokens = try intArg(kwargs["max_new_tokens"], "max_new_tokens") ?? 20
+            guard options.maxNewTokens >= 1 else { throw fail(.value, "max_new_tokens must be at least 1", loc) }
+            if case .bool(true)? = kwargs["do_sample"] {
+                options.sampling.temperature = Float(number(kwargs["temperature"] ?? .float(1)) ?? 1)
+                options.sampling.topK = try intArg(kwargs["top_k"], "top_k") ?? 0
+                options.sampling.topP = Float(number(kwargs["top_p"] ?? .float(1)) ?? 1)
+                options.sampling.seed = UInt64(try intArg(kwargs["seed"], "seed") ?? 0)
+                // top_k=1 is argmax whatever the temperature (and needs no random draw).
+                if options.sampling.topK == 1 { options.sampling = SamplingParameters() }
+            }
+            if let p = kwargs["repetition_penalty"] {
+                guard let value = number(p), value > 0 else { throw fail(.value, "repetition_penalty has to be a strictly positive float", loc) }
+                options.sampling.repetitionPenalty = Float(value)
+            }
+            options.eosTokenId = try intArg(kwargs["eos_token_id"], "eos_token_id")
+            options.padTokenId = try intArg(kwargs["pad_token_id"], "pad_token_id")
+            return .object(.generateContext(prompts: prompts, options: options, edits: edits))
+        default: return nil
+        }
+    }
+
+    /// A tracer's methods; nil for none.
+    func tracerMethod(_ t: Tracer, _ name: String, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> PyValue? {
+        func expectKeywords(_ allowed: Set<String>, _ what: String) throws { try self.expectKeywords(allowed, kwargs, what, loc) }
+        func intArg(_ v: PyValue?, _ name: String) throws -> Int? { try self.intArg(v, name, loc) }
+        switch name {
+        case "all":
+            try expectKeywords([], name)
+            return .steps(t.all())
+        case "cache":
+            guard args.isEmpty else { throw fail(.type, "cache() takes keyword arguments", loc) }
+            return try cacheCall(t, kwargs, loc)
+        case "stop" where clientGuard != nil || t.currentCondition != nil:
+            // Under a condition on values (traced, or only the client's): decided on the client
+            // once they arrive; what the trace records after this point is not delivered.
+            try expectKeywords([], name)
+            if let condition = t.currentCondition { observe([condition]) }
+            let position = t.position
+            programPoint += 1
+            let point = programPoint
+            observe(clientGuardNeeds)
+            // A change to containers: later ones wait behind it (and are dropped if it stops).
+            pending.append(ClientAction(needs: clientGuardNeeds, condition: t.currentCondition, mutation: true, clientCondition: clientGuard) { [unowned self] in
+                t.stopDelivering(after: position)
+                clientStopped = true
+                clientStopPoint = point
+            })
+            return PyValue.none
+        case "stop":
+            try expectKeywords([], name)
+            recordAt(loc)
+            try checkRecording(loc)
+            do { try t.stop() } catch let stop as Tracer.Stop {
+                try checkRecording(loc)
+                throw stop
+            }
+            return PyValue.none
+        case "barrier":
+            try expectKeywords([], name)
+            guard args.count == 1, let n = try intArg(args[0], "n"), n >= 1 else {
+                throw fail(.type, "barrier() takes the number of invokes that meet at it (an int, at least 1)", loc)
+            }
+            return .object(.barrier(t, participants: n))
+        case "next":
+            try expectKeywords(["step"], name)
+            t.next()
+            return PyValue.none
+        case "invoke":
+            try expectKeywords([], name)
+            if let first = args.first {
+                // Several prompts make one invoke of several rows (its values are [n, ...]).
+                return .object(.invokeContext(t, prompts: try promptRows(first, loc)))
+            }
+            return .object(.invokeContext(t, prompts: nil))
+        default: return nil
+        }
+    }
+
+    /// The tokenizer's methods; nil for none.
+    func tokenizerMethod(_ f: PyValue, _ name: String, _ args: [PyValue], _ kwargs: [String: PyValue], _ loc: SourceLocation) throws -> PyValue? {
+        func expectKeywords(_ allowed: Set<String>, _ what: String) throws { try self.expectKeywords(allowed, kwargs, what, loc) }
+        switch name {
+        case "decode", "batch_decode", "convert_ids_to_tokens":
+            try expectKeywords(["skip_special_tokens", "clean_up_tokenization_spaces"], name)
+            guard let arg = args.first else { throw fail(.type, "\(name)() missing the token ids", loc) }
+            if !resolving, tracing > 0, !needs(of: arg).isEmpty {
+                return deferred([arg]) { [unowned self] in try call(f, args, kwargs, loc) }
+            }
+            if name == "batch_decode" {
+                return .list(PyList(try iterate(arg, loc).map { .str(model.tokenizer.decode(try decodable($0, name, loc))) }))
+            }
+            if name == "convert_ids_to_tokens" {
+                return .list(PyList(try decodable(arg, name, loc).map { .str(model.tokenizer.decode([$0])) }))
+            }
+            return .str(model.tokenizer.decode(try decodable(arg, name, loc)))
+        case "encode":
+            try expectKeywords(["add_special_tokens", "return_tensors"], name)
+            guard case let .str(s)? = args.first else { throw fail(.type, "encode() takes a string", loc) }
+            return .list(PyList(model.tokenizer.encode(s).map { .int($0) }))
+        default: return nil
         }
     }
 
