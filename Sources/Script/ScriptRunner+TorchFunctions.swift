@@ -126,17 +126,6 @@ extension ScriptRunner {
             var operands = Array(args.dropFirst())
             if operands.count == 1, case .list = operands[0] { operands = try iterate(operands[0], loc) }
             return try torchOp("einsum", operands, Attributes(["equation": .string(equation)]), loc)
-        case "reshape", "view":
-            try a.check(["input", "shape", "size"])
-            let shape = method ? try a.ints(from: 1, "shape") : try a.sequence(try a.required(1, "shape"))
-            return try torchOp("reshape", [try one()], Attributes(["shape": .ints(shape)]), loc)
-        case "permute":
-            try a.check(["input", "dims"])
-            let dims = method ? try a.ints(from: 1, "dims") : try a.sequence(try a.required(1, "dims"))
-            return try torchOp("permute", [try one()], Attributes(["dims": .ints(dims)]), loc)
-        case "expand":
-            try a.check(["input", "size"])
-            return try torchOp("expand", [try one()], Attributes(["shape": .ints(try a.ints(from: 1, "size"))]), loc)
         case "zeros_like", "ones_like", "full_like":
             try a.check(["input", "fill_value", "dtype"])
             let value: Double = name == "zeros_like" ? 0 : name == "ones_like" ? 1 : try a.double(1, "fill_value") ?? 0

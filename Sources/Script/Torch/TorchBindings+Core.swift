@@ -40,6 +40,15 @@ extension TorchBindings {
             try a.runner.torchOp("cosine_similarity", [a["x1"], a["x2"]],
                                  Attributes(["dim": .int(try a.int("dim") ?? 1), "eps": .float(try a.double("eps") ?? 1e-8)]), a.loc)
         },
+        TorchBinding("reshape(input, *shape)", aliases: ["view"]) { a in
+            try a.runner.torchOp("reshape", [a["input"]], Attributes(["shape": .ints(try a.sizes("shape"))]), a.loc)
+        },
+        TorchBinding("permute(input, *dims)") { a in
+            try a.runner.torchOp("permute", [a["input"]], Attributes(["dims": .ints(try a.sizes("dims"))]), a.loc)
+        },
+        TorchBinding("expand(input, *size)") { a in
+            try a.runner.torchOp("expand", [a["input"]], Attributes(["shape": .ints(try a.sizes("size"))]), a.loc)
+        },
         TorchBinding("transpose(input, dim0, dim1)", aliases: ["swapaxes", "swapdims"]) { a in
             try a.runner.torchOp("transpose", [a["input"]], Attributes(["dim0": .int(try a.int("dim0") ?? 0), "dim1": .int(try a.int("dim1") ?? 0)]), a.loc)
         },

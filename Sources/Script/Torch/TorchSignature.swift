@@ -1,11 +1,13 @@
 /// A torch function's Python signature, written as torch documents it:
-/// `"logsumexp(input, dim, keepdim=False)"`. Parameters after `*` are keyword-only.
+/// `"logsumexp(input, dim, keepdim=False)"`. Parameters after `*` are keyword-only; `*shape`
+/// takes the remaining positional arguments (`x.view(2, 3)`) as a tuple.
 struct TorchSignature: Sendable {
     enum Default: Sendable, Equatable { case required, none, bool(Bool), int(Int), float(Double), string(String) }
     struct Parameter: Sendable {
         let name: String
         let fallback: Default
         let keywordOnly: Bool
+        var variadic = false
     }
 
     let name: String
@@ -23,6 +25,11 @@ struct TorchSignature: Sendable {
             let part = raw.trimmingCharacters(in: .whitespaces)
             if part == "*" { keywordOnly = true; continue }
             guard !part.isEmpty else { continue }
+            if part.hasPrefix("*") {
+                parameters.append(Parameter(name: String(part.dropFirst()), fallback: .required, keywordOnly: false, variadic: true))
+                keywordOnly = true
+                continue
+            }
             let pieces = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             parameters.append(Parameter(name: pieces[0], fallback: pieces.count > 1 ? Self.literal(pieces[1]) : .required, keywordOnly: keywordOnly))
         }
@@ -56,12 +63,14 @@ struct BoundArguments {
         function = signature.name
         self.runner = runner
         self.loc = loc
-        let positional = signature.parameters.filter { !$0.keywordOnly }
-        guard args.count <= positional.count else {
+        let positional = signature.parameters.filter { !$0.keywordOnly && !$0.variadic }
+        let variadic = signature.parameters.first(where: \.variadic)
+        guard args.count <= positional.count || variadic != nil else {
             throw runner.fail(.type, "\(signature.name)() takes \(positional.count) positional arguments but \(args.count) were given", loc)
         }
         var values: [String: PyValue] = [:]
         for (p, v) in zip(positional, args) { values[p.name] = v }
+        if let variadic, args.count > positional.count { values[variadic.name] = .tuple(Array(args[positional.count...])) }
         for (k, v) in kwargs {
             guard signature.parameters.contains(where: { $0.name == k }) else {
                 throw runner.fail(.type, "\(signature.name)() got an unexpected keyword argument '\(k)'", loc)
@@ -123,5 +132,20 @@ struct BoundArguments {
     /// A shape given as ints, a tuple, a list or a torch.Size.
     func shape(_ name: String) throws -> [Int] {
         try Arguments(function: function, positional: [self[name]], keywords: [:], runner: runner, loc: loc).sequence(self[name])
+    }
+
+    /// A variadic shape: `view(2, 3)`, `view((2, 3))`, `view([2, 3])` or `view(x.shape)`.
+    func sizes(_ name: String) throws -> [Int] {
+        let helper = Arguments(function: function, positional: [], keywords: [:], runner: runner, loc: loc)
+        let value = try runner.resolved(self[name], loc)
+        // One argument that is itself a sequence (a tuple, a list, x.shape) is the shape.
+        if case let .tuple(items) = value, items.count == 1 {
+            let only = try runner.resolved(items[0], loc)
+            switch only {
+            case .tuple, .list, .size: return try helper.sequence(only)
+            default: break
+            }
+        }
+        return try helper.sequence(value)
     }
 }
