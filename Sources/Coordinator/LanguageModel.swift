@@ -157,15 +157,12 @@ public final class LanguageModel {
     }
 
     private func deliver(_ event: TraceEvent, to recorder: TraceRecorder) {
-        if let stop = recorder.clientStop {
-            // A client-side tracer.stop(): what comes after it was never reached.
-            switch event {
-            case let .saved(id, step, _), let .skipped(id, step):
-                // Later in program order (node ids are), or at a step that never ran.
-                if step > stop.step || id >= stop.node { return }
-            case let .tokens(step, _):
-                if step > stop.step { return }
-            }
+        // A client-side tracer.stop(): what comes after it was never reached.
+        switch event {
+        case let .saved(id, step, _), let .skipped(id, step):
+            if recorder.isAfterClientStop(id: id, step: step) { return }
+        case let .tokens(step, _):
+            if let stop = recorder.clientStop, step > stop.step { return }
         }
         switch event {
         case let .saved(id, _, value):

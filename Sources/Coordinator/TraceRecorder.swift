@@ -34,8 +34,15 @@ final class TraceRecorder {
     /// `tracer.stop()` decided on the client from values that arrived: what the trace recorded
     /// after it (node ids from `node` on) or for a later step is not delivered.
     var clientStop: (step: Int, node: UInt32)?
-    /// The id the next node gets (record order).
-    var upcomingId: UInt32 { nextId }
+    /// Nodes recorded so far that change the model's computation (writes, replacements, skips).
+    private(set) var editCount = 0
+
+    /// Whether a value (its node id and step) comes after a client-side `tracer.stop()`: later in
+    /// program order, or at a step that never ran.
+    func isAfterClientStop(id: UInt32, step: Int) -> Bool {
+        guard let stop = clientStop else { return false }
+        return step > stop.step || id >= stop.node
+    }
     /// The session this trace is recorded in, and its index there.
     var session: (recording: SessionRecording, index: Int)?
 
@@ -45,7 +52,8 @@ final class TraceRecorder {
     /// Problems found while recording (bad module paths, values of other traces), reported when
     /// the trace compiles.
     var problems: [TraceError] = []
-    private var nextId: UInt32 = 1
+    /// The id the next node gets (node ids follow record order).
+    private(set) var nextId: UInt32 = 1
 
     /// `model.trace` (lm_head at every position) rather than a generation (the last only).
     let allPositionLogits: Bool
@@ -79,6 +87,10 @@ final class TraceRecorder {
                              condition: guarded)
         position[id] = nodes.count
         nodes.append(node)
+        switch kind {
+        case .set, .replace, .skip: editCount += 1
+        default: break
+        }
         inferType(node)
         return id
     }

@@ -113,17 +113,10 @@ public final class Tracer {
     public var invokeIndex: Int { recorder.currentInvoke }
 
     /// Nodes recorded so far that change the model's computation (writes, replacements, skips).
-    public var editCount: Int {
-        recorder.nodes.reduce(0) { count, node in
-            switch node.kind {
-            case .set, .replace, .skip: count + 1
-            default: count
-            }
-        }
-    }
+    public var editCount: Int { recorder.editCount }
 
     /// Where a `tracer.stop()` stands in the record: its step and the next node's id.
-    public var position: (step: Int, node: UInt32) { (recorder.currentStep, recorder.upcomingId) }
+    public var position: (step: Int, node: UInt32) { (recorder.currentStep, recorder.nextId) }
 
     /// nnsight's `tracer.stop()` decided on the client once values arrived (a condition on a
     /// decoded token): values recorded after `position` in program order, or for a later step,
@@ -131,7 +124,7 @@ public final class Tracer {
     public func stopDelivering(after position: (step: Int, node: UInt32)) {
         recorder.clientStop = position
         // What arrived already (an earlier layer of the same step) was never reached either.
-        for (id, saved) in recorder.saves where id >= position.node || saved.step > position.step { saved.result = nil }
+        for (id, saved) in recorder.saves where recorder.isAfterClientStop(id: id, step: saved.step) { saved.result = nil }
         for (id, append) in recorder.appends where id >= position.node { append.list.values[append.node] = nil }
     }
 

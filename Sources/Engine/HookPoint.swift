@@ -62,7 +62,9 @@ public protocol HookHandler: AnyObject {
 }
 
 extension HookHandler {
-    public var wantsAllLogits: Bool { wants(HookPoint(.lmHead, .output)) || wants(HookPoint(.lmHead, .input)) }
+    public var wantsAllLogits: Bool { readsHead }
+    /// Whether the handler reads lm_head's input or output this step.
+    public var readsHead: Bool { wants(HookPoint(.lmHead, .output)) || wants(HookPoint(.lmHead, .input)) }
     public func skips(_ module: ModuleID) -> Bool { false }
     public func replaces(_ point: HookPoint) -> Bool { false }
 }

@@ -60,14 +60,8 @@ enum Builtins {
         "min": { try $0.runner.builtinExtreme($0) },
         "max": { try $0.runner.builtinExtreme($0) },
         "sum": { try $0.runner.builtinSum($0) },
-        "any": { c in
-            let items = try c.runner.iterate(try c.one(), c.loc)
-            return .bool(try items.contains { try c.runner.truth($0, c.loc) })
-        },
-        "all": { c in
-            let items = try c.runner.iterate(try c.one(), c.loc)
-            return .bool(try items.allSatisfy { try c.runner.truth($0, c.loc) })
-        },
+        "any": { try $0.runner.builtinAnyAll($0) },
+        "all": { try $0.runner.builtinAnyAll($0) },
         "round": { try $0.runner.builtinRound($0) },
         "sorted": { try $0.runner.builtinSorted($0) },
         "reversed": { c in .list(PyList(try c.runner.iterate(try c.one(), c.loc).reversed())) },

@@ -204,6 +204,12 @@ extension ScriptRunner {
         return try items.reduce(c.kwargs["start"] ?? (c.args.count > 1 ? c.args[1] : PyValue.int(0))) { try binary("+", $0, $1, c.loc) }
     }
 
+    /// `any(...)` and `all(...)`.
+    func builtinAnyAll(_ c: BuiltinCall) throws -> PyValue {
+        let items = try iterate(try c.one(), c.loc)
+        return .bool(c.name == "any" ? try items.contains { try truth($0, c.loc) } : try items.allSatisfy { try truth($0, c.loc) })
+    }
+
     func builtinRound(_ c: BuiltinCall) throws -> PyValue {
         let first = try resolved(c.args.first ?? .none, c.loc)
         guard let x = number(first) else {

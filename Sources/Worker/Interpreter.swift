@@ -170,7 +170,7 @@ public final class Interpreter: HookHandler {
 
     /// A generation's prompt pass runs lm_head at the last positions only, as transformers' does.
     public var wantsAllLogits: Bool {
-        allPositionLogits && (wants(HookPoint(.lmHead, .output)) || wants(HookPoint(.lmHead, .input)))
+        allPositionLogits && readsHead
     }
 
     public func replaces(_ point: HookPoint) -> Bool { replacing[step]?.contains(point) == true }
@@ -345,6 +345,7 @@ public final class Interpreter: HookHandler {
 
     /// Sends the saves that waited for the hook's end (copied off the live buffer first).
     private func flushLiveSends() throws(OpError) {
+        guard !liveSends.isEmpty else { return }
         let waiting = liveSends
         liveSends.removeAll()
         for (id, value, append) in waiting {
