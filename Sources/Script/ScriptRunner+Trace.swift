@@ -7,7 +7,6 @@ import Graph
 struct WaitingInvoke {
     let prompts: [[Int]]?
     let body: [Stmt]
-    let location: SourceLocation
 }
 
 extension ScriptRunner {
@@ -77,7 +76,7 @@ extension ScriptRunner {
             // As in nnsight, an invoke's body runs once the trace's body has run, when the whole
             // batch is known (its shapes see the padded length of every invoke's prompt).
             if tracer === activeTracer, waitingInvokes != nil {
-                waitingInvokes?.append(WaitingInvoke(prompts: prompts, body: body, location: loc))
+                waitingInvokes?.append(WaitingInvoke(prompts: prompts, body: body))
                 return
             }
             try runInvoke(tracer, prompts, body)

@@ -104,23 +104,11 @@ extension Kernels {
         var out = [Double](repeating: 0, count: outCount)
         let total = extent.reduce(1, *)
         let reduced = total / Swift.max(outCount, 1)
-        var counter = [Int](repeating: 0, count: letters.count)
         guard total > 0 else { return Tensor(shape: try e.shape(xs.map(\.shape)), floats: out.map(Float.init)) }
-        for flat in 0..<total {
+        try forEachCoordinate(extent) { (counter, flat) throws(OpError) in
             var product = 1.0
-            for i in xs.indices {
-                var offset = 0
-                for l in letters.indices { offset += counter[l] * strides[i][l] }
-                product *= data[i][offset]
-            }
+            for i in xs.indices { product *= data[i][flatOffset(counter, strides[i])] }
             out[flat / Swift.max(reduced, 1)] += product
-            var l = letters.count - 1
-            while l >= 0 {
-                counter[l] += 1
-                if counter[l] < extent[l] { break }
-                counter[l] = 0
-                l -= 1
-            }
         }
         let shape = try e.shape(xs.map(\.shape))
         if xs.contains(where: { $0.dtype == .float32 }) { return Tensor(shape: shape, floats: out.map(Float.init)) }

@@ -129,11 +129,6 @@ struct BoundArguments {
         }
     }
 
-    /// A shape given as ints, a tuple, a list or a torch.Size.
-    func shape(_ name: String) throws -> [Int] {
-        try Arguments(function: function, positional: [self[name]], keywords: [:], runner: runner, loc: loc).sequence(self[name])
-    }
-
     /// A variadic shape: `view(2, 3)`, `view((2, 3))`, `view([2, 3])` or `view(x.shape)`.
     func sizes(_ name: String) throws -> [Int] {
         let helper = Arguments(function: function, positional: [], keywords: [:], runner: runner, loc: loc)
